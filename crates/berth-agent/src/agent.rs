@@ -1,0 +1,270 @@
+//! The agent: shared state, start-up, and the routing of actions and Docker
+//! events to the per-object instance monitors.
+
+use crate::error::AgentError;
+use crate::events::EventBus;
+use crate::home::Home;
+use crate::imon::{self, ImonHandle, ImonMsg};
+use berth_engine::{CallSink, Engine, EngineError};
+use berth_model::status::ObjectStatus;
+use berth_model::{ObjectPath, Registry};
+use berth_store::Store;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{oneshot, Semaphore};
+
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    pub home: Home,
+    pub nodename: String,
+    /// Socket of the host's dockerd.
+    pub host_docker_socket: String,
+    /// How many objects may run Docker operations at once.
+    pub parallelism: usize,
+    /// Period of the level-triggered safety-net reconcile.
+    pub resync: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Start,
+    Stop,
+    Restart,
+    Freeze,
+    Thaw,
+    Delete,
+}
+
+/// The result of an action on one object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    pub path: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What was done, OpenSVC-style: Docker commands and notable steps.
+    pub lines: Vec<String>,
+}
+
+pub struct Agent {
+    pub opts: AgentOptions,
+    pub store: Arc<Store>,
+    pub events: EventBus,
+    pub registry: Registry,
+    engines: Mutex<HashMap<String, Engine>>,
+    pub(crate) statuses: RwLock<HashMap<String, ObjectStatus>>,
+    imons: Mutex<HashMap<String, ImonHandle>>,
+    pub(crate) config_lock: tokio::sync::Mutex<()>,
+    pub(crate) docker_permits: Semaphore,
+}
+
+impl Agent {
+    /// Opens the store, adopts what runs, and starts the monitors.
+    pub async fn start(opts: AgentOptions) -> Result<Arc<Agent>, AgentError> {
+        std::fs::create_dir_all(&opts.home.root)?;
+        let store = Arc::new(Store::open(&opts.home.store())?);
+        let events = EventBus::start(store.clone());
+        let agent = Arc::new(Agent {
+            registry: berth_drivers::registry(),
+            store,
+            events,
+            engines: Mutex::new(HashMap::new()),
+            statuses: RwLock::new(HashMap::new()),
+            imons: Mutex::new(HashMap::new()),
+            config_lock: tokio::sync::Mutex::new(()),
+            docker_permits: Semaphore::new(opts.parallelism.max(1)),
+            opts,
+        });
+        agent.events.emit(None, None, "daemon started".into(), None);
+        for rec in agent.store.list()? {
+            if let Ok(path) = rec.path.parse::<ObjectPath>() {
+                agent.imon(&path);
+            }
+        }
+        tokio::spawn(host_event_loop(agent.clone()));
+        Ok(agent)
+    }
+
+    pub fn nodename(&self) -> &str {
+        &self.opts.nodename
+    }
+
+    /// The monitor of `path`, started on first use.
+    pub(crate) fn imon(self: &Arc<Self>, path: &ObjectPath) -> ImonHandle {
+        let mut map = self.imons.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(path.to_string())
+            .or_insert_with(|| imon::spawn(self.clone(), path.clone()))
+            .clone()
+    }
+
+    pub(crate) fn forget_imon(&self, path: &str) {
+        self.imons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+        self.statuses
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+    }
+
+    fn wake_all(&self) {
+        let map = self.imons.lock().unwrap_or_else(|e| e.into_inner());
+        for h in map.values() {
+            h.wake();
+        }
+    }
+
+    fn wake(&self, path: &str) {
+        let map = self.imons.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = map.get(path) {
+            h.wake();
+        }
+    }
+
+    /// Runs an action on one object and waits for its outcome.
+    pub async fn action(
+        self: &Arc<Self>,
+        path: &ObjectPath,
+        kind: ActionKind,
+    ) -> Result<ActionOutcome, AgentError> {
+        if self.store.get(&path.to_string())?.is_none() {
+            return Err(AgentError::NotFound(path.to_string()));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.imon(path).send(ImonMsg::Action(kind, tx)).await?;
+        rx.await.map_err(|_| AgentError::ShuttingDown)
+    }
+
+    /// Cached status of every object, sorted by path.
+    pub fn statuses(&self) -> Vec<ObjectStatus> {
+        let map = self.statuses.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    pub fn status(&self, path: &str) -> Option<ObjectStatus> {
+        self.statuses
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned()
+    }
+
+    /// Engine for `socket`, connected on first use; its event stream is
+    /// watched so container deaths wake the owning monitor.
+    pub(crate) async fn engine(self: &Arc<Self>, socket: &str) -> Result<Engine, EngineError> {
+        if let Some(e) = self
+            .engines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(socket)
+        {
+            return Ok(e.clone());
+        }
+        let engine = Engine::connect(socket, self.call_sink(None, None)).await?;
+        let fresh = self
+            .engines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(socket.to_string(), engine.clone())
+            .is_none();
+        if fresh && socket != self.opts.host_docker_socket {
+            tokio::spawn(private_event_loop(self.clone(), engine.clone()));
+        }
+        Ok(engine)
+    }
+
+    pub(crate) fn drop_engine(&self, socket: &str) {
+        self.engines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(socket);
+    }
+
+    /// A sink that turns Docker calls into events, attributed to an object,
+    /// and optionally copies them into an action's transcript.
+    pub(crate) fn call_sink(
+        &self,
+        object: Option<String>,
+        transcript: Option<Arc<Mutex<Vec<String>>>>,
+    ) -> CallSink {
+        let bus = self.events.clone();
+        Arc::new(move |call| {
+            let what = match &call.error {
+                Some(e) => format!("docker call failed: {e}"),
+                None => "docker call".to_string(),
+            };
+            if let Some(t) = &transcript {
+                let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+                t.push(call.command.clone());
+                if let Some(e) = &call.error {
+                    t.push(format!("error: {e}"));
+                }
+            }
+            bus.emit(object.as_deref(), None, what, Some(call.command));
+        })
+    }
+}
+
+/// Follows the host dockerd's events; reconnects with a backoff and wakes
+/// every monitor after a reconnect, since events may have been missed.
+async fn host_event_loop(agent: Arc<Agent>) {
+    let socket = agent.opts.host_docker_socket.clone();
+    let mut backoff = Duration::from_millis(200);
+    let mut was_down = false;
+    loop {
+        match agent.engine(&socket).await {
+            Ok(engine) => {
+                if was_down {
+                    agent.events.emit(
+                        None,
+                        None,
+                        format!("docker daemon at {socket} is back"),
+                        None,
+                    );
+                    agent.wake_all();
+                    was_down = false;
+                }
+                backoff = Duration::from_millis(200);
+                follow(&agent, &engine).await;
+                agent.drop_engine(&socket);
+            }
+            Err(e) => {
+                if !was_down {
+                    agent.events.emit(None, None, e.to_string(), None);
+                    agent.wake_all();
+                }
+                was_down = true;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn private_event_loop(agent: Arc<Agent>, engine: Engine) {
+    follow(&agent, &engine).await;
+    agent.drop_engine(engine.socket());
+}
+
+async fn follow(agent: &Arc<Agent>, engine: &Engine) {
+    let mut stream = Box::pin(engine.events());
+    while let Some(item) = stream.next().await {
+        let Ok(ev) = item else { break };
+        if !matches!(
+            ev.action.as_str(),
+            "die" | "start" | "stop" | "destroy" | "oom" | "kill"
+        ) {
+            continue;
+        }
+        if let Some(path) = ev.labels.get(berth_engine::LABEL_PATH) {
+            agent.wake(path);
+        }
+    }
+}

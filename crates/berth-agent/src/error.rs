@@ -1,0 +1,36 @@
+use berth_engine::EngineError;
+use berth_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}: no such object")]
+    NotFound(String),
+    #[error("{0}: object already exists")]
+    Exists(String),
+    /// A config that failed validation; each line is `file:line: reason`.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+impl AgentError {
+    /// HTTP status the API maps this error to.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AgentError::NotFound(_) => 404,
+            AgentError::Exists(_) => 409,
+            AgentError::Invalid(_) | AgentError::BadInput(_) => 400,
+            AgentError::ShuttingDown => 503,
+            _ => 500,
+        }
+    }
+}

@@ -1,0 +1,66 @@
+use berth_model::ObjectPath;
+use std::path::{Path, PathBuf};
+
+/// The layout of `$BERTH_HOME`.
+#[derive(Clone, Debug)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+impl Home {
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("berth.sock")
+    }
+    pub fn store(&self) -> PathBuf {
+        self.root.join("berth.redb")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.root.join("berth.pid")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("berth.log")
+    }
+    /// The object's config file: `etc/namespaces/<ns>/<kind>/<name>.conf`.
+    pub fn config_file(&self, p: &ObjectPath) -> PathBuf {
+        self.root
+            .join("etc/namespaces")
+            .join(&p.namespace)
+            .join(p.kind.as_str())
+            .join(format!("{}.conf", p.name))
+    }
+    /// Runtime files of the object: private docker socket, pidfile, logs.
+    pub fn object_var(&self, p: &ObjectPath) -> PathBuf {
+        self.root
+            .join("namespaces")
+            .join(&p.namespace)
+            .join(&p.name)
+    }
+    pub fn docker_socket(&self, p: &ObjectPath) -> PathBuf {
+        self.object_var(p).join("docker.sock")
+    }
+    pub fn docker_exec_root(&self, id: &str) -> PathBuf {
+        self.root.join("dockerx").join(id)
+    }
+}
+
+/// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync dir.
+pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}

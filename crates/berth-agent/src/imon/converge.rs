@@ -1,0 +1,286 @@
+//! Moving one object towards its target: the Docker side of imon.
+
+use super::Imon;
+use crate::privd;
+use berth_drivers::container_docker::{ContainerResource, PullPolicy, LABEL_SPEC};
+use berth_drivers::volume::VolumeSpec;
+use berth_engine::{Engine, EngineError, PrivateDaemonSpec};
+use berth_model::{ConfigDoc, EffectiveConfig};
+use berth_store::ObjectRecord;
+
+/// An object's config, resolved into what the drivers act on.
+pub(crate) struct Resolved {
+    pub eff: EffectiveConfig,
+    pub volumes: Vec<(String, VolumeSpec)>,
+    pub containers: Vec<ContainerResource>,
+    pub private: Option<PrivateDaemonSpec>,
+}
+
+impl Imon {
+    pub(crate) fn resolve(&self, rec: &ObjectRecord) -> Result<Resolved, String> {
+        let doc = ConfigDoc::parse(&rec.config).map_err(|e| format!("stored config: {e}"))?;
+        let eff = berth_model::resolve(
+            &doc,
+            &self.agent.registry,
+            &self.path,
+            self.agent.nodename(),
+        )
+        .map_err(|errs| {
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let id = eff.default.get_str("id").unwrap_or_default().to_string();
+        let mut volumes = Vec::new();
+        let mut containers = Vec::new();
+        for s in &eff.resources {
+            match s.family.as_str() {
+                "volume" => volumes.push((s.name.clone(), VolumeSpec::from_section(&self.path, s))),
+                "container" => containers.push(
+                    ContainerResource::from_section(&self.path, s, &id, self.agent.nodename())
+                        .map_err(|e| format!("{}: {e}", s.name))?,
+                ),
+                _ => {}
+            }
+        }
+        let private = privd::spec(&self.agent.opts.home, &self.path, &eff, &id);
+        Ok(Resolved {
+            eff,
+            volumes,
+            containers,
+            private,
+        })
+    }
+
+    /// The engine the object's containers live on. With `start_private`, a
+    /// stopped private daemon is started; without, `None` means it is down.
+    pub(crate) async fn engine(
+        &mut self,
+        r: &Resolved,
+        start_private: bool,
+    ) -> Result<Option<Engine>, String> {
+        let socket = match &r.private {
+            None => self.agent.opts.host_docker_socket.clone(),
+            Some(spec) => {
+                let daemon = berth_engine::PrivateDaemon::new(spec.clone());
+                if daemon.running_pid().is_none() {
+                    if !start_private {
+                        return Ok(None);
+                    }
+                    self.say("starting docker daemon".into());
+                    self.say(daemon.argv().join(" "));
+                    daemon.start().await.map_err(|e| e.to_string())?;
+                }
+                spec.socket.display().to_string()
+            }
+        };
+        let engine = self
+            .agent
+            .engine(&socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(engine.with_sink(self.agent.call_sink(
+            Some(self.key.clone()),
+            self.transcript.clone(),
+        ))))
+    }
+
+    /// Brings every resource up. `fresh` is an explicit start: stopped
+    /// containers start without spending their restart budget.
+    pub(crate) async fn converge_started(
+        &mut self,
+        rec: &ObjectRecord,
+        fresh: bool,
+    ) -> Result<(), String> {
+        let r = self.resolve(rec)?;
+        let Some(engine) = self.engine(&r, true).await? else {
+            return Err("private docker daemon is not running".into());
+        };
+        for (rid, vol) in &r.volumes {
+            if let Err(e) = vol.provision(&engine, &self.path).await {
+                let msg = format!("{rid}: {e}");
+                self.res.entry(rid.clone()).or_default().note(msg.clone());
+                return Err(msg);
+            }
+        }
+        let mut errors = Vec::new();
+        for c in &r.containers {
+            if let Err(e) = self.converge_container(&engine, c, fresh).await {
+                let msg = format!("{}: {e}", c.rid);
+                self.res.entry(c.rid.clone()).or_default().note(e);
+                errors.push(msg);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    async fn converge_container(
+        &mut self,
+        engine: &Engine,
+        c: &ContainerResource,
+        fresh: bool,
+    ) -> Result<(), String> {
+        let existing = engine
+            .inspect(&c.spec.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let want = c.spec.labels.get(LABEL_SPEC);
+        let id = match existing {
+            Some(cur) if cur.state.running => {
+                if cur.labels.get(LABEL_SPEC) != want {
+                    let st = self.res.entry(c.rid.clone()).or_default();
+                    if !st.log.iter().any(|l| l.contains("config changed")) {
+                        st.note(
+                            "config changed since the container was created; restart to apply"
+                                .into(),
+                        );
+                    }
+                }
+                return Ok(());
+            }
+            Some(cur) if fresh && cur.labels.get(LABEL_SPEC) != want => {
+                engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
+                self.create(engine, c).await?
+            }
+            Some(cur) if fresh => cur.id,
+            Some(cur) => {
+                let st = self.res.entry(c.rid.clone()).or_default();
+                if st.failed {
+                    return Ok(());
+                }
+                let code = cur
+                    .state
+                    .exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into());
+                if st.restarts >= c.restart {
+                    st.failed = true;
+                    let msg = format!(
+                        "container exited (code {code}); restart budget of {} spent, resource failed",
+                        c.restart
+                    );
+                    st.note(msg.clone());
+                    self.agent
+                        .events
+                        .emit(Some(&self.key), Some(&c.rid), msg, None);
+                    return Ok(());
+                }
+                st.restarts += 1;
+                let msg = format!(
+                    "container exited (code {code}); restart {}/{} in {:?}",
+                    st.restarts, c.restart, c.restart_delay
+                );
+                st.note(msg.clone());
+                self.agent
+                    .events
+                    .emit(Some(&self.key), Some(&c.rid), msg, None);
+                tokio::time::sleep(c.restart_delay).await;
+                cur.id
+            }
+            None => self.create(engine, c).await?,
+        };
+        engine.start(&id).await.map_err(|e| e.to_string())?;
+        if fresh {
+            self.say(format!("{}: wait for up status", c.rid));
+            match engine.inspect(&id).await.map_err(|e| e.to_string())? {
+                Some(now) if !now.state.running => {
+                    return Err(format!(
+                        "container exited right after start (code {})",
+                        now.state.exit_code.unwrap_or(-1)
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&mut self, engine: &Engine, c: &ContainerResource) -> Result<String, String> {
+        self.ensure_image(engine, c)
+            .await
+            .map_err(|e| e.to_string())?;
+        engine.create(&c.spec).await.map_err(|e| e.to_string())
+    }
+
+    async fn ensure_image(
+        &mut self,
+        engine: &Engine,
+        c: &ContainerResource,
+    ) -> Result<(), EngineError> {
+        let image = &c.spec.image;
+        let private = engine.socket() != self.agent.opts.host_docker_socket;
+        match c.pull_policy {
+            PullPolicy::Always => return engine.pull(image).await,
+            _ if engine.image_present(image).await? => return Ok(()),
+            PullPolicy::Never => {
+                return Err(EngineError::ImageUnavailable {
+                    image: image.clone(),
+                    reason: "not present and pull_policy=never".into(),
+                })
+            }
+            PullPolicy::Host if private => {
+                let host = self
+                    .agent
+                    .engine(&self.agent.opts.host_docker_socket)
+                    .await?;
+                if host.image_present(image).await? {
+                    self.say(format!("copying image {image} from the host docker daemon"));
+                    return engine.copy_image_from(&host, image).await;
+                }
+            }
+            _ => {}
+        }
+        engine.pull(image).await
+    }
+
+    /// Stops every container, removing them with `remove`; stops the
+    /// private daemon once none of its containers runs.
+    pub(crate) async fn converge_stopped(
+        &mut self,
+        rec: &ObjectRecord,
+        remove: bool,
+    ) -> Result<(), String> {
+        let r = self.resolve(rec)?;
+        let Some(engine) = self.engine(&r, false).await? else {
+            return Ok(());
+        };
+        for c in r.containers.iter().rev() {
+            let Some(cur) = engine
+                .inspect(&c.spec.name)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            if cur.state.running {
+                engine
+                    .stop(&cur.id, Some(c.stop_timeout.as_secs() as i64))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.say(format!("{}: wait for down status", c.rid));
+            }
+            if remove {
+                engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(spec) = &r.private {
+            let running = engine.list_managed().await.map_err(|e| e.to_string())?;
+            if running.iter().all(|c| !c.state.running) {
+                let daemon = berth_engine::PrivateDaemon::new(spec.clone());
+                if let Some(pid) = daemon.running_pid() {
+                    self.say(format!(
+                        "no more container handled by docker daemon (pid {pid}). shut it down"
+                    ));
+                    self.agent.drop_engine(engine.socket());
+                    daemon.stop().await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

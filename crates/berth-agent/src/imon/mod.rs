@@ -1,0 +1,261 @@
+//! imon: the instance monitor, one task per object.
+//!
+//! Design note (see also `design/imon.md`):
+//! - Inputs: actions from the API, wake-ups from Docker events, and a periodic
+//!   resync tick. Messages for one object are handled one at a time, so an
+//!   action and a crash event never race; objects run in parallel, bounded by
+//!   the agent's Docker permits.
+//! - Level-triggered: every pass reads the desired state from the store and
+//!   the real state from Docker, and acts on the difference. A fresh monitor
+//!   (agent restart) therefore adopts running containers: a running container
+//!   is never touched by a pass, only by an explicit stop or restart.
+//! - Outputs: Docker calls, events, and the cached `ObjectStatus`.
+//! - Frozen objects get status refreshes but no automatic action.
+
+mod converge;
+mod status;
+
+use crate::agent::{ActionKind, ActionOutcome, Agent};
+use crate::error::AgentError;
+use berth_model::status::Target;
+use berth_model::ObjectPath;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+pub(crate) enum ImonMsg {
+    Action(ActionKind, oneshot::Sender<ActionOutcome>),
+}
+
+#[derive(Clone)]
+pub(crate) struct ImonHandle {
+    tx: mpsc::Sender<ImonMsg>,
+    notify: Arc<Notify>,
+}
+
+impl ImonHandle {
+    pub(crate) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    pub(crate) async fn send(&self, msg: ImonMsg) -> Result<(), AgentError> {
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| AgentError::ShuttingDown)
+    }
+}
+
+const LOG_KEEP: usize = 10;
+
+/// Soft state the monitor keeps about one resource between passes.
+#[derive(Default)]
+pub(crate) struct ResourceState {
+    pub restarts: u32,
+    pub failed: bool,
+    pub log: VecDeque<String>,
+}
+
+impl ResourceState {
+    pub(crate) fn note(&mut self, line: String) {
+        if self.log.len() >= LOG_KEEP {
+            self.log.pop_front();
+        }
+        self.log
+            .push_back(format!("{} {line}", crate::now_rfc3339()));
+    }
+}
+
+pub(crate) struct Imon {
+    pub agent: Arc<Agent>,
+    pub path: ObjectPath,
+    pub key: String,
+    pub res: HashMap<String, ResourceState>,
+    /// Object-level problems: invalid config on disk, private daemon errors.
+    pub obj_log: VecDeque<String>,
+    pub config_error: Option<String>,
+    /// Transcript of the action in progress, if any.
+    pub transcript: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
+    let (tx, rx) = mpsc::channel(64);
+    let notify = Arc::new(Notify::new());
+    notify.notify_one();
+    let imon = Imon {
+        key: path.to_string(),
+        agent,
+        path,
+        res: HashMap::new(),
+        obj_log: VecDeque::new(),
+        config_error: None,
+        transcript: None,
+    };
+    tokio::spawn(imon.run(rx, notify.clone()));
+    ImonHandle { tx, notify }
+}
+
+impl Imon {
+    async fn run(mut self, mut rx: mpsc::Receiver<ImonMsg>, notify: Arc<Notify>) {
+        let resync = self.agent.opts.resync;
+        // Spread the monitors' ticks so 1000 objects do not resync at once.
+        let jitter = resync.mul_f64(fastrand_fraction(&self.key));
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + resync + jitter, resync);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(ImonMsg::Action(kind, reply)) => {
+                        let (outcome, gone) = self.act(kind).await;
+                        let _ = reply.send(outcome);
+                        if gone {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                _ = notify.notified() => {
+                    if !self.pass(false).await {
+                        return;
+                    }
+                }
+                _ = tick.tick() => {
+                    if !self.pass(true).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn note_object(&mut self, line: String) {
+        if self.obj_log.len() >= LOG_KEEP {
+            self.obj_log.pop_front();
+        }
+        self.obj_log
+            .push_back(format!("{} {line}", crate::now_rfc3339()));
+    }
+
+    pub(crate) fn say(&self, line: String) {
+        if let Some(t) = &self.transcript {
+            t.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.clone());
+        }
+        self.agent.events.emit(Some(&self.key), None, line, None);
+    }
+
+    /// One automatic pass. Returns false when the object no longer exists.
+    async fn pass(&mut self, check_file: bool) -> bool {
+        if check_file {
+            self.config_error = crate::objects::sync_from_file(&self.agent, &self.path).await;
+        }
+        let rec = match self.agent.store.get(&self.key) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.agent.forget_imon(&self.key);
+                return false;
+            }
+            Err(e) => {
+                self.note_object(format!("store: {e}"));
+                return true;
+            }
+        };
+        if !rec.frozen && rec.target == Target::Started {
+            let agent = self.agent.clone();
+            let _permit = agent.docker_permits.acquire().await;
+            if let Err(e) = self.converge_started(&rec, false).await {
+                self.note_object(e);
+            }
+        }
+        self.refresh_status(&rec).await;
+        true
+    }
+
+    /// Runs an explicit action. Returns the outcome and whether the object is gone.
+    async fn act(&mut self, kind: ActionKind) -> (ActionOutcome, bool) {
+        let transcript = Arc::new(Mutex::new(Vec::new()));
+        self.transcript = Some(transcript.clone());
+        let result = self.act_inner(kind).await;
+        self.transcript = None;
+        let lines = std::mem::take(&mut *transcript.lock().unwrap_or_else(|e| e.into_inner()));
+        let gone = kind == ActionKind::Delete && result.is_ok();
+        if !gone {
+            if let Ok(Some(rec)) = self.agent.store.get(&self.key) {
+                self.refresh_status(&rec).await;
+            }
+        } else {
+            self.agent.forget_imon(&self.key);
+        }
+        let outcome = ActionOutcome {
+            path: self.key.clone(),
+            ok: result.is_ok(),
+            error: result.err(),
+            lines,
+        };
+        (outcome, gone)
+    }
+
+    async fn act_inner(&mut self, kind: ActionKind) -> Result<(), String> {
+        let store = self.agent.store.clone();
+        let mut rec = store
+            .get(&self.key)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: no such object", self.key))?;
+        let set = |rec: &mut berth_store::ObjectRecord, target: Target, frozen: bool| {
+            rec.target = target;
+            rec.frozen = frozen;
+        };
+        let agent = self.agent.clone();
+        let _permit = agent.docker_permits.acquire().await;
+        match kind {
+            ActionKind::Freeze | ActionKind::Thaw => {
+                rec.frozen = kind == ActionKind::Freeze;
+                store.put(&rec).map_err(|e| e.to_string())?;
+                self.say(if rec.frozen { "frozen" } else { "thawed" }.to_string());
+                Ok(())
+            }
+            ActionKind::Start => {
+                set(&mut rec, Target::Started, false);
+                store.put(&rec).map_err(|e| e.to_string())?;
+                self.say("target state set to started".into());
+                for r in self.res.values_mut() {
+                    r.restarts = 0;
+                    r.failed = false;
+                }
+                self.converge_started(&rec, true).await
+            }
+            ActionKind::Stop => {
+                set(&mut rec, Target::Stopped, true);
+                store.put(&rec).map_err(|e| e.to_string())?;
+                self.say("target state set to stopped".into());
+                self.converge_stopped(&rec, false).await
+            }
+            ActionKind::Restart => {
+                self.say("restart: recreating containers from the current config".into());
+                self.converge_stopped(&rec, true).await?;
+                set(&mut rec, Target::Started, false);
+                store.put(&rec).map_err(|e| e.to_string())?;
+                self.res.clear();
+                self.converge_started(&rec, true).await
+            }
+            ActionKind::Delete => {
+                self.converge_stopped(&rec, true).await?;
+                crate::objects::remove_object(&self.agent, &self.path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.say("deleted".into());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A stable pseudo-random fraction in [0, 1) derived from the object key.
+fn fastrand_fraction(key: &str) -> f64 {
+    let mut h: u32 = 2166136261;
+    for b in key.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(16777619);
+    }
+    f64::from(h % 1000) / 1000.0
+}

@@ -1,0 +1,347 @@
+//! Object configs: create, edit, read and delete, with all-or-nothing
+//! validation and atomic writes.
+//!
+//! The file under `etc/` is what operators read and may edit by hand; the
+//! store keeps the last valid text, which is what the agent runs.
+
+use crate::agent::Agent;
+use crate::error::AgentError;
+use crate::home::atomic_write;
+use berth_model::status::Target;
+use berth_model::{ConfigDoc, KeywordRef, ObjectPath, Selectable, Selector};
+use berth_store::ObjectRecord;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// An object as listed by selection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    pub path: String,
+    pub kind: String,
+    pub target: Target,
+    pub frozen: bool,
+}
+
+/// The result of a `set`/`unset` on one object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SetOutcome {
+    pub path: String,
+    pub changed: bool,
+}
+
+struct Candidate {
+    path: ObjectPath,
+    doc: Option<ConfigDoc>,
+    rec: ObjectRecord,
+}
+
+impl Selectable for Candidate {
+    fn object_path(&self) -> &ObjectPath {
+        &self.path
+    }
+    fn keyword_value(&self, kw: &str) -> Option<String> {
+        let r = KeywordRef::parse(kw).ok()?;
+        self.doc.as_ref()?.get(&r.section, &r.key)
+    }
+}
+
+/// `section.key = value` edits parsed from `--kw` words.
+fn parse_assignments(kws: &[String]) -> Result<Vec<(KeywordRef, String)>, AgentError> {
+    kws.iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                AgentError::BadInput(format!("--kw {kv:?}: expected keyword=value"))
+            })?;
+            let r = KeywordRef::parse(k.trim())
+                .map_err(|e| AgentError::BadInput(format!("--kw {kv:?}: {e}")))?;
+            Ok((r, v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn parse_refs(kws: &[String]) -> Result<Vec<KeywordRef>, AgentError> {
+    kws.iter()
+        .map(|k| {
+            KeywordRef::parse(k.trim()).map_err(|e| AgentError::BadInput(format!("{k:?}: {e}")))
+        })
+        .collect()
+}
+
+impl Agent {
+    /// Parses and validates `text` as the config of `path`; errors carry `file:line`.
+    pub(crate) fn check_config(
+        &self,
+        path: &ObjectPath,
+        text: &str,
+    ) -> Result<ConfigDoc, AgentError> {
+        let file = self.opts.home.config_file(path);
+        let doc = ConfigDoc::parse(text).map_err(|e| {
+            AgentError::Invalid(vec![format!(
+                "{}:{}: {}",
+                file.display(),
+                e.line,
+                e.message
+            )])
+        })?;
+        let errs = berth_model::validate(&doc, &self.registry);
+        if !errs.is_empty() {
+            return Err(AgentError::Invalid(
+                errs.iter()
+                    .map(|e| {
+                        format!(
+                            "{}:{}: {}",
+                            file.display(),
+                            e.line,
+                            strip_line(&e.to_string())
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        Ok(doc)
+    }
+
+    /// Objects matched by `selector`, sorted by path. No match is an error.
+    pub fn select(&self, selector: &str) -> Result<Vec<ObjectInfo>, AgentError> {
+        Ok(self
+            .select_records(selector)?
+            .into_iter()
+            .map(|c| ObjectInfo {
+                path: c.rec.path,
+                kind: c.path.kind.as_str().to_string(),
+                target: c.rec.target,
+                frozen: c.rec.frozen,
+            })
+            .collect())
+    }
+
+    fn select_records(&self, selector: &str) -> Result<Vec<Candidate>, AgentError> {
+        let sel = Selector::parse(selector).map_err(|e| AgentError::BadInput(e.to_string()))?;
+        let all: Vec<Candidate> = self
+            .store
+            .list()?
+            .into_iter()
+            .filter_map(|rec| {
+                let path = rec.path.parse().ok()?;
+                let doc = ConfigDoc::parse(&rec.config).ok();
+                Some(Candidate { path, doc, rec })
+            })
+            .collect();
+        let mut out: Vec<Candidate> = all.into_iter().filter(|c| sel.matches(c)).collect();
+        if out.is_empty() {
+            return Err(AgentError::NotFound(format!(
+                "selector {selector:?} matches no object"
+            )));
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Creates an object from `kws` and an optional config text.
+    pub async fn create(
+        self: &Arc<Self>,
+        path: &str,
+        kws: &[String],
+        config: Option<&str>,
+    ) -> Result<ObjectInfo, AgentError> {
+        let path: ObjectPath = path
+            .parse()
+            .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
+        let key = path.to_string();
+        let _guard = self.config_lock.lock().await;
+        let file = self.opts.home.config_file(&path);
+        if self.store.get(&key)?.is_some() || file.exists() {
+            return Err(AgentError::Exists(key));
+        }
+        let mut doc = ConfigDoc::parse(config.unwrap_or("")).map_err(|e| {
+            AgentError::Invalid(vec![format!("--config:{}: {}", e.line, e.message)])
+        })?;
+        if doc.get("DEFAULT", "id").is_none() {
+            set_checked(&mut doc, "DEFAULT", "id", &uuid::Uuid::new_v4().to_string())?;
+        }
+        for (r, v) in parse_assignments(kws)? {
+            set_checked(&mut doc, &r.section, &r.key, &v)?;
+        }
+        let text = doc.render();
+        self.check_config(&path, &text)?;
+        atomic_write(&file, text.as_bytes())?;
+        let rec = ObjectRecord {
+            path: key.clone(),
+            config: text,
+            target: Target::Stopped,
+            frozen: true,
+        };
+        self.store.put(&rec)?;
+        self.events.emit(Some(&key), None, "created".into(), None);
+        self.imon(&path);
+        Ok(ObjectInfo {
+            path: key,
+            kind: path.kind.as_str().to_string(),
+            target: rec.target,
+            frozen: rec.frozen,
+        })
+    }
+
+    /// Sets and unsets keywords on every selected object. All new configs
+    /// are validated before any is written: one bad object writes none.
+    pub async fn edit(
+        self: &Arc<Self>,
+        selector: &str,
+        set: &[String],
+        unset: &[String],
+    ) -> Result<Vec<SetOutcome>, AgentError> {
+        let assignments = parse_assignments(set)?;
+        let removals = parse_refs(unset)?;
+        let _guard = self.config_lock.lock().await;
+        let mut planned = Vec::new();
+        let mut errors = Vec::new();
+        for c in self.select_records(selector)? {
+            let file = self.opts.home.config_file(&c.path);
+            // Edit what is on disk, so hand edits are kept; a broken file is
+            // reported rather than silently replaced.
+            let current = std::fs::read_to_string(&file).unwrap_or_else(|_| c.rec.config.clone());
+            let mut doc = match ConfigDoc::parse(&current) {
+                Ok(d) => d,
+                Err(e) => {
+                    errors.push(format!("{}:{}: {}", file.display(), e.line, e.message));
+                    continue;
+                }
+            };
+            for (r, v) in &assignments {
+                if let Err(e) = set_checked(&mut doc, &r.section, &r.key, v) {
+                    errors.push(format!("{}: {e}", c.rec.path));
+                }
+            }
+            for r in &removals {
+                doc.unset(&r.section, &r.key);
+            }
+            let text = doc.render();
+            match self.check_config(&c.path, &text) {
+                Ok(_) => planned.push((c, file, text)),
+                Err(AgentError::Invalid(mut e)) => errors.append(&mut e),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AgentError::Invalid(errors));
+        }
+        let mut out = Vec::new();
+        let mut recs = Vec::new();
+        for (c, file, text) in planned {
+            let changed = text != c.rec.config
+                || std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str());
+            if changed {
+                atomic_write(&file, text.as_bytes())?;
+            }
+            let mut rec = c.rec.clone();
+            rec.config = text;
+            recs.push(rec);
+            out.push(SetOutcome {
+                path: c.rec.path.clone(),
+                changed,
+            });
+        }
+        self.store.put_many(&recs)?;
+        for o in out.iter().filter(|o| o.changed) {
+            self.events
+                .emit(Some(&o.path), None, "config changed".into(), None);
+            if let Ok(p) = o.path.parse::<ObjectPath>() {
+                self.imon(&p).wake();
+            }
+        }
+        Ok(out)
+    }
+
+    /// The config file as on disk (what `print config` shows).
+    pub fn config_text(&self, path: &str) -> Result<String, AgentError> {
+        let (p, rec) = self.record(path)?;
+        Ok(std::fs::read_to_string(self.opts.home.config_file(&p)).unwrap_or(rec.config))
+    }
+
+    /// A keyword's raw value, or its effective value with `eval`.
+    pub fn get_keyword(
+        &self,
+        path: &str,
+        kw: &str,
+        eval: bool,
+    ) -> Result<Option<String>, AgentError> {
+        let (p, rec) = self.record(path)?;
+        let r = KeywordRef::parse(kw).map_err(|e| AgentError::BadInput(e.to_string()))?;
+        let doc = ConfigDoc::parse(&rec.config).map_err(|e| AgentError::BadInput(e.to_string()))?;
+        if !eval {
+            return Ok(doc.get(&r.section, &r.key));
+        }
+        let eff = berth_model::resolve(&doc, &self.registry, &p, self.nodename())
+            .map_err(|errs| AgentError::Invalid(errs.iter().map(|e| e.to_string()).collect()))?;
+        Ok(eff.get(&r.section, r.base_key()).map(str::to_string))
+    }
+
+    fn record(&self, path: &str) -> Result<(ObjectPath, ObjectRecord), AgentError> {
+        let p: ObjectPath = path
+            .parse()
+            .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
+        let rec = self
+            .store
+            .get(&p.to_string())?
+            .ok_or_else(|| AgentError::NotFound(p.to_string()))?;
+        Ok((p, rec))
+    }
+}
+
+fn set_checked(
+    doc: &mut ConfigDoc,
+    section: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), AgentError> {
+    doc.try_set(section, key, value)
+        .map_err(|e| AgentError::BadInput(format!("{section}.{key}: {e}")))
+}
+
+/// `ConfigError`'s Display starts with `line N: `; the caller prefixes `file:N:`.
+fn strip_line(s: &str) -> &str {
+    match s.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") => rest,
+        _ => s,
+    }
+}
+
+/// Applies a hand edit of the config file if it is valid. Returns the
+/// problem to show in status when it is not.
+pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<String> {
+    let file = agent.opts.home.config_file(path);
+    let text = std::fs::read_to_string(&file).ok()?;
+    let _guard = agent.config_lock.lock().await;
+    let mut rec = agent.store.get(&path.to_string()).ok()??;
+    if rec.config == text {
+        return None;
+    }
+    match agent.check_config(path, &text) {
+        Ok(_) => {
+            rec.config = text;
+            if let Err(e) = agent.store.put(&rec) {
+                return Some(format!("store: {e}"));
+            }
+            agent
+                .events
+                .emit(Some(&rec.path), None, "config file edited by hand: applied".into(), None);
+            None
+        }
+        Err(e) => Some(format!(
+            "config file edited into an invalid state, not applied (running the last valid config): {e}"
+        )),
+    }
+}
+
+/// Removes the object's config file and record.
+pub(crate) async fn remove_object(agent: &Arc<Agent>, path: &ObjectPath) -> Result<(), AgentError> {
+    let _guard = agent.config_lock.lock().await;
+    let file = agent.opts.home.config_file(path);
+    match std::fs::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    agent.store.delete(&path.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! The daemon's HTTP/JSON API, versioned under `/v1/`, served on the unix
+//! socket `$BERTH_HOME/berth.sock` (mode 0600). The CLI is its only client
+//! for now; the OpenAPI document is at `/v1/openapi.json`.
+//!
+//! Architecture invariant: handlers only translate HTTP to agent calls; no
+//! business logic lives here.
+
+mod openapi;
+mod routes;
+pub mod types;
+
+use berth_agent::Agent;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use routes::router;
+
+/// Serves the API on `socket` until `shutdown` resolves.
+pub async fn serve(
+    agent: Arc<Agent>,
+    socket: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // Bind under a restrictive umask so the socket is never briefly open to others.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let listener = tokio::net::UnixListener::bind(socket);
+    nix::sys::stat::umask(old);
+    let listener = listener?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    axum::serve(listener, router(agent))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

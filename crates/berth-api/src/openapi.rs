@@ -1,0 +1,57 @@
+//! The OpenAPI 3.1 document of `/v1`. The keyword schema is generated from
+//! the drivers' keyword tables, like validation and `berth doc`.
+
+use serde_json::{json, Value};
+
+fn op(summary: &str, params: Value, body: Option<&str>, response: &str) -> Value {
+    let mut o = json!({
+        "summary": summary,
+        "parameters": params,
+        "responses": {
+            "200": {"description": response},
+            "400": {"description": "bad input", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "404": {"description": "no such object or no match", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+    });
+    if let Some(b) = body {
+        o["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}});
+    }
+    o
+}
+
+fn q(name: &str, required: bool, desc: &str) -> Value {
+    json!({"name": name, "in": "query", "required": required, "description": desc, "schema": {"type": "string"}})
+}
+
+pub fn document() -> Value {
+    let sel = q(
+        "selector",
+        true,
+        "Object selector: globs, ',' union, '+' intersection, '!' negation, kw=value filters",
+    );
+    let path = q("path", true, "Object path, ns/name");
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "berth daemon API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": {
+            "/v1/daemon": {"get": op("Daemon identity and version", json!([]), None, "daemon info")},
+            "/v1/openapi.json": {"get": op("This document", json!([]), None, "OpenAPI document")},
+            "/v1/schema/keywords": {"get": op("Keyword schema of every section type", json!([]), None, "keyword schema")},
+            "/v1/objects": {"get": op("Objects matching a selector", json!([sel.clone()]), None, "object list")},
+            "/v1/objects/create": {"post": op("Create an object", json!([]), Some("CreateRequest"), "created object")},
+            "/v1/objects/edit": {"post": op("Set and unset keywords on selected objects, all or nothing", json!([]), Some("EditRequest"), "per-object outcome")},
+            "/v1/objects/action": {"post": op("Run start, stop, restart, freeze, thaw or delete on one object and wait for it", json!([]), Some("ActionRequest"), "action outcome with the Docker commands run")},
+            "/v1/objects/config": {"get": op("The object's config file text", json!([path.clone()]), None, "text/plain config")},
+            "/v1/objects/keyword": {"get": op("One keyword's value", json!([path.clone(), q("kw", true, "section.keyword"), q("eval", false, "true for the effective value")]), None, "keyword value")},
+            "/v1/objects/status": {"get": op("Status of selected objects", json!([sel]), None, "object status list")},
+            "/v1/events": {"get": op("Server-sent event stream", json!([q("since", false, "replay events after this sequence number"), q("last", false, "replay the last N events"), q("follow", false, "keep streaming (default true)")]), None, "text/event-stream of Event JSON")}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+            "CreateRequest": {"type": "object", "properties": {"path": {"type": "string"}, "kws": {"type": "array", "items": {"type": "string"}}, "config": {"type": "string"}}, "required": ["path"]},
+            "EditRequest": {"type": "object", "properties": {"selector": {"type": "string"}, "set": {"type": "array", "items": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}, "required": ["selector"]},
+            "ActionRequest": {"type": "object", "properties": {"path": {"type": "string"}, "action": {"enum": ["start", "stop", "restart", "freeze", "thaw", "delete"]}}, "required": ["path", "action"]},
+            "Keywords": berth_drivers::registry().json_schema()
+        }}
+    })
+}

@@ -1,0 +1,213 @@
+use crate::types::*;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_agent::{Agent, AgentError};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+type S = State<Arc<Agent>>;
+
+struct ApiError(AgentError);
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            code,
+            Json(ErrorBody {
+                error: self.0.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/v1/daemon", get(daemon_info))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
+        .route(
+            "/v1/schema/keywords",
+            get(|| async { Json(berth_drivers::registry().json_schema()) }),
+        )
+        .route("/v1/objects", get(list_objects))
+        .route("/v1/objects/create", post(create))
+        .route("/v1/objects/edit", post(edit))
+        .route("/v1/objects/action", post(action))
+        .route("/v1/objects/config", get(config))
+        .route("/v1/objects/keyword", get(keyword))
+        .route("/v1/objects/status", get(status))
+        .route("/v1/events", get(events))
+        .with_state(agent)
+}
+
+async fn daemon_info(State(a): S) -> ApiResult<DaemonInfo> {
+    Ok(Json(DaemonInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        nodename: a.nodename().to_string(),
+        pid: std::process::id(),
+        home: a.opts.home.root.display().to_string(),
+        host_docker_socket: a.opts.host_docker_socket.clone(),
+        objects: a.store.list().map_err(AgentError::from)?.len(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct SelectorQuery {
+    selector: String,
+}
+
+#[derive(Deserialize)]
+struct PathQuery {
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct KeywordQuery {
+    path: String,
+    kw: String,
+    #[serde(default)]
+    eval: bool,
+}
+
+async fn list_objects(
+    State(a): S,
+    Query(q): Query<SelectorQuery>,
+) -> ApiResult<Vec<berth_agent::ObjectInfo>> {
+    Ok(Json(a.select(&q.selector)?))
+}
+
+async fn create(State(a): S, Json(r): Json<CreateRequest>) -> ApiResult<berth_agent::ObjectInfo> {
+    Ok(Json(a.create(&r.path, &r.kws, r.config.as_deref()).await?))
+}
+
+async fn edit(State(a): S, Json(r): Json<EditRequest>) -> ApiResult<Vec<berth_agent::SetOutcome>> {
+    Ok(Json(a.edit(&r.selector, &r.set, &r.unset).await?))
+}
+
+async fn action(
+    State(a): S,
+    Json(r): Json<ActionRequest>,
+) -> ApiResult<berth_agent::ActionOutcome> {
+    let path = r
+        .path
+        .parse()
+        .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
+    Ok(Json(a.action(&path, r.action).await?))
+}
+
+async fn config(State(a): S, Query(q): Query<PathQuery>) -> Result<String, ApiError> {
+    Ok(a.config_text(&q.path)?)
+}
+
+async fn keyword(State(a): S, Query(q): Query<KeywordQuery>) -> ApiResult<KeywordValue> {
+    let value = a.get_keyword(&q.path, &q.kw, q.eval)?;
+    Ok(Json(KeywordValue {
+        path: q.path,
+        keyword: q.kw,
+        value,
+    }))
+}
+
+async fn status(
+    State(a): S,
+    Query(q): Query<SelectorQuery>,
+) -> ApiResult<Vec<berth_model::status::ObjectStatus>> {
+    let selected = a.select(&q.selector)?;
+    let all = a.statuses();
+    Ok(Json(
+        selected
+            .iter()
+            .map(|o| {
+                all.iter()
+                    .find(|s| s.path == o.path)
+                    .cloned()
+                    .unwrap_or_else(|| pending_status(&a, o))
+            })
+            .collect(),
+    ))
+}
+
+/// Status of an object whose monitor has not reported yet.
+fn pending_status(a: &Agent, o: &berth_agent::ObjectInfo) -> berth_model::status::ObjectStatus {
+    berth_model::status::ObjectStatus {
+        path: o.path.clone(),
+        node: a.nodename().to_string(),
+        avail: berth_model::status::Avail::NotApplicable,
+        frozen: o.frozen,
+        target: o.target,
+        topology: "failover".into(),
+        orchestrate: "no".into(),
+        log: vec!["status not evaluated yet".into()],
+        resources: vec![],
+        docker_socket: None,
+    }
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    /// Replay events with a sequence number above this one first.
+    #[serde(default)]
+    since: Option<u64>,
+    /// How many past events to replay when `since` is absent.
+    #[serde(default)]
+    last: Option<usize>,
+    #[serde(default = "yes")]
+    follow: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Server-sent events: past events first, then live ones.
+async fn events(
+    State(a): S,
+    Query(q): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let live = a.events.subscribe();
+    let past = match q.since {
+        Some(seq) => a.store.events_after(seq, 10_000),
+        None => a.store.last_events(q.last.unwrap_or(0)),
+    }
+    .map_err(AgentError::from)?;
+    let last_seen = past.last().map(|e| e.seq).unwrap_or(0);
+    let to_sse = |e: &berth_model::event::Event| {
+        Ok(SseEvent::default()
+            .id(e.seq.to_string())
+            .data(serde_json::to_string(e).unwrap_or_default()))
+    };
+    let past_stream = stream::iter(past.iter().map(to_sse).collect::<Vec<_>>());
+    let live_stream = stream::unfold((live, q.follow), move |(mut rx, follow)| async move {
+        if !follow {
+            return None;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.seq > last_seen => return Some((to_sse(&e), (rx, follow))),
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(past_stream.chain(live_stream)).keep_alive(KeepAlive::default()))
+}

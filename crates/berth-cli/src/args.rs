@@ -1,0 +1,270 @@
+//! Command-line grammar. `berth <selector> <command>` is parsed in two steps:
+//! the top level captures an unknown first word as a selector, then
+//! [`ObjectCli`] parses the rest.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct Common {
+    /// berth home (socket, store, configs). Default: $BERTH_HOME, else /var/lib/berth for root.
+    #[arg(long, global = true, env = "BERTH_HOME")]
+    pub home: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+}
+
+const TOP_EXAMPLES: &str = "\
+Object commands: berth <selector> <command>
+  set, unset, get, print config, config show, print status, status,
+  start, stop, restart, freeze, thaw, docker, ls, delete, create
+  (run `berth <selector> --help` for details)
+
+Selectors: 'app[12]-*/*', 'ns/name', 'name' (root namespace), '*';
+  ',' union, '+' intersection, '!' negation, env=PRD, container#0.image:
+
+Examples:
+  berth daemon start
+  berth create app1-dev/svc1 --kw env=DEV
+  berth 'app*-*/*' set --kw container#0.type=docker --kw container#0.image=local/pause:1
+  berth 'app*-*/*' start
+  berth mon
+  berth app1-dev/svc1 print status --format json";
+
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about = "berth: services in namespaces on Docker hosts", after_help = TOP_EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub cmd: Top,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Top {
+    /// Run, start, stop or query the berth daemon.
+    #[command(
+        after_help = "Examples:\n  berth daemon run --home /tmp/b\n  berth daemon start\n  berth daemon status --format json\n  berth daemon stop   # containers keep running"
+    )]
+    Daemon {
+        #[command(subcommand)]
+        cmd: DaemonCmd,
+    },
+    /// Create an object.
+    #[command(
+        after_help = "Examples:\n  berth create app1-dev/svc1\n  berth create app1-dev/svc1 --kw env=DEV --kw container#0.image=local/pause:1\n  berth create web --config ./web.conf"
+    )]
+    Create(CreateArgs),
+    /// Show the services grid (like svcmon).
+    #[command(after_help = "Examples:\n  berth mon\n  berth mon 'app[12]-*/*' --watch")]
+    Mon {
+        /// Object selector; all objects when omitted.
+        selector: Option<String>,
+        /// Redraw every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// List objects.
+    #[command(after_help = "Examples:\n  berth ls\n  berth ls 'app1-*/*' --format json")]
+    Ls { selector: Option<String> },
+    /// Stream the daemon's events.
+    #[command(
+        after_help = "Examples:\n  berth events\n  berth events --last 50 --no-follow --format json"
+    )]
+    Events {
+        /// Replay the last N events first.
+        #[arg(long, default_value_t = 0)]
+        last: usize,
+        /// Stop after the replay instead of following.
+        #[arg(long)]
+        no_follow: bool,
+    },
+    /// Keyword documentation.
+    #[command(
+        after_help = "Examples:\n  berth doc container.image\n  berth doc env\n  berth doc container\n  berth doc"
+    )]
+    Doc {
+        /// `section.keyword`, a keyword of DEFAULT, or a section family.
+        keyword: Option<String>,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  berth completion bash > /etc/bash_completion.d/berth")]
+    Completion { shell: clap_complete::Shell },
+    #[command(external_subcommand)]
+    Object(Vec<String>),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Object path: ns/name, or name for the root namespace.
+    pub path: String,
+    /// Keyword to set, section.keyword=value (repeatable).
+    #[arg(long = "kw")]
+    pub kw: Vec<String>,
+    /// Start from this config file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DaemonOpts {
+    /// Socket of the host's dockerd. Default: $BERTH_DOCKER_SOCKET, else /var/run/docker.sock.
+    #[arg(long, env = "BERTH_DOCKER_SOCKET")]
+    pub docker_socket: Option<String>,
+    /// Node name. Default: $BERTH_NODENAME, else the hostname.
+    #[arg(long, env = "BERTH_NODENAME")]
+    pub nodename: Option<String>,
+    /// Objects acting on Docker at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallelism: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DaemonCmd {
+    /// Run in the foreground.
+    Run(DaemonOpts),
+    /// Start in the background and wait until it answers.
+    Start(DaemonOpts),
+    /// Stop the daemon. Containers and private dockerds keep running.
+    Stop,
+    /// Is the daemon running?
+    Status,
+}
+
+const OBJECT_EXAMPLES: &str = "\
+Examples:
+  berth 'app[12]-dev/*' set --kw env=DEV
+  berth app1-prd/svc1 get --kw container#0.image
+  berth app1-prd/svc1 unset --kw app
+  berth app1-prd/svc1 print config
+  berth 'app*-*/*' start
+  berth app1-prd/svc1 stop --local
+  berth app1-prd/svc1 print status --format json
+  berth 'app*-*/*' docker images
+  berth 'app*-*/*' freeze
+  berth app1-prd/svc1 delete";
+
+#[derive(Parser, Debug)]
+#[command(name = "berth <selector>", no_binary_name = true, after_help = OBJECT_EXAMPLES)]
+pub struct ObjectCli {
+    /// Object selector.
+    pub selector: String,
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub cmd: ObjCmd,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KwList {
+    /// section.keyword[=value] (repeatable).
+    #[arg(long = "kw", required = true)]
+    pub kw: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ActionArgs {
+    /// Act on this node's instance only (the only one on a single node).
+    #[arg(long)]
+    pub local: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ObjCmd {
+    /// Set keywords (all selected objects are validated before any is written).
+    #[command(
+        after_help = "Examples:\n  berth 'app*-*/*' set --kw env=DEV --kw container#0.image=local/pause:1"
+    )]
+    Set(KwList),
+    /// Remove keywords.
+    #[command(after_help = "Examples:\n  berth app1-prd/svc1 unset --kw app")]
+    Unset(KwList),
+    /// Print a keyword's value.
+    #[command(
+        after_help = "Examples:\n  berth app1-prd/svc1 get --kw container#0.image\n  berth app1-prd/svc1 get --kw docker_data_dir --eval"
+    )]
+    Get {
+        #[arg(long = "kw")]
+        kw: String,
+        /// Print the effective value: defaults applied, references expanded.
+        #[arg(long)]
+        eval: bool,
+    },
+    /// Print the config or the status.
+    #[command(
+        after_help = "Examples:\n  berth app1-prd/svc1 print config\n  berth app1-prd/svc1 print status"
+    )]
+    Print {
+        #[arg(value_enum)]
+        what: PrintWhat,
+    },
+    /// Config commands (`config show` = `print config`).
+    #[command(after_help = "Examples:\n  berth app1-prd/svc1 config show")]
+    Config {
+        #[arg(value_enum)]
+        what: ConfigWhat,
+    },
+    /// Print the status tree (= `print status`).
+    #[command(after_help = "Examples:\n  berth app1-prd/svc1 status --format json")]
+    Status,
+    /// Start: thaw, set the target to started and wait for the containers.
+    #[command(
+        after_help = "Examples:\n  berth 'app*-*/*' start\n  berth app1-prd/svc1 start --local"
+    )]
+    Start(ActionArgs),
+    /// Stop: set the target to stopped, freeze, stop the containers.
+    #[command(
+        after_help = "Examples:\n  berth 'app*-*/*' stop\n  berth app1-prd/svc1 stop --local"
+    )]
+    Stop(ActionArgs),
+    /// Recreate the containers from the current config and start them.
+    #[command(after_help = "Examples:\n  berth app1-prd/svc1 restart")]
+    Restart(ActionArgs),
+    /// Stop the daemon from acting on the objects.
+    #[command(after_help = "Examples:\n  berth 'app*-*/*' freeze")]
+    Freeze,
+    /// Let the daemon act on the objects again.
+    #[command(after_help = "Examples:\n  berth 'app*-*/*' thaw")]
+    Thaw,
+    /// Run a docker command against each object's docker daemon.
+    #[command(
+        after_help = "Examples:\n  berth 'app*-*/*' docker images\n  berth app1-prd/svc1 docker ps -a"
+    )]
+    Docker {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// List the selected objects.
+    #[command(after_help = "Examples:\n  berth 'app*-*/*' ls")]
+    Ls,
+    /// Stop and delete the objects (data directories are kept).
+    #[command(after_help = "Examples:\n  berth app1-prd/svc1 delete")]
+    Delete,
+    /// Create the object named by the selector.
+    #[command(after_help = "Examples:\n  berth app1-dev/svc1 create --kw env=DEV")]
+    Create {
+        #[arg(long = "kw")]
+        kw: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PrintWhat {
+    Config,
+    Status,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ConfigWhat {
+    Show,
+}

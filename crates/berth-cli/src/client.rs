@@ -1,0 +1,174 @@
+//! The API client: HTTP/1.1 over the daemon's unix socket.
+
+use berth_api::types::ErrorBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub enum ClientError {
+    NoDaemon { socket: PathBuf, reason: String },
+    Api { status: u16, message: String },
+    Protocol(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::NoDaemon { socket, reason } => write!(
+                f,
+                "no berth daemon answers on {} ({reason}).\nStart one with `berth daemon start` (or `berth daemon run` in the foreground); set --home or BERTH_HOME if it uses another home.",
+                socket.display()
+            ),
+            ClientError::Api { message, .. } => f.write_str(message),
+            ClientError::Protocol(m) => write!(f, "daemon API: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+#[derive(Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+async fn body_bytes(b: hyper::body::Incoming) -> Result<Bytes, String> {
+    b.collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// Percent-encodes a query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Client {
+        Client {
+            socket: socket.to_path_buf(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let no_daemon = |reason: String| ClientError::NoDaemon {
+            socket: self.socket.clone(),
+            reason,
+        };
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| no_daemon(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| no_daemon(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "berth")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
+        let resp = self.send(method, uri, body).await?;
+        let status = resp.status();
+        let bytes = body_bytes(resp.into_body())
+            .await
+            .map_err(ClientError::Protocol)?;
+        if status != StatusCode::OK {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Ok(bytes)
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, uri: &str) -> Result<T, ClientError> {
+        let b = self.call(Method::GET, uri, None).await?;
+        serde_json::from_slice(&b).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub async fn get_text(&self, uri: &str) -> Result<String, ClientError> {
+        let b = self.call(Method::GET, uri, None).await?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        uri: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let b = self.call(Method::POST, uri, Some(body)).await?;
+        serde_json::from_slice(&b).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Follows a server-sent event stream, calling `on_data` with each data payload.
+    pub async fn sse(&self, uri: &str, mut on_data: impl FnMut(&str)) -> Result<(), ClientError> {
+        let resp = self.send(Method::GET, uri, None).await?;
+        if resp.status() != StatusCode::OK {
+            let status = resp.status().as_u16();
+            let b = body_bytes(resp.into_body())
+                .await
+                .map_err(ClientError::Protocol)?;
+            return Err(ClientError::Api {
+                status,
+                message: String::from_utf8_lossy(&b).into_owned(),
+            });
+        }
+        let mut body = resp.into_body();
+        let mut buf = String::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                buf.push_str(&String::from_utf8_lossy(&data));
+                while let Some(i) = buf.find("\n\n") {
+                    let block: String = buf.drain(..i + 2).collect();
+                    for line in block.lines() {
+                        if let Some(d) = line.strip_prefix("data:") {
+                            on_data(d.trim_start());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

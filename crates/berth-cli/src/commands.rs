@@ -1,0 +1,396 @@
+//! Object commands and the other API-backed commands.
+
+use crate::args::{ActionArgs, ConfigWhat, ObjCmd, PrintWhat};
+use crate::client::enc;
+use crate::render;
+use crate::Ctx;
+use anyhow::Context;
+use berth_agent::{ActionKind, ActionOutcome, ObjectInfo, SetOutcome};
+use berth_api::types::{ActionRequest, CreateRequest, EditRequest, KeywordValue};
+use berth_model::status::ObjectStatus;
+use futures_util::stream::{self, StreamExt};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Requests in flight at once for bulk actions; the daemon bounds Docker work itself.
+const BULK_CONCURRENCY: usize = 32;
+
+fn code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn create(
+    ctx: &Ctx,
+    path: &str,
+    kw: &[String],
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = match config {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+        }
+        None => None,
+    };
+    let req = CreateRequest {
+        path: path.to_string(),
+        kws: kw.to_vec(),
+        config,
+    };
+    let info: ObjectInfo = ctx.client().post("/v1/objects/create", &req).await?;
+    if ctx.json() {
+        print_json(&info)?;
+    } else {
+        println!("{}: created", info.path);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn select(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectInfo>> {
+    Ok(ctx
+        .client()
+        .get(&format!("/v1/objects?selector={}", enc(selector)))
+        .await?)
+}
+
+async fn statuses(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectStatus>> {
+    Ok(ctx
+        .client()
+        .get(&format!("/v1/objects/status?selector={}", enc(selector)))
+        .await?)
+}
+
+pub async fn ls(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
+    let objs = select(ctx, selector).await?;
+    if ctx.json() {
+        print_json(&objs)?;
+    } else {
+        for o in objs {
+            println!("{}", o.path);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn mon(ctx: &Ctx, selector: &str, watch: bool) -> anyhow::Result<ExitCode> {
+    loop {
+        let st = match statuses(ctx, selector).await {
+            Ok(s) => s,
+            // An empty cluster is a valid grid for `berth mon` with no selector.
+            Err(e) if selector == "*" && e.to_string().contains("matches no object") => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if ctx.json() {
+            print_json(&st)?;
+        } else {
+            if watch {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", render::mon_grid(&st));
+        }
+        if !watch {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+pub async fn events(ctx: &Ctx, last: usize, follow: bool) -> anyhow::Result<ExitCode> {
+    let json = ctx.json();
+    let uri = format!("/v1/events?last={last}&follow={follow}");
+    ctx.client()
+        .sse(&uri, |data| {
+            if json {
+                println!("{data}");
+            } else if let Ok(ev) = serde_json::from_str::<berth_model::event::Event>(data) {
+                println!("{}", render::event_line(&ev));
+            }
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn doc(ctx: &Ctx, keyword: Option<&str>) -> anyhow::Result<ExitCode> {
+    let reg = berth_drivers::registry();
+    match keyword {
+        None => {
+            if ctx.json() {
+                print_json(&reg.json_schema())?;
+            } else {
+                for t in &reg.tables {
+                    print!("{}", render::doc_table(t));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(k) => {
+            if let Some((t, kw)) = reg.lookup(k) {
+                if ctx.json() {
+                    print_json(&render::keyword_json(t, kw))?;
+                } else {
+                    print!("{}", render::doc_keyword(t, kw));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let family: Vec<_> = reg.tables.iter().filter(|t| t.family == k).collect();
+            if family.is_empty() {
+                anyhow::bail!("no keyword or section {k:?}; try `berth doc` for the full list");
+            }
+            for t in family {
+                print!("{}", render::doc_table(t));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn object(ctx: &Ctx, selector: &str, cmd: ObjCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ObjCmd::Create { kw, config } => create(ctx, selector, &kw, config.as_deref()).await,
+        ObjCmd::Set(k) => edit(ctx, selector, k.kw, vec![]).await,
+        ObjCmd::Unset(k) => edit(ctx, selector, vec![], k.kw).await,
+        ObjCmd::Get { kw, eval } => get(ctx, selector, &kw, eval).await,
+        ObjCmd::Print {
+            what: PrintWhat::Config,
+        }
+        | ObjCmd::Config {
+            what: ConfigWhat::Show,
+        } => print_config(ctx, selector).await,
+        ObjCmd::Print {
+            what: PrintWhat::Status,
+        }
+        | ObjCmd::Status => print_status(ctx, selector).await,
+        ObjCmd::Start(a) => action(ctx, selector, ActionKind::Start, a).await,
+        ObjCmd::Stop(a) => action(ctx, selector, ActionKind::Stop, a).await,
+        ObjCmd::Restart(a) => action(ctx, selector, ActionKind::Restart, a).await,
+        ObjCmd::Freeze => {
+            action(
+                ctx,
+                selector,
+                ActionKind::Freeze,
+                ActionArgs { local: false },
+            )
+            .await
+        }
+        ObjCmd::Thaw => action(ctx, selector, ActionKind::Thaw, ActionArgs { local: false }).await,
+        ObjCmd::Delete => {
+            action(
+                ctx,
+                selector,
+                ActionKind::Delete,
+                ActionArgs { local: false },
+            )
+            .await
+        }
+        ObjCmd::Docker { args } => docker(ctx, selector, &args).await,
+        ObjCmd::Ls => ls(ctx, selector).await,
+    }
+}
+
+async fn edit(
+    ctx: &Ctx,
+    selector: &str,
+    set: Vec<String>,
+    unset: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let req = EditRequest {
+        selector: selector.to_string(),
+        set,
+        unset,
+    };
+    let out: Vec<SetOutcome> = ctx.client().post("/v1/objects/edit", &req).await?;
+    if ctx.json() {
+        print_json(&out)?;
+    } else {
+        for o in out {
+            println!(
+                "{}: {}",
+                o.path,
+                if o.changed {
+                    "config updated"
+                } else {
+                    "unchanged"
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn get(ctx: &Ctx, selector: &str, kw: &str, eval: bool) -> anyhow::Result<ExitCode> {
+    let mut all = Vec::new();
+    for o in select(ctx, selector).await? {
+        let v: KeywordValue = ctx
+            .client()
+            .get(&format!(
+                "/v1/objects/keyword?path={}&kw={}&eval={eval}",
+                enc(&o.path),
+                enc(kw)
+            ))
+            .await?;
+        all.push(v);
+    }
+    let ok = all.iter().all(|v| v.value.is_some());
+    if ctx.json() {
+        print_json(&all)?;
+    } else {
+        let many = all.len() > 1;
+        for v in &all {
+            match (&v.value, many) {
+                (Some(val), false) => println!("{val}"),
+                (Some(val), true) => println!("{}: {val}", v.path),
+                (None, _) => eprintln!("{}: {} is not set", v.path, v.keyword),
+            }
+        }
+    }
+    Ok(code(ok))
+}
+
+async fn print_config(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
+    let objs = select(ctx, selector).await?;
+    let mut texts = Vec::new();
+    for o in &objs {
+        let t = ctx
+            .client()
+            .get_text(&format!("/v1/objects/config?path={}", enc(&o.path)))
+            .await?;
+        texts.push((o.path.clone(), t));
+    }
+    if ctx.json() {
+        let v: Vec<_> = texts
+            .iter()
+            .map(|(p, t)| serde_json::json!({"path": p, "config": t}))
+            .collect();
+        print_json(&v)?;
+    } else {
+        let many = texts.len() > 1;
+        for (p, t) in texts {
+            if many {
+                println!("# {p}");
+            }
+            print!("{t}");
+            if !t.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn print_status(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
+    let st = statuses(ctx, selector).await?;
+    if ctx.json() {
+        print_json(&st)?;
+    } else {
+        for s in &st {
+            print!("{}", render::status_tree(s));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn action(
+    ctx: &Ctx,
+    selector: &str,
+    kind: ActionKind,
+    a: ActionArgs,
+) -> anyhow::Result<ExitCode> {
+    let objs = select(ctx, selector).await?;
+    let tty = std::io::stdout().is_terminal() && !ctx.json();
+    let bar = (tty && objs.len() > 1).then(|| render::progress_bar(objs.len() as u64, kind));
+    let verbose = !ctx.json() && (a.local || objs.len() == 1);
+    let client = ctx.client();
+    let mut results: Vec<ActionOutcome> = stream::iter(objs.into_iter().map(|o| {
+        let client = client.clone();
+        let bar = bar.clone();
+        async move {
+            let req = ActionRequest {
+                path: o.path.clone(),
+                action: kind,
+            };
+            let out = match client
+                .post::<_, ActionOutcome>("/v1/objects/action", &req)
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => ActionOutcome {
+                    path: o.path.clone(),
+                    ok: false,
+                    error: Some(e.to_string()),
+                    lines: vec![],
+                },
+            };
+            match &bar {
+                Some(b) => {
+                    b.inc(1);
+                    b.println(render::outcome_line(&out));
+                }
+                None if !verbose && !ctx.json() => println!("{}", render::outcome_line(&out)),
+                None => {}
+            }
+            out
+        }
+    }))
+    .buffer_unordered(BULK_CONCURRENCY)
+    .collect()
+    .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    results.sort_by(|x, y| x.path.cmp(&y.path));
+    let ok = results.iter().all(|r| r.ok);
+    if ctx.json() {
+        print_json(&results)?;
+    } else if verbose {
+        for r in &results {
+            for l in &r.lines {
+                println!("{:<28} {l}", r.path);
+            }
+            println!("{}", render::outcome_line(r));
+        }
+    }
+    Ok(code(ok))
+}
+
+async fn docker(ctx: &Ctx, selector: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for s in statuses(ctx, selector).await? {
+        let Some(sock) = s.docker_socket.clone() else {
+            eprintln!(
+                "{}: docker socket unknown (status not evaluated yet)",
+                s.path
+            );
+            ok = false;
+            continue;
+        };
+        if !berth_engine::ping_socket(Path::new(&sock)).await {
+            eprintln!(
+                "{}: no docker daemon answers on {sock} (is the service started?)",
+                s.path
+            );
+            ok = false;
+            continue;
+        }
+        let st = tokio::process::Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{sock}"))
+            .args(args)
+            .status()
+            .await
+            .context("running docker")?;
+        ok &= st.success();
+    }
+    Ok(code(ok))
+}

@@ -1,0 +1,196 @@
+//! `berth daemon run|start|stop|status`.
+
+use crate::args::{DaemonCmd, DaemonOpts};
+use crate::Ctx;
+use anyhow::{bail, Context};
+use berth_agent::{Agent, AgentOptions, Home};
+use berth_api::types::DaemonInfo;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+pub async fn run(ctx: &Ctx, cmd: DaemonCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DaemonCmd::Run(o) => run_foreground(ctx, o).await,
+        DaemonCmd::Start(o) => start(ctx, o).await,
+        DaemonCmd::Stop => stop(ctx).await,
+        DaemonCmd::Status => status(ctx).await,
+    }
+}
+
+fn options(ctx: &Ctx, o: &DaemonOpts) -> AgentOptions {
+    let nodename = o.nodename.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into())
+    });
+    AgentOptions {
+        home: Home::new(ctx.home.clone()),
+        nodename,
+        host_docker_socket: o
+            .docker_socket
+            .clone()
+            .map(|s| s.trim_start_matches("unix://").to_string())
+            .unwrap_or_else(|| berth_engine::HOST_DOCKER_SOCKET.to_string()),
+        parallelism: o.parallelism,
+        resync: Duration::from_secs(10),
+    }
+}
+
+async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = options(ctx, &o);
+    std::fs::create_dir_all(&ctx.home)
+        .with_context(|| format!("creating {}", ctx.home.display()))?;
+    std::fs::set_permissions(&ctx.home, std::fs::Permissions::from_mode(0o700))?;
+    if let Ok(info) = ctx.client().get::<DaemonInfo>("/v1/daemon").await {
+        bail!(
+            "a berth daemon (pid {}) already runs on {}",
+            info.pid,
+            ctx.home.display()
+        );
+    }
+    let agent = Agent::start(opts.clone())
+        .await
+        .with_context(|| format!("starting the agent in {}", ctx.home.display()))?;
+    let pidfile = opts.home.pidfile();
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
+    let socket = opts.home.socket();
+    tracing::info!("berth daemon listening on {}", socket.display());
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    berth_api::serve(agent.clone(), &socket, shutdown).await?;
+    agent.events.emit(
+        None,
+        None,
+        "daemon stopping; containers left running".into(),
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pidfile);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    if let Ok(info) = client.get::<DaemonInfo>("/v1/daemon").await {
+        println!("berth daemon already running (pid {})", info.pid);
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(&ctx.home)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ctx.home.join("berth.log"))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("daemon").arg("run").arg("--home").arg(&ctx.home);
+    if let Some(s) = &o.docker_socket {
+        cmd.arg("--docker-socket").arg(s);
+    }
+    if let Some(n) = &o.nodename {
+        cmd.arg("--nodename").arg(n);
+    }
+    cmd.arg("--parallelism").arg(o.parallelism.to_string());
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    let mut child = cmd.spawn().context("spawning berth daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(info) = client.get::<DaemonInfo>("/v1/daemon").await {
+            println!(
+                "berth daemon started (pid {}, home {})",
+                info.pid, info.home
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(st) = child.try_wait()? {
+            bail!(
+                "berth daemon exited with {st} during start-up; see {}",
+                ctx.home.join("berth.log").display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "berth daemon did not answer within 30s; see {}",
+                ctx.home.join("berth.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn stop(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let pid = match ctx.client().get::<DaemonInfo>("/v1/daemon").await {
+        Ok(info) => info.pid as i32,
+        Err(_) => match std::fs::read_to_string(ctx.home.join("berth.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            Some(p) if kill(Pid::from_raw(p), None).is_ok() => p,
+            _ => {
+                println!("berth daemon is not running");
+                return Ok(ExitCode::SUCCESS);
+            }
+        },
+    };
+    kill(Pid::from_raw(pid), Signal::SIGTERM).context("signalling the daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kill(Pid::from_raw(pid), None).is_ok() {
+        if Instant::now() > deadline {
+            bail!("berth daemon (pid {pid}) did not stop within 30s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("berth daemon stopped (pid {pid}); containers left running");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    match ctx.client().get::<DaemonInfo>("/v1/daemon").await {
+        Ok(info) => {
+            if ctx.json() {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!(
+                    "berth daemon running: pid {}, version {}, node {}, home {}, {} objects, docker {}",
+                    info.pid, info.version, info.nodename, info.home, info.objects, info.host_docker_socket
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if ctx.json() {
+                println!(
+                    "{}",
+                    serde_json::json!({"running": false, "error": e.to_string()})
+                );
+            } else {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! berth's command line: argument parsing, the API client, rendering.
+//!
+//! Architecture invariant: apart from `berth daemon run`, `doc` and
+//! `completion`, every command goes through the daemon's API.
+
+mod args;
+mod client;
+mod commands;
+mod daemon;
+mod render;
+
+use args::{Cli, Common, Format, ObjectCli, Top};
+use clap::{CommandFactory, Parser};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Parses the command line and runs it. Exit codes: 0 success, 1 failure
+/// of at least one object or of the command, 2 bad usage.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (common, top) = (cli.common, cli.cmd);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("berth: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(dispatch(common, top));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolved global settings.
+pub(crate) struct Ctx {
+    pub home: PathBuf,
+    pub format: Format,
+}
+
+impl Ctx {
+    fn from(common: &Common) -> Ctx {
+        Ctx {
+            home: common.home.clone().unwrap_or_else(default_home),
+            format: common.format.unwrap_or_default(),
+        }
+    }
+    pub fn client(&self) -> client::Client {
+        client::Client::new(&self.home.join("berth.sock"))
+    }
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+}
+
+fn default_home() -> PathBuf {
+    if nix::unistd::Uid::effective().is_root() {
+        PathBuf::from("/var/lib/berth")
+    } else {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/share/berth"))
+            .unwrap_or_else(|| PathBuf::from(".berth"))
+    }
+}
+
+async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::from(&common);
+    match top {
+        Top::Daemon { cmd } => daemon::run(&ctx, cmd).await,
+        Top::Create(a) => commands::create(&ctx, &a.path, &a.kw, a.config.as_deref()).await,
+        Top::Mon { selector, watch } => {
+            commands::mon(&ctx, selector.as_deref().unwrap_or("*"), watch).await
+        }
+        Top::Ls { selector } => commands::ls(&ctx, selector.as_deref().unwrap_or("*")).await,
+        Top::Events { last, no_follow } => commands::events(&ctx, last, !no_follow).await,
+        Top::Doc { keyword } => commands::doc(&ctx, keyword.as_deref()),
+        Top::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Top::Object(words) => {
+            let obj = match ObjectCli::try_parse_from(&words) {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = e.print();
+                    return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
+                }
+            };
+            let merged = Common {
+                home: obj.common.home.clone().or(common.home),
+                format: obj.common.format.or(common.format),
+            };
+            commands::object(&Ctx::from(&merged), &obj.selector, obj.cmd).await
+        }
+    }
+}

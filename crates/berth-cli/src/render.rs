@@ -1,0 +1,189 @@
+//! Text rendering: the status tree, the svcmon grid, docs, events.
+
+use berth_agent::{ActionKind, ActionOutcome};
+use berth_model::event::Event;
+use berth_model::status::{Avail, ObjectStatus, Target};
+use berth_model::{Keyword, KeywordTable};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write;
+
+pub fn progress_bar(len: u64, kind: ActionKind) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(format!("{kind:?}").to_lowercase());
+    bar
+}
+
+pub fn outcome_line(o: &ActionOutcome) -> String {
+    match &o.error {
+        None => format!("{}: ok", o.path),
+        Some(e) => format!("{}: error: {e}", o.path),
+    }
+}
+
+fn avail_char(s: &ObjectStatus) -> char {
+    match s.avail {
+        Avail::Up => 'O',
+        Avail::Down => 'X',
+        Avail::Warn => '!',
+        Avail::NotApplicable => '/',
+    }
+}
+
+/// The svcmon grid: one row per object, one column per node.
+pub fn mon_grid(st: &[ObjectStatus]) -> String {
+    let width = st
+        .iter()
+        .map(|s| s.path.len() + s.avail.as_str().len() + s.topology.len() + 3)
+        .max()
+        .unwrap_or(20)
+        .max(20);
+    let node = st.first().map(|s| s.node.as_str()).unwrap_or("");
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<width$} {node}", "Services", width = width + 2);
+    for s in st {
+        let left = format!(" {} {} {}", s.path, s.avail, s.topology);
+        let mut cell = String::new();
+        cell.push(avail_char(s));
+        if s.frozen {
+            cell.push('*');
+        } else if s.target == Target::Started {
+            cell.push('^');
+        }
+        if s.resources.iter().any(|r| r.failed) || !s.log.is_empty() {
+            cell.push('!');
+        }
+        let _ = writeln!(out, "{left:<width$} | {cell}", width = width + 1);
+    }
+    out
+}
+
+/// The `print status` tree, in the seed's shape.
+pub fn status_tree(s: &ObjectStatus) -> String {
+    let mut out = String::new();
+    let name = s.path.rsplit('/').next().unwrap_or(&s.path);
+    let _ = writeln!(
+        out,
+        "{:<32} {}",
+        s.path
+            .rsplit_once('/')
+            .map(|_| s.path.as_str())
+            .unwrap_or(name),
+        s.avail
+    );
+    for l in &s.log {
+        let _ = writeln!(out, "   warn: {l}");
+    }
+    let _ = writeln!(out, "`- instances");
+    let mut state = vec!["idle".to_string(), s.target.as_str().to_string()];
+    if s.frozen {
+        state.push("frozen".into());
+    }
+    let _ = writeln!(
+        out,
+        "   `- {:<26} {:<10} {}",
+        s.node,
+        s.avail.as_str(),
+        state.join(", ")
+    );
+    let n = s.resources.len();
+    for (i, r) in s.resources.iter().enumerate() {
+        let branch = if i + 1 == n { "`-" } else { "|-" };
+        let flags = if r.failed { "F......." } else { "........" };
+        let _ = writeln!(
+            out,
+            "      {branch} {:<13} {flags} {:<10} {}",
+            r.rid,
+            r.avail.as_str(),
+            r.label
+        );
+        let cont = if i + 1 == n { "   " } else { "|  " };
+        for l in &r.log {
+            let _ = writeln!(out, "      {cont}  {:<22} {l}", "");
+        }
+    }
+    out
+}
+
+pub fn event_line(e: &Event) -> String {
+    let mut s = format!("{} #{}", e.time, e.seq);
+    if let Some(o) = &e.object {
+        let _ = write!(s, " {o}");
+    }
+    if let Some(r) = &e.rid {
+        let _ = write!(s, " {r}");
+    }
+    let _ = write!(s, " {}", e.what);
+    if let Some(d) = &e.docker {
+        let _ = write!(s, ": {d}");
+    }
+    s
+}
+
+fn section_name(t: &KeywordTable) -> String {
+    match t.rtype {
+        Some(r) => format!("{} (type={r})", t.family),
+        None => t.family.to_string(),
+    }
+}
+
+pub fn doc_keyword(t: &KeywordTable, k: &Keyword) -> String {
+    let mut out = String::new();
+    let prefix = if t.family == "DEFAULT" {
+        String::new()
+    } else {
+        format!("{}.", t.family)
+    };
+    let _ = writeln!(out, "{prefix}{}", k.name);
+    let _ = writeln!(out, "  section:   {}", section_name(t));
+    let _ = writeln!(out, "  type:      {}", k.kind.name());
+    let cands = k.kind.candidates();
+    if !cands.is_empty() {
+        let _ = writeln!(out, "  values:    {}", cands.join(", "));
+    }
+    let _ = writeln!(out, "  default:   {}", k.default.unwrap_or("-"));
+    let _ = writeln!(out, "  required:  {}", k.required);
+    let _ = writeln!(
+        out,
+        "  scopable:  {} (kw@nodename overrides kw)",
+        k.scopable
+    );
+    if let Some(e) = k.example {
+        let _ = writeln!(out, "  example:   {prefix}{}={e}", k.name);
+    }
+    let _ = writeln!(out, "\n  {}\n", k.text);
+    out
+}
+
+pub fn keyword_json(t: &KeywordTable, k: &Keyword) -> serde_json::Value {
+    serde_json::json!({
+        "section": t.family,
+        "type": t.rtype,
+        "keyword": k.name,
+        "kind": k.kind.name(),
+        "values": k.kind.candidates(),
+        "default": k.default,
+        "required": k.required,
+        "scopable": k.scopable,
+        "example": k.example,
+        "text": k.text,
+    })
+}
+
+pub fn doc_table(t: &KeywordTable) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(vec!["keyword", "type", "default", "req", "text"]);
+    for k in t.keywords {
+        table.add_row(vec![
+            k.name.to_string(),
+            k.kind.name().to_string(),
+            k.default.unwrap_or("-").to_string(),
+            if k.required { "yes" } else { "" }.to_string(),
+            k.text.to_string(),
+        ]);
+    }
+    format!("[{}] {}\n{table}\n\n", section_name(t), t.text)
+}

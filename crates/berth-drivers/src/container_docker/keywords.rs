@@ -1,0 +1,55 @@
+use berth_model::{Keyword, KeywordTable, KwType};
+
+const fn kw(
+    name: &'static str,
+    kind: KwType,
+    default: Option<&'static str>,
+    text: &'static str,
+    example: Option<&'static str>,
+) -> Keyword {
+    Keyword {
+        name,
+        kind,
+        default,
+        required: false,
+        scopable: true,
+        text,
+        example,
+    }
+}
+
+pub static TABLE: KeywordTable = KeywordTable {
+    family: "container",
+    rtype: Some("docker"),
+    text: "A docker container, named <ns>..<name>.container.<idx> (no prefix in the root namespace).",
+    keywords: &[
+        kw("type", KwType::Enum(&["docker"]), Some("docker"), "Resource driver.", Some("docker")),
+        Keyword {
+            name: "image",
+            kind: KwType::String,
+            default: None,
+            required: true,
+            scopable: true,
+            text: "Image to run. Used from the local engine if present, else handled per pull_policy.",
+            example: Some("127.0.0.1:5000/local/pause:1"),
+        },
+        kw("pull_policy", KwType::Enum(&["missing", "always", "never", "host"]), Some("missing"),
+           "missing: use the local image, pull when absent. always: pull before each create. never: local only. host: when absent from a private daemon, copy it from the host's dockerd (docker save | docker load), else pull.",
+           Some("host")),
+        kw("command", KwType::String, None, "Command and arguments, split like a shell would.", Some("sleep 3600")),
+        kw("entrypoint", KwType::String, None, "Entrypoint override, split like a shell would.", Some("/bin/sh -c")),
+        kw("environment", KwType::List, None, "Environment variables, as space-separated KEY=VALUE words.", Some("LOG=debug MODE=prd")),
+        kw("ports", KwType::List, None, "Published ports: [ip:]hostport:containerport[/proto], space-separated.", Some("8080:80/tcp")),
+        kw("volume_mounts", KwType::List, None, "Mounts: <volume name or /host/dir>:<container dir>[:ro], space-separated.", Some("data:/data /srv/conf:/etc/app:ro")),
+        kw("netns", KwType::String, None, "Network mode: host, none, bridge, or a docker network name.", Some("host")),
+        kw("hostname", KwType::String, None, "Container hostname.", Some("{name}")),
+        kw("labels", KwType::List, None, "Extra container labels, as space-separated KEY=VALUE words.", Some("team=one")),
+        kw("restart", KwType::Int, Some("3"), "How many times the agent restarts the container after it exits unexpectedly, before marking the resource failed. A start action resets the count.", Some("5")),
+        kw("restart_delay", KwType::Duration, Some("1s"), "Delay before each restart.", Some("500ms")),
+        kw("stop_timeout", KwType::Duration, Some("10s"), "Grace period between SIGTERM and SIGKILL on stop.", Some("30s")),
+        kw("healthcheck", KwType::String, None, "Shell command docker runs inside the container to check its health.", Some("wget -q -O- localhost/health")),
+        kw("read_only", KwType::Bool, Some("false"), "Mount the container's root filesystem read-only.", Some("true")),
+        kw("user", KwType::String, None, "User (name or uid[:gid]) the container runs as.", Some("1000:1000")),
+        kw("privileged", KwType::Bool, Some("false"), "Give the container extended privileges.", Some("false")),
+    ],
+};

@@ -1,0 +1,240 @@
+//! The docker container driver: turns a `[container#N]` section into the
+//! container berth creates, and names it.
+
+pub mod keywords;
+
+use crate::split_command;
+use berth_engine::{ContainerSpec, MountSpec, PortSpec};
+use berth_model::{ObjectPath, Section};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const LABEL_PATH: &str = "berth.path";
+pub const LABEL_RID: &str = "berth.rid";
+pub const LABEL_ID: &str = "berth.id";
+pub const LABEL_NODE: &str = "berth.node";
+/// Fingerprint of the spec the container was created from, to spot drift.
+pub const LABEL_SPEC: &str = "berth.spec";
+
+/// How the image gets onto the engine when it is not there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    Missing,
+    Always,
+    Never,
+    Host,
+}
+
+/// A container resource, resolved and ready to hand to the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerResource {
+    pub rid: String,
+    pub spec: ContainerSpec,
+    pub pull_policy: PullPolicy,
+    pub restart: u32,
+    pub restart_delay: Duration,
+    pub stop_timeout: Duration,
+}
+
+/// `<ns>..<name>`, or `<name>` in the root namespace.
+pub fn object_prefix(path: &ObjectPath) -> String {
+    if path.namespace == "root" {
+        path.name.clone()
+    } else {
+        format!("{}..{}", path.namespace, path.name)
+    }
+}
+
+pub fn container_name(path: &ObjectPath, idx: u32) -> String {
+    format!("{}.container.{idx}", object_prefix(path))
+}
+
+impl ContainerResource {
+    pub fn from_section(
+        path: &ObjectPath,
+        s: &Section,
+        object_id: &str,
+        nodename: &str,
+    ) -> Result<ContainerResource, String> {
+        let idx = s.index.unwrap_or(0);
+        let field = |kw: &str| s.get_str(kw).filter(|v| !v.is_empty());
+        let words = |kw: &str| -> Result<Option<Vec<String>>, String> {
+            field(kw)
+                .map(|v| split_command(v).map_err(|e| format!("{kw}: {e}")))
+                .transpose()
+        };
+        let list = |kw: &str| s.get_list(kw);
+        let mut labels = HashMap::new();
+        for pair in list("labels") {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("labels: {pair:?} is not KEY=VALUE"))?;
+            labels.insert(k.to_string(), v.to_string());
+        }
+        labels.insert(LABEL_PATH.into(), path.to_string());
+        labels.insert(LABEL_RID.into(), s.name.clone());
+        labels.insert(LABEL_ID.into(), object_id.to_string());
+        labels.insert(LABEL_NODE.into(), nodename.to_string());
+        let env = list("environment");
+        if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
+            return Err(format!("environment: {bad:?} is not KEY=VALUE"));
+        }
+        let ports = list("ports")
+            .iter()
+            .map(|p| parse_port(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mounts = list("volume_mounts")
+            .iter()
+            .map(|m| parse_mount(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dur = |kw: &str| -> Result<Duration, String> {
+            s.get_duration(kw)
+                .map(|d| d.unwrap_or_default())
+                .map_err(|e| format!("{kw}: {e}"))
+        };
+        let stop_timeout = dur("stop_timeout")?;
+        let mut spec = ContainerSpec {
+            name: container_name(path, idx),
+            image: field("image").ok_or("image: required")?.to_string(),
+            command: words("command")?,
+            entrypoint: words("entrypoint")?,
+            env,
+            labels,
+            ports,
+            mounts,
+            network_mode: field("netns").map(str::to_string),
+            hostname: field("hostname").map(str::to_string),
+            read_only: s
+                .get_bool("read_only")
+                .map_err(|e| format!("read_only: {e}"))?
+                .unwrap_or(false),
+            user: field("user").map(str::to_string),
+            privileged: s
+                .get_bool("privileged")
+                .map_err(|e| format!("privileged: {e}"))?
+                .unwrap_or(false),
+            healthcheck: field("healthcheck").map(str::to_string),
+            stop_timeout: Some(stop_timeout.as_secs() as i64),
+        };
+        let fingerprint = fingerprint(&spec);
+        spec.labels.insert(LABEL_SPEC.into(), fingerprint);
+        let pull_policy = match field("pull_policy").unwrap_or("missing") {
+            "always" => PullPolicy::Always,
+            "never" => PullPolicy::Never,
+            "host" => PullPolicy::Host,
+            _ => PullPolicy::Missing,
+        };
+        let restart = s
+            .get_int("restart")
+            .map_err(|e| format!("restart: {e}"))?
+            .unwrap_or(0);
+        Ok(ContainerResource {
+            rid: s.name.clone(),
+            spec,
+            pull_policy,
+            restart: u32::try_from(restart.max(0)).unwrap_or(u32::MAX),
+            restart_delay: dur("restart_delay")?,
+            stop_timeout,
+        })
+    }
+
+    pub fn label(&self) -> String {
+        format!("docker container {}@{}", self.spec.name, self.spec.image)
+    }
+}
+
+/// FNV-1a over the spec's debug form, minus labels berth adds per node.
+fn fingerprint(spec: &ContainerSpec) -> String {
+    let mut s = spec.clone();
+    s.labels.remove(LABEL_NODE);
+    let mut labels: Vec<_> = s.labels.iter().collect();
+    labels.sort();
+    let text = format!(
+        "{:?}|{:?}",
+        labels,
+        ContainerSpec {
+            labels: HashMap::new(),
+            ..s.clone()
+        }
+    );
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+fn parse_port(p: &str) -> Result<PortSpec, String> {
+    let bad = || format!("ports: {p:?} is not [ip:]hostport:containerport[/proto]");
+    let (body, proto) = match p.split_once('/') {
+        Some((b, proto @ ("tcp" | "udp" | "sctp"))) => (b, proto),
+        Some(_) => return Err(bad()),
+        None => (p, "tcp"),
+    };
+    let parts: Vec<&str> = body.rsplitn(3, ':').collect();
+    let num = |s: &str| s.parse::<u16>().map_err(|_| bad());
+    let (host_ip, host_port, container_port) = match parts.as_slice() {
+        [c] => (None, None, num(c)?),
+        [c, h] => (None, Some(num(h)?), num(c)?),
+        [c, h, ip] => (Some(ip.to_string()), Some(num(h)?), num(c)?),
+        _ => return Err(bad()),
+    };
+    Ok(PortSpec {
+        host_ip,
+        host_port,
+        container_port,
+        proto: proto.to_string(),
+    })
+}
+
+fn parse_mount(m: &str) -> Result<MountSpec, String> {
+    let parts: Vec<&str> = m.split(':').collect();
+    let (source, target, read_only) = match parts.as_slice() {
+        [s, t] => (s, t, false),
+        [s, t, "ro"] => (s, t, true),
+        [s, t, "rw"] => (s, t, false),
+        _ => return Err(format!("volume_mounts: {m:?} is not source:target[:ro]")),
+    };
+    if source.is_empty() || !target.starts_with('/') {
+        return Err(format!(
+            "volume_mounts: {m:?} needs a source and an absolute container path"
+        ));
+    }
+    Ok(MountSpec {
+        source: source.to_string(),
+        target: target.to_string(),
+        read_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_forms() {
+        let p = parse_port("127.0.0.1:8080:80/udp").expect("parse");
+        assert_eq!(p.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!((p.host_port, p.container_port), (Some(8080), 80));
+        assert_eq!(p.proto, "udp");
+        assert_eq!(parse_port("80").expect("parse").host_port, None);
+        assert!(parse_port("x:80").is_err());
+        assert!(parse_port("80/foo").is_err());
+    }
+
+    #[test]
+    fn mount_forms() {
+        assert!(parse_mount("data:/data:ro").expect("parse").read_only);
+        assert!(parse_mount("data:rel").is_err());
+        assert!(parse_mount("a:b:c:d").is_err());
+    }
+
+    #[test]
+    fn names_drop_the_root_namespace() {
+        let p: ObjectPath = "app1-prd/svc1".parse().expect("path");
+        assert_eq!(container_name(&p, 0), "app1-prd..svc1.container.0");
+        let r: ObjectPath = "svc1".parse().expect("path");
+        assert_eq!(container_name(&r, 2), "svc1.container.2");
+    }
+}

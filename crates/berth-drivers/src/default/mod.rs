@@ -1,0 +1,2 @@
+//! The `[DEFAULT]` section: object-wide keywords.
+pub mod keywords;

@@ -1,0 +1,53 @@
+use berth_model::{Keyword, KeywordTable, KwType};
+
+pub static DOCKER_TABLE: KeywordTable = KeywordTable {
+    family: "volume",
+    rtype: Some("docker"),
+    text: "A named docker volume, created on start if missing and never deleted by berth.",
+    keywords: &[
+        Keyword {
+            name: "type",
+            kind: KwType::Enum(&["docker", "directory"]),
+            default: Some("docker"),
+            required: false,
+            scopable: false,
+            text: "docker: a named docker volume. directory: a host directory.",
+            example: Some("docker"),
+        },
+        Keyword {
+            name: "name",
+            kind: KwType::String,
+            default: None,
+            required: false,
+            scopable: true,
+            text: "Volume name. Defaults to <ns>..<name>.vol.<idx>. Mount it with container volume_mounts=<name>:/dir.",
+            example: Some("{namespace}-data"),
+        },
+    ],
+};
+
+pub static DIRECTORY_TABLE: KeywordTable = KeywordTable {
+    family: "volume",
+    rtype: Some("directory"),
+    text: "A host directory, created on start if missing. Mount it with container volume_mounts=<path>:/dir.",
+    keywords: &[
+        Keyword {
+            name: "type",
+            kind: KwType::Enum(&["docker", "directory"]),
+            default: Some("docker"),
+            required: false,
+            scopable: false,
+            text: "docker: a named docker volume. directory: a host directory.",
+            example: Some("directory"),
+        },
+        Keyword {
+            name: "path",
+            kind: KwType::String,
+            default: None,
+            required: true,
+            scopable: true,
+            text: "Absolute host directory.",
+            example: Some("/srv/{path}/data"),
+        },
+    ],
+};

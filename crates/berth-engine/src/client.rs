@@ -1,0 +1,523 @@
+//! A thin, logged wrapper over one Docker Engine API endpoint.
+
+use crate::calls::{CallSink, DockerCall};
+use crate::error::EngineError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, HealthConfig, HostConfig, Mount, MountType,
+    PortBinding, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ImportImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Label carrying the object path; its presence marks a container as berth's.
+pub const LABEL_PATH: &str = "berth.path";
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PortSpec {
+    pub host_ip: Option<String>,
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub proto: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MountSpec {
+    /// A volume name, or an absolute host path for a bind mount.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything berth sets on a container it creates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub ports: Vec<PortSpec>,
+    pub mounts: Vec<MountSpec>,
+    pub network_mode: Option<String>,
+    pub hostname: Option<String>,
+    pub read_only: bool,
+    pub user: Option<String>,
+    pub privileged: bool,
+    pub healthcheck: Option<String>,
+    pub stop_timeout: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerState {
+    pub running: bool,
+    /// Docker's state word: created, running, exited, dead, ...
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub started_at: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManagedContainer {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub state: ContainerState,
+}
+
+/// A container event from the engine's event stream.
+#[derive(Clone, Debug)]
+pub struct EngineEvent {
+    pub container_id: String,
+    pub action: String,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    socket: String,
+    sink: CallSink,
+}
+
+impl Engine {
+    /// Connects to the engine at `socket` and negotiates the API version.
+    pub async fn connect(socket: &str, sink: CallSink) -> Result<Engine, EngineError> {
+        let unreachable = |reason: String| EngineError::Unreachable {
+            socket: socket.to_string(),
+            reason,
+        };
+        let docker = Docker::connect_with_unix(socket, 60, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Engine {
+            docker,
+            socket: socket.to_string(),
+            sink,
+        })
+    }
+
+    /// The same connection, reporting its calls to another sink.
+    pub fn with_sink(&self, sink: CallSink) -> Engine {
+        Engine {
+            docker: self.docker.clone(),
+            socket: self.socket.clone(),
+            sink,
+        }
+    }
+
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
+    /// The `docker -H ...` prefix operators can paste to reach this engine.
+    pub fn cli_prefix(&self) -> String {
+        format!("docker -H unix://{}", self.socket)
+    }
+
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::Unreachable {
+                socket: self.socket.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn record<T>(&self, args: String, res: &Result<T, EngineError>) {
+        (self.sink)(DockerCall {
+            command: format!("{} {args}", self.cli_prefix()),
+            error: res.as_ref().err().map(|e| e.to_string()),
+        });
+    }
+
+    /// All containers carrying berth's path label, running or not.
+    pub async fn list_managed(&self) -> Result<Vec<ManagedContainer>, EngineError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![LABEL_PATH.to_string()]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| EngineError::docker("ps", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let status = c
+                    .state
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                ManagedContainer {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    labels: c.labels.unwrap_or_default(),
+                    state: ContainerState {
+                        running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
+                        status,
+                        exit_code: None,
+                        started_at: None,
+                        error: None,
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// Inspects a container; `None` when it does not exist.
+    pub async fn inspect(&self, name: &str) -> Result<Option<ManagedContainer>, EngineError> {
+        let r = match self.docker.inspect_container(name, None).await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = EngineError::docker("inspect", e);
+                return if e.is_not_found() { Ok(None) } else { Err(e) };
+            }
+        };
+        let st = r.state.unwrap_or_default();
+        let cfg = r.config.unwrap_or_default();
+        Ok(Some(ManagedContainer {
+            id: r.id.unwrap_or_default(),
+            name: r
+                .name
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            image: cfg.image.unwrap_or_default(),
+            labels: cfg.labels.unwrap_or_default(),
+            state: ContainerState {
+                running: st.running.unwrap_or(false),
+                status: st
+                    .status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                exit_code: st.exit_code,
+                started_at: st.started_at,
+                error: st.error.filter(|e| !e.is_empty()),
+            },
+        }))
+    }
+
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let body = create_body(spec);
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let res = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map(|r| r.id)
+            .map_err(|e| EngineError::docker("create", e));
+        self.record(create_cli_args(spec), &res);
+        res
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), EngineError> {
+        let res = self
+            .docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| EngineError::docker("start", e));
+        self.record(format!("start {id}"), &res);
+        res
+    }
+
+    pub async fn stop(&self, id: &str, timeout: Option<i64>) -> Result<(), EngineError> {
+        let mut b = StopContainerOptionsBuilder::default();
+        if let Some(t) = timeout {
+            b = b.t(i32::try_from(t).unwrap_or(i32::MAX));
+        }
+        let res = self
+            .docker
+            .stop_container(id, Some(b.build()))
+            .await
+            .map_err(|e| EngineError::docker("stop", e));
+        let args = match timeout {
+            Some(t) => format!("stop -t {t} {id}"),
+            None => format!("stop {id}"),
+        };
+        self.record(args, &res);
+        res
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+        let res = self
+            .docker
+            .remove_container(id, Some(opts))
+            .await
+            .map_err(|e| EngineError::docker("rm", e));
+        self.record(format!("rm -f {id}"), &res);
+        res
+    }
+
+    pub async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = EngineError::docker("image inspect", e);
+                if e.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Pulls `image` from its registry.
+    pub async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        let (repo, tag) = split_image(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let res = self
+            .docker
+            .create_image(Some(opts), None, None)
+            .try_for_each(|info| async move {
+                match info.error_detail.and_then(|d| d.message) {
+                    Some(msg) => Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 500,
+                        message: msg,
+                    }),
+                    None => Ok(()),
+                }
+            })
+            .await
+            .map_err(|e| EngineError::ImageUnavailable {
+                image: image.to_string(),
+                reason: EngineError::docker("pull", e).to_string(),
+            });
+        self.record(format!("pull {image}"), &res);
+        res
+    }
+
+    /// Copies `image` from `from` into this engine (`docker save | docker load`).
+    pub async fn copy_image_from(&self, from: &Engine, image: &str) -> Result<(), EngineError> {
+        let tar = from.docker.export_image(image);
+        let opts = ImportImageOptionsBuilder::default().quiet(true).build();
+        let res = self
+            .docker
+            .import_image_stream(opts, tar, None)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+            .map_err(|e| EngineError::ImageUnavailable {
+                image: image.to_string(),
+                reason: EngineError::docker("load", e).to_string(),
+            });
+        self.record(format!("load < ({} save {image})", from.cli_prefix()), &res);
+        res
+    }
+
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = EngineError::docker("volume inspect", e);
+                if e.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let res = self
+            .docker
+            .create_volume(req)
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::docker("volume create", e));
+        self.record(format!("volume create {name}"), &res);
+        res
+    }
+
+    /// Container events of berth-managed containers. The stream ends when the
+    /// engine goes away; callers reconnect.
+    pub fn events(&self) -> impl Stream<Item = Result<EngineEvent, EngineError>> + Send + 'static {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        filters.insert("label".to_string(), vec![LABEL_PATH.to_string()]);
+        let opts = EventsOptionsBuilder::default().filters(&filters).build();
+        self.docker.events(Some(opts)).map(|r| {
+            r.map(|m| {
+                let actor = m.actor.unwrap_or_default();
+                EngineEvent {
+                    container_id: actor.id.unwrap_or_default(),
+                    action: m.action.unwrap_or_default(),
+                    labels: actor.attributes.unwrap_or_default(),
+                }
+            })
+            .map_err(|e| EngineError::docker("events", e))
+        })
+    }
+}
+
+/// Splits `repo[:tag]`, minding registry ports (`127.0.0.1:5000/x`) and digests.
+pub fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed = Vec::new();
+    for p in &spec.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        exposed.push(key.clone());
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port.map(|h| h.to_string()),
+            });
+    }
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|m| Mount {
+            target: Some(m.target.clone()),
+            source: Some(m.source.clone()),
+            typ: Some(if m.source.starts_with('/') {
+                MountType::BIND
+            } else {
+                MountType::VOLUME
+            }),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect::<Vec<_>>();
+    let host_config = HostConfig {
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        network_mode: spec.network_mode.clone(),
+        privileged: Some(spec.privileged),
+        readonly_rootfs: Some(spec.read_only),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        labels: Some(spec.labels.clone()),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        hostname: spec.hostname.clone(),
+        user: spec.user.clone(),
+        stop_timeout: spec.stop_timeout,
+        healthcheck: spec.healthcheck.as_ref().map(|cmd| HealthConfig {
+            test: Some(vec!["CMD-SHELL".to_string(), cmd.clone()]),
+            interval: Some(Duration::from_secs(10).as_nanos() as i64),
+            ..Default::default()
+        }),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// The `docker create` command line equivalent to `spec`, for the call log.
+fn create_cli_args(spec: &ContainerSpec) -> String {
+    let mut a = vec!["create".to_string(), format!("--name {}", spec.name)];
+    let mut labels: Vec<_> = spec.labels.iter().collect();
+    labels.sort();
+    for (k, v) in labels {
+        a.push(format!("--label {k}={v}"));
+    }
+    for e in &spec.env {
+        a.push(format!("-e {e}"));
+    }
+    for p in &spec.ports {
+        let host = match (&p.host_ip, p.host_port) {
+            (Some(ip), Some(hp)) => format!("{ip}:{hp}:"),
+            (None, Some(hp)) => format!("{hp}:"),
+            _ => String::new(),
+        };
+        a.push(format!("-p {host}{}/{}", p.container_port, p.proto));
+    }
+    for m in &spec.mounts {
+        let ro = if m.read_only { ":ro" } else { "" };
+        a.push(format!("-v {}:{}{ro}", m.source, m.target));
+    }
+    if let Some(n) = &spec.network_mode {
+        a.push(format!("--network {n}"));
+    }
+    if let Some(h) = &spec.hostname {
+        a.push(format!("--hostname {h}"));
+    }
+    if let Some(u) = &spec.user {
+        a.push(format!("--user {u}"));
+    }
+    if spec.read_only {
+        a.push("--read-only".into());
+    }
+    if spec.privileged {
+        a.push("--privileged".into());
+    }
+    if let Some(ep) = &spec.entrypoint {
+        a.push(format!("--entrypoint {}", ep.join(" ")));
+    }
+    a.push(spec.image.clone());
+    if let Some(c) = &spec.command {
+        a.extend(c.iter().cloned());
+    }
+    a.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn image_references_split_on_the_tag_colon_only() {
+        let cases = [
+            ("busybox", ("busybox", "latest")),
+            ("local/pause:1", ("local/pause", "1")),
+            ("127.0.0.1:5000/x/y:2", ("127.0.0.1:5000/x/y", "2")),
+            ("127.0.0.1:5000/x", ("127.0.0.1:5000/x", "latest")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(split_image(input), want, "{input}");
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The lifecycle of a service's private `dockerd`.
+//!
+//! A private daemon is started detached, in its own process group, so it and
+//! its containers outlive `berth daemon` restarts. Whether it runs is read
+//! back from its pidfile and socket, never remembered in memory.
+
+use crate::error::EngineError;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Where a private daemon keeps its files and how it is reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrivateDaemonSpec {
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub log_file: PathBuf,
+    /// Group owning the socket (mode 0660). `None` leaves it root-only.
+    pub socket_group: Option<String>,
+}
+
+pub struct PrivateDaemon {
+    pub spec: PrivateDaemonSpec,
+}
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl PrivateDaemon {
+    pub fn new(spec: PrivateDaemonSpec) -> PrivateDaemon {
+        PrivateDaemon { spec }
+    }
+
+    /// The command line that starts this daemon, as logged and run.
+    pub fn argv(&self) -> Vec<String> {
+        let s = &self.spec;
+        let mut v = vec![
+            "dockerd".to_string(),
+            "-H".into(),
+            format!("unix://{}", s.socket.display()),
+            "--data-root".into(),
+            s.data_root.display().to_string(),
+            "--exec-root".into(),
+            s.exec_root.display().to_string(),
+            "-p".into(),
+            s.pidfile.display().to_string(),
+            "--exec-opt".into(),
+            "native.cgroupdriver=cgroupfs".into(),
+            // The host daemon owns docker0 and the iptables chains; a private
+            // daemon must touch neither, or the two fight over them.
+            "--bridge=none".into(),
+            "--iptables=false".into(),
+            "--ip6tables=false".into(),
+            "--ip-forward=false".into(),
+            "--ip-masq=false".into(),
+        ];
+        v.push("--group".into());
+        v.push(s.socket_group.clone().unwrap_or_else(|| "root".into()));
+        v
+    }
+
+    /// The pid of the running daemon, if its pidfile names a live process.
+    pub fn running_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(&self.spec.pidfile).ok()?;
+        let pid: i32 = text.trim().parse().ok()?;
+        let alive = kill(Pid::from_raw(pid), None).is_ok();
+        let is_dockerd = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim() == "dockerd")
+            .unwrap_or(false);
+        (alive && is_dockerd).then_some(pid)
+    }
+
+    /// Starts the daemon and waits until its socket answers `/_ping`.
+    pub async fn start(&self) -> Result<i32, EngineError> {
+        let s = &self.spec;
+        for dir in [
+            s.data_root.as_path(),
+            s.exec_root.as_path(),
+            parent(&s.socket),
+            parent(&s.pidfile),
+        ] {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                EngineError::PrivateDaemon(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        check_writable(&s.data_root)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&s.log_file)
+            .map_err(|e| {
+                EngineError::PrivateDaemon(format!("cannot open {}: {e}", s.log_file.display()))
+            })?;
+        let log2 = log.try_clone()?;
+        let argv = self.argv();
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0);
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| EngineError::PrivateDaemon(format!("cannot run dockerd: {e}")))?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(EngineError::PrivateDaemon(format!(
+                    "dockerd exited with {status} during start-up; see {}",
+                    s.log_file.display()
+                )));
+            }
+            if ping_socket(&s.socket).await {
+                // Reap in the background when it eventually exits.
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                });
+                return Ok(pid);
+            }
+            if Instant::now() > deadline {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                return Err(EngineError::PrivateDaemon(format!(
+                    "dockerd did not answer on {} within {}s; see {}",
+                    s.socket.display(),
+                    START_TIMEOUT.as_secs(),
+                    s.log_file.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to exit.
+    pub async fn stop(&self) -> Result<(), EngineError> {
+        let Some(pid) = self.running_pid() else {
+            return Ok(());
+        };
+        let pid = Pid::from_raw(pid);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while kill(pid, None).is_ok() && !is_zombie(pid) {
+            if Instant::now() > deadline {
+                let _ = kill(pid, Signal::SIGKILL);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
+
+fn parent(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new("/"))
+}
+
+fn is_zombie(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|rest| rest.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(true)
+}
+
+fn check_writable(dir: &Path) -> Result<(), EngineError> {
+    let probe = dir.join(".berth-write-probe");
+    std::fs::write(&probe, b"")
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            EngineError::PrivateDaemon(format!(
+                "docker_data_dir {} is not writable: {e}",
+                dir.display()
+            ))
+        })
+}
+
+/// True when something answers Docker's `/_ping` on the socket.
+pub async fn ping_socket(socket: &Path) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::UnixStream::connect(socket),
+    )
+    .await
+    else {
+        return false;
+    };
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await,
+        Ok(Ok(n)) if n > 12 && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
+    )
+}

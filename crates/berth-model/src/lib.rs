@@ -1,0 +1,30 @@
+//! berth's domain model: object paths, selectors, the lossless config
+//! document, the keyword schema, validation and effective configuration.
+//!
+//! This crate performs no I/O.
+
+pub mod config;
+pub mod effective;
+pub mod event;
+pub mod glob;
+pub mod path;
+pub mod refs;
+pub mod schema;
+pub mod selector;
+pub mod status;
+pub mod validate;
+
+#[cfg(test)]
+mod test_fixtures;
+
+pub use config::{
+    ConfigDoc, ConfigEditError, ConfigParseError, Entry, KeywordRef, KeywordRefError,
+    DEFAULT_SECTION,
+};
+pub use effective::*;
+pub use glob::glob_match;
+pub use path::*;
+pub use refs::*;
+pub use schema::*;
+pub use selector::*;
+pub use validate::*;

@@ -1,0 +1,109 @@
+//! Observed status of objects and their resources, as reported by the agent.
+//!
+//! These types are soft state: the agent rebuilds them from Docker at any
+//! time, they are never part of the desired state.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Aggregated availability, in OpenSVC's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Avail {
+    #[serde(rename = "up")]
+    Up,
+    #[serde(rename = "down")]
+    Down,
+    #[serde(rename = "warn")]
+    Warn,
+    #[serde(rename = "n/a")]
+    NotApplicable,
+}
+
+impl Avail {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Avail::Up => "up",
+            Avail::Down => "down",
+            Avail::Warn => "warn",
+            Avail::NotApplicable => "n/a",
+        }
+    }
+
+    /// Combines resource availabilities into the object's: all up is up, all
+    /// down is down, anything mixed or in warning is warn.
+    pub fn aggregate<I: IntoIterator<Item = Avail>>(items: I) -> Avail {
+        let mut acc = Avail::NotApplicable;
+        for a in items {
+            acc = match (acc, a) {
+                (x, Avail::NotApplicable) => x,
+                (Avail::NotApplicable, y) => y,
+                (Avail::Warn, _) | (_, Avail::Warn) => Avail::Warn,
+                (Avail::Up, Avail::Up) => Avail::Up,
+                (Avail::Down, Avail::Down) => Avail::Down,
+                _ => Avail::Warn,
+            };
+        }
+        acc
+    }
+}
+
+impl fmt::Display for Avail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the operator asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    #[default]
+    Stopped,
+    Started,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Stopped => "stopped",
+            Target::Started => "started",
+        }
+    }
+}
+
+/// Status of one resource (`container#0`, `volume#1`, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceStatus {
+    pub rid: String,
+    pub rtype: String,
+    pub label: String,
+    pub avail: Avail,
+    /// Set when the reconciler gave up on the resource (restart budget spent).
+    #[serde(default)]
+    pub failed: bool,
+    /// Recent errors and notable facts, oldest first.
+    #[serde(default)]
+    pub log: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// Status of one object on this node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectStatus {
+    pub path: String,
+    pub node: String,
+    pub avail: Avail,
+    pub frozen: bool,
+    pub target: Target,
+    pub topology: String,
+    pub orchestrate: String,
+    /// Errors about the object itself: invalid config on disk, private daemon failures.
+    #[serde(default)]
+    pub log: Vec<String>,
+    pub resources: Vec<ResourceStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_socket: Option<String>,
+}

@@ -1,0 +1,188 @@
+//! Durable desired state and the event log.
+//!
+//! The store is the single interface through which desired state is read and
+//! written. On one node it is a redb file; the cluster issue puts the same
+//! tables behind Raft. Every write is a committed, fsynced redb transaction,
+//! so a crash leaves either the old or the new record, never a torn one.
+
+mod record;
+
+pub use record::ObjectRecord;
+
+use berth_model::event::Event;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+/// How many events the log keeps; older ones are trimmed on append.
+pub const EVENT_RETENTION: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store database: {0}")]
+    Db(String),
+    #[error("store record {key}: {source}")]
+    Decode {
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("store encode: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the store file.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(OBJECTS)?;
+        txn.open_table(EVENTS)?;
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Option<ObjectRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        match table.get(path)? {
+            Some(v) => Ok(Some(decode(path, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ObjectRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push(decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn put(&self, rec: &ObjectRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(rec)?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(OBJECTS)?;
+            table.insert(rec.path.as_str(), bytes.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Writes several records in one transaction: all or none land.
+    pub fn put_many(&self, recs: &[ObjectRecord]) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(OBJECTS)?;
+            for rec in recs {
+                let bytes = serde_json::to_vec(rec)?;
+                table.insert(rec.path.as_str(), bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn delete(&self, path: &str) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let existed = {
+            let mut table = txn.open_table(OBJECTS)?;
+            let removed = table.remove(path)?;
+            removed.is_some()
+        };
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    /// Appends events, assigning their sequence numbers, and returns them.
+    pub fn append_events(&self, events: Vec<Event>) -> Result<Vec<Event>> {
+        let txn = self.db.begin_write()?;
+        let mut out = Vec::with_capacity(events.len());
+        {
+            let mut table = txn.open_table(EVENTS)?;
+            let mut next = match table.last()? {
+                Some((k, _)) => k.value() + 1,
+                None => 1,
+            };
+            for mut ev in events {
+                ev.seq = next;
+                let bytes = serde_json::to_vec(&ev)?;
+                table.insert(next, bytes.as_slice())?;
+                out.push(ev);
+                next += 1;
+            }
+            if table.len()? > EVENT_RETENTION {
+                let cut = next.saturating_sub(EVENT_RETENTION);
+                table.retain_in(..cut, |_, _| false)?;
+            }
+        }
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Events with a sequence number above `after`, oldest first, at most `limit`.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for item in table.range(after.saturating_add(1)..)? {
+            let (k, v) = item?;
+            let ev: Event = serde_json::from_slice(v.value()).map_err(|e| StoreError::Decode {
+                key: k.value().to_string(),
+                source: e,
+            })?;
+            out.push(ev);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last `n` events, oldest first.
+    pub fn last_events(&self, n: usize) -> Result<Vec<Event>> {
+        let last = {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(EVENTS)?;
+            let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+            last
+        };
+        self.events_after(last.saturating_sub(n as u64), n)
+    }
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<ObjectRecord> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+        key: key.to_string(),
+        source: e,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,14 @@
+use berth_model::status::Target;
+use serde::{Deserialize, Serialize};
+
+/// The desired state of one object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// Canonical path string (`ns/name`).
+    pub path: String,
+    /// The last config text that passed validation. The agent runs this one,
+    /// even when the file on disk was since edited into an invalid state.
+    pub config: String,
+    pub target: Target,
+    pub frozen: bool,
+}

@@ -1,0 +1,53 @@
+use super::*;
+use berth_model::status::Target;
+
+fn rec(path: &str) -> ObjectRecord {
+    ObjectRecord {
+        path: path.to_string(),
+        config: format!("[DEFAULT]\nid = {path}\n"),
+        target: Target::Started,
+        frozen: false,
+    }
+}
+
+#[test]
+fn records_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("berth.redb");
+    {
+        let s = Store::open(&file).expect("open");
+        s.put_many(&[rec("a/x"), rec("b/y")]).expect("put");
+        assert!(s.delete("b/y").expect("delete"));
+        assert!(!s.delete("b/y").expect("delete again"));
+    }
+    let s = Store::open(&file).expect("reopen");
+    let all = s.list().expect("list");
+    assert_eq!(all, vec![rec("a/x")]);
+    assert_eq!(s.get("a/x").expect("get"), Some(rec("a/x")));
+}
+
+#[test]
+fn events_get_increasing_sequence_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(&dir.path().join("e.redb")).expect("open");
+    let mk = |what: &str| Event {
+        seq: 0,
+        time: "2026-01-01T00:00:00Z".into(),
+        object: None,
+        rid: None,
+        what: what.into(),
+        docker: None,
+    };
+    let first = s.append_events(vec![mk("a"), mk("b")]).expect("append");
+    let second = s.append_events(vec![mk("c")]).expect("append");
+    assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(second[0].seq, 3);
+    let after = s.events_after(1, 10).expect("read");
+    assert_eq!(
+        after.iter().map(|e| e.what.as_str()).collect::<Vec<_>>(),
+        vec!["b", "c"]
+    );
+    let last = s.last_events(2).expect("last");
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[1].what, "c");
+}
