@@ -52,8 +52,10 @@ impl PrivateDaemon {
             "--exec-opt".into(),
             "native.cgroupdriver=cgroupfs".into(),
             // The host daemon owns docker0 and the iptables chains; a private
-            // daemon must touch neither, or the two fight over them.
-            "--bridge=none".into(),
+            // daemon gets its own bridge and touches no iptables. Never
+            // --bridge=none: dockerd then deletes docker0 from the host.
+            "--bridge".into(),
+            bridge_name(&s.socket),
             "--iptables=false".into(),
             "--ip6tables=false".into(),
             "--ip-forward=false".into(),
@@ -89,6 +91,7 @@ impl PrivateDaemon {
             })?;
         }
         check_writable(&s.data_root)?;
+        ensure_bridge(&bridge_name(&s.socket)).await?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -152,6 +155,7 @@ impl PrivateDaemon {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let _ = ip(&["link", "del", &bridge_name(&self.spec.socket)]).await;
         Ok(())
     }
 }
@@ -205,4 +209,59 @@ pub async fn ping_socket(socket: &Path) -> bool {
         tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await,
         Ok(Ok(n)) if n > 12 && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
     )
+}
+
+/// The private daemon's bridge: `bb` + 12 hex digits of its socket path,
+/// within the 15 characters Linux allows.
+pub fn bridge_name(socket: &Path) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in socket.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("bb{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// The pool private bridges take their /24 from.
+const BRIDGE_POOL: &str = "10.213";
+
+async fn ip(args: &[&str]) -> Result<String, EngineError> {
+    let out = tokio::process::Command::new("ip")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| EngineError::PrivateDaemon(format!("cannot run ip: {e}")))?;
+    if !out.status.success() {
+        return Err(EngineError::PrivateDaemon(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Creates the bridge with a free /24 from the pool, unless it exists.
+async fn ensure_bridge(name: &str) -> Result<(), EngineError> {
+    if ip(&["link", "show", name]).await.is_ok() {
+        return Ok(());
+    }
+    let used = ip(&["-o", "-4", "addr", "show"]).await?;
+    let free = (0..=255u32).find(|k| !used.contains(&format!(" {BRIDGE_POOL}.{k}.")));
+    let Some(k) = free else {
+        return Err(EngineError::PrivateDaemon(format!(
+            "no free /24 left in {BRIDGE_POOL}.0.0/16 for a private bridge"
+        )));
+    };
+    ip(&["link", "add", "name", name, "type", "bridge"]).await?;
+    ip(&[
+        "addr",
+        "add",
+        &format!("{BRIDGE_POOL}.{k}.1/24"),
+        "dev",
+        name,
+    ])
+    .await?;
+    ip(&["link", "set", name, "up"]).await?;
+    Ok(())
 }

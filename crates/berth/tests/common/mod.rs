@@ -1,0 +1,305 @@
+//! Test bed: one berth daemon per test, with its own BERTH_HOME and node
+//! name, against the host's real dockerd. Containers are labelled with the
+//! node name, so each test removes exactly its own, even when it fails.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "berth-test/pause:1";
+pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique, RFC 1123-safe token for names.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Imports the test image (busybox in a tarball) into the host dockerd once.
+pub fn ensure_image() {
+    if docker(&["image", "inspect", IMAGE]).status.success() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
+    for app in [
+        "sh", "sleep", "echo", "cat", "ls", "true", "false", "wget", "nc",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(app)).expect("symlink");
+    }
+    let tar = dir.path().join("img.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let out = docker(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/sleep","2147483647"]"#,
+        tar.to_str().expect("utf8"),
+        IMAGE,
+    ]);
+    assert!(
+        out.status.success(),
+        "docker import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker client")
+}
+
+pub fn docker_sock(sock: &str, args: &[&str]) -> Output {
+    let host = format!("unix://{sock}");
+    let mut all = vec!["-H", host.as_str()];
+    all.extend_from_slice(args);
+    docker(&all)
+}
+
+pub struct Env {
+    pub home: tempfile::TempDir,
+    pub node: String,
+    daemon: Option<Child>,
+    daemon_args: Vec<String>,
+}
+
+impl Env {
+    pub fn start() -> Env {
+        Env::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Env {
+        ensure_image();
+        let mut env = Env {
+            home: tempfile::Builder::new()
+                .prefix("berth-it-")
+                .tempdir()
+                .expect("tempdir"),
+            node: unique("n"),
+            daemon: None,
+            daemon_args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        env.start_daemon();
+        env
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home().join("test-daemon.log"))
+            .expect("log");
+        let child = Command::new(BIN)
+            .args(["daemon", "run", "--nodename", &self.node])
+            .args(&self.daemon_args)
+            .env("BERTH_HOME", self.home())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.berth(&["daemon", "status"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.daemon_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM and wait, as `berth daemon stop` does.
+    pub fn stop_daemon(&mut self) {
+        let out = self.berth(&["daemon", "stop"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.wait();
+        }
+    }
+
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.home().join("test-daemon.log")).unwrap_or_default()
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("BERTH_HOME", self.home())
+            .output()
+            .expect("run berth")
+    }
+
+    /// Runs berth, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs berth, asserts failure, returns stdout + stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success(),
+            "berth {args:?} should have failed:\n{text}"
+        );
+        text
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--format", "json"]);
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad json from {args:?}: {e}\n{out}"))
+    }
+
+    pub fn status(&self, path: &str) -> Value {
+        let v = self.json(&[path, "print", "status"]);
+        v[0].clone()
+    }
+
+    /// Polls the status of `path` until `pred` holds, or panics after `secs`.
+    pub fn wait_status(&self, path: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status(path);
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}: {s:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn config_file(&self, ns: &str, name: &str) -> PathBuf {
+        self.home()
+            .join(format!("etc/namespaces/{ns}/svc/{name}.conf"))
+    }
+
+    /// Creates a one-container service running the test image.
+    pub fn create_svc(&self, path: &str, extra: &[&str]) {
+        let mut args = vec![
+            "create",
+            path,
+            "--kw",
+            "container#0.image=berth-test/pause:1",
+        ];
+        for e in extra {
+            args.push("--kw");
+            args.push(e);
+        }
+        self.ok(&args);
+    }
+
+    fn cleanup(&mut self) {
+        self.kill_daemon();
+        let filter = format!("label=berth.node={}", self.node);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = docker(&args);
+        }
+        for pidfile in glob_pidfiles(&self.home().join("namespaces")) {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            {
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while nix::sys::signal::kill(pid, None).is_ok() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            let bridge = berth_engine::bridge_name(&pidfile.with_file_name("docker.sock"));
+            let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+        }
+        // Private data roots may hold mounts; unmount before the temp dir goes.
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let root = self.home().display().to_string();
+            let mut points: Vec<&str> = mounts
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|m| m.starts_with(&root))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = Command::new("umount").arg("-l").arg(p).status();
+            }
+        }
+    }
+}
+
+fn glob_pidfiles(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for ns in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for obj in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+            let p = obj.path().join("docker.pid");
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
