@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub enum ClientError {
     NoDaemon { socket: PathBuf, reason: String },
-    Api { status: u16, message: String },
+    Api { message: String },
     Protocol(String),
 }
 
@@ -112,10 +112,7 @@ impl Client {
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|e| e.error)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                message,
-            });
+            return Err(ClientError::Api { message });
         }
         Ok(bytes)
     }
@@ -144,12 +141,10 @@ impl Client {
     pub async fn sse(&self, uri: &str, mut on_data: impl FnMut(&str)) -> Result<(), ClientError> {
         let resp = self.send(Method::GET, uri, None).await?;
         if resp.status() != StatusCode::OK {
-            let status = resp.status().as_u16();
             let b = body_bytes(resp.into_body())
                 .await
                 .map_err(ClientError::Protocol)?;
             return Err(ClientError::Api {
-                status,
                 message: String::from_utf8_lossy(&b).into_owned(),
             });
         }

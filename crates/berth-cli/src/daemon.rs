@@ -52,7 +52,7 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     let opts = options(ctx, &o);
     std::fs::create_dir_all(&ctx.home)
         .with_context(|| format!("creating {}", ctx.home.display()))?;
-    std::fs::set_permissions(&ctx.home, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::set_permissions(&ctx.home, std::fs::Permissions::from_mode(0o711))?;
     if let Ok(info) = ctx.client().get::<DaemonInfo>("/v1/daemon").await {
         bail!(
             "a berth daemon (pid {}) already runs on {}",
@@ -67,7 +67,8 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
     let socket = opts.home.socket();
     tracing::info!("berth daemon listening on {}", socket.display());
-    let shutdown = async {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
@@ -77,8 +78,19 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        let _ = stop_tx.send(true);
     };
-    berth_api::serve(agent.clone(), &socket, shutdown).await?;
+    // Open event streams would hold a graceful shutdown forever: give
+    // in-flight requests a short grace, then go.
+    let mut stopping = stop_rx.clone();
+    let grace = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        r = berth_api::serve(agent.clone(), &socket, shutdown) => r?,
+        _ = grace => {}
+    }
     agent.events.emit(
         None,
         None,
@@ -158,7 +170,7 @@ async fn stop(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     };
     kill(Pid::from_raw(pid), Signal::SIGTERM).context("signalling the daemon")?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while kill(Pid::from_raw(pid), None).is_ok() {
+    while kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(pid) {
         if Instant::now() > deadline {
             bail!("berth daemon (pid {pid}) did not stop within 30s");
         }
@@ -193,4 +205,16 @@ async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// A zombie has exited; only its parent has not collected it yet.
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }

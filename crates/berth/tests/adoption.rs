@@ -1,0 +1,107 @@
+//! An agent restart adopts running containers and never restarts them.
+
+mod common;
+use common::*;
+
+fn container_facts(node: &str) -> Vec<(String, String, String)> {
+    let filter = format!("label=berth.node={node}");
+    let ids = docker(&["ps", "-q", "--filter", &filter]);
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let mut args = vec![
+        "inspect",
+        "--format",
+        "{{.Name}} {{.Id}} {{.State.StartedAt}}",
+    ];
+    args.extend(ids.iter().map(String::as_str));
+    let out = docker(&args);
+    let mut v: Vec<(String, String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((
+                it.next()?.to_string(),
+                it.next()?.to_string(),
+                it.next()?.to_string(),
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn five_daemon_restarts_leave_ten_services_untouched() {
+    let mut env = Env::start();
+    for i in 0..10 {
+        env.create_svc(&format!("adopt/s{i}"), &[]);
+    }
+    env.ok(&["adopt/*", "start"]);
+    let before = container_facts(&env.node);
+    assert_eq!(before.len(), 10, "{before:?}");
+    for round in 0..5 {
+        if round % 2 == 0 {
+            env.stop_daemon();
+        } else {
+            env.kill_daemon();
+        }
+        // Containers keep running while no daemon runs.
+        assert_eq!(
+            container_facts(&env.node),
+            before,
+            "round {round}: daemon stop touched containers"
+        );
+        env.start_daemon();
+        for i in 0..10 {
+            env.wait_status(&format!("adopt/s{i}"), 30, |s| s["avail"] == "up");
+        }
+        assert_eq!(
+            container_facts(&env.node),
+            before,
+            "round {round}: restart bounced containers"
+        );
+    }
+}
+
+#[test]
+fn crashed_container_is_restarted_then_marked_failed() {
+    let env = Env::start();
+    env.create_svc(
+        "crash/svc",
+        &[
+            "container#0.command=sh -c 'sleep 1; exit 3'",
+            "container#0.restart=2",
+            "container#0.restart_delay=100ms",
+        ],
+    );
+    env.ok(&["crash/svc", "start"]);
+    let st = env.wait_status("crash/svc", 60, |s| s["resources"][0]["failed"] == true);
+    assert_eq!(st["resources"][0]["restarts"], 2, "{st:#}");
+    let log = st["resources"][0]["log"].to_string();
+    assert!(log.contains("restart budget of 2 spent"), "{st:#}");
+    assert!(log.contains("code 3"), "{st:#}");
+    assert_eq!(st["avail"], "down");
+    // An explicit start resets the budget.
+    env.ok(&["crash/svc", "start"]);
+    let st = env.status("crash/svc");
+    assert_eq!(st["resources"][0]["failed"], false, "{st:#}");
+}
+
+#[test]
+fn frozen_services_are_left_alone() {
+    let env = Env::start();
+    env.create_svc("frz/svc", &[]);
+    env.ok(&["frz/svc", "start"]);
+    env.ok(&["frz/svc", "freeze"]);
+    assert_eq!(env.status("frz/svc")["frozen"], true);
+    let name = "frz..svc.container.0";
+    assert!(docker(&["kill", name]).status.success());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let st = env.wait_status("frz/svc", 20, |s| s["avail"] == "down");
+    assert_eq!(st["resources"][0]["restarts"], 0, "{st:#}");
+    // Thawed, the reconciler brings it back.
+    env.ok(&["frz/svc", "thaw"]);
+    env.wait_status("frz/svc", 30, |s| s["avail"] == "up");
+}
