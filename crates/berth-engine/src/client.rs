@@ -273,17 +273,7 @@ impl Engine {
     }
 
     pub async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = EngineError::docker("image inspect", e);
-                if e.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        exists("image inspect", self.docker.inspect_image(image).await)
     }
 
     /// Pulls `image` from its registry.
@@ -332,17 +322,7 @@ impl Engine {
     }
 
     pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
-        match self.docker.inspect_volume(name).await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = EngineError::docker("volume inspect", e);
-                if e.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        exists("volume inspect", self.docker.inspect_volume(name).await)
     }
 
     pub async fn create_volume(
@@ -383,6 +363,21 @@ impl Engine {
             })
             .map_err(|e| EngineError::docker("events", e))
         })
+    }
+}
+
+/// Maps an inspect result to "does it exist", a 404 being a plain `false`.
+fn exists<T>(op: &str, r: Result<T, bollard::errors::Error>) -> Result<bool, EngineError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = EngineError::docker(op, e);
+            if e.is_not_found() {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
     }
 }
 

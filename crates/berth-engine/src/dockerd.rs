@@ -241,8 +241,13 @@ async fn ip(args: &[&str]) -> Result<String, EngineError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Serializes bridge creation, so two daemons starting at once do not pick
+/// the same free /24.
+static BRIDGE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Creates the bridge with a free /24 from the pool, unless it exists.
 async fn ensure_bridge(name: &str) -> Result<(), EngineError> {
+    let _guard = BRIDGE_LOCK.lock().await;
     if ip(&["link", "show", name]).await.is_ok() {
         return Ok(());
     }

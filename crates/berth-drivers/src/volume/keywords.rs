@@ -1,19 +1,22 @@
 use berth_model::{Keyword, KeywordTable, KwType};
 
+/// Both volume types share their `type` keyword.
+const TYPE: Keyword = Keyword {
+    name: "type",
+    kind: KwType::Enum(&["docker", "directory"]),
+    default: Some("docker"),
+    required: false,
+    scopable: false,
+    text: "docker: a named docker volume. directory: a host directory.",
+    example: Some("directory"),
+};
+
 pub static DOCKER_TABLE: KeywordTable = KeywordTable {
     family: "volume",
     rtype: Some("docker"),
     text: "A named docker volume, created on start if missing and never deleted by berth.",
     keywords: &[
-        Keyword {
-            name: "type",
-            kind: KwType::Enum(&["docker", "directory"]),
-            default: Some("docker"),
-            required: false,
-            scopable: false,
-            text: "docker: a named docker volume. directory: a host directory.",
-            example: Some("docker"),
-        },
+        TYPE,
         Keyword {
             name: "name",
             kind: KwType::String,
@@ -31,15 +34,7 @@ pub static DIRECTORY_TABLE: KeywordTable = KeywordTable {
     rtype: Some("directory"),
     text: "A host directory, created on start if missing. Mount it with container volume_mounts=<path>:/dir.",
     keywords: &[
-        Keyword {
-            name: "type",
-            kind: KwType::Enum(&["docker", "directory"]),
-            default: Some("docker"),
-            required: false,
-            scopable: false,
-            text: "docker: a named docker volume. directory: a host directory.",
-            example: Some("directory"),
-        },
+        TYPE,
         Keyword {
             name: "path",
             kind: KwType::String,
