@@ -30,3 +30,17 @@ pub(crate) fn spec(
             .map(str::to_string),
     })
 }
+
+/// The private daemon an object may have left running under an earlier
+/// config; only its socket and pidfile matter, to find and stop it.
+pub(crate) fn leftover(home: &Home, path: &ObjectPath) -> PrivateDaemonSpec {
+    let var = home.object_var(path);
+    PrivateDaemonSpec {
+        socket: home.docker_socket(path),
+        data_root: PathBuf::new(),
+        exec_root: PathBuf::new(),
+        pidfile: var.join("docker.pid"),
+        log_file: var.join("dockerd.log"),
+        socket_group: None,
+    }
+}

@@ -145,10 +145,18 @@ impl Engine {
         });
     }
 
-    /// All containers carrying berth's path label, running or not.
-    pub async fn list_managed(&self) -> Result<Vec<ManagedContainer>, EngineError> {
+    /// Containers carrying berth's path label, running or not; only those
+    /// of `path` when given.
+    pub async fn list_managed(
+        &self,
+        path: Option<&str>,
+    ) -> Result<Vec<ManagedContainer>, EngineError> {
+        let label = match path {
+            Some(p) => format!("{LABEL_PATH}={p}"),
+            None => LABEL_PATH.to_string(),
+        };
         let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![LABEL_PATH.to_string()]);
+        filters.insert("label".to_string(), vec![label]);
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)

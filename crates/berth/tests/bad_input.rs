@@ -127,8 +127,8 @@ fn hand_edited_invalid_config_is_reported_and_not_applied() {
     std::fs::write(
         &file,
         good.replace(
-            "image = berth-test/pause:1",
-            "image = berth-test/pause:1\nrestart = lots",
+            &format!("image = {IMAGE}"),
+            &format!("image = {IMAGE}\nrestart = lots"),
         ),
     )
     .expect("write");

@@ -110,7 +110,9 @@ fn seed_walkthrough_with_private_daemons() {
     );
     let tree = env.ok(&["app1-prd/svc1", "print", "status"]);
     assert!(
-        tree.contains("docker container app1-prd..svc1.container.0@berth-test/pause:1"),
+        tree.contains(&format!(
+            "docker container app1-prd..svc1.container.0@{IMAGE}"
+        )),
         "{tree}"
     );
 

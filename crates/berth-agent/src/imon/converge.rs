@@ -4,7 +4,7 @@ use super::Imon;
 use crate::privd;
 use berth_drivers::container_docker::{ContainerResource, PullPolicy, LABEL_SPEC};
 use berth_drivers::volume::VolumeSpec;
-use berth_engine::{Engine, EngineError, PrivateDaemonSpec};
+use berth_engine::{Engine, EngineError, PrivateDaemon, PrivateDaemonSpec};
 use berth_model::{ConfigDoc, EffectiveConfig};
 use berth_store::ObjectRecord;
 
@@ -63,7 +63,7 @@ impl Imon {
         let socket = match &r.private {
             None => self.agent.opts.host_docker_socket.clone(),
             Some(spec) => {
-                let daemon = berth_engine::PrivateDaemon::new(spec.clone());
+                let daemon = PrivateDaemon::new(spec.clone());
                 if daemon.running_pid().is_none() {
                     if !start_private {
                         return Ok(None);
@@ -86,6 +86,80 @@ impl Imon {
         ))))
     }
 
+    /// Engines other than the current one that may hold the object's
+    /// containers from an earlier config: the host's after a move to a
+    /// private daemon, the private one after a move back.
+    async fn other_engines(&mut self, r: &Resolved) -> Vec<(Engine, Option<PrivateDaemon>)> {
+        let (socket, daemon) = match &r.private {
+            Some(_) => (self.agent.opts.host_docker_socket.clone(), None),
+            None => {
+                let d = PrivateDaemon::new(privd::leftover(&self.agent.opts.home, &self.path));
+                if d.running_pid().is_none() {
+                    return Vec::new();
+                }
+                (d.spec.socket.display().to_string(), Some(d))
+            }
+        };
+        match self.agent.engine(&socket).await {
+            Ok(e) => {
+                let sink = self
+                    .agent
+                    .call_sink(Some(self.key.clone()), self.transcript.clone());
+                vec![(e.with_sink(sink), daemon)]
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Stops (and with `remove`, removes) containers an earlier config left
+    /// on another engine. Automatic passes (`explicit` false) never touch a
+    /// running container: they report it and return true to hold off.
+    async fn clear_other_engines(
+        &mut self,
+        r: &Resolved,
+        explicit: bool,
+        remove: bool,
+    ) -> Result<bool, String> {
+        for (engine, daemon) in self.other_engines(r).await {
+            let found = engine
+                .list_managed(Some(&self.key))
+                .await
+                .map_err(|e| e.to_string())?;
+            if found.is_empty() {
+                continue;
+            }
+            if !explicit {
+                if found.iter().any(|c| c.state.running) {
+                    self.note_object(format!(
+                        "containers still run on {} from an earlier config; start or restart to move them",
+                        engine.socket()
+                    ));
+                    return Ok(true);
+                }
+                continue;
+            }
+            self.say(format!(
+                "clearing containers left on {} by an earlier config",
+                engine.socket()
+            ));
+            for c in found {
+                if c.state.running {
+                    engine.stop(&c.id, None).await.map_err(|e| e.to_string())?;
+                }
+                if remove {
+                    engine.remove(&c.id).await.map_err(|e| e.to_string())?;
+                }
+            }
+            if let Some(d) = daemon {
+                if remove {
+                    self.agent.drop_engine(engine.socket());
+                    d.stop().await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Brings every resource up. `fresh` is an explicit start: stopped
     /// containers start without spending their restart budget.
     pub(crate) async fn converge_started(
@@ -94,6 +168,9 @@ impl Imon {
         fresh: bool,
     ) -> Result<(), String> {
         let r = self.resolve(rec)?;
+        if self.clear_other_engines(&r, fresh, true).await? {
+            return Ok(());
+        }
         let Some(engine) = self.engine(&r, true).await? else {
             return Err("private docker daemon is not running".into());
         };
@@ -246,6 +323,7 @@ impl Imon {
         remove: bool,
     ) -> Result<(), String> {
         let r = self.resolve(rec)?;
+        self.clear_other_engines(&r, true, remove).await?;
         let Some(engine) = self.engine(&r, false).await? else {
             return Ok(());
         };
@@ -269,9 +347,9 @@ impl Imon {
             }
         }
         if let Some(spec) = &r.private {
-            let running = engine.list_managed().await.map_err(|e| e.to_string())?;
+            let running = engine.list_managed(None).await.map_err(|e| e.to_string())?;
             if running.iter().all(|c| !c.state.running) {
-                let daemon = berth_engine::PrivateDaemon::new(spec.clone());
+                let daemon = PrivateDaemon::new(spec.clone());
                 if let Some(pid) = daemon.running_pid() {
                     self.say(format!(
                         "no more container handled by docker daemon (pid {pid}). shut it down"

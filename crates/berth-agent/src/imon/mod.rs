@@ -213,6 +213,10 @@ impl Imon {
                 rec.frozen = kind == ActionKind::Freeze;
                 store.put(&rec).map_err(|e| e.to_string())?;
                 self.say(if rec.frozen { "frozen" } else { "thawed" }.to_string());
+                // Thawed, the object is reconciled now rather than at the next tick.
+                if !rec.frozen && rec.target == Target::Started {
+                    self.converge_started(&rec, false).await?;
+                }
                 Ok(())
             }
             ActionKind::Start => {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub const IMAGE: &str = "berth-test/pause:1";
+pub const IMAGE: &str = "berth-test/pause:2";
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -50,7 +50,8 @@ pub fn ensure_image() {
     let out = docker(&[
         "import",
         "-c",
-        r#"CMD ["/bin/sleep","2147483647"]"#,
+        // PID 1 ignores SIGTERM unless it traps it; trap so stops are prompt.
+        r#"CMD ["/bin/sh","-c","trap 'exit 0' TERM; sleep 2147483647 & wait"]"#,
         tar.to_str().expect("utf8"),
         IMAGE,
     ]);
@@ -228,12 +229,8 @@ impl Env {
 
     /// Creates a one-container service running the test image.
     pub fn create_svc(&self, path: &str, extra: &[&str]) {
-        let mut args = vec![
-            "create",
-            path,
-            "--kw",
-            "container#0.image=berth-test/pause:1",
-        ];
+        let image = format!("container#0.image={IMAGE}");
+        let mut args = vec!["create", path, "--kw", &image];
         for e in extra {
             args.push("--kw");
             args.push(e);
@@ -254,18 +251,41 @@ impl Env {
             args.extend(ids.iter().map(String::as_str));
             let _ = docker(&args);
         }
-        for pidfile in glob_pidfiles(&self.home().join("namespaces")) {
-            if let Some(pid) = std::fs::read_to_string(&pidfile)
+        // Remove private containers first, then stop every private dockerd
+        // at once, then wait: sequential waits add up to minutes.
+        let pidfiles = glob_pidfiles(&self.home().join("namespaces"));
+        let mut pids = Vec::new();
+        for pidfile in &pidfiles {
+            let sock = pidfile.with_file_name("docker.sock");
+            let sock = sock.to_string_lossy();
+            let ids = docker_sock(&sock, &["ps", "-aq"]);
+            let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = docker_sock(&sock, &args);
+            }
+            if let Some(pid) = std::fs::read_to_string(pidfile)
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok())
             {
                 let pid = nix::unistd::Pid::from_raw(pid);
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while nix::sys::signal::kill(pid, None).is_ok() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                pids.push(pid);
             }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while pids
+            .iter()
+            .any(|p| nix::sys::signal::kill(*p, None).is_ok())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for pidfile in &pidfiles {
             let bridge = berth_engine::bridge_name(&pidfile.with_file_name("docker.sock"));
             let _ = Command::new("ip").args(["link", "del", &bridge]).output();
         }
