@@ -147,6 +147,12 @@ impl Agent {
         let path: ObjectPath = path
             .parse()
             .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
+        if path.kind != berth_model::Kind::Svc {
+            return Err(AgentError::BadInput(format!(
+                "{path}: kind {} is not supported yet; only svc objects can be created",
+                path.kind.as_str()
+            )));
+        }
         let key = path.to_string();
         let _guard = self.config_lock.lock().await;
         let file = self.opts.home.config_file(&path);

@@ -130,12 +130,20 @@ pub struct DaemonOpts {
 #[derive(Subcommand, Debug)]
 pub enum DaemonCmd {
     /// Run in the foreground.
+    #[command(
+        after_help = "Examples:\n  berth daemon run\n  berth daemon run --home /tmp/b --docker-socket /run/other.sock"
+    )]
     Run(DaemonOpts),
     /// Start in the background and wait until it answers.
+    #[command(
+        after_help = "Examples:\n  berth daemon start\n  BERTH_HOME=/tmp/b berth daemon start --nodename node1"
+    )]
     Start(DaemonOpts),
     /// Stop the daemon. Containers and private dockerds keep running.
+    #[command(after_help = "Examples:\n  berth daemon stop")]
     Stop,
-    /// Is the daemon running?
+    /// Is the daemon running? Exit code 1 when not.
+    #[command(after_help = "Examples:\n  berth daemon status --format json")]
     Status,
 }
 

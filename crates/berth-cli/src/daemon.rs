@@ -106,7 +106,7 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
 async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     let client = ctx.client();
     if let Ok(info) = client.get::<DaemonInfo>("/v1/daemon").await {
-        println!("berth daemon already running (pid {})", info.pid);
+        report(ctx, "already running", info.pid, &info.home);
         return Ok(ExitCode::SUCCESS);
     }
     std::fs::create_dir_all(&ctx.home)?;
@@ -132,10 +132,7 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(info) = client.get::<DaemonInfo>("/v1/daemon").await {
-            println!(
-                "berth daemon started (pid {}, home {})",
-                info.pid, info.home
-            );
+            report(ctx, "started", info.pid, &info.home);
             return Ok(ExitCode::SUCCESS);
         }
         if let Some(st) = child.try_wait()? {
@@ -163,7 +160,7 @@ async fn stop(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         {
             Some(p) if kill(Pid::from_raw(p), None).is_ok() => p,
             _ => {
-                println!("berth daemon is not running");
+                report(ctx, "not running", 0, &ctx.home.display().to_string());
                 return Ok(ExitCode::SUCCESS);
             }
         },
@@ -176,7 +173,12 @@ async fn stop(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("berth daemon stopped (pid {pid}); containers left running");
+    report(
+        ctx,
+        "stopped; containers left running",
+        pid as u32,
+        &ctx.home.display().to_string(),
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -204,6 +206,19 @@ async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+fn report(ctx: &Ctx, state: &str, pid: u32, home: &str) {
+    if ctx.json() {
+        println!(
+            "{}",
+            serde_json::json!({"daemon": state, "pid": pid, "home": home})
+        );
+    } else if pid == 0 {
+        println!("berth daemon {state} (home {home})");
+    } else {
+        println!("berth daemon {state} (pid {pid}, home {home})");
     }
 }
 

@@ -171,3 +171,36 @@ fn json_exit_codes_follow_per_object_results() {
     assert!(docker(&["inspect", "ex..good.container.0"]).status.code() != Some(0));
     env.fails(&["ex/good", "ls"]);
 }
+
+#[test]
+fn bulk_actions_show_a_progress_bar_on_a_terminal_only() {
+    let env = Env::start();
+    for i in 0..3 {
+        env.create_svc(&format!("bar/s{i}"), &[]);
+    }
+    // `script` gives the command a pseudo-terminal.
+    let cmd = format!("BERTH_HOME={} {BIN} 'bar/*' start", env.home().display());
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("start [") && tty.contains("/3"),
+        "no progress bar on a tty:\n{tty}"
+    );
+    for i in 0..3 {
+        assert!(tty.contains(&format!("bar/s{i}: ok")), "{tty}");
+    }
+    // Piped: per-object lines, no bar, no escape sequences.
+    let piped = env.ok(&["bar/*", "stop"]);
+    assert!(
+        !piped.contains('\u{1b}') && !piped.contains("/3"),
+        "{piped}"
+    );
+    assert_eq!(piped.matches(": ok").count(), 3, "{piped}");
+    let json = env.ok(&["bar/*", "start", "--format", "json"]);
+    assert!(!json.contains('\u{1b}'));
+    serde_json::from_str::<serde_json::Value>(&json).expect("pure json on stdout");
+}

@@ -1,8 +1,17 @@
 //! Building the object's observed status from Docker and the monitor's memory.
 
 use super::Imon;
-use berth_model::status::{Avail, ObjectStatus, ResourceStatus};
+use berth_drivers::volume::VolumeSpec;
+use berth_engine::Engine;
+use berth_model::status::{Avail, ObjectStatus, ResourceStatus, Target};
 use berth_store::ObjectRecord;
+
+/// What the object's engine could tell, before looking at resources.
+enum Probe {
+    Engine(Engine),
+    /// No engine to ask: every resource gets this availability and reason.
+    Problem(Avail, String),
+}
 
 impl Imon {
     pub(crate) async fn refresh_status(&mut self, rec: &ObjectRecord) {
@@ -47,88 +56,73 @@ impl Imon {
             Some(p) => p.socket.display().to_string(),
             None => self.agent.opts.host_docker_socket.clone(),
         });
-        let engine = self.engine(&r, false).await;
-        let engine_problem = match &engine {
-            Err(e) => Some(e.clone()),
-            Ok(_) => None,
-        };
-        let engine = engine.ok().flatten();
-        for (rid, vol) in &r.volumes {
-            let st = self.res.entry(rid.clone()).or_default();
-            let mut rs = ResourceStatus {
-                rid: rid.clone(),
-                rtype: format!(
-                    "volume.{}",
-                    match vol {
-                        berth_drivers::volume::VolumeSpec::Docker { .. } => "docker",
-                        _ => "directory",
-                    }
-                ),
-                label: vol.label(),
-                avail: Avail::Down,
-                failed: false,
-                log: st.log.iter().cloned().collect(),
-                container_id: None,
-                restarts: 0,
-            };
-            match (&engine, &engine_problem) {
-                (_, Some(p)) => {
-                    rs.avail = Avail::Warn;
-                    rs.log.push(p.clone());
-                }
-                (Some(e), None) => match vol.exists(e).await {
-                    Ok(true) => rs.avail = Avail::Up,
-                    Ok(false) => {}
-                    Err(err) => {
-                        rs.avail = Avail::Warn;
-                        rs.log.push(err.to_string());
-                    }
-                },
-                (None, None) => {}
+        let probe = match self.engine(&r, false).await {
+            Ok(Some(e)) => Probe::Engine(e),
+            Ok(None) if rec.target == Target::Started => {
+                Probe::Problem(Avail::Down, "private docker daemon is not running".into())
             }
+            Ok(None) => Probe::Problem(Avail::Down, String::new()),
+            Err(e) => Probe::Problem(Avail::Warn, e),
+        };
+        for (rid, vol) in &r.volumes {
+            let rtype = match vol {
+                VolumeSpec::Docker { .. } => "volume.docker",
+                VolumeSpec::Directory { .. } => "volume.directory",
+            };
+            let (avail, problem) = match &probe {
+                Probe::Problem(a, p) => (*a, p.clone()),
+                Probe::Engine(e) => match vol.exists(e).await {
+                    Ok(true) => (Avail::Up, String::new()),
+                    Ok(false) => (Avail::Down, String::new()),
+                    Err(err) => (Avail::Warn, err.to_string()),
+                },
+            };
+            let rs = self.resource_status(rid, rtype, vol.label(), avail, problem, None);
             status.resources.push(rs);
         }
         for c in &r.containers {
-            let mut rs = ResourceStatus {
-                rid: c.rid.clone(),
-                rtype: "container.docker".into(),
-                label: c.label(),
-                avail: Avail::Down,
-                failed: false,
-                log: Vec::new(),
-                container_id: None,
-                restarts: 0,
-            };
-            match (&engine, &engine_problem) {
-                (_, Some(p)) => {
-                    rs.avail = Avail::Warn;
-                    rs.log.push(p.clone());
-                }
-                (Some(e), None) => match e.inspect(&c.spec.name).await {
-                    Ok(Some(cur)) => {
-                        rs.container_id = Some(cur.id.clone());
-                        if cur.state.running {
-                            rs.avail = Avail::Up;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(err) => {
-                        rs.avail = Avail::Warn;
-                        rs.log.push(err.to_string());
-                    }
+            let (avail, problem, id) = match &probe {
+                Probe::Problem(a, p) => (*a, p.clone(), None),
+                Probe::Engine(e) => match e.inspect(&c.spec.name).await {
+                    Ok(Some(cur)) if cur.state.running => (Avail::Up, String::new(), Some(cur.id)),
+                    Ok(Some(cur)) => (Avail::Down, String::new(), Some(cur.id)),
+                    Ok(None) => (Avail::Down, String::new(), None),
+                    Err(err) => (Avail::Warn, err.to_string(), None),
                 },
-                (None, None) => {}
-            }
-            let st = self.res.entry(c.rid.clone()).or_default();
-            rs.failed = st.failed;
-            rs.restarts = st.restarts;
-            let mut log: Vec<String> = st.log.iter().cloned().collect();
-            log.append(&mut rs.log);
-            rs.log = log;
+            };
+            let rs =
+                self.resource_status(&c.rid, "container.docker", c.label(), avail, problem, id);
             status.resources.push(rs);
         }
         status.avail = Avail::aggregate(status.resources.iter().map(|r| r.avail));
         self.publish(status);
+    }
+
+    /// One resource's status: what Docker says, plus what the monitor remembers.
+    fn resource_status(
+        &mut self,
+        rid: &str,
+        rtype: &str,
+        label: String,
+        avail: Avail,
+        problem: String,
+        container_id: Option<String>,
+    ) -> ResourceStatus {
+        let st = self.res.entry(rid.to_string()).or_default();
+        let mut log: Vec<String> = st.log.iter().cloned().collect();
+        if !problem.is_empty() {
+            log.push(problem);
+        }
+        ResourceStatus {
+            rid: rid.to_string(),
+            rtype: rtype.to_string(),
+            label,
+            avail,
+            failed: st.failed,
+            log,
+            container_id,
+            restarts: st.restarts,
+        }
     }
 
     fn publish(&self, status: ObjectStatus) {
