@@ -80,7 +80,16 @@ impl Agent {
             opts,
         });
         agent.events.emit(None, None, "daemon started".into(), None);
-        for rec in agent.store.list()? {
+        let (records, bad) = agent.store.list_checked()?;
+        for e in bad {
+            agent.events.emit(
+                None,
+                None,
+                format!("skipping an unreadable record: {e}"),
+                None,
+            );
+        }
+        for rec in records {
             if let Ok(path) = rec.path.parse::<ObjectPath>() {
                 agent.imon(&path);
             }
@@ -101,11 +110,15 @@ impl Agent {
             .clone()
     }
 
-    pub(crate) fn forget_imon(&self, path: &str) {
-        self.imons
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
+    /// Drops the registry entry of `path` if it still is monitor `id`: a
+    /// new monitor for a re-created object must not be dropped by the old.
+    pub(crate) fn forget_imon(&self, path: &str, id: u64) {
+        let mut map = self.imons.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(path).map(|h| h.id) != Some(id) {
+            return;
+        }
+        map.remove(path);
+        drop(map);
         self.statuses
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -218,6 +231,7 @@ async fn host_event_loop(agent: Arc<Agent>) {
     let socket = agent.opts.host_docker_socket.clone();
     let mut backoff = Duration::from_millis(200);
     let mut was_down = false;
+    let mut first = true;
     loop {
         match agent.engine(&socket).await {
             Ok(engine) => {
@@ -228,9 +242,13 @@ async fn host_event_loop(agent: Arc<Agent>) {
                         format!("docker daemon at {socket} is back"),
                         None,
                     );
-                    agent.wake_all();
-                    was_down = false;
                 }
+                // Container events may have been missed while unsubscribed.
+                if !first {
+                    agent.wake_all();
+                }
+                first = false;
+                was_down = false;
                 backoff = Duration::from_millis(200);
                 follow(&agent, &engine).await;
                 agent.drop_engine(&socket);

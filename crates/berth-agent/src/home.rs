@@ -49,6 +49,12 @@ impl Home {
 
 /// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync dir.
 pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = stage(path, data)?;
+    commit(&tmp, path)
+}
+
+/// Writes `data` beside `path` in a fsynced temporary file, returned.
+pub fn stage(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -60,7 +66,12 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
+    Ok(tmp)
+}
+
+/// Renames a staged file over `path` and fsyncs the directory.
+pub fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::File::open(dir)?.sync_all()
 }

@@ -6,11 +6,12 @@
 
 use crate::agent::Agent;
 use crate::error::AgentError;
-use crate::home::atomic_write;
+use crate::home::{atomic_write, commit, stage};
 use berth_model::status::Target;
 use berth_model::{ConfigDoc, KeywordRef, ObjectPath, Selectable, Selector};
 use berth_store::ObjectRecord;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// An object as listed by selection.
@@ -177,7 +178,10 @@ impl Agent {
             target: Target::Stopped,
             frozen: true,
         };
-        self.store.put(&rec)?;
+        if let Err(e) = self.store.put(&rec) {
+            let _ = std::fs::remove_file(&file);
+            return Err(e.into());
+        }
         self.events.emit(Some(&key), None, "created".into(), None);
         self.imon(&path);
         Ok(ObjectInfo {
@@ -231,23 +235,47 @@ impl Agent {
         if !errors.is_empty() {
             return Err(AgentError::Invalid(errors));
         }
-        let mut out = Vec::new();
-        let mut recs = Vec::new();
-        for (c, file, text) in planned {
-            let changed = text != c.rec.config
-                || std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str());
-            if changed {
-                atomic_write(&file, text.as_bytes())?;
+        // Stage every file before renaming any, so a full disk fails the
+        // edit before anything changed; then rename, then record.
+        let mut staged = Vec::new();
+        for (c, file, text) in &planned {
+            let on_disk = std::fs::read_to_string(file).ok();
+            if *text == c.rec.config && on_disk.as_deref() == Some(text.as_str()) {
+                continue;
             }
-            let mut rec = c.rec.clone();
-            rec.config = text;
-            recs.push(rec);
-            out.push(SetOutcome {
-                path: c.rec.path.clone(),
-                changed,
-            });
+            match stage(file, text.as_bytes()) {
+                Ok(tmp) => staged.push((tmp, file.clone())),
+                Err(e) => {
+                    for (tmp, _) in &staged {
+                        let _ = std::fs::remove_file(tmp);
+                    }
+                    return Err(AgentError::BadInput(format!(
+                        "writing {}: {e}",
+                        file.display()
+                    )));
+                }
+            }
         }
-        self.store.put_many(&recs)?;
+        for (tmp, file) in &staged {
+            commit(tmp, file)?;
+        }
+        let texts: HashMap<String, String> = planned
+            .iter()
+            .map(|(c, _, text)| (c.rec.path.clone(), text.clone()))
+            .collect();
+        let paths: Vec<String> = texts.keys().cloned().collect();
+        self.store.update(&paths, |r| {
+            if let Some(t) = texts.get(&r.path) {
+                r.config = t.clone();
+            }
+        })?;
+        let out: Vec<SetOutcome> = planned
+            .iter()
+            .map(|(c, file, _)| SetOutcome {
+                path: c.rec.path.clone(),
+                changed: staged.iter().any(|(_, f)| f == file),
+            })
+            .collect();
         for o in out.iter().filter(|o| o.changed) {
             self.events
                 .emit(Some(&o.path), None, "config changed".into(), None);
@@ -316,21 +344,26 @@ fn strip_line(s: &str) -> &str {
 /// problem to show in status when it is not.
 pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<String> {
     let file = agent.opts.home.config_file(path);
-    let text = std::fs::read_to_string(&file).ok()?;
+    // Read under the lock: a concurrent `set` must not be undone by a read
+    // of the file taken just before it wrote.
     let _guard = agent.config_lock.lock().await;
-    let mut rec = agent.store.get(&path.to_string()).ok()??;
+    let text = std::fs::read_to_string(&file).ok()?;
+    let key = path.to_string();
+    let rec = agent.store.get(&key).ok()??;
     if rec.config == text {
         return None;
     }
     match agent.check_config(path, &text) {
         Ok(_) => {
-            rec.config = text;
-            if let Err(e) = agent.store.put(&rec) {
+            if let Err(e) = agent.store.update(std::slice::from_ref(&key), |r| r.config = text.clone()) {
                 return Some(format!("store: {e}"));
             }
-            agent
-                .events
-                .emit(Some(&rec.path), None, "config file edited by hand: applied".into(), None);
+            agent.events.emit(
+                Some(&key),
+                None,
+                "config file edited by hand: applied".into(),
+                None,
+            );
             None
         }
         Err(e) => Some(format!(
@@ -340,7 +373,11 @@ pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Opt
 }
 
 /// Removes the object's config file and record.
-pub(crate) async fn remove_object(agent: &Arc<Agent>, path: &ObjectPath) -> Result<(), AgentError> {
+pub(crate) async fn remove_object(
+    agent: &Arc<Agent>,
+    path: &ObjectPath,
+    imon_id: u64,
+) -> Result<(), AgentError> {
     let _guard = agent.config_lock.lock().await;
     let file = agent.opts.home.config_file(path);
     match std::fs::remove_file(&file) {
@@ -349,5 +386,7 @@ pub(crate) async fn remove_object(agent: &Arc<Agent>, path: &ObjectPath) -> Resu
         Err(e) => return Err(e.into()),
     }
     agent.store.delete(&path.to_string())?;
+    // Under the lock, so a create right after the delete gets a new monitor.
+    agent.forget_imon(&path.to_string(), imon_id);
     Ok(())
 }

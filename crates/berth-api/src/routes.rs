@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use berth_agent::{Agent, AgentError};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -162,6 +163,13 @@ fn pending_status(a: &Agent, o: &berth_agent::ObjectInfo) -> berth_model::status
     }
 }
 
+struct LiveState {
+    rx: tokio::sync::broadcast::Receiver<berth_model::event::Event>,
+    last_seen: u64,
+    backlog: VecDeque<berth_model::event::Event>,
+    agent: Arc<Agent>,
+}
+
 #[derive(Deserialize)]
 struct EventsQuery {
     /// Replay events with a sequence number above this one first.
@@ -196,15 +204,41 @@ async fn events(
             .data(serde_json::to_string(e).unwrap_or_default()))
     };
     let past_stream = stream::iter(past.iter().map(to_sse).collect::<Vec<_>>());
-    let live_stream = stream::unfold((live, q.follow), move |(mut rx, follow)| async move {
+    let state = LiveState {
+        rx: live,
+        last_seen,
+        backlog: VecDeque::new(),
+        agent: a.clone(),
+    };
+    let follow = q.follow;
+    let live_stream = stream::unfold(state, move |mut st| async move {
         if !follow {
             return None;
         }
         loop {
-            match rx.recv().await {
-                Ok(e) if e.seq > last_seen => return Some((to_sse(&e), (rx, follow))),
+            if let Some(e) = st.backlog.pop_front() {
+                st.last_seen = e.seq;
+                return Some((to_sse(&e), st));
+            }
+            match st.rx.recv().await {
+                Ok(e) if e.seq > st.last_seen => {
+                    st.last_seen = e.seq;
+                    return Some((to_sse(&e), st));
+                }
                 Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                // Fell behind the live feed: catch up from the log instead of
+                // silently skipping events.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let store = st.agent.store.clone();
+                    let after = st.last_seen;
+                    let missed =
+                        tokio::task::spawn_blocking(move || store.events_after(after, 10_000))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .unwrap_or_default();
+                    st.backlog.extend(missed);
+                }
                 Err(_) => return None,
             }
         }

@@ -11,8 +11,15 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub enum ClientError {
-    NoDaemon { socket: PathBuf, reason: String },
-    Api { message: String },
+    NoDaemon {
+        socket: PathBuf,
+        reason: String,
+    },
+    /// The daemon refused the request; `usage` when it was bad input (HTTP 400).
+    Api {
+        message: String,
+        usage: bool,
+    },
     Protocol(String),
 }
 
@@ -112,7 +119,10 @@ impl Client {
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|e| e.error)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api { message });
+            return Err(ClientError::Api {
+                message,
+                usage: status == StatusCode::BAD_REQUEST,
+            });
         }
         Ok(bytes)
     }
@@ -140,23 +150,30 @@ impl Client {
     /// Follows a server-sent event stream, calling `on_data` with each data payload.
     pub async fn sse(&self, uri: &str, mut on_data: impl FnMut(&str)) -> Result<(), ClientError> {
         let resp = self.send(Method::GET, uri, None).await?;
-        if resp.status() != StatusCode::OK {
+        let status = resp.status();
+        if status != StatusCode::OK {
             let b = body_bytes(resp.into_body())
                 .await
                 .map_err(ClientError::Protocol)?;
+            let message = serde_json::from_slice::<ErrorBody>(&b)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&b).into_owned());
             return Err(ClientError::Api {
-                message: String::from_utf8_lossy(&b).into_owned(),
+                message,
+                usage: status == StatusCode::BAD_REQUEST,
             });
         }
         let mut body = resp.into_body();
-        let mut buf = String::new();
+        // Bytes are decoded only per complete event, so a multi-byte
+        // character split across frames stays whole.
+        let mut buf: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
-                buf.push_str(&String::from_utf8_lossy(&data));
-                while let Some(i) = buf.find("\n\n") {
-                    let block: String = buf.drain(..i + 2).collect();
-                    for line in block.lines() {
+                buf.extend_from_slice(&data);
+                while let Some(i) = buf.windows(2).position(|w| w == b"\n\n") {
+                    let block: Vec<u8> = buf.drain(..i + 2).collect();
+                    for line in String::from_utf8_lossy(&block).lines() {
                         if let Some(d) = line.strip_prefix("data:") {
                             on_data(d.trim_start());
                         }

@@ -87,10 +87,10 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         let _ = stopping.wait_for(|s| *s).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
-    tokio::select! {
-        r = berth_api::serve(agent.clone(), &socket, shutdown) => r?,
-        _ = grace => {}
-    }
+    let served = tokio::select! {
+        r = berth_api::serve(agent.clone(), &socket, shutdown) => r,
+        _ = grace => Ok(()),
+    };
     agent.events.emit(
         None,
         None,
@@ -100,6 +100,7 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pidfile);
+    served.with_context(|| format!("serving the API on {}", socket.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -158,7 +159,8 @@ async fn stop(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
         {
-            Some(p) if kill(Pid::from_raw(p), None).is_ok() => p,
+            // A pidfile can outlive a crash: only signal a berth process.
+            Some(p) if kill(Pid::from_raw(p), None).is_ok() && is_berth(p) => p,
             _ => {
                 report(ctx, "not running", 0, &ctx.home.display().to_string());
                 return Ok(ExitCode::SUCCESS);
@@ -207,6 +209,13 @@ async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn is_berth(pid: i32) -> bool {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let me = std::env::current_exe().ok();
+    matches!((exe, me), (Some(a), Some(b)) if a == b)
+        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "berth")
 }
 
 fn report(ctx: &Ctx, state: &str, pid: u32, home: &str) {

@@ -35,7 +35,15 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth: {e:#}");
-            ExitCode::FAILURE
+            let usage = matches!(
+                e.downcast_ref::<client::ClientError>(),
+                Some(client::ClientError::Api { usage: true, .. })
+            );
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

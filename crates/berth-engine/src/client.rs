@@ -16,6 +16,9 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Image pulls and copies may take long; other calls keep the client default.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(1800);
+
 /// Label carrying the object path; its presence marks a container as berth's.
 pub const LABEL_PATH: &str = "berth.path";
 
@@ -256,8 +259,13 @@ impl Engine {
         if let Some(t) = timeout {
             b = b.t(i32::try_from(t).unwrap_or(i32::MAX));
         }
+        // Docker answers a stop only once the container is down: allow the
+        // grace period plus a margin, not the client's default timeout.
+        let wait = Duration::from_secs(timeout.unwrap_or(60).max(0) as u64 + 60);
         let res = self
             .docker
+            .clone()
+            .with_timeout(wait)
             .stop_container(id, Some(b.build()))
             .await
             .map_err(|e| EngineError::docker("stop", e));
@@ -293,6 +301,8 @@ impl Engine {
             .build();
         let res = self
             .docker
+            .clone()
+            .with_timeout(TRANSFER_TIMEOUT)
             .create_image(Some(opts), None, None)
             .try_for_each(|info| async move {
                 match info.error_detail.and_then(|d| d.message) {
@@ -314,10 +324,16 @@ impl Engine {
 
     /// Copies `image` from `from` into this engine (`docker save | docker load`).
     pub async fn copy_image_from(&self, from: &Engine, image: &str) -> Result<(), EngineError> {
-        let tar = from.docker.export_image(image);
+        let tar = from
+            .docker
+            .clone()
+            .with_timeout(TRANSFER_TIMEOUT)
+            .export_image(image);
         let opts = ImportImageOptionsBuilder::default().quiet(true).build();
         let res = self
             .docker
+            .clone()
+            .with_timeout(TRANSFER_TIMEOUT)
             .import_image_stream(opts, tar, None)
             .try_for_each(|_| async { Ok(()) })
             .await

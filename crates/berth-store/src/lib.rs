@@ -73,14 +73,51 @@ impl Store {
         }
     }
 
+    /// Every record. One that does not decode is skipped and reported in
+    /// the second list, so a single bad record cannot block the rest.
     pub fn list(&self) -> Result<Vec<ObjectRecord>> {
+        Ok(self.list_checked()?.0)
+    }
+
+    pub fn list_checked(&self) -> Result<(Vec<ObjectRecord>, Vec<StoreError>)> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
         let mut out = Vec::new();
+        let mut bad = Vec::new();
         for item in table.iter()? {
             let (k, v) = item?;
-            out.push(decode(k.value(), v.value())?);
+            match decode(k.value(), v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => bad.push(e),
+            }
         }
+        Ok((out, bad))
+    }
+
+    /// Read-modify-write of existing records in one transaction, so
+    /// concurrent writers of different fields never undo each other.
+    /// Returns the updated records; paths that do not exist are skipped.
+    pub fn update<F>(&self, paths: &[String], mut f: F) -> Result<Vec<ObjectRecord>>
+    where
+        F: FnMut(&mut ObjectRecord),
+    {
+        let txn = self.db.begin_write()?;
+        let mut out = Vec::new();
+        {
+            let mut table = txn.open_table(OBJECTS)?;
+            for path in paths {
+                let current = match table.get(path.as_str())? {
+                    Some(v) => decode(path, v.value())?,
+                    None => continue,
+                };
+                let mut rec = current;
+                f(&mut rec);
+                let bytes = serde_json::to_vec(&rec)?;
+                table.insert(path.as_str(), bytes.as_slice())?;
+                out.push(rec);
+            }
+        }
+        txn.commit()?;
         Ok(out)
     }
 

@@ -51,3 +51,20 @@ fn events_get_increasing_sequence_numbers() {
     assert_eq!(last.len(), 2);
     assert_eq!(last[1].what, "c");
 }
+
+#[test]
+fn update_changes_only_what_the_closure_touches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(&dir.path().join("u.redb")).expect("open");
+    s.put(&rec("a/x")).expect("put");
+    let out = s
+        .update(&["a/x".to_string(), "a/missing".to_string()], |r| {
+            r.frozen = true
+        })
+        .expect("update");
+    assert_eq!(out.len(), 1);
+    let got = s.get("a/x").expect("get").expect("present");
+    assert!(got.frozen);
+    assert_eq!(got.config, rec("a/x").config);
+    assert_eq!(got.target, Target::Started);
+}

@@ -105,3 +105,36 @@ fn frozen_services_are_left_alone() {
     env.ok(&["frz/svc", "thaw"]);
     env.wait_status("frz/svc", 30, |s| s["avail"] == "up");
 }
+
+#[test]
+fn stop_also_stops_containers_dropped_from_the_config() {
+    let env = Env::start();
+    env.create_svc("drop/svc", &[&format!("container#1.image={IMAGE}")]);
+    env.ok(&["drop/svc", "start"]);
+    let running = |name: &str| {
+        let out = docker(&["inspect", "--format", "{{.State.Running}}", name]);
+        String::from_utf8_lossy(&out.stdout).trim() == "true"
+    };
+    assert!(running("drop..svc.container.1"));
+    // Remove the section by hand; the daemon applies the valid edit.
+    let file = env.config_file("drop", "svc");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let cut = text.find("[container#1]").expect("section");
+    let rest = &text[cut..];
+    let end = rest[1..]
+        .find("\n[")
+        .map(|i| cut + 1 + i + 1)
+        .unwrap_or(text.len());
+    std::fs::write(&file, format!("{}{}", &text[..cut], &text[end..])).expect("write");
+    env.wait_status("drop/svc", 30, |s| {
+        s["resources"].as_array().is_some_and(|r| r.len() == 1)
+    });
+    assert!(
+        running("drop..svc.container.1"),
+        "an automatic pass must not stop it"
+    );
+    let out = env.ok(&["drop/svc", "stop"]);
+    assert!(out.contains("no longer in the config"), "{out}");
+    assert!(!running("drop..svc.container.1"));
+    assert!(!running("drop..svc.container.0"));
+}

@@ -35,6 +35,11 @@ fn refused_edits_name_the_problem_and_write_nothing() {
         &[p, "set", "--kw", "docker_data_dir=/srv/{nope}"],
         "{nope}",
     );
+    // Bad input is a usage error: exit code 2.
+    assert_eq!(
+        env.berth(&[p, "set", "--kw", "nope=1"]).status.code(),
+        Some(2)
+    );
     // The error carries file:line.
     let err = env.fails(&[p, "set", "--kw", "container#0.restart=abc"]);
     let file = env.config_file("bad", "svc");

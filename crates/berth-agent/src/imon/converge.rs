@@ -230,33 +230,38 @@ impl Imon {
                 if st.failed {
                     return Ok(());
                 }
-                let code = cur
-                    .state
-                    .exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "?".into());
-                if st.restarts >= c.restart {
-                    st.failed = true;
-                    let msg = format!(
-                        "container exited (code {code}); restart budget of {} spent, resource failed",
-                        c.restart
-                    );
-                    st.note(msg.clone());
-                    self.agent
-                        .events
-                        .emit(Some(&self.key), Some(&c.rid), msg, None);
-                    return Ok(());
+                // A restart is scheduled, not slept on: the monitor stays
+                // free for actions, and its timer brings it back here.
+                match st.restart_at {
+                    Some(at) if tokio::time::Instant::now() < at => return Ok(()),
+                    Some(_) => st.restart_at = None,
+                    None => {
+                        let code = cur
+                            .state
+                            .exit_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "?".into());
+                        let msg = if st.restarts >= c.restart {
+                            st.failed = true;
+                            format!(
+                                "container exited (code {code}); restart budget of {} spent, resource failed",
+                                c.restart
+                            )
+                        } else {
+                            st.restarts += 1;
+                            st.restart_at = Some(tokio::time::Instant::now() + c.restart_delay);
+                            format!(
+                                "container exited (code {code}); restart {}/{} in {:?}",
+                                st.restarts, c.restart, c.restart_delay
+                            )
+                        };
+                        st.note(msg.clone());
+                        self.agent
+                            .events
+                            .emit(Some(&self.key), Some(&c.rid), msg, None);
+                        return Ok(());
+                    }
                 }
-                st.restarts += 1;
-                let msg = format!(
-                    "container exited (code {code}); restart {}/{} in {:?}",
-                    st.restarts, c.restart, c.restart_delay
-                );
-                st.note(msg.clone());
-                self.agent
-                    .events
-                    .emit(Some(&self.key), Some(&c.rid), msg, None);
-                tokio::time::sleep(c.restart_delay).await;
                 cur.id
             }
             None => self.create(engine, c).await?,
@@ -337,10 +342,34 @@ impl Imon {
             };
             if cur.state.running {
                 engine
-                    .stop(&cur.id, Some(c.stop_timeout.as_secs() as i64))
+                    .stop(&cur.id, Some(whole_seconds(c.stop_timeout)))
                     .await
                     .map_err(|e| e.to_string())?;
                 self.say(format!("{}: wait for down status", c.rid));
+            }
+            if remove {
+                engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
+            }
+        }
+        // Containers of resources since removed from the config.
+        let known: Vec<&str> = r.containers.iter().map(|c| c.spec.name.as_str()).collect();
+        let leftovers = engine
+            .list_managed(Some(&self.key))
+            .await
+            .map_err(|e| e.to_string())?;
+        for cur in leftovers
+            .iter()
+            .filter(|c| !known.contains(&c.name.as_str()))
+        {
+            if cur.state.running {
+                self.say(format!(
+                    "{}: no longer in the config, stopping it",
+                    cur.name
+                ));
+                engine
+                    .stop(&cur.id, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             if remove {
                 engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
@@ -361,4 +390,9 @@ impl Imon {
         }
         Ok(())
     }
+}
+
+/// Docker takes whole seconds; round up so a sub-second grace is not zero.
+fn whole_seconds(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(i64::MAX)
 }

@@ -19,6 +19,7 @@ use crate::agent::{ActionKind, ActionOutcome, Agent};
 use crate::error::AgentError;
 use berth_model::status::Target;
 use berth_model::ObjectPath;
+use berth_store::ObjectRecord;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -29,9 +30,12 @@ pub(crate) enum ImonMsg {
 
 #[derive(Clone)]
 pub(crate) struct ImonHandle {
+    pub id: u64,
     tx: mpsc::Sender<ImonMsg>,
     notify: Arc<Notify>,
 }
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ImonHandle {
     pub(crate) fn wake(&self) {
@@ -53,6 +57,8 @@ const LOG_KEEP: usize = 10;
 pub(crate) struct ResourceState {
     pub restarts: u32,
     pub failed: bool,
+    /// When the next automatic restart is due, after `restart_delay`.
+    pub restart_at: Option<tokio::time::Instant>,
     pub log: VecDeque<String>,
 }
 
@@ -67,6 +73,7 @@ impl ResourceState {
 }
 
 pub(crate) struct Imon {
+    pub id: u64,
     pub agent: Arc<Agent>,
     pub path: ObjectPath,
     pub key: String,
@@ -82,7 +89,9 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
     let (tx, rx) = mpsc::channel(64);
     let notify = Arc::new(Notify::new());
     notify.notify_one();
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let imon = Imon {
+        id,
         key: path.to_string(),
         agent,
         path,
@@ -92,7 +101,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         transcript: None,
     };
     tokio::spawn(imon.run(rx, notify.clone()));
-    ImonHandle { tx, notify }
+    ImonHandle { id, tx, notify }
 }
 
 impl Imon {
@@ -102,13 +111,25 @@ impl Imon {
         let jitter = resync.mul_f64(fastrand_fraction(&self.key));
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + resync + jitter, resync);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let restart_at = self.next_restart();
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(ImonMsg::Action(kind, reply)) => {
                         let (outcome, gone) = self.act(kind).await;
                         let _ = reply.send(outcome);
                         if gone {
+                            // Answer what was queued behind the delete.
+                            rx.close();
+                            while let Ok(ImonMsg::Action(_, reply)) = rx.try_recv() {
+                                let _ = reply.send(ActionOutcome {
+                                    path: self.key.clone(),
+                                    ok: false,
+                                    error: Some(format!("{}: no such object", self.key)),
+                                    lines: vec![],
+                                });
+                            }
                             return;
                         }
                     }
@@ -121,6 +142,11 @@ impl Imon {
                 }
                 _ = tick.tick() => {
                     if !self.pass(true).await {
+                        return;
+                    }
+                }
+                _ = sleep_until_some(restart_at) => {
+                    if !self.pass(false).await {
                         return;
                     }
                 }
@@ -153,17 +179,22 @@ impl Imon {
         let rec = match self.agent.store.get(&self.key) {
             Ok(Some(r)) => r,
             Ok(None) => {
-                self.agent.forget_imon(&self.key);
-                return false;
+                // Re-check under the config lock: a create may be racing us.
+                let _guard = self.agent.config_lock.lock().await;
+                if matches!(self.agent.store.get(&self.key), Ok(None)) {
+                    self.agent.forget_imon(&self.key, self.id);
+                    return false;
+                }
+                return true;
             }
             Err(e) => {
                 self.note_object(format!("store: {e}"));
                 return true;
             }
         };
+        let agent = self.agent.clone();
+        let _permit = agent.docker_permits.acquire().await;
         if !rec.frozen && rec.target == Target::Started {
-            let agent = self.agent.clone();
-            let _permit = agent.docker_permits.acquire().await;
             if let Err(e) = self.converge_started(&rec, false).await {
                 self.note_object(e);
             }
@@ -184,8 +215,6 @@ impl Imon {
             if let Ok(Some(rec)) = self.agent.store.get(&self.key) {
                 self.refresh_status(&rec).await;
             }
-        } else {
-            self.agent.forget_imon(&self.key);
         }
         let outcome = ActionOutcome {
             path: self.key.clone(),
@@ -196,22 +225,32 @@ impl Imon {
         (outcome, gone)
     }
 
-    async fn act_inner(&mut self, kind: ActionKind) -> Result<(), String> {
-        let store = self.agent.store.clone();
-        let mut rec = store
-            .get(&self.key)
+    /// Sets target and frozen in one store transaction, leaving the config
+    /// as a concurrent `set` may have just written it; returns the record.
+    fn set_target(&self, target: Option<Target>, frozen: bool) -> Result<ObjectRecord, String> {
+        self.agent
+            .store
+            .update(std::slice::from_ref(&self.key), |r| {
+                if let Some(t) = target {
+                    r.target = t;
+                }
+                r.frozen = frozen;
+            })
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{}: no such object", self.key))?;
-        let set = |rec: &mut berth_store::ObjectRecord, target: Target, frozen: bool| {
-            rec.target = target;
-            rec.frozen = frozen;
-        };
+            .pop()
+            .ok_or_else(|| format!("{}: no such object", self.key))
+    }
+
+    async fn act_inner(&mut self, kind: ActionKind) -> Result<(), String> {
         let agent = self.agent.clone();
         let _permit = agent.docker_permits.acquire().await;
+        // Explicit actions supersede pending automatic restarts.
+        for r in self.res.values_mut() {
+            r.restart_at = None;
+        }
         match kind {
             ActionKind::Freeze | ActionKind::Thaw => {
-                rec.frozen = kind == ActionKind::Freeze;
-                store.put(&rec).map_err(|e| e.to_string())?;
+                let rec = self.set_target(None, kind == ActionKind::Freeze)?;
                 self.say(if rec.frozen { "frozen" } else { "thawed" }.to_string());
                 // Thawed, the object is reconciled now rather than at the next tick.
                 if !rec.frozen && rec.target == Target::Started {
@@ -220,8 +259,7 @@ impl Imon {
                 Ok(())
             }
             ActionKind::Start => {
-                set(&mut rec, Target::Started, false);
-                store.put(&rec).map_err(|e| e.to_string())?;
+                let rec = self.set_target(Some(Target::Started), false)?;
                 self.say("target state set to started".into());
                 for r in self.res.values_mut() {
                     r.restarts = 0;
@@ -230,28 +268,39 @@ impl Imon {
                 self.converge_started(&rec, true).await
             }
             ActionKind::Stop => {
-                set(&mut rec, Target::Stopped, true);
-                store.put(&rec).map_err(|e| e.to_string())?;
+                let rec = self.set_target(Some(Target::Stopped), true)?;
                 self.say("target state set to stopped".into());
                 self.converge_stopped(&rec, false).await
             }
             ActionKind::Restart => {
                 self.say("restart: recreating containers from the current config".into());
+                let rec = self.set_target(Some(Target::Started), false)?;
                 self.converge_stopped(&rec, true).await?;
-                set(&mut rec, Target::Started, false);
-                store.put(&rec).map_err(|e| e.to_string())?;
                 self.res.clear();
                 self.converge_started(&rec, true).await
             }
             ActionKind::Delete => {
+                let rec = self.set_target(Some(Target::Stopped), true)?;
                 self.converge_stopped(&rec, true).await?;
-                crate::objects::remove_object(&self.agent, &self.path)
+                crate::objects::remove_object(&self.agent, &self.path, self.id)
                     .await
                     .map_err(|e| e.to_string())?;
                 self.say("deleted".into());
                 Ok(())
             }
         }
+    }
+
+    /// The earliest pending automatic restart, if any.
+    fn next_restart(&self) -> Option<tokio::time::Instant> {
+        self.res.values().filter_map(|r| r.restart_at).min()
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
