@@ -269,6 +269,22 @@ async fn host_event_loop(agent: Arc<Agent>) {
 async fn private_event_loop(agent: Arc<Agent>, engine: Engine) {
     follow(&agent, &engine).await;
     agent.drop_engine(engine.socket());
+    // The private dockerd went away: its object's status is stale now, and
+    // if it died rather than being stopped, the monitor restarts it.
+    let owner = std::path::Path::new(engine.socket())
+        .strip_prefix(agent.opts.home.root.join("namespaces"))
+        .ok()
+        .and_then(|rel| {
+            let mut parts = rel.iter().filter_map(|p| p.to_str());
+            Some(format!("{}/{}", parts.next()?, parts.next()?))
+        })
+        .and_then(|p| p.parse::<ObjectPath>().ok());
+    if let Some(path) = owner {
+        // The stream ends as the process dies; give it a moment to be gone,
+        // or the pass still sees a live pid and finds no socket.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        agent.wake(&path.to_string());
+    }
 }
 
 async fn follow(agent: &Arc<Agent>, engine: &Engine) {

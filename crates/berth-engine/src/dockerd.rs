@@ -70,7 +70,8 @@ impl PrivateDaemon {
     pub fn running_pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(&self.spec.pidfile).ok()?;
         let pid: i32 = text.trim().parse().ok()?;
-        let alive = kill(Pid::from_raw(pid), None).is_ok();
+        // A zombie still answers kill(0); it is dead all the same.
+        let alive = kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(Pid::from_raw(pid));
         let is_dockerd = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|c| c.trim() == "dockerd")
             .unwrap_or(false);
@@ -92,6 +93,7 @@ impl PrivateDaemon {
         }
         check_writable(&s.data_root)?;
         ensure_bridge(&bridge_name(&s.socket)).await?;
+        reap_orphan_containerd(&s.exec_root).await;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -269,4 +271,57 @@ async fn ensure_bridge(name: &str) -> Result<(), EngineError> {
     .await?;
     ip(&["link", "set", name, "up"]).await?;
     Ok(())
+}
+
+/// A dockerd that died by SIGKILL can leave its containerd running for a
+/// while, holding the exec-root; a new dockerd then waits 15 s for its own
+/// containerd and gives up. Kill such an orphan before starting.
+async fn reap_orphan_containerd(exec_root: &Path) {
+    let marker = exec_root.join("containerd").join("containerd.toml");
+    let marker = marker.as_os_str().as_encoded_bytes().to_vec();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let mut victims = Vec::new();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let is_containerd = std::fs::read_to_string(p.path().join("comm"))
+            .map(|c| c.trim() == "containerd")
+            .unwrap_or(false);
+        if !is_containerd {
+            continue;
+        }
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        if cmdline
+            .windows(marker.len())
+            .any(|w| w == marker.as_slice())
+        {
+            victims.push(Pid::from_raw(pid));
+        }
+    }
+    for pid in &victims {
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while victims
+        .iter()
+        .any(|p| kill(*p, None).is_ok() && !is_zombie(*p))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // dockerd trusts containerd's pidfile when its pid answers kill(0), as
+    // an unreaped zombie does, and then waits for a containerd that is gone.
+    let pidfile = exec_root.join("containerd").join("containerd.pid");
+    if let Some(pid) = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+    {
+        let pid = Pid::from_raw(pid);
+        if kill(pid, None).is_err() || is_zombie(pid) {
+            let _ = std::fs::remove_file(&pidfile);
+        }
+    }
 }

@@ -204,3 +204,64 @@ fn bulk_actions_show_a_progress_bar_on_a_terminal_only() {
     assert!(!json.contains('\u{1b}'));
     serde_json::from_str::<serde_json::Value>(&json).expect("pure json on stdout");
 }
+
+#[test]
+fn config_edits_keep_comments_order_and_spacing() {
+    let env = Env::start();
+    let original = format!(
+        "# app1 production, owned by team1\n[DEFAULT]\nenv   =   PRD   \n; keep this\napp=APP1\n\n[container#0]\n# the main process\nimage = {IMAGE}\nrestart@{node} = 5\n",
+        node = env.node
+    );
+    let file = env.home().join("in.conf");
+    std::fs::write(&file, &original).expect("write");
+    env.ok(&[
+        "create",
+        "keep/svc",
+        "--config",
+        file.to_str().expect("utf8"),
+    ]);
+    let shown = env.ok(&["keep/svc", "print", "config"]);
+    // create adds the generated id and nothing else.
+    let id_line = shown
+        .lines()
+        .find(|l| l.starts_with("id = "))
+        .expect("id generated")
+        .to_string();
+    assert_eq!(shown.replacen(&format!("{id_line}\n"), "", 1), original);
+    env.ok(&[
+        "keep/svc",
+        "set",
+        "--kw",
+        "env=DEV",
+        "--kw",
+        "container#0.command=sleep 99",
+    ]);
+    env.ok(&["keep/svc", "unset", "--kw", "app"]);
+    let edited = env.ok(&["keep/svc", "print", "config"]);
+    let expected = shown
+        .replace("env   =   PRD   ", "env   =   DEV")
+        .replace("app=APP1\n", "")
+        .replace(
+            &format!("restart@{} = 5\n", env.node),
+            &format!("restart@{} = 5\ncommand = sleep 99\n", env.node),
+        );
+    assert_eq!(edited, expected);
+    // Node scoping: this node's value wins.
+    assert_eq!(
+        env.ok(&["keep/svc", "get", "--kw", "container#0.restart", "--eval"])
+            .trim(),
+        "5"
+    );
+    // References expand in the effective config.
+    env.ok(&[
+        "keep/svc",
+        "set",
+        "--kw",
+        "container#0.hostname={name}-{namespace}",
+    ]);
+    assert_eq!(
+        env.ok(&["keep/svc", "get", "--kw", "container#0.hostname", "--eval"])
+            .trim(),
+        "svc-keep"
+    );
+}

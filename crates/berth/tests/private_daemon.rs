@@ -153,3 +153,50 @@ fn a_service_moves_between_host_and_private_daemons_on_restart() {
         "private daemon still answers"
     );
 }
+
+#[test]
+fn a_killed_private_daemon_is_restarted_with_its_container() {
+    let env = Env::start();
+    let data = format!("{}/srv/{{path}}/docker", env.home().display());
+    env.create_svc(
+        "heal/svc",
+        &[
+            &format!("docker_data_dir={data}"),
+            "container#0.pull_policy=host",
+            "container#0.restart_delay=100ms",
+        ],
+    );
+    env.ok(&["heal/svc", "start"]);
+    let pidfile = env.home().join("namespaces/heal/svc/docker.pid");
+    let old: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pidfile")
+        .trim()
+        .parse()
+        .expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let sock = env.home().join("namespaces/heal/svc/docker.sock");
+    let sock = sock.to_str().expect("utf8");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let new = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        let ps = docker_sock(sock, &["ps", "--format", "{{.Names}}"]);
+        if new.is_some_and(|p| p != old)
+            && String::from_utf8_lossy(&ps.stdout).trim() == "heal..svc.container.0"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not healed: {:#}",
+            env.status("heal/svc")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    env.wait_status("heal/svc", 30, |s| s["avail"] == "up");
+}

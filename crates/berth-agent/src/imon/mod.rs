@@ -196,6 +196,12 @@ impl Imon {
         let _permit = agent.docker_permits.acquire().await;
         if !rec.frozen && rec.target == Target::Started {
             if let Err(e) = self.converge_started(&rec, false).await {
+                self.agent.events.emit(
+                    Some(&self.key),
+                    None,
+                    format!("reconcile failed: {e}"),
+                    None,
+                );
                 self.note_object(e);
             }
         }
