@@ -180,7 +180,7 @@ impl Agent {
         {
             return Ok(e.clone());
         }
-        let engine = Engine::connect(socket, self.call_sink(None, None)).await?;
+        let engine = Engine::connect(socket, self.call_sink(None, None, None)).await?;
         let fresh = self
             .engines
             .lock()
@@ -205,6 +205,7 @@ impl Agent {
     pub(crate) fn call_sink(
         &self,
         object: Option<String>,
+        rid: Option<String>,
         transcript: Option<Arc<Mutex<Vec<String>>>>,
     ) -> CallSink {
         let bus = self.events.clone();
@@ -214,13 +215,14 @@ impl Agent {
                 None => "docker call".to_string(),
             };
             if let Some(t) = &transcript {
+                let prefix = rid.as_deref().map(|r| format!("{r}: ")).unwrap_or_default();
                 let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
-                t.push(call.command.clone());
+                t.push(format!("{prefix}{}", call.command));
                 if let Some(e) = &call.error {
-                    t.push(format!("error: {e}"));
+                    t.push(format!("{prefix}error: {e}"));
                 }
             }
-            bus.emit(object.as_deref(), None, what, Some(call.command));
+            bus.emit(object.as_deref(), rid.as_deref(), what, Some(call.command));
         })
     }
 }

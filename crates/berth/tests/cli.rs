@@ -118,6 +118,8 @@ fn events_stream_actions_and_docker_calls() {
             saw_target = true;
         }
         if ev["docker"].as_str().is_some_and(|d| d.contains(" start ")) {
+            assert_eq!(ev["object"], "ev/svc");
+            assert_eq!(ev["rid"], "container#0", "{ev}");
             saw_docker_start = true;
         }
         if saw_target && saw_docker_start {

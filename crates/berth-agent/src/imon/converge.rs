@@ -80,10 +80,7 @@ impl Imon {
             .engine(&socket)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Some(engine.with_sink(self.agent.call_sink(
-            Some(self.key.clone()),
-            self.transcript.clone(),
-        ))))
+        Ok(Some(self.tagged(&engine, None)))
     }
 
     /// Engines other than the current one that may hold the object's
@@ -101,12 +98,7 @@ impl Imon {
             }
         };
         match self.agent.engine(&socket).await {
-            Ok(e) => {
-                let sink = self
-                    .agent
-                    .call_sink(Some(self.key.clone()), self.transcript.clone());
-                vec![(e.with_sink(sink), daemon)]
-            }
+            Ok(e) => vec![(self.tagged(&e, None), daemon)],
             Err(_) => Vec::new(),
         }
     }
@@ -160,6 +152,16 @@ impl Imon {
         Ok(false)
     }
 
+    /// The engine reporting its calls as this object's (and resource's),
+    /// into the transcript of the action in progress.
+    fn tagged(&self, engine: &Engine, rid: Option<&str>) -> Engine {
+        engine.with_sink(self.agent.call_sink(
+            Some(self.key.clone()),
+            rid.map(str::to_string),
+            self.transcript.clone(),
+        ))
+    }
+
     /// Brings every resource up. `fresh` is an explicit start: stopped
     /// containers start without spending their restart budget.
     pub(crate) async fn converge_started(
@@ -183,6 +185,7 @@ impl Imon {
         }
         let mut errors = Vec::new();
         for c in &r.containers {
+            let engine = self.tagged(&engine, Some(&c.rid));
             if let Err(e) = self.converge_container(&engine, c, fresh).await {
                 let msg = format!("{}: {e}", c.rid);
                 self.res.entry(c.rid.clone()).or_default().note(e);
@@ -333,6 +336,7 @@ impl Imon {
             return Ok(());
         };
         for c in r.containers.iter().rev() {
+            let engine = self.tagged(&engine, Some(&c.rid));
             let Some(cur) = engine
                 .inspect(&c.spec.name)
                 .await
