@@ -130,9 +130,7 @@ impl Agent {
             .collect();
         let mut out: Vec<Candidate> = all.into_iter().filter(|c| sel.matches(c)).collect();
         if out.is_empty() {
-            return Err(AgentError::NotFound(format!(
-                "selector {selector:?} matches no object"
-            )));
+            return Err(AgentError::NoMatch(selector.to_string()));
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)

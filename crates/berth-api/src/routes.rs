@@ -74,6 +74,9 @@ async fn daemon_info(State(a): S) -> ApiResult<DaemonInfo> {
 #[derive(Deserialize)]
 struct SelectorQuery {
     selector: String,
+    /// An empty selection is an empty list rather than an error (`berth mon`).
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 #[derive(Deserialize)]
@@ -132,7 +135,10 @@ async fn status(
     State(a): S,
     Query(q): Query<SelectorQuery>,
 ) -> ApiResult<Vec<berth_model::status::ObjectStatus>> {
-    let selected = a.select(&q.selector)?;
+    let selected = match a.select(&q.selector) {
+        Err(AgentError::NoMatch(_)) if q.allow_empty => Vec::new(),
+        other => other?,
+    };
     let all = a.statuses();
     Ok(Json(
         selected

@@ -83,12 +83,13 @@ pub async fn ls(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
 
 pub async fn mon(ctx: &Ctx, selector: &str, watch: bool) -> anyhow::Result<ExitCode> {
     loop {
-        let st = match statuses(ctx, selector).await {
-            Ok(s) => s,
-            // An empty cluster is a valid grid for `berth mon` with no selector.
-            Err(e) if selector == "*" && e.to_string().contains("matches no object") => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        // With no selector, an empty node is an empty grid, not an error.
+        let uri = format!(
+            "/v1/objects/status?selector={}&allow_empty={}",
+            enc(selector),
+            selector == "*"
+        );
+        let st: Vec<ObjectStatus> = ctx.client().get(&uri).await?;
         if ctx.json() {
             print_json(&st)?;
         } else {

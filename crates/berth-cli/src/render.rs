@@ -63,16 +63,7 @@ pub fn mon_grid(st: &[ObjectStatus]) -> String {
 /// The `print status` tree, in the seed's shape.
 pub fn status_tree(s: &ObjectStatus) -> String {
     let mut out = String::new();
-    let name = s.path.rsplit('/').next().unwrap_or(&s.path);
-    let _ = writeln!(
-        out,
-        "{:<32} {}",
-        s.path
-            .rsplit_once('/')
-            .map(|_| s.path.as_str())
-            .unwrap_or(name),
-        s.avail
-    );
+    let _ = writeln!(out, "{:<32} {}", s.path, s.avail);
     for l in &s.log {
         let _ = writeln!(out, "   warn: {l}");
     }

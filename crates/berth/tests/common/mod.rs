@@ -76,6 +76,24 @@ pub fn docker_sock(sock: &str, args: &[&str]) -> Output {
     docker(&all)
 }
 
+const HOST_SOCK: &str = "/var/run/docker.sock";
+
+/// `docker rm -f` of every container `docker ps -a <filter>` lists on `sock`.
+fn remove_containers(sock: &str, filter: &[&str]) {
+    let mut ps = vec!["ps", "-aq"];
+    ps.extend_from_slice(filter);
+    let out = docker_sock(sock, &ps);
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.iter().map(String::as_str));
+        let _ = docker_sock(sock, &args);
+    }
+}
+
 pub struct Env {
     pub home: tempfile::TempDir,
     pub node: String,
@@ -241,33 +259,14 @@ impl Env {
     fn cleanup(&mut self) {
         self.kill_daemon();
         let filter = format!("label=berth.node={}", self.node);
-        let ids = docker(&["ps", "-aq", "--filter", &filter]);
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.iter().map(String::as_str));
-            let _ = docker(&args);
-        }
+        remove_containers(HOST_SOCK, &["--filter", &filter]);
         // Remove private containers first, then stop every private dockerd
         // at once, then wait: sequential waits add up to minutes.
         let pidfiles = glob_pidfiles(&self.home().join("namespaces"));
         let mut pids = Vec::new();
         for pidfile in &pidfiles {
             let sock = pidfile.with_file_name("docker.sock");
-            let sock = sock.to_string_lossy();
-            let ids = docker_sock(&sock, &["ps", "-aq"]);
-            let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(ids.iter().map(String::as_str));
-                let _ = docker_sock(&sock, &args);
-            }
+            remove_containers(&sock.to_string_lossy(), &[]);
             if let Some(pid) = std::fs::read_to_string(pidfile)
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok())
