@@ -19,6 +19,19 @@ use std::process::ExitCode;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let (common, top) = (cli.common, cli.cmd);
+    // A client piped into `head` should end quietly, as Unix tools do. The
+    // daemon keeps Rust's default (SIGPIPE ignored): it must survive
+    // clients that hang up.
+    if !matches!(top, Top::Daemon { .. }) {
+        // SAFETY: restoring the default disposition of a signal, before any
+        // thread is started.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

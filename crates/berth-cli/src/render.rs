@@ -136,11 +136,15 @@ pub fn doc_keyword(t: &KeywordTable, k: &Keyword) -> String {
     }
     let _ = writeln!(out, "  default:   {}", k.default.unwrap_or("-"));
     let _ = writeln!(out, "  required:  {}", k.required);
-    let _ = writeln!(
-        out,
-        "  scopable:  {} (kw@nodename overrides kw)",
-        k.scopable
-    );
+    if k.scopable {
+        let _ = writeln!(
+            out,
+            "  scopable:  true ({}@<nodename> overrides it on that node)",
+            k.name
+        );
+    } else {
+        let _ = writeln!(out, "  scopable:  false");
+    }
     if let Some(e) = k.example {
         let _ = writeln!(out, "  example:   {prefix}{}={e}", k.name);
     }
@@ -166,6 +170,10 @@ pub fn keyword_json(t: &KeywordTable, k: &Keyword) -> serde_json::Value {
 pub fn doc_table(t: &KeywordTable) -> String {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
+    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if table.width().is_none() {
+        table.set_width(120);
+    }
     table.set_header(vec!["keyword", "type", "default", "req", "text"]);
     for k in t.keywords {
         table.add_row(vec![
