@@ -19,6 +19,12 @@ pub use events::EventBus;
 pub use home::Home;
 pub use objects::{ObjectInfo, SetOutcome};
 
+/// Runs fsyncing work (config files, store transactions) without stalling
+/// the runtime's other tasks on this worker thread.
+pub(crate) fn durable<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// Current time as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()

@@ -169,14 +169,14 @@ impl Agent {
         }
         let text = doc.render();
         self.check_config(&path, &text)?;
-        atomic_write(&file, text.as_bytes())?;
+        crate::durable(|| atomic_write(&file, text.as_bytes()))?;
         let rec = ObjectRecord {
             path: key.clone(),
             config: text,
             target: Target::Stopped,
             frozen: true,
         };
-        if let Err(e) = self.store.put(&rec) {
+        if let Err(e) = crate::durable(|| self.store.put(&rec)) {
             let _ = std::fs::remove_file(&file);
             return Err(e.into());
         }
@@ -241,7 +241,7 @@ impl Agent {
             if *text == c.rec.config && on_disk.as_deref() == Some(text.as_str()) {
                 continue;
             }
-            match stage(file, text.as_bytes()) {
+            match crate::durable(|| stage(file, text.as_bytes())) {
                 Ok(tmp) => staged.push((tmp, file.clone())),
                 Err(e) => {
                     for (tmp, _) in &staged {
@@ -255,17 +255,19 @@ impl Agent {
             }
         }
         for (tmp, file) in &staged {
-            commit(tmp, file)?;
+            crate::durable(|| commit(tmp, file))?;
         }
         let texts: HashMap<String, String> = planned
             .iter()
             .map(|(c, _, text)| (c.rec.path.clone(), text.clone()))
             .collect();
         let paths: Vec<String> = texts.keys().cloned().collect();
-        self.store.update(&paths, |r| {
-            if let Some(t) = texts.get(&r.path) {
-                r.config = t.clone();
-            }
+        crate::durable(|| {
+            self.store.update(&paths, |r| {
+                if let Some(t) = texts.get(&r.path) {
+                    r.config = t.clone();
+                }
+            })
         })?;
         let out: Vec<SetOutcome> = planned
             .iter()
@@ -353,7 +355,10 @@ pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Opt
     }
     match agent.check_config(path, &text) {
         Ok(_) => {
-            if let Err(e) = agent.store.update(std::slice::from_ref(&key), |r| r.config = text.clone()) {
+            let updated = crate::durable(|| {
+                agent.store.update(std::slice::from_ref(&key), |r| r.config = text.clone())
+            });
+            if let Err(e) = updated {
                 return Some(format!("store: {e}"));
             }
             agent.events.emit(
@@ -383,7 +388,7 @@ pub(crate) async fn remove_object(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    agent.store.delete(&path.to_string())?;
+    crate::durable(|| agent.store.delete(&path.to_string()))?;
     // Under the lock, so a create right after the delete gets a new monitor.
     agent.forget_imon(&path.to_string(), imon_id);
     Ok(())

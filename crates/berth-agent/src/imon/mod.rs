@@ -234,17 +234,19 @@ impl Imon {
     /// Sets target and frozen in one store transaction, leaving the config
     /// as a concurrent `set` may have just written it; returns the record.
     fn set_target(&self, target: Option<Target>, frozen: bool) -> Result<ObjectRecord, String> {
-        self.agent
-            .store
-            .update(std::slice::from_ref(&self.key), |r| {
-                if let Some(t) = target {
-                    r.target = t;
-                }
-                r.frozen = frozen;
-            })
-            .map_err(|e| e.to_string())?
-            .pop()
-            .ok_or_else(|| format!("{}: no such object", self.key))
+        crate::durable(|| {
+            self.agent
+                .store
+                .update(std::slice::from_ref(&self.key), |r| {
+                    if let Some(t) = target {
+                        r.target = t;
+                    }
+                    r.frozen = frozen;
+                })
+        })
+        .map_err(|e| e.to_string())?
+        .pop()
+        .ok_or_else(|| format!("{}: no such object", self.key))
     }
 
     async fn act_inner(&mut self, kind: ActionKind) -> Result<(), String> {
