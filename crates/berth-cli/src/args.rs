@@ -125,6 +125,19 @@ pub struct DaemonOpts {
     /// Objects acting on Docker at once.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
+    /// Safety-net period at which every object is re-checked against Docker
+    /// and its config file re-read for hand edits; Docker events trigger
+    /// checks in between. Examples: 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub resync: std::time::Duration,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = berth_model::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(d)
 }
 
 #[derive(Subcommand, Debug)]

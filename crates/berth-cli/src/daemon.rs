@@ -37,7 +37,7 @@ fn options(ctx: &Ctx, o: &DaemonOpts) -> AgentOptions {
             .map(|s| s.trim_start_matches("unix://").to_string())
             .unwrap_or_else(|| berth_engine::HOST_DOCKER_SOCKET.to_string()),
         parallelism: o.parallelism,
-        resync: Duration::from_secs(10),
+        resync: o.resync,
     }
 }
 
@@ -125,6 +125,8 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         cmd.arg("--nodename").arg(n);
     }
     cmd.arg("--parallelism").arg(o.parallelism.to_string());
+    cmd.arg("--resync")
+        .arg(format!("{}ms", o.resync.as_millis()));
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -132,7 +132,8 @@ impl Env {
             .open(self.home().join("test-daemon.log"))
             .expect("log");
         let child = Command::new(BIN)
-            .args(["daemon", "run", "--nodename", &self.node])
+            // A short resync keeps tests that wait on it (hand edits) quick.
+            .args(["daemon", "run", "--nodename", &self.node, "--resync", "2s"])
             .args(&self.daemon_args)
             .env("BERTH_HOME", self.home())
             .stdin(Stdio::null())
