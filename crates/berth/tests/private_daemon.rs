@@ -200,3 +200,59 @@ fn a_killed_private_daemon_is_restarted_with_its_container() {
     }
     env.wait_status("heal/svc", 30, |s| s["avail"] == "up");
 }
+
+#[test]
+fn daemon_restarts_leave_private_daemons_and_their_containers_alone() {
+    let mut env = Env::start();
+    let data = format!("{}/srv/{{path}}/docker", env.home().display());
+    env.create_svc(
+        "keep/svc",
+        &[
+            &format!("docker_data_dir={data}"),
+            "container#0.pull_policy=host",
+        ],
+    );
+    env.ok(&["keep/svc", "start"]);
+    let pidfile = env.home().join("namespaces/keep/svc/docker.pid");
+    let sock = env.home().join("namespaces/keep/svc/docker.sock");
+    let sock = sock.to_str().expect("utf8").to_string();
+    let facts = || {
+        let pid = std::fs::read_to_string(&pidfile).expect("pidfile");
+        let out = docker_sock(
+            &sock,
+            &[
+                "inspect",
+                "--format",
+                "{{.Id}} {{.State.StartedAt}} {{.State.Running}}",
+                "keep..svc.container.0",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let before = facts();
+    assert!(before.1.trim().ends_with("true"));
+    for round in 0..3 {
+        if round == 1 {
+            env.kill_daemon();
+        } else {
+            env.stop_daemon();
+        }
+        assert_eq!(
+            facts(),
+            before,
+            "round {round}: stopping berth touched the private daemon"
+        );
+        env.start_daemon();
+        env.wait_status("keep/svc", 30, |s| s["avail"] == "up");
+        assert_eq!(
+            facts(),
+            before,
+            "round {round}: restarting berth bounced something"
+        );
+    }
+}
