@@ -81,10 +81,10 @@ fn missing_image_is_reported_on_the_resource() {
         "create",
         "img/svc",
         "--kw",
-        "container#0.image=berth-test/does-not-exist:0",
+        &format!("container#0.image={ABSENT_IMAGE}"),
     ]);
     let out = env.fails(&["img/svc", "start"]);
-    assert!(out.contains("berth-test/does-not-exist:0"), "{out}");
+    assert!(out.contains(ABSENT_IMAGE), "{out}");
     let st = env.status("img/svc");
     assert_eq!(st["avail"], "down");
     let log = st["resources"][0]["log"].to_string();

@@ -142,7 +142,7 @@ fn json_exit_codes_follow_per_object_results() {
         "create",
         "ex/bad",
         "--kw",
-        "container#0.image=berth-test/absent:0",
+        &format!("container#0.image={ABSENT_IMAGE}"),
     ]);
     let out = env.berth(&["ex/*", "start", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));

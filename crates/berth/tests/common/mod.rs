@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "berth-test/pause:2";
+/// An image no registry has. Its registry is a closed loopback port, so the
+/// pull fails at once and no traffic leaves the machine (a bare name would
+/// make dockerd look up Docker Hub).
+pub const ABSENT_IMAGE: &str = "127.0.0.1:9/berth-test/does-not-exist:0";
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
