@@ -254,6 +254,7 @@ impl Agent {
                 }
             }
         }
+        fault_point_before_commit();
         for (tmp, file) in &staged {
             crate::durable(|| commit(tmp, file))?;
         }
@@ -319,6 +320,19 @@ impl Agent {
             .get(&p.to_string())?
             .ok_or_else(|| AgentError::NotFound(p.to_string()))?;
         Ok((p, rec))
+    }
+}
+
+/// Crash-test hook: with `BERTH_FAULT_COMMIT_DELAY_MS` set, an edit waits
+/// that long between staging its files and renaming them, so a test can
+/// SIGKILL the daemon inside the window deterministically. Unset in normal
+/// operation, where it costs one environment lookup per edit.
+fn fault_point_before_commit() {
+    if let Some(ms) = std::env::var("BERTH_FAULT_COMMIT_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        crate::durable(|| std::thread::sleep(std::time::Duration::from_millis(ms)));
     }
 }
 

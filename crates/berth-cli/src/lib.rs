@@ -1,7 +1,8 @@
 //! berth's command line: argument parsing, the API client, rendering.
 //!
 //! Architecture invariant: apart from `berth daemon run`, `doc` and
-//! `completion`, every command goes through the daemon's API.
+//! `completion`, every command goes through the daemon's API; `berth <sel>
+//! docker` asks the API for each object's socket, then runs the docker CLI.
 
 mod args;
 mod client;

@@ -157,7 +157,8 @@ impl PrivateDaemon {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = ip(&["link", "del", &bridge_name(&self.spec.socket)]).await;
+        let bridge = bridge_name(&self.spec.socket);
+        let _ = tokio::task::spawn_blocking(move || ip(&["link", "del", &bridge])).await;
         Ok(())
     }
 }
@@ -227,11 +228,10 @@ pub fn bridge_name(socket: &Path) -> String {
 /// The pool private bridges take their /24 from.
 const BRIDGE_POOL: &str = "10.213";
 
-async fn ip(args: &[&str]) -> Result<String, EngineError> {
-    let out = tokio::process::Command::new("ip")
+fn ip(args: &[&str]) -> Result<String, EngineError> {
+    let out = std::process::Command::new("ip")
         .args(args)
         .output()
-        .await
         .map_err(|e| EngineError::PrivateDaemon(format!("cannot run ip: {e}")))?;
     if !out.status.success() {
         return Err(EngineError::PrivateDaemon(format!(
@@ -243,33 +243,46 @@ async fn ip(args: &[&str]) -> Result<String, EngineError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Serializes bridge creation, so two daemons starting at once do not pick
-/// the same free /24.
-static BRIDGE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Lock file serializing bridge creation across every berth agent on the
+/// host, so two daemons starting at once do not pick the same free /24.
+const BRIDGE_LOCK_FILE: &str = "/run/berth-bridges.lock";
 
 /// Creates the bridge with a free /24 from the pool, unless it exists.
 async fn ensure_bridge(name: &str) -> Result<(), EngineError> {
-    let _guard = BRIDGE_LOCK.lock().await;
-    if ip(&["link", "show", name]).await.is_ok() {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || ensure_bridge_locked(&name))
+        .await
+        .map_err(|e| EngineError::PrivateDaemon(format!("bridge set-up: {e}")))?
+}
+
+fn ensure_bridge_locked(name: &str) -> Result<(), EngineError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(BRIDGE_LOCK_FILE)
+        .map_err(|e| EngineError::PrivateDaemon(format!("{BRIDGE_LOCK_FILE}: {e}")))?;
+    let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| EngineError::PrivateDaemon(format!("{BRIDGE_LOCK_FILE}: {e}")))?;
+    if ip(&["link", "show", name]).is_ok() {
         return Ok(());
     }
-    let used = ip(&["-o", "-4", "addr", "show"]).await?;
+    let used = ip(&["-o", "-4", "addr", "show"])?;
     let free = (0..=255u32).find(|k| !used.contains(&format!(" {BRIDGE_POOL}.{k}.")));
     let Some(k) = free else {
         return Err(EngineError::PrivateDaemon(format!(
             "no free /24 left in {BRIDGE_POOL}.0.0/16 for a private bridge"
         )));
     };
-    ip(&["link", "add", "name", name, "type", "bridge"]).await?;
+    ip(&["link", "add", "name", name, "type", "bridge"])?;
     ip(&[
         "addr",
         "add",
         &format!("{BRIDGE_POOL}.{k}.1/24"),
         "dev",
         name,
-    ])
-    .await?;
-    ip(&["link", "set", name, "up"]).await?;
+    ])?;
+    ip(&["link", "set", name, "up"])?;
     Ok(())
 }
 

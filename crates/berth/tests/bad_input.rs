@@ -141,10 +141,14 @@ fn hand_edited_invalid_config_is_reported_and_not_applied() {
     assert!(st["log"].to_string().contains("restart"), "{st:#}");
     assert_eq!(st["avail"], "up", "the last valid config keeps running");
     // The running config is still the old one.
+    let default = env.json(&["doc", "container.restart"])["default"]
+        .as_str()
+        .expect("restart has a default")
+        .to_string();
     assert_eq!(
         env.ok(&["hand/svc", "get", "--kw", "container#0.restart", "--eval"])
             .trim(),
-        "3"
+        default
     );
     // An edit through berth on top of the broken file is refused.
     env.fails(&["hand/svc", "set", "--kw", "env=DEV"]);

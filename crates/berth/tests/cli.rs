@@ -7,6 +7,15 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::process::{Command, Stdio};
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn http_get(sock: &std::path::Path, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
@@ -99,19 +108,31 @@ fn api_socket_is_private_and_serves_openapi() {
 #[test]
 fn events_stream_actions_and_docker_calls() {
     let env = Env::start();
-    let mut child = Command::new(BIN)
-        .args(["events", "--format", "json"])
+    env.create_svc("ev/svc", &[]);
+    env.ok(&["ev/svc", "start"]);
+    // Replay what happened, then follow: no race with the subscription.
+    let child = Command::new(BIN)
+        .args(["events", "--last", "1000", "--format", "json"])
         .env("BERTH_HOME", env.home())
         .stdout(Stdio::piped())
         .spawn()
         .expect("events");
-    let stdout = child.stdout.take().expect("stdout");
-    env.create_svc("ev/svc", &[]);
-    env.ok(&["ev/svc", "start"]);
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut saw_target = false;
     let mut saw_docker_start = false;
-    for line in BufReader::new(stdout).lines().take(200) {
-        let line = line.expect("line");
+    while !(saw_target && saw_docker_start) {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) else {
+            break;
+        };
         let ev: serde_json::Value = serde_json::from_str(&line).expect("event json");
         assert!(ev["time"].is_string() && ev["seq"].is_u64());
         if ev["object"] == "ev/svc" && ev["what"] == "target state set to started" {
@@ -122,12 +143,17 @@ fn events_stream_actions_and_docker_calls() {
             assert_eq!(ev["rid"], "container#0", "{ev}");
             saw_docker_start = true;
         }
-        if saw_target && saw_docker_start {
+    }
+    // Live events arrive too.
+    env.ok(&["ev/svc", "freeze"]);
+    let mut saw_live = false;
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        if line.contains("\"frozen\"") {
+            saw_live = true;
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(saw_live, "the live freeze event never arrived");
     assert!(saw_target && saw_docker_start);
     // Events persist: a replay after the fact sees them too.
     let replay = env.ok(&["events", "--last", "100", "--no-follow", "--format", "json"]);
@@ -218,11 +244,11 @@ fn config_edits_keep_comments_order_and_spacing() {
     std::fs::write(&file, &original).expect("write");
     env.ok(&[
         "create",
-        "keep/svc",
+        "lossless/svc",
         "--config",
         file.to_str().expect("utf8"),
     ]);
-    let shown = env.ok(&["keep/svc", "print", "config"]);
+    let shown = env.ok(&["lossless/svc", "print", "config"]);
     // create adds the generated id and nothing else.
     let id_line = shown
         .lines()
@@ -231,15 +257,15 @@ fn config_edits_keep_comments_order_and_spacing() {
         .to_string();
     assert_eq!(shown.replacen(&format!("{id_line}\n"), "", 1), original);
     env.ok(&[
-        "keep/svc",
+        "lossless/svc",
         "set",
         "--kw",
         "env=DEV",
         "--kw",
         "container#0.command=sleep 99",
     ]);
-    env.ok(&["keep/svc", "unset", "--kw", "app"]);
-    let edited = env.ok(&["keep/svc", "print", "config"]);
+    env.ok(&["lossless/svc", "unset", "--kw", "app"]);
+    let edited = env.ok(&["lossless/svc", "print", "config"]);
     let expected = shown
         .replace("env   =   PRD   ", "env   =   DEV")
         .replace("app=APP1\n", "")
@@ -250,20 +276,32 @@ fn config_edits_keep_comments_order_and_spacing() {
     assert_eq!(edited, expected);
     // Node scoping: this node's value wins.
     assert_eq!(
-        env.ok(&["keep/svc", "get", "--kw", "container#0.restart", "--eval"])
-            .trim(),
+        env.ok(&[
+            "lossless/svc",
+            "get",
+            "--kw",
+            "container#0.restart",
+            "--eval"
+        ])
+        .trim(),
         "5"
     );
     // References expand in the effective config.
     env.ok(&[
-        "keep/svc",
+        "lossless/svc",
         "set",
         "--kw",
         "container#0.hostname={name}-{namespace}",
     ]);
     assert_eq!(
-        env.ok(&["keep/svc", "get", "--kw", "container#0.hostname", "--eval"])
-            .trim(),
-        "svc-keep"
+        env.ok(&[
+            "lossless/svc",
+            "get",
+            "--kw",
+            "container#0.hostname",
+            "--eval"
+        ])
+        .trim(),
+        "svc-lossless"
     );
 }

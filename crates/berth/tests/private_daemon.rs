@@ -11,6 +11,8 @@ struct Registry {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
+    /// Host image tags made for this registry, removed on drop.
+    tags: Vec<String>,
 }
 
 impl Registry {
@@ -45,6 +47,7 @@ impl Registry {
             child,
             port,
             _dir: dir,
+            tags: Vec::new(),
         }
     }
 }
@@ -53,14 +56,18 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for t in &self.tags {
+            let _ = docker(&["rmi", t]);
+        }
     }
 }
 
 #[test]
 fn private_daemon_pulls_from_a_loopback_registry() {
-    let reg = Registry::start();
+    let mut reg = Registry::start();
     let env = Env::start();
     let remote = format!("127.0.0.1:{}/{}", reg.port, IMAGE);
+    reg.tags.push(remote.clone());
     assert!(docker(&["tag", IMAGE, &remote]).status.success());
     let push = docker(&["push", &remote]);
     assert!(
@@ -68,6 +75,7 @@ fn private_daemon_pulls_from_a_loopback_registry() {
         "push: {}",
         String::from_utf8_lossy(&push.stderr)
     );
+    // The private daemon must get it from the registry, not the host.
     let _ = docker(&["rmi", &remote]);
     let data = format!("{}/srv/{{path}}/docker", env.home().display());
     env.ok(&[

@@ -14,6 +14,7 @@ struct Account {
 impl Account {
     fn create() -> Account {
         let tag = unique("");
+        // Built first, so Drop removes whatever part got created.
         let a = Account {
             group: format!("bt{tag}"),
             member: format!("bm{tag}"),

@@ -103,6 +103,7 @@ pub struct Env {
     pub node: String,
     daemon: Option<Child>,
     daemon_args: Vec<String>,
+    daemon_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -120,9 +121,18 @@ impl Env {
             node: unique("n"),
             daemon: None,
             daemon_args: args.iter().map(|s| s.to_string()).collect(),
+            daemon_env: Vec::new(),
         };
         env.start_daemon();
         env
+    }
+
+    /// Restarts the daemon with an extra environment variable.
+    pub fn restart_daemon_with_env(&mut self, key: &str, value: &str) {
+        self.kill_daemon();
+        self.daemon_env.retain(|(k, _)| k != key);
+        self.daemon_env.push((key.to_string(), value.to_string()));
+        self.start_daemon();
     }
 
     pub fn home(&self) -> &Path {
@@ -139,6 +149,7 @@ impl Env {
             // A short resync keeps tests that wait on it (hand edits) quick.
             .args(["daemon", "run", "--nodename", &self.node, "--resync", "2s"])
             .args(&self.daemon_args)
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .env("BERTH_HOME", self.home())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -262,9 +273,26 @@ impl Env {
     }
 
     fn cleanup(&mut self) {
+        // Containers this daemon adopted (left by an earlier, killed run)
+        // carry another node label: find them by the paths it manages.
+        let paths: Vec<String> = self
+            .daemon
+            .as_ref()
+            .and_then(|_| {
+                serde_json::from_slice::<Value>(&self.berth(&["ls", "--format", "json"]).stdout)
+                    .ok()
+            })
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|o| o["path"].as_str().map(str::to_string))
+            .collect();
         self.kill_daemon();
         let filter = format!("label=berth.node={}", self.node);
         remove_containers(HOST_SOCK, &["--filter", &filter]);
+        for p in paths {
+            remove_containers(HOST_SOCK, &["--filter", &format!("label=berth.path={p}")]);
+        }
         // Remove private containers first, then stop every private dockerd
         // at once, then wait: sequential waits add up to minutes.
         let pidfiles = glob_pidfiles(&self.home().join("namespaces"));
