@@ -3,6 +3,8 @@
 //! node name, so each test removes exactly its own, even when it fails.
 #![allow(dead_code)]
 
+pub mod testbed;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

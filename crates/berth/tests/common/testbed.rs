@@ -1,0 +1,426 @@
+//! Multi-node test bed: each node is a network namespace on a bridge the
+//! bed creates, with its own dockerd (data-root, exec-root, socket) and its
+//! own berth daemon and home. Nodes can be crashed (SIGKILL of the agent,
+//! dockerd, containerd, the shims and their containers), partitioned (link
+//! down) and healed. Everything is removed on drop, also when a test fails.
+//!
+//! Addresses stay inside 10.214.<bed>.0/24 on the bed's own bridge.
+#![allow(dead_code)]
+
+use super::{docker_sock, unique, BIN, IMAGE};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Node {
+    pub name: String,
+    pub netns: String,
+    pub veth: String,
+    pub addr: String,
+    pub dir: PathBuf,
+    agent: Option<Child>,
+    dockerd: Option<Child>,
+}
+
+impl Node {
+    pub fn home(&self) -> PathBuf {
+        self.dir.join("berth")
+    }
+    pub fn docker_socket(&self) -> String {
+        self.dir.join("docker.sock").display().to_string()
+    }
+    fn exec_root(&self) -> PathBuf {
+        self.dir.join("x")
+    }
+    fn docker_pidfile(&self) -> PathBuf {
+        self.dir.join("docker.pid")
+    }
+    fn netns_path(&self) -> String {
+        format!("/var/run/netns/{}", self.netns)
+    }
+
+    /// Runs a command inside the node's network namespace.
+    pub fn nsenter(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.netns_path())).arg(program);
+        c
+    }
+
+    /// Runs the berth CLI against this node's daemon.
+    pub fn berth(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("BERTH_HOME", self.home())
+            .output()
+            .expect("run berth")
+    }
+
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        docker_sock(&self.docker_socket(), args)
+    }
+
+    pub fn agent_running(&self) -> bool {
+        self.berth(&["daemon", "status"]).status.success()
+    }
+}
+
+pub struct Testbed {
+    pub nodes: Vec<Node>,
+    pub bridge: String,
+    pub dir: tempfile::TempDir,
+}
+
+fn sh(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn must(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Testbed {
+    /// Builds `n` nodes, each with dockerd and a berth daemon running and
+    /// the test image loaded.
+    pub fn new(n: usize) -> Testbed {
+        super::ensure_image();
+        let id = unique("");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-bed-")
+            .tempdir()
+            .expect("tempdir");
+        // Interface names are limited to 15 characters.
+        let short = format!("{:x}", fnv(&id) & 0xff_ffff);
+        let subnet = 10 + (fnv(&id) % 240) as u8;
+        let mut bed = Testbed {
+            nodes: Vec::new(),
+            bridge: format!("tb{short}"),
+            dir,
+        };
+        must("ip", &["link", "add", &bed.bridge, "type", "bridge"]);
+        must(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("10.214.{subnet}.1/24"),
+                "dev",
+                &bed.bridge,
+            ],
+        );
+        must("ip", &["link", "set", &bed.bridge, "up"]);
+        // The host dockerd sets FORWARD to DROP and bridged frames pass
+        // through iptables (br_netfilter): let the bed's own bridge forward.
+        must("iptables", &bed.forward_rule("-I"));
+        for i in 0..n {
+            let node = Node {
+                name: format!("node{i}"),
+                netns: format!("tb{short}n{i}"),
+                veth: format!("tv{short}n{i}"),
+                addr: format!("10.214.{subnet}.{}", 11 + i),
+                dir: bed.dir.path().join(format!("node{i}")),
+                agent: None,
+                dockerd: None,
+            };
+            bed.nodes.push(node);
+            let node = bed.nodes.last().expect("just pushed");
+            std::fs::create_dir_all(&node.dir).expect("node dir");
+            must("ip", &["netns", "add", &node.netns]);
+            must(
+                "ip",
+                &[
+                    "link",
+                    "add",
+                    &node.veth,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    &node.netns,
+                ],
+            );
+            must(
+                "ip",
+                &["link", "set", &node.veth, "master", &bed.bridge, "up"],
+            );
+            must(
+                "ip",
+                &[
+                    "-n",
+                    &node.netns,
+                    "addr",
+                    "add",
+                    &format!("{}/24", node.addr),
+                    "dev",
+                    "eth0",
+                ],
+            );
+            must("ip", &["-n", &node.netns, "link", "set", "eth0", "up"]);
+            must("ip", &["-n", &node.netns, "link", "set", "lo", "up"]);
+        }
+        for i in 0..n {
+            bed.start_dockerd(i);
+        }
+        for i in 0..n {
+            bed.load_image(i);
+            bed.start_agent(i);
+        }
+        bed
+    }
+
+    fn start_dockerd(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let log = std::fs::File::create(node.dir.join("dockerd.log")).expect("log");
+        let _ = std::fs::remove_file(node.docker_pidfile());
+        let child = node
+            .nsenter("dockerd")
+            .args(["-H", &format!("unix://{}", node.docker_socket())])
+            .args(["--data-root", &node.dir.join("data").display().to_string()])
+            .args(["--exec-root", &node.exec_root().display().to_string()])
+            .args(["--pidfile", &node.docker_pidfile().display().to_string()])
+            .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("dockerd");
+        self.nodes[i].dockerd = Some(child);
+        let sock = self.nodes[i].docker_socket();
+        wait_for("node dockerd", 60, || {
+            docker_sock(&sock, &["version"]).status.success()
+        });
+    }
+
+    fn load_image(&self, i: usize) {
+        let node = &self.nodes[i];
+        let tar = node.dir.join("image.tar");
+        must("docker", &["save", "-o", &tar.display().to_string(), IMAGE]);
+        let out = node.docker(&["load", "-i", &tar.display().to_string()]);
+        assert!(
+            out.status.success(),
+            "load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_file(tar);
+    }
+
+    pub fn start_agent(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join("berth.log"))
+            .expect("log");
+        let child = node
+            .nsenter(BIN)
+            .args(["daemon", "run", "--nodename", &node.name, "--resync", "2s"])
+            .args(["--docker-socket", &node.docker_socket()])
+            .env("BERTH_HOME", node.home())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("agent");
+        let node = &mut self.nodes[i];
+        node.agent = Some(child);
+        let node = &self.nodes[i];
+        wait_for("node agent", 30, || node.agent_running());
+    }
+
+    /// A node crash: SIGKILL for its agent, dockerd, containerd, shims and
+    /// the shims' children (the containers).
+    pub fn kill(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        if let Some(mut a) = node.agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        let node = &self.nodes[i];
+        let mut victims = Vec::new();
+        if let Some(pid) = read_pid(&node.docker_pidfile()) {
+            victims.push(pid);
+        }
+        let marker = node.exec_root().display().to_string();
+        for (pid, cmdline) in processes() {
+            if cmdline.contains(&marker) {
+                victims.push(pid);
+            }
+        }
+        let mut all = victims.clone();
+        for v in &victims {
+            all.extend(descendants(*v));
+        }
+        for pid in &all {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        wait_for("node processes to die", 10, || {
+            all.iter().all(|p| !alive(*p))
+        });
+    }
+
+    /// Cuts the node's link: a partition.
+    pub fn partition(&self, i: usize) {
+        must("ip", &["link", "set", &self.nodes[i].veth, "down"]);
+    }
+
+    pub fn heal(&self, i: usize) {
+        must("ip", &["link", "set", &self.nodes[i].veth, "up"]);
+    }
+
+    /// Whether node `from` reaches node `to` over TCP, through the bridge.
+    pub fn reachable(&self, from: usize, to: usize) -> bool {
+        let (a, b) = (&self.nodes[from], &self.nodes[to]);
+        let port = "7979";
+        let mut server = b
+            .nsenter("busybox")
+            .args(["nc", "-l", "-p", port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nc -l");
+        std::thread::sleep(Duration::from_millis(200));
+        let ok = a
+            .nsenter("busybox")
+            .args(["nc", "-w", "2", &b.addr, port])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        let _ = server.kill();
+        let _ = server.wait();
+        ok
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            // Containers first, so the mounts they hold go with them.
+            self.kill(i);
+        }
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let root = self.dir.path().display().to_string();
+            let mut points: Vec<&str> = mounts
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|m| m.starts_with(&root))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = sh("umount", &["-l", p]);
+            }
+        }
+        for node in &self.nodes {
+            let _ = sh("ip", &["link", "del", &node.veth]);
+            let _ = sh("ip", &["netns", "del", &node.netns]);
+        }
+        let _ = sh("iptables", &self.forward_rule("-D"));
+        let _ = sh("ip", &["link", "del", &self.bridge]);
+    }
+}
+
+impl Testbed {
+    fn forward_rule<'a>(&'a self, op: &'a str) -> [&'a str; 8] {
+        [
+            op,
+            "FORWARD",
+            "-i",
+            &self.bridge,
+            "-o",
+            &self.bridge,
+            "-j",
+            "ACCEPT",
+        ]
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+fn read_pid(p: &Path) -> Option<i32> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty()
+        && !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+}
+
+/// Every process with its command line (NUL separators as spaces).
+fn processes() -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd: String = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        out.push((pid, cmd));
+    }
+    out
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn descendants(root: i32) -> Vec<i32> {
+    let all: Vec<(i32, Option<i32>)> = processes()
+        .iter()
+        .map(|(p, _)| (*p, parent_of(*p)))
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (c, parent) in &all {
+            if *parent == Some(p) && !out.contains(c) {
+                out.push(*c);
+                frontier.push(*c);
+            }
+        }
+    }
+    out
+}
