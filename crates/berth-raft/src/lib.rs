@@ -1,0 +1,27 @@
+//! Raft storage for berth's replicated desired state.
+//!
+//! [`LogStore`] keeps the Raft log, vote and committed id; [`StateMachine`]
+//! applies committed entries to a key/value table of desired state and
+//! builds and installs snapshots. Both live in one redb file, and every
+//! write is a committed (fsynced) transaction before it is acknowledged.
+//!
+//! Architecture invariant: only desired state goes through here; observed
+//! status never does.
+
+mod codec;
+mod log_store;
+mod state_machine;
+mod types;
+
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+pub use types::{Request, Response, TypeConfig};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens (or creates) the Raft storage file and returns both halves.
+pub fn open(path: &Path) -> std::io::Result<(LogStore, StateMachine)> {
+    let db = Arc::new(redb::Database::create(path).map_err(codec::io)?);
+    Ok((LogStore::new(db.clone())?, StateMachine::new(db)?))
+}
