@@ -1,0 +1,155 @@
+//! The cluster CA and the node certificates it issues.
+
+use crate::error::NetError;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Node certificates live 90 days unless told otherwise; agents renew them
+/// at a random point between 50 % and 80 % of that.
+pub const DEFAULT_NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The built-in certificate authority of one cluster.
+#[derive(Clone)]
+pub struct ClusterCa {
+    cluster: String,
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    key_pem: String,
+}
+
+/// What a node needs to speak mutual TLS: its certificate and key, and the
+/// CA certificate it trusts.
+#[derive(Clone, Debug)]
+pub struct NodeIdentity {
+    pub node: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+}
+
+fn ca_params(cluster: &str) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("berth cluster CA {cluster}"));
+    dn.push(DnType::OrganizationName, "berth");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p
+}
+
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, NetError> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .map(|c| c.as_ref().to_vec())
+        .map_err(|e| NetError::Cert(format!("bad certificate PEM: {e}")))
+}
+
+impl ClusterCa {
+    /// Creates a new CA for `cluster`.
+    pub fn generate(cluster: &str) -> Result<ClusterCa, NetError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = ca_params(cluster);
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + CA_VALIDITY;
+        let cert = params.self_signed(&key)?;
+        Ok(ClusterCa {
+            cluster: cluster.to_string(),
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Reloads a CA saved with [`ClusterCa::cert_pem`] and [`ClusterCa::key_pem`].
+    pub fn from_pem(cluster: &str, cert_pem: &str, key_pem: &str) -> Result<ClusterCa, NetError> {
+        KeyPair::from_pem(key_pem)?;
+        Ok(ClusterCa {
+            cluster: cluster.to_string(),
+            cert_der: pem_to_der(cert_pem)?,
+            cert_pem: cert_pem.to_string(),
+            key_pem: key_pem.to_string(),
+        })
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// SHA-256 of the CA certificate (DER), lowercase hex: what join tokens pin.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_der(&self.cert_der)
+    }
+
+    /// Issues a certificate for `node`, valid for `validity`, usable as both
+    /// TLS server and client. `names` are its DNS names or IP addresses.
+    pub fn issue(
+        &self,
+        node: &str,
+        names: &[String],
+        validity: Duration,
+    ) -> Result<NodeIdentity, NetError> {
+        let ca_key = KeyPair::from_pem(&self.key_pem)?;
+        let issuer = Issuer::new(ca_params(&self.cluster), ca_key);
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, node);
+        dn.push(DnType::OrganizationName, "berth");
+        params.distinguished_name = dn;
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => n
+                    .clone()
+                    .try_into()
+                    .map(SanType::DnsName)
+                    .map_err(|e: rcgen::Error| NetError::Cert(format!("name {n:?}: {e}"))),
+            })
+            .collect::<Result<_, _>>()?;
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now
+            + time::Duration::try_from(validity)
+                .map_err(|e| NetError::Cert(format!("validity: {e}")))?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(NodeIdentity {
+            node: node.to_string(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            ca_pem: self.cert_pem.clone(),
+        })
+    }
+}
+
+/// SHA-256 of a DER certificate, lowercase hex.
+pub(crate) fn fingerprint_der(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Fingerprint of a PEM certificate, to check a CA against a token's pin.
+pub fn fingerprint_pem(pem: &str) -> Result<String, NetError> {
+    Ok(fingerprint_der(&pem_to_der(pem)?))
+}

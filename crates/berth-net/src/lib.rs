@@ -1,0 +1,21 @@
+//! Node identity and transport security for the cluster.
+//!
+//! - [`ClusterCa`]: the built-in CA (ECDSA P-256), created at `cluster init`,
+//!   which issues node certificates at join.
+//! - [`JoinToken`]: carries the CA's SHA-256 fingerprint, so a joining node
+//!   pins the CA before trusting anything it is sent (as swarm's SWMTKN).
+//! - [`server_config`] / [`client_config`]: mutual TLS, both sides
+//!   presenting a certificate the cluster CA signed.
+//!
+//! Architecture invariant: node-to-node traffic is never accepted without a
+//! client certificate from the cluster CA.
+
+mod ca;
+mod error;
+mod tls;
+mod token;
+
+pub use ca::{fingerprint_pem, ClusterCa, NodeIdentity, DEFAULT_NODE_CERT_VALIDITY};
+pub use error::NetError;
+pub use tls::{client_config, install_crypto_provider, server_config};
+pub use token::{JoinToken, Role};
