@@ -10,10 +10,14 @@
 
 mod codec;
 mod log_store;
+mod network;
+mod server;
 mod state_machine;
 mod types;
 
 pub use log_store::LogStore;
+pub use network::{Network, Peer};
+pub use server::{serve, RaftNode};
 pub use state_machine::StateMachine;
 pub use types::{Request, Response, TypeConfig};
 

@@ -1,0 +1,195 @@
+//! Raft RPCs between managers: HTTP/2 over mutual TLS, JSON bodies.
+//!
+//! One connection per peer is kept and re-dialled after any failure; a
+//! failure is reported to openraft as "unreachable", which backs off.
+
+use crate::types::TypeConfig;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use openraft::error::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+type C = TypeConfig;
+
+pub(crate) const PATH_APPEND: &str = "/raft/v1/append";
+pub(crate) const PATH_VOTE: &str = "/raft/v1/vote";
+pub(crate) const PATH_SNAPSHOT: &str = "/raft/v1/snapshot";
+
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A full snapshot on the wire.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SnapshotRpc {
+    pub vote: VoteOf<C>,
+    pub meta: SnapshotMetaOf<C>,
+    pub data: Vec<u8>,
+}
+
+/// Creates clients to peers; each presents this node's certificate.
+#[derive(Clone)]
+pub struct Network {
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Network {
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Network {
+        Network { tls }
+    }
+}
+
+impl RaftNetworkFactory<C> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> Peer {
+        Peer {
+            addr: node.addr.clone(),
+            tls: self.tls.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// One peer manager, reached at `addr` (`host:port`).
+pub struct Peer {
+    addr: String,
+    tls: Arc<rustls::ClientConfig>,
+    conn: Option<SendRequest<Full<Bytes>>>,
+}
+
+#[derive(Debug)]
+struct CallError(String);
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl Peer {
+    async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
+        let err =
+            |what: &str, e: &dyn std::fmt::Display| CallError(format!("{what} {}: {e}", self.addr));
+        let tcp = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(&self.addr))
+            .await
+            .map_err(|e| err("connect", &e))?
+            .map_err(|e| err("connect", &e))?;
+        let host = self
+            .addr
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(&self.addr);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| err("server name", &e))?;
+        let tls = tokio::time::timeout(
+            DIAL_TIMEOUT,
+            tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|e| err("tls", &e))?
+        .map_err(|e| err("tls", &e))?;
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .map_err(|e| err("http2", &e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, CallError> {
+        let body = serde_json::to_vec(req).map_err(|e| CallError(e.to_string()))?;
+        let mut sender = match self.conn.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => self.dial().await?,
+        };
+        let request = hyper::Request::post(format!("https://{}{path}", self.addr))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CallError(e.to_string()))?;
+        let resp = sender
+            .send_request(request)
+            .await
+            .map_err(|e| CallError(format!("{}: {e}", self.addr)))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CallError(e.to_string()))?
+            .to_bytes();
+        self.conn = Some(sender);
+        if !status.is_success() {
+            return Err(CallError(format!("{}: HTTP {status}", self.addr)));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CallError(format!("{}: bad reply: {e}", self.addr)))
+    }
+}
+
+fn unreachable(e: CallError) -> RPCError<C> {
+    RPCError::Unreachable(Unreachable::new(&e))
+}
+
+impl RaftNetworkV2<C> for Peer {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        let r: Result<AppendEntriesResponse<C>, RaftError<C>> =
+            self.call(PATH_APPEND, &rpc).await.map_err(unreachable)?;
+        r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<C>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        let r: Result<VoteResponse<C>, RaftError<C>> =
+            self.call(PATH_VOTE, &rpc).await.map_err(unreachable)?;
+        r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<C>,
+        snapshot: SnapshotOf<C, Vec<u8>>,
+        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
+        let rpc = SnapshotRpc {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
+        let r: Result<SnapshotResponse<C>, openraft::error::Fatal<C>> = self
+            .call(PATH_SNAPSHOT, &rpc)
+            .await
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        r.map_err(|e| StreamingError::Network(NetworkError::new(&e)))
+    }
+}

@@ -1,0 +1,89 @@
+//! The managers' Raft endpoint: HTTP/2 over mutual TLS, answering the RPCs
+//! [`crate::network::Peer`] sends.
+
+use crate::network::{SnapshotRpc, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+use crate::{StateMachine, TypeConfig};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use openraft::Raft;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+pub type RaftNode = Raft<TypeConfig, StateMachine>;
+
+/// Serves Raft RPCs on `listener` until the task is dropped. Connections
+/// that fail the TLS handshake (plaintext, no or foreign certificate) are
+/// closed before any request is read.
+pub async fn serve(
+    raft: RaftNode,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!("refused raft connection from {peer}: {e}");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| handle(raft.clone(), req));
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+fn reply<T: Serialize>(status: StatusCode, v: &T) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(
+    raft: RaftNode,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, &e.to_string())),
+    };
+    let bad = |e: serde_json::Error| reply(StatusCode::BAD_REQUEST, &e.to_string());
+    Ok(match path.as_str() {
+        PATH_APPEND => match serde_json::from_slice(&body) {
+            Ok(rpc) => reply(StatusCode::OK, &raft.append_entries(rpc).await),
+            Err(e) => bad(e),
+        },
+        PATH_VOTE => match serde_json::from_slice(&body) {
+            Ok(rpc) => reply(StatusCode::OK, &raft.vote(rpc).await),
+            Err(e) => bad(e),
+        },
+        PATH_SNAPSHOT => match serde_json::from_slice::<SnapshotRpc>(&body) {
+            Ok(s) => {
+                let snapshot = openraft::Snapshot {
+                    meta: s.meta,
+                    snapshot: s.data,
+                };
+                reply(
+                    StatusCode::OK,
+                    &raft.install_full_snapshot(s.vote, snapshot).await,
+                )
+            }
+            Err(e) => bad(e),
+        },
+        _ => reply(StatusCode::NOT_FOUND, &"no such raft endpoint"),
+    })
+}
