@@ -1,0 +1,189 @@
+//! Node liveness and the failover lease: the timing that keeps a failover
+//! service from running on two nodes at once (`design/failover.md`).
+//!
+//! Times are `Duration`s since an arbitrary monotonic origin of the side
+//! that reads them; the two sides never compare clocks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The timing knobs, shared by managers and workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// How often a worker heartbeats to the leader.
+    pub heartbeat: Duration,
+    /// Silence after which the leader reports a node down.
+    pub down_after: Duration,
+    /// How long a heartbeat the manager quorum acknowledged keeps a worker
+    /// entitled to run its failover instances, counted from when it was sent.
+    pub lease: Duration,
+    /// Time a worker gets to stop its failover instances once its lease is
+    /// gone, before managers may start them elsewhere.
+    pub stop_grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            heartbeat: Duration::from_secs(1),
+            down_after: Duration::from_secs(3),
+            lease: Duration::from_secs(3),
+            stop_grace: Duration::from_millis(1500),
+        }
+    }
+}
+
+impl Timing {
+    /// Silence after which a lost node's failover instances may restart
+    /// elsewhere: the node is down, and its lease plus the stop grace has
+    /// run out whatever the message delays were.
+    pub fn failover_after(&self) -> Duration {
+        self.down_after.max(self.lease + self.stop_grace)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Never heard from since this manager became leader.
+    Unknown,
+    Up,
+    /// Silent since `since` (the last heartbeat received).
+    Down {
+        since: Duration,
+    },
+}
+
+/// The leader's view: when each node's last heartbeat arrived.
+#[derive(Clone, Debug, Default)]
+pub struct Liveness {
+    timing: Timing,
+    last: BTreeMap<String, Duration>,
+}
+
+impl Liveness {
+    pub fn new(timing: Timing) -> Liveness {
+        Liveness {
+            timing,
+            last: BTreeMap::new(),
+        }
+    }
+
+    /// A heartbeat from `node` arrived at `now`.
+    pub fn observe(&mut self, node: &str, now: Duration) {
+        let e = self.last.entry(node.to_string()).or_insert(now);
+        if now > *e {
+            *e = now;
+        }
+    }
+
+    pub fn state(&self, node: &str, now: Duration) -> NodeState {
+        match self.last.get(node) {
+            None => NodeState::Unknown,
+            Some(t) if now.saturating_sub(*t) < self.timing.down_after => NodeState::Up,
+            Some(t) => NodeState::Down { since: *t },
+        }
+    }
+
+    /// Whether `node`'s failover instances may be started elsewhere at `now`.
+    /// A node never heard from gives no such right: a new leader first waits
+    /// a full failover period (see `design/failover.md`).
+    pub fn failover_allowed(&self, node: &str, now: Duration, leader_since: Duration) -> bool {
+        let since = self
+            .last
+            .get(node)
+            .copied()
+            .unwrap_or(leader_since)
+            .max(leader_since);
+        now.saturating_sub(since) >= self.timing.failover_after()
+    }
+}
+
+/// The worker's lease: renewed when the manager quorum acknowledges a
+/// heartbeat, valid for `lease` from when that heartbeat was sent.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    timing: Timing,
+    valid_until: Option<Duration>,
+}
+
+impl Lease {
+    pub fn new(timing: Timing) -> Lease {
+        Lease {
+            timing,
+            valid_until: None,
+        }
+    }
+
+    /// The heartbeat sent at `sent_at` was acknowledged by the quorum.
+    pub fn renewed(&mut self, sent_at: Duration) {
+        let until = sent_at + self.timing.lease;
+        if self.valid_until.is_none_or(|v| until > v) {
+            self.valid_until = Some(until);
+        }
+    }
+
+    /// Whether the worker may keep its failover instances running at `now`.
+    /// When false it must stop them, within `stop_grace`.
+    pub fn valid(&self, now: Duration) -> bool {
+        self.valid_until.is_some_and(|v| now < v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn default_timing_fails_over_within_five_seconds() {
+        let t = Timing::default();
+        assert!(
+            t.failover_after() <= Duration::from_millis(4500),
+            "{:?}",
+            t.failover_after()
+        );
+        assert!(t.heartbeat < t.down_after);
+    }
+
+    #[test]
+    fn states_follow_heartbeats() {
+        let mut l = Liveness::new(Timing::default());
+        let s = Duration::from_secs;
+        assert_eq!(l.state("n1", s(0)), NodeState::Unknown);
+        l.observe("n1", s(10));
+        assert_eq!(l.state("n1", s(12)), NodeState::Up);
+        assert_eq!(l.state("n1", s(13)), NodeState::Down { since: s(10) });
+        assert!(!l.failover_allowed("n1", s(14), s(0)));
+        assert!(l.failover_allowed("n1", s(15), s(0)));
+        // A late, older heartbeat does not move time back.
+        l.observe("n1", s(9));
+        assert_eq!(l.state("n1", s(13)), NodeState::Down { since: s(10) });
+    }
+
+    proptest! {
+        /// The split-brain invariant: whenever a manager may restart a
+        /// node's failover instances elsewhere, that node's lease ran out at
+        /// least `stop_grace` earlier, whatever the network delays were.
+        /// Both sides' clocks are modelled on one real-time axis; the worker
+        /// sends at `sent`, the manager receives at `sent + delay`.
+        #[test]
+        fn no_failover_before_the_old_owner_fenced(
+            sent_ms in 0u64..10_000,
+            delay_ms in 0u64..2_000,
+            later_ms in 0u64..20_000,
+            leader_since_ms in 0u64..10_000,
+        ) {
+            let t = Timing::default();
+            let ms = Duration::from_millis;
+            let mut lease = Lease::new(t);
+            lease.renewed(ms(sent_ms));
+            let mut live = Liveness::new(t);
+            live.observe("n1", ms(sent_ms + delay_ms));
+            let now = ms(sent_ms + delay_ms + later_ms);
+            if live.failover_allowed("n1", now, ms(leader_since_ms)) {
+                prop_assert!(!lease.valid(now.saturating_sub(t.stop_grace)),
+                    "lease still valid {:?} before a failover at {:?}", t.stop_grace, now);
+            }
+        }
+    }
+}
