@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 pub struct NodeView {
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    /// Up, not drained, not frozen.
+    /// Can take new instances: up, not drained, not frozen. For a failover
+    /// service, a lost node must stay schedulable (keeping its instance)
+    /// until `Liveness::failover_allowed` says its lease is over; being
+    /// merely "down" is not enough (`design/failover.md`).
     pub schedulable: bool,
     /// Instances of every service already on the node.
     pub load: usize,
@@ -77,6 +80,8 @@ impl PlacementSpec {
 pub enum PlacementError {
     #[error("no schedulable node matches the placement")]
     NoEligibleNode,
+    #[error("a limit of 0 instances per node places nothing")]
+    ZeroLimit,
     #[error("only {possible} of {wanted} instances can be placed within the constraints")]
     NotEnoughRoom { wanted: usize, possible: usize },
 }
@@ -89,6 +94,9 @@ pub fn place(
     current: &BTreeMap<String, usize>,
     want: usize,
 ) -> Result<BTreeMap<String, usize>, PlacementError> {
+    if spec.max_per_node == Some(0) {
+        return Err(PlacementError::ZeroLimit);
+    }
     let eligible: Vec<&NodeView> = nodes.iter().filter(|n| spec.eligible(n)).collect();
     if want == 0 {
         return Ok(BTreeMap::new());

@@ -1,6 +1,7 @@
 //! The cluster CA and the node certificates it issues.
 
 use crate::error::NetError;
+use crate::token::Role;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
@@ -68,15 +69,27 @@ impl ClusterCa {
         })
     }
 
-    /// Reloads a CA saved with [`ClusterCa::cert_pem`] and [`ClusterCa::key_pem`].
+    /// Reloads a CA saved with [`ClusterCa::cert_pem`] and [`ClusterCa::key_pem`],
+    /// refusing a key that is not the certificate's.
     pub fn from_pem(cluster: &str, cert_pem: &str, key_pem: &str) -> Result<ClusterCa, NetError> {
-        KeyPair::from_pem(key_pem)?;
+        let key = KeyPair::from_pem(key_pem)?;
+        let cert_spki = spki_of(cert_pem)?;
+        if cert_spki != key.public_key_raw() {
+            return Err(NetError::Cert(
+                "the CA key does not match the CA certificate".into(),
+            ));
+        }
         Ok(ClusterCa {
             cluster: cluster.to_string(),
             cert_der: pem_to_der(cert_pem)?,
             cert_pem: cert_pem.to_string(),
             key_pem: key_pem.to_string(),
         })
+    }
+
+    /// The cluster name the CA was created for.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -92,32 +105,46 @@ impl ClusterCa {
         fingerprint_der(&self.cert_der)
     }
 
-    /// Issues a certificate for `node`, valid for `validity`, usable as both
-    /// TLS server and client. `names` are its DNS names or IP addresses.
+    /// Issues a certificate for `node` with `role`, valid for `validity`,
+    /// usable as both TLS server and client. `names` are its DNS names or IP
+    /// addresses.
     pub fn issue(
         &self,
         node: &str,
+        role: Role,
         names: &[String],
         validity: Duration,
     ) -> Result<NodeIdentity, NetError> {
+        if node.is_empty()
+            || !node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(NetError::Cert(format!("invalid node name {node:?}")));
+        }
         let ca_key = KeyPair::from_pem(&self.key_pem)?;
-        let issuer = Issuer::new(ca_params(&self.cluster), ca_key);
+        // The issuer is read from the CA certificate itself, so what is
+        // issued always chains to it.
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, ca_key)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, node);
         dn.push(DnType::OrganizationName, "berth");
         params.distinguished_name = dn;
-        params.subject_alt_names = names
-            .iter()
-            .map(|n| match n.parse::<std::net::IpAddr>() {
-                Ok(ip) => Ok(SanType::IpAddress(ip)),
-                Err(_) => n
-                    .clone()
-                    .try_into()
-                    .map(SanType::DnsName)
-                    .map_err(|e: rcgen::Error| NetError::Cert(format!("name {n:?}: {e}"))),
-            })
+        let role_uri = rcgen::string::Ia5String::try_from(role_uri(role, node))
+            .map_err(|e| NetError::Cert(format!("role URI: {e}")))?;
+        params.subject_alt_names = std::iter::once(Ok(SanType::URI(role_uri)))
+            .chain(names.iter().map(|n| {
+                match n.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Ok(SanType::IpAddress(ip)),
+                    Err(_) => n
+                        .clone()
+                        .try_into()
+                        .map(SanType::DnsName)
+                        .map_err(|e: rcgen::Error| NetError::Cert(format!("name {n:?}: {e}"))),
+                }
+            }))
             .collect::<Result<_, _>>()?;
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -138,6 +165,34 @@ impl ClusterCa {
             ca_pem: self.cert_pem.clone(),
         })
     }
+}
+
+/// `berth://<role>/<node>`: the SAN URI that tells managers from workers.
+fn role_uri(role: Role, node: &str) -> String {
+    format!("{}{node}", role_prefix(role))
+}
+
+fn role_prefix(role: Role) -> &'static str {
+    match role {
+        Role::Manager => "berth://manager/",
+        Role::Worker => "berth://worker/",
+    }
+}
+
+/// Whether a certificate (DER) the cluster CA signed carries `role`.
+/// The URI is stored verbatim in the signed certificate, and node names
+/// cannot contain "://", so a substring test cannot be fooled.
+pub fn has_role(cert_der: &[u8], role: Role) -> bool {
+    let p = role_prefix(role).as_bytes();
+    cert_der.windows(p.len()).any(|w| w == p)
+}
+
+/// The SubjectPublicKeyInfo's public key bytes of a PEM certificate.
+fn spki_of(cert_pem: &str) -> Result<Vec<u8>, NetError> {
+    let der = pem_to_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| NetError::Cert(format!("CA certificate: {e}")))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
 /// SHA-256 of a DER certificate, lowercase hex.

@@ -15,7 +15,7 @@ mod error;
 mod tls;
 mod token;
 
-pub use ca::{fingerprint_pem, ClusterCa, NodeIdentity, DEFAULT_NODE_CERT_VALIDITY};
+pub use ca::{fingerprint_pem, has_role, ClusterCa, NodeIdentity, DEFAULT_NODE_CERT_VALIDITY};
 pub use error::NetError;
 pub use tls::{client_config, install_crypto_provider, server_config};
 pub use token::{JoinToken, Role};

@@ -12,7 +12,7 @@ pub enum Role {
     Manager,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct JoinToken {
     pub ca_fingerprint: String,
     pub role: Role,
@@ -60,6 +60,17 @@ impl JoinToken {
 /// Equality whose time does not depend on where the inputs differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Never prints the secret, so tokens can be logged safely.
+impl fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinToken")
+            .field("ca_fingerprint", &self.ca_fingerprint)
+            .field("role", &self.role)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl fmt::Display for JoinToken {

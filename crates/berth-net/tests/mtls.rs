@@ -18,6 +18,7 @@ const REPLY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 fn identity(ca: &ClusterCa, node: &str) -> NodeIdentity {
     ca.issue(
         node,
+        Role::Manager,
         &["127.0.0.1".to_string(), node.to_string()],
         berth_net::DEFAULT_NODE_CERT_VALIDITY,
     )
@@ -159,8 +160,31 @@ fn tokens_pin_the_cluster_ca() {
     reloaded
         .issue(
             "node9",
+            Role::Worker,
             &["node9".to_string()],
             berth_net::DEFAULT_NODE_CERT_VALIDITY,
         )
         .expect("issue after reload");
+    // A key that is not the CA's is refused at load.
+    let other = ClusterCa::generate("pin").expect("ca");
+    assert!(ClusterCa::from_pem("pin", ca.cert_pem(), other.key_pem()).is_err());
+    // Roles are carried by the certificate; node names cannot fake one.
+    use rustls::pki_types::pem::PemObject;
+    let der =
+        |pem: &str| rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("der");
+    let v = berth_net::DEFAULT_NODE_CERT_VALIDITY;
+    let w = reloaded.issue("w1", Role::Worker, &[], v).expect("issue");
+    let m = reloaded.issue("m1", Role::Manager, &[], v).expect("issue");
+    assert!(berth_net::has_role(der(&w.cert_pem).as_ref(), Role::Worker));
+    assert!(!berth_net::has_role(
+        der(&w.cert_pem).as_ref(),
+        Role::Manager
+    ));
+    assert!(berth_net::has_role(
+        der(&m.cert_pem).as_ref(),
+        Role::Manager
+    ));
+    assert!(reloaded
+        .issue("evil://manager/", Role::Worker, &[], v)
+        .is_err());
 }

@@ -30,6 +30,7 @@ pub(crate) const PATH_VOTE: &str = "/raft/v1/vote";
 pub(crate) const PATH_SNAPSHOT: &str = "/raft/v1/snapshot";
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A full snapshot on the wire.
 #[derive(Serialize, Deserialize)]
@@ -70,32 +71,43 @@ pub struct Peer {
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
+/// Why an RPC failed: the peer could not be reached at all, or the
+/// exchange itself went wrong (timeout, HTTP error, undecodable reply).
 #[derive(Debug)]
-struct CallError(String);
+enum CallError {
+    Unreachable(String),
+    Exchange(String),
+}
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            CallError::Unreachable(m) | CallError::Exchange(m) => f.write_str(m),
+        }
     }
 }
 
 impl std::error::Error for CallError {}
 
+/// The TLS server name of `host:port`, IPv6 `[::1]:port` included.
+fn server_name(addr: &str) -> Option<rustls::pki_types::ServerName<'static>> {
+    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+        return Some(rustls::pki_types::ServerName::IpAddress(sa.ip().into()));
+    }
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string()).ok()
+}
+
 impl Peer {
     async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
-        let err =
-            |what: &str, e: &dyn std::fmt::Display| CallError(format!("{what} {}: {e}", self.addr));
+        let err = |what: &str, e: &dyn std::fmt::Display| {
+            CallError::Unreachable(format!("{what} {}: {e}", self.addr))
+        };
         let tcp = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(&self.addr))
             .await
             .map_err(|e| err("connect", &e))?
             .map_err(|e| err("connect", &e))?;
-        let host = self
-            .addr
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(&self.addr);
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|e| err("server name", &e))?;
+        let name = server_name(&self.addr).ok_or_else(|| err("server name", &"not a host:port"))?;
         let tls = tokio::time::timeout(
             DIAL_TIMEOUT,
             tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp),
@@ -103,22 +115,47 @@ impl Peer {
         .await
         .map_err(|e| err("tls", &e))?
         .map_err(|e| err("tls", &e))?;
-        let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-                .await
-                .map_err(|e| err("http2", &e))?;
+        let mut h2 = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+        // Half-open connections (a peer that rebooted) are noticed quickly.
+        h2.timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(2));
+        let (sender, conn) = h2
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| err("http2", &e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(sender)
     }
 
+    /// One RPC, bounded by `ttl` from dial to decoded reply.
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &mut self,
         path: &str,
         req: &Req,
+        ttl: Duration,
     ) -> Result<Resp, CallError> {
-        let body = serde_json::to_vec(req).map_err(|e| CallError(e.to_string()))?;
+        match tokio::time::timeout(ttl, self.exchange(path, req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.conn = None;
+                Err(CallError::Exchange(format!(
+                    "{}{path}: no answer within {ttl:?}",
+                    self.addr
+                )))
+            }
+        }
+    }
+
+    async fn exchange<Req: Serialize, Resp: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, CallError> {
+        let bad = |m: String| CallError::Exchange(m);
+        let body = serde_json::to_vec(req).map_err(|e| bad(e.to_string()))?;
         let mut sender = match self.conn.take() {
             Some(s) if !s.is_closed() => s,
             _ => self.dial().await?,
@@ -126,29 +163,38 @@ impl Peer {
         let request = hyper::Request::post(format!("https://{}{path}", self.addr))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| CallError(e.to_string()))?;
+            .map_err(|e| bad(e.to_string()))?;
         let resp = sender
             .send_request(request)
             .await
-            .map_err(|e| CallError(format!("{}: {e}", self.addr)))?;
+            .map_err(|e| CallError::Unreachable(format!("{}: {e}", self.addr)))?;
         let status = resp.status();
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| CallError(e.to_string()))?
+            .map_err(|e| bad(e.to_string()))?
             .to_bytes();
         self.conn = Some(sender);
         if !status.is_success() {
-            return Err(CallError(format!("{}: HTTP {status}", self.addr)));
+            return Err(bad(format!(
+                "{}: HTTP {status}: {}",
+                self.addr,
+                String::from_utf8_lossy(&bytes)
+            )));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| CallError(format!("{}: bad reply: {e}", self.addr)))
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("{}: bad reply: {e}", self.addr)))
     }
 }
 
-fn unreachable(e: CallError) -> RPCError<C> {
-    RPCError::Unreachable(Unreachable::new(&e))
+fn rpc_error(e: CallError) -> RPCError<C> {
+    match e {
+        CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+        CallError::Exchange(_) => {
+            tracing::warn!("raft rpc: {e}");
+            RPCError::Network(NetworkError::new(&e))
+        }
+    }
 }
 
 impl RaftNetworkV2<C> for Peer {
@@ -157,20 +203,24 @@ impl RaftNetworkV2<C> for Peer {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<C>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let r: Result<AppendEntriesResponse<C>, RaftError<C>> =
-            self.call(PATH_APPEND, &rpc).await.map_err(unreachable)?;
+        let r: Result<AppendEntriesResponse<C>, RaftError<C>> = self
+            .call(PATH_APPEND, &rpc, option.hard_ttl())
+            .await
+            .map_err(rpc_error)?;
         r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
     async fn vote(
         &mut self,
         rpc: VoteRequest<C>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let r: Result<VoteResponse<C>, RaftError<C>> =
-            self.call(PATH_VOTE, &rpc).await.map_err(unreachable)?;
+        let r: Result<VoteResponse<C>, RaftError<C>> = self
+            .call(PATH_VOTE, &rpc, option.hard_ttl())
+            .await
+            .map_err(rpc_error)?;
         r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
@@ -178,7 +228,7 @@ impl RaftNetworkV2<C> for Peer {
         &mut self,
         vote: VoteOf<C>,
         snapshot: SnapshotOf<C, Vec<u8>>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
         let rpc = SnapshotRpc {
@@ -186,10 +236,14 @@ impl RaftNetworkV2<C> for Peer {
             meta: snapshot.meta,
             data: snapshot.snapshot,
         };
-        let r: Result<SnapshotResponse<C>, openraft::error::Fatal<C>> = self
-            .call(PATH_SNAPSHOT, &rpc)
-            .await
-            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        let sent = tokio::select! {
+            r = self.call::<_, Result<SnapshotResponse<C>, openraft::error::Fatal<C>>>(PATH_SNAPSHOT, &rpc, SNAPSHOT_TIMEOUT) => r,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        let r = sent.map_err(|e| match e {
+            CallError::Unreachable(_) => StreamingError::Unreachable(Unreachable::new(&e)),
+            CallError::Exchange(_) => StreamingError::Network(NetworkError::new(&e)),
+        })?;
         r.map_err(|e| StreamingError::Network(NetworkError::new(&e)))
     }
 }

@@ -11,8 +11,13 @@ use openraft::Raft;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub type RaftNode = Raft<TypeConfig, StateMachine>;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest RPC body accepted: a full snapshot of desired state fits easily.
+const MAX_BODY: usize = 256 << 20;
 
 /// Serves Raft RPCs on `listener` until the task is dropped. Connections
 /// that fail the TLS handshake (plaintext, no or foreign certificate) are
@@ -24,19 +29,41 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            continue;
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: do not spin.
+                tracing::warn!("raft listener: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let acceptor = acceptor.clone();
         let raft = raft.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
                     tracing::warn!("refused raft connection from {peer}: {e}");
                     return;
                 }
+                Err(_) => {
+                    tracing::warn!("refused raft connection from {peer}: no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+                    return;
+                }
             };
+            // Only managers take part in Raft; workers' certificates are
+            // from the same CA but carry the worker role.
+            let is_manager = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .is_some_and(|c| berth_net::has_role(c.as_ref(), berth_net::Role::Manager));
+            if !is_manager {
+                tracing::warn!("refused raft connection from {peer}: not a manager certificate");
+                return;
+            }
             let service = hyper::service::service_fn(move |req| handle(raft.clone(), req));
             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
@@ -57,7 +84,10 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
-    let body = match req.into_body().collect().await {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, &e.to_string())),
     };

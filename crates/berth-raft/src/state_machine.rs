@@ -194,16 +194,17 @@ impl RaftSnapshotBuilder<C> for StateMachine {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Vec<u8>>, io::Error> {
-        // One write transaction: the snapshot read and its recording agree.
-        let txn = self.db.begin_write().map_err(io)?;
+        // A read transaction is a consistent view and does not hold up log
+        // writes while the state is serialized; a short write records it.
         let stored = {
+            let txn = self.db.begin_read().map_err(io)?;
             let kv_table = txn.open_table(KV).map_err(io)?;
             let mut kv = BTreeMap::new();
             for item in kv_table.iter().map_err(io)? {
                 let (k, v) = item.map_err(io)?;
                 kv.insert(k.value().to_string(), v.value().to_string());
             }
-            let mut meta = txn.open_table(META).map_err(io)?;
+            let meta = txn.open_table(META).map_err(io)?;
             let last_log_id: Option<LogIdOf<C>> = match meta.get(LAST_APPLIED).map_err(io)? {
                 Some(v) => decode(v.value())?,
                 None => None,
@@ -212,15 +213,18 @@ impl RaftSnapshotBuilder<C> for StateMachine {
                 Some(v) => decode(v.value())?,
                 None => StoredMembership::default(),
             };
-            let stored = StoredSnapshot {
+            StoredSnapshot {
                 last_log_id,
                 last_membership,
                 data: encode(&SnapshotBody { kv })?,
-            };
-            meta.insert(SNAPSHOT, encode(&stored)?.as_slice())
-                .map_err(io)?;
-            stored
+            }
         };
+        let bytes = encode(&stored)?;
+        let txn = self.db.begin_write().map_err(io)?;
+        txn.open_table(META)
+            .map_err(io)?
+            .insert(SNAPSHOT, bytes.as_slice())
+            .map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(openraft::Snapshot {
             meta: openraft::SnapshotMeta {

@@ -3,7 +3,8 @@
 //! the leader is stopped the others elect a new one and accept writes.
 
 use berth_net::{
-    client_config, install_crypto_provider, server_config, ClusterCa, DEFAULT_NODE_CERT_VALIDITY,
+    client_config, install_crypto_provider, server_config, ClusterCa, Role,
+    DEFAULT_NODE_CERT_VALIDITY,
 };
 use berth_raft::{Network, RaftNode, Request, StateMachine};
 use openraft::network::RPCOption;
@@ -25,6 +26,7 @@ async fn start(id: u64, ca: &ClusterCa, listener: tokio::net::TcpListener) -> Ma
     let ident = ca
         .issue(
             &format!("m{id}"),
+            Role::Manager,
             &["127.0.0.1".to_string()],
             DEFAULT_NODE_CERT_VALIDITY,
         )
@@ -136,6 +138,7 @@ async fn three_managers_replicate_and_survive_losing_the_leader() {
     let mut intruder = foreign
         .issue(
             "intruder",
+            Role::Manager,
             &["127.0.0.1".to_string()],
             DEFAULT_NODE_CERT_VALIDITY,
         )
@@ -155,6 +158,25 @@ async fn three_managers_replicate_and_survive_losing_the_leader() {
         refused.is_err(),
         "a foreign-CA node was answered: {refused:?}"
     );
+
+    // A worker of this very cluster may not take part in Raft either.
+    let worker = ca
+        .issue(
+            "w1",
+            Role::Worker,
+            &["127.0.0.1".to_string()],
+            DEFAULT_NODE_CERT_VALIDITY,
+        )
+        .expect("issue");
+    let mut factory = Network::new(client_config(&worker).expect("client tls"));
+    let mut peer = factory.new_client(leader, target).await;
+    let refused = peer
+        .vote(
+            VoteRequest::new(openraft::impls::Vote::new(99, 8), None),
+            RPCOption::new(Duration::from_secs(2)),
+        )
+        .await;
+    assert!(refused.is_err(), "a worker was answered: {refused:?}");
 
     // Stop the leader: its process is gone, its port closed.
     let old = ms.remove(leader as usize);

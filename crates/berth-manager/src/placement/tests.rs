@@ -60,6 +60,11 @@ fn selectors_names_globs_and_labels() {
             possible: 2
         })
     );
+    let zero = PlacementSpec::from_words(&[], Some(0));
+    assert_eq!(
+        place(&zero, &nodes, &BTreeMap::new(), 1),
+        Err(PlacementError::ZeroLimit)
+    );
     let none = PlacementSpec::from_words(&["role=cache".to_string()], None);
     assert_eq!(
         place(&none, &nodes, &BTreeMap::new(), 1),
@@ -135,6 +140,7 @@ proptest! {
                 }
             }
             Err(PlacementError::NoEligibleNode) => prop_assert!(eligible.is_empty() && want > 0),
+            Err(PlacementError::ZeroLimit) => prop_assert_eq!(cap, Some(0)),
             Err(PlacementError::NotEnoughRoom { wanted, possible }) => {
                 prop_assert_eq!(wanted, want);
                 prop_assert_eq!(possible, eligible.len() * cap.unwrap_or(usize::MAX).min(want));
