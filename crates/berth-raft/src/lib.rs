@@ -16,7 +16,7 @@ mod state_machine;
 mod types;
 
 pub use log_store::LogStore;
-pub use network::{Network, Peer};
+pub use network::{Network, NoPeer, NoPeers, Peer};
 pub use server::{serve, RaftNode};
 pub use state_machine::StateMachine;
 pub use types::{Request, Response, TypeConfig};
@@ -26,6 +26,12 @@ use std::sync::Arc;
 
 /// Opens (or creates) the Raft storage file and returns both halves.
 pub fn open(path: &Path) -> std::io::Result<(LogStore, StateMachine)> {
-    let db = Arc::new(redb::Database::create(path).map_err(codec::io)?);
+    // A small page cache: desired state is small, and RSS matters on every node.
+    let db = Arc::new(
+        redb::Database::builder()
+            .set_cache_size(4 << 20)
+            .create(path)
+            .map_err(codec::io)?,
+    );
     Ok((LogStore::new(db.clone())?, StateMachine::new(db)?))
 }

@@ -247,3 +247,61 @@ impl RaftNetworkV2<C> for Peer {
         r.map_err(|e| StreamingError::Network(NetworkError::new(&e)))
     }
 }
+
+/// The network of a one-member cluster: there is no one to call. The
+/// single node is a Raft cluster of one on the same code path as a larger
+/// one; joining nodes replaces this with [`Network`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoPeers;
+
+/// A peer that cannot exist in a one-member cluster.
+pub struct NoPeer;
+
+#[derive(Debug)]
+struct Alone;
+
+impl std::fmt::Display for Alone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("single-node cluster: no peers")
+    }
+}
+
+impl std::error::Error for Alone {}
+
+impl RaftNetworkFactory<C> for NoPeers {
+    type Network = NoPeer;
+
+    async fn new_client(&mut self, _target: u64, _node: &BasicNode) -> NoPeer {
+        NoPeer
+    }
+}
+
+impl RaftNetworkV2<C> for NoPeer {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        _rpc: AppendEntriesRequest<C>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        Err(RPCError::Unreachable(Unreachable::new(&Alone)))
+    }
+
+    async fn vote(
+        &mut self,
+        _rpc: VoteRequest<C>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        Err(RPCError::Unreachable(Unreachable::new(&Alone)))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        _vote: VoteOf<C>,
+        _snapshot: SnapshotOf<C, Vec<u8>>,
+        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
+        Err(StreamingError::Unreachable(Unreachable::new(&Alone)))
+    }
+}

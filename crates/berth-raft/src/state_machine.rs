@@ -59,6 +59,21 @@ impl StateMachine {
         Ok(table.get(key).map_err(io)?.map(|v| v.value().to_string()))
     }
 
+    /// Every key starting with `prefix`, with its value, in key order.
+    pub fn list(&self, prefix: &str) -> io::Result<Vec<(String, String)>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(KV).map_err(io)?;
+        let mut out = Vec::new();
+        for item in table.range(prefix..).map_err(io)? {
+            let (k, v) = item.map_err(io)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
     fn read_state(&self) -> io::Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>)> {
         let txn = self.db.begin_read().map_err(io)?;
         let meta = txn.open_table(META).map_err(io)?;
@@ -72,6 +87,49 @@ impl StateMachine {
         };
         Ok((last, membership))
     }
+}
+
+/// Applies one request to the key/value table; returns the previous value.
+fn apply_request(kv: &mut redb::Table<&str, &str>, req: Request) -> io::Result<Option<String>> {
+    Ok(match req {
+        Request::Put { key, value } => kv
+            .insert(key.as_str(), value.as_str())
+            .map_err(io)?
+            .map(|v| v.value().to_string()),
+        Request::Delete { key } => kv
+            .remove(key.as_str())
+            .map_err(io)?
+            .map(|v| v.value().to_string()),
+        Request::Patch { key, fields } => {
+            let current = kv
+                .get(key.as_str())
+                .map_err(io)?
+                .map(|v| v.value().to_string());
+            let Some(text) = current else {
+                return Ok(None);
+            };
+            // A value that is not a JSON object cannot be patched; it is kept
+            // as is rather than failing the whole log.
+            let Ok(serde_json::Value::Object(mut obj)) =
+                serde_json::from_str::<serde_json::Value>(&text)
+            else {
+                return Ok(Some(text));
+            };
+            for (k, v) in fields {
+                obj.insert(k, v);
+            }
+            let new = serde_json::Value::Object(obj).to_string();
+            kv.insert(key.as_str(), new.as_str()).map_err(io)?;
+            Some(text)
+        }
+        Request::Batch(reqs) => {
+            let mut last = None;
+            for r in reqs {
+                last = apply_request(kv, r)?;
+            }
+            last
+        }
+    })
 }
 
 impl RaftStateMachine<C> for StateMachine {
@@ -105,17 +163,8 @@ impl RaftStateMachine<C> for StateMachine {
                 let log_id = entry.log_id();
                 let response = match entry.payload {
                     EntryPayload::Blank => Response::default(),
-                    EntryPayload::Normal(Request::Put { key, value }) => Response {
-                        previous: kv
-                            .insert(key.as_str(), value.as_str())
-                            .map_err(io)?
-                            .map(|v| v.value().to_string()),
-                    },
-                    EntryPayload::Normal(Request::Delete { key }) => Response {
-                        previous: kv
-                            .remove(key.as_str())
-                            .map_err(io)?
-                            .map(|v| v.value().to_string()),
+                    EntryPayload::Normal(req) => Response {
+                        previous: apply_request(&mut kv, req)?,
                     },
                     EntryPayload::Membership(m) => {
                         let stored = StoredMembership::new(Some(log_id), m);

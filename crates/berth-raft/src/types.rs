@@ -4,8 +4,22 @@ use std::fmt;
 /// A desired-state write, replicated through the Raft log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    Put { key: String, value: String },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    /// Sets top-level fields of the JSON object stored at `key`, leaving the
+    /// others as they are; nothing happens when the key is absent. This is
+    /// how writers of different fields avoid undoing each other.
+    Patch {
+        key: String,
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Several requests applied in one entry: all or none.
+    Batch(Vec<Request>),
 }
 
 impl fmt::Display for Request {
@@ -13,11 +27,14 @@ impl fmt::Display for Request {
         match self {
             Request::Put { key, .. } => write!(f, "put {key}"),
             Request::Delete { key } => write!(f, "delete {key}"),
+            Request::Patch { key, .. } => write!(f, "patch {key}"),
+            Request::Batch(v) => write!(f, "batch of {}", v.len()),
         }
     }
 }
 
-/// What applying a [`Request`] returns: the previous value of the key.
+/// What applying a [`Request`] returns: the previous value of the key (of
+/// the last request of a batch).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     pub previous: Option<String>,

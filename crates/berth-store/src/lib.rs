@@ -5,8 +5,10 @@
 //! tables behind Raft. Every write is a committed, fsynced redb transaction,
 //! so a crash leaves either the old or the new record, never a torn one.
 
+mod desired;
 mod record;
 
+pub use desired::Desired;
 pub use record::ObjectRecord;
 
 use berth_model::event::Event;

@@ -68,3 +68,48 @@ fn update_changes_only_what_the_closure_touches() {
     assert_eq!(got.config, rec("a/x").config);
     assert_eq!(got.target, Target::Started);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desired_state_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("raft.redb");
+    {
+        let d = Desired::open_standalone(&file).await.expect("open");
+        d.put(&rec("a/x")).await.expect("put");
+        d.put(&rec("b/y")).await.expect("put");
+        assert!(d.delete("b/y").await.expect("delete"));
+        assert!(!d.delete("b/y").await.expect("delete again"));
+        d.shutdown().await;
+    }
+    let d = Desired::open_standalone(&file).await.expect("reopen");
+    assert_eq!(d.list().expect("list"), vec![rec("a/x")]);
+    assert_eq!(d.get("a/x").expect("get"), Some(rec("a/x")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_of_different_fields_do_not_undo_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Desired::open_standalone(&dir.path().join("raft.redb"))
+        .await
+        .expect("open");
+    d.put(&rec("a/x")).await.expect("put");
+    let got = d
+        .set_target("a/x", None, true)
+        .await
+        .expect("patch")
+        .expect("present");
+    assert!(got.frozen);
+    assert_eq!(got.target, Target::Started);
+    d.set_configs(&[("a/x".into(), "[DEFAULT]\nenv = DEV\n".into())])
+        .await
+        .expect("configs");
+    let got = d.get("a/x").expect("get").expect("present");
+    assert!(got.frozen, "a config write must keep the frozen flag");
+    assert_eq!(got.config, "[DEFAULT]\nenv = DEV\n");
+    assert_eq!(
+        d.set_target("a/missing", Some(Target::Stopped), true)
+            .await
+            .expect("patch"),
+        None
+    );
+}
