@@ -324,18 +324,24 @@ impl Env {
             let _ = Command::new("ip").args(["link", "del", &bridge]).output();
         }
         // Private data roots may hold mounts; unmount before the temp dir goes.
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            let root = self.home().display().to_string();
-            let mut points: Vec<&str> = mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|m| m.starts_with(&root))
-                .collect();
-            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-            for p in points {
-                let _ = Command::new("umount").arg("-l").arg(p).status();
-            }
-        }
+        unmount_under(self.home());
+    }
+}
+
+/// Lazily unmounts everything mounted below `root`, deepest first.
+pub fn unmount_under(root: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let root = root.display().to_string();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").arg("-l").arg(p).status();
     }
 }
 

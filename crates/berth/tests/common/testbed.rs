@@ -323,18 +323,7 @@ impl Drop for Testbed {
             // Containers first, so the mounts they hold go with them.
             self.kill(i);
         }
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            let root = self.dir.path().display().to_string();
-            let mut points: Vec<&str> = mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|m| m.starts_with(&root))
-                .collect();
-            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-            for p in points {
-                let _ = sh("umount", &["-l", p]);
-            }
-        }
+        super::unmount_under(self.dir.path());
         for node in &self.nodes {
             let _ = sh("ip", &["link", "del", &node.veth]);
             let _ = sh("ip", &["netns", "del", &node.netns]);
