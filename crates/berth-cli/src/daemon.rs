@@ -171,7 +171,7 @@ async fn stop(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     };
     kill(Pid::from_raw(pid), Signal::SIGTERM).context("signalling the daemon")?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(pid) {
+    while berth_engine::process_alive(pid) {
         if Instant::now() > deadline {
             bail!("berth daemon (pid {pid}) did not stop within 30s");
         }
@@ -231,16 +231,4 @@ fn report(ctx: &Ctx, state: &str, pid: u32, home: &str) {
     } else {
         println!("berth daemon {state} (pid {pid}, home {home})");
     }
-}
-
-/// A zombie has exited; only its parent has not collected it yet.
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|r| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }

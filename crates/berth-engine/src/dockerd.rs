@@ -71,7 +71,7 @@ impl PrivateDaemon {
         let text = std::fs::read_to_string(&self.spec.pidfile).ok()?;
         let pid: i32 = text.trim().parse().ok()?;
         // A zombie still answers kill(0); it is dead all the same.
-        let alive = kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(Pid::from_raw(pid));
+        let alive = process_alive(pid);
         let is_dockerd = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|c| c.trim() == "dockerd")
             .unwrap_or(false);
@@ -150,7 +150,7 @@ impl PrivateDaemon {
         let pid = Pid::from_raw(pid);
         let _ = kill(pid, Signal::SIGTERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
-        while kill(pid, None).is_ok() && !is_zombie(pid) {
+        while process_alive(pid.as_raw()) {
             if Instant::now() > deadline {
                 let _ = kill(pid, Signal::SIGKILL);
                 break;
@@ -167,15 +167,18 @@ fn parent(p: &Path) -> &Path {
     p.parent().unwrap_or(Path::new("/"))
 }
 
-fn is_zombie(pid: Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+/// Whether `pid` is a live process. A zombie answers `kill(pid, 0)` but
+/// has exited; only its parent has not collected it yet.
+pub fn process_alive(pid: i32) -> bool {
+    let zombie_or_gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
             s.rsplit(')')
                 .next()
                 .map(|rest| rest.trim_start().starts_with('Z'))
                 .unwrap_or(false)
         })
-        .unwrap_or(true)
+        .unwrap_or(true);
+    kill(Pid::from_raw(pid), None).is_ok() && !zombie_or_gone
 }
 
 fn check_writable(dir: &Path) -> Result<(), EngineError> {
@@ -217,11 +220,7 @@ pub async fn ping_socket(socket: &Path) -> bool {
 /// The private daemon's bridge: `bb` + 12 hex digits of its socket path,
 /// within the 15 characters Linux allows.
 pub fn bridge_name(socket: &Path) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in socket.as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = berth_model::fnv1a64(socket.as_os_str().as_encoded_bytes());
     format!("bb{:012x}", h & 0xffff_ffff_ffff)
 }
 
@@ -318,11 +317,7 @@ async fn reap_orphan_containerd(exec_root: &Path) {
         let _ = kill(*pid, Signal::SIGKILL);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while victims
-        .iter()
-        .any(|p| kill(*p, None).is_ok() && !is_zombie(*p))
-        && Instant::now() < deadline
-    {
+    while victims.iter().any(|p| process_alive(p.as_raw())) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // dockerd trusts containerd's pidfile when its pid answers kill(0), as
@@ -333,7 +328,7 @@ async fn reap_orphan_containerd(exec_root: &Path) {
         .and_then(|t| t.trim().parse::<i32>().ok())
     {
         let pid = Pid::from_raw(pid);
-        if kill(pid, None).is_err() || is_zombie(pid) {
+        if !process_alive(pid.as_raw()) {
             let _ = std::fs::remove_file(&pidfile);
         }
     }

@@ -14,7 +14,7 @@ pub use client::{
     split_image, ContainerSpec, ContainerState, Engine, EngineEvent, ManagedContainer, MountSpec,
     PortSpec, LABEL_PATH,
 };
-pub use dockerd::{bridge_name, ping_socket, PrivateDaemon, PrivateDaemonSpec};
+pub use dockerd::{bridge_name, ping_socket, process_alive, PrivateDaemon, PrivateDaemonSpec};
 pub use error::EngineError;
 
 /// Default socket of the host's Docker Engine.

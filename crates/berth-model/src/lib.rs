@@ -7,6 +7,7 @@ pub mod config;
 pub mod effective;
 pub mod event;
 pub mod glob;
+pub mod hash;
 pub mod path;
 pub mod refs;
 pub mod schema;
@@ -23,6 +24,7 @@ pub use config::{
 };
 pub use effective::*;
 pub use glob::glob_match;
+pub use hash::fnv1a64;
 pub use path::*;
 pub use refs::*;
 pub use schema::*;

@@ -134,20 +134,6 @@ impl Store {
         Ok(())
     }
 
-    /// Writes several records in one transaction: all or none land.
-    pub fn put_many(&self, recs: &[ObjectRecord]) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(OBJECTS)?;
-            for rec in recs {
-                let bytes = serde_json::to_vec(rec)?;
-                table.insert(rec.path.as_str(), bytes.as_slice())?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
     pub fn delete(&self, path: &str) -> Result<bool> {
         let txn = self.db.begin_write()?;
         let existed = {

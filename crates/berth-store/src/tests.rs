@@ -16,7 +16,8 @@ fn records_survive_reopen() {
     let file = dir.path().join("berth.redb");
     {
         let s = Store::open(&file).expect("open");
-        s.put_many(&[rec("a/x"), rec("b/y")]).expect("put");
+        s.put(&rec("a/x")).expect("put");
+        s.put(&rec("b/y")).expect("put");
         assert!(s.delete("b/y").expect("delete"));
         assert!(!s.delete("b/y").expect("delete again"));
     }

@@ -314,9 +314,5 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
 
 /// A stable pseudo-random fraction in [0, 1) derived from the object key.
 fn fastrand_fraction(key: &str) -> f64 {
-    let mut h: u32 = 2166136261;
-    for b in key.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(16777619);
-    }
-    f64::from(h % 1000) / 1000.0
+    (berth_model::fnv1a64(key.as_bytes()) % 1000) as f64 / 1000.0
 }

@@ -143,7 +143,7 @@ impl ContainerResource {
     }
 }
 
-/// FNV-1a over the spec's debug form, minus labels berth adds per node.
+/// A hash of the spec's debug form, minus labels berth adds per node.
 fn fingerprint(spec: &ContainerSpec) -> String {
     let mut s = spec.clone();
     s.labels.remove(LABEL_NODE);
@@ -157,12 +157,7 @@ fn fingerprint(spec: &ContainerSpec) -> String {
             ..s.clone()
         }
     );
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", berth_model::fnv1a64(text.as_bytes()))
 }
 
 fn parse_port(p: &str) -> Result<PortSpec, String> {
