@@ -8,7 +8,7 @@ use crate::imon::{self, ImonHandle, ImonMsg};
 use berth_engine::{CallSink, Engine, EngineError};
 use berth_model::status::ObjectStatus;
 use berth_model::{ObjectPath, Registry};
-use berth_store::Store;
+use berth_store::{Desired, ObjectRecord, Store};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -52,7 +52,10 @@ pub struct ActionOutcome {
 
 pub struct Agent {
     pub opts: AgentOptions,
+    /// The event log and this node's own bookkeeping.
     pub store: Arc<Store>,
+    /// Desired state, replicated through Raft.
+    pub desired: Arc<Desired>,
     pub events: EventBus,
     pub registry: Registry,
     engines: Mutex<HashMap<String, Engine>>,
@@ -67,10 +70,13 @@ impl Agent {
     pub async fn start(opts: AgentOptions) -> Result<Arc<Agent>, AgentError> {
         std::fs::create_dir_all(&opts.home.root)?;
         let store = Arc::new(Store::open(&opts.home.store())?);
+        let desired = Arc::new(Desired::open_standalone(&opts.home.raft_file("local")).await?);
+        migrate_local_objects(&store, &desired).await?;
         let events = EventBus::start(store.clone());
         let agent = Arc::new(Agent {
             registry: berth_drivers::registry(),
             store,
+            desired,
             events,
             engines: Mutex::new(HashMap::new()),
             statuses: RwLock::new(HashMap::new()),
@@ -80,7 +86,7 @@ impl Agent {
             opts,
         });
         agent.events.emit(None, None, "daemon started".into(), None);
-        let (records, bad) = agent.store.list_checked()?;
+        let (records, bad) = agent.desired.list_checked()?;
         for e in bad {
             agent.events.emit(
                 None,
@@ -145,7 +151,7 @@ impl Agent {
         path: &ObjectPath,
         kind: ActionKind,
     ) -> Result<ActionOutcome, AgentError> {
-        if self.store.get(&path.to_string())?.is_none() {
+        if self.desired.get(&path.to_string())?.is_none() {
             return Err(AgentError::NotFound(path.to_string()));
         }
         let (tx, rx) = oneshot::channel();
@@ -225,6 +231,31 @@ impl Agent {
             bus.emit(object.as_deref(), rid.as_deref(), what, Some(call.command));
         })
     }
+}
+
+/// Objects written by a berth that kept desired state in the local store
+/// move into Raft once, in one entry; the local copies go after that.
+async fn migrate_local_objects(store: &Store, desired: &Desired) -> Result<(), AgentError> {
+    let local: Vec<ObjectRecord> = store.list()?;
+    if local.is_empty() {
+        return Ok(());
+    }
+    let mut reqs = Vec::new();
+    for rec in &local {
+        if desired.get(&rec.path)?.is_none() {
+            reqs.push(berth_store::put_json(
+                &format!("{}{}", berth_store::OBJ_PREFIX, rec.path),
+                rec,
+            )?);
+        }
+    }
+    if !reqs.is_empty() {
+        desired.write(berth_store::Request::Batch(reqs)).await?;
+    }
+    for rec in &local {
+        crate::durable(|| store.delete(&rec.path))?;
+    }
+    Ok(())
 }
 
 /// Follows the host dockerd's events; reconnects with a backoff and wakes

@@ -18,6 +18,10 @@ impl Home {
     pub fn store(&self) -> PathBuf {
         self.root.join("berth.redb")
     }
+    /// The Raft storage of one cluster membership (`local` standalone).
+    pub fn raft_file(&self, generation: &str) -> PathBuf {
+        berth_store::raft_file(&self.root, generation)
+    }
     pub fn pidfile(&self) -> PathBuf {
         self.root.join("berth.pid")
     }

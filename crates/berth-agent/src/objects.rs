@@ -11,7 +11,6 @@ use berth_model::status::Target;
 use berth_model::{ConfigDoc, KeywordRef, ObjectPath, Selectable, Selector};
 use berth_store::ObjectRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// An object as listed by selection.
@@ -119,7 +118,7 @@ impl Agent {
     fn select_records(&self, selector: &str) -> Result<Vec<Candidate>, AgentError> {
         let sel = Selector::parse(selector).map_err(|e| AgentError::BadInput(e.to_string()))?;
         let all: Vec<Candidate> = self
-            .store
+            .desired
             .list()?
             .into_iter()
             .filter_map(|rec| {
@@ -155,7 +154,7 @@ impl Agent {
         let key = path.to_string();
         let _guard = self.config_lock.lock().await;
         let file = self.opts.home.config_file(&path);
-        if self.store.get(&key)?.is_some() || file.exists() {
+        if self.desired.get(&key)?.is_some() || file.exists() {
             return Err(AgentError::Exists(key));
         }
         let mut doc = ConfigDoc::parse(config.unwrap_or("")).map_err(|e| {
@@ -175,8 +174,9 @@ impl Agent {
             config: text,
             target: Target::Stopped,
             frozen: true,
+            placement: Vec::new(),
         };
-        if let Err(e) = crate::durable(|| self.store.put(&rec)) {
+        if let Err(e) = self.desired.put(&rec).await {
             let _ = std::fs::remove_file(&file);
             return Err(e.into());
         }
@@ -258,18 +258,11 @@ impl Agent {
         for (tmp, file) in &staged {
             crate::durable(|| commit(tmp, file))?;
         }
-        let texts: HashMap<String, String> = planned
+        let texts: Vec<(String, String)> = planned
             .iter()
             .map(|(c, _, text)| (c.rec.path.clone(), text.clone()))
             .collect();
-        let paths: Vec<String> = texts.keys().cloned().collect();
-        crate::durable(|| {
-            self.store.update(&paths, |r| {
-                if let Some(t) = texts.get(&r.path) {
-                    r.config = t.clone();
-                }
-            })
-        })?;
+        self.desired.set_configs(&texts).await?;
         let out: Vec<SetOutcome> = planned
             .iter()
             .map(|(c, file, _)| SetOutcome {
@@ -316,7 +309,7 @@ impl Agent {
             .parse()
             .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
         let rec = self
-            .store
+            .desired
             .get(&p.to_string())?
             .ok_or_else(|| AgentError::NotFound(p.to_string()))?;
         Ok((p, rec))
@@ -363,15 +356,16 @@ pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Opt
     let _guard = agent.config_lock.lock().await;
     let text = std::fs::read_to_string(&file).ok()?;
     let key = path.to_string();
-    let rec = agent.store.get(&key).ok()??;
+    let rec = agent.desired.get(&key).ok()??;
     if rec.config == text {
         return None;
     }
     match agent.check_config(path, &text) {
         Ok(_) => {
-            let updated = crate::durable(|| {
-                agent.store.update(std::slice::from_ref(&key), |r| r.config = text.clone())
-            });
+            let updated = agent
+                .desired
+                .set_configs(&[(key.clone(), text.clone())])
+                .await;
             if let Err(e) = updated {
                 return Some(format!("store: {e}"));
             }
@@ -402,7 +396,7 @@ pub(crate) async fn remove_object(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    crate::durable(|| agent.store.delete(&path.to_string()))?;
+    agent.desired.delete(&path.to_string()).await?;
     // Under the lock, so a create right after the delete gets a new monitor.
     agent.forget_imon(&path.to_string(), imon_id);
     Ok(())

@@ -67,7 +67,7 @@ async fn daemon_info(State(a): S) -> ApiResult<DaemonInfo> {
         pid: std::process::id(),
         home: a.opts.home.root.display().to_string(),
         host_docker_socket: a.opts.host_docker_socket.clone(),
-        objects: a.store.list().map_err(AgentError::from)?.len(),
+        objects: a.desired.list().map_err(AgentError::from)?.len(),
     }))
 }
 

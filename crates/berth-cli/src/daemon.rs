@@ -98,6 +98,7 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         None,
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
+    agent.desired.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pidfile);
     served.with_context(|| format!("serving the API on {}", socket.display()))?;

@@ -16,9 +16,9 @@ mod state_machine;
 mod types;
 
 pub use log_store::LogStore;
-pub use network::{Network, NoPeer, NoPeers, Peer};
-pub use server::{serve, RaftNode};
-pub use state_machine::StateMachine;
+pub use network::{Network, Peer, TlsSlot};
+pub use server::{handle_rpc, serve, RaftNode, MAX_BODY};
+pub use state_machine::{Changes, StateMachine};
 pub use types::{Request, Response, TypeConfig};
 
 use std::path::Path;

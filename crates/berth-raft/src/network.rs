@@ -20,7 +20,7 @@ use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 type C = TypeConfig;
@@ -40,14 +40,27 @@ pub(crate) struct SnapshotRpc {
     pub data: Vec<u8>,
 }
 
+/// The client TLS configuration peers are dialled with; empty until the
+/// node has a cluster identity, and replaced when its certificate renews.
+pub type TlsSlot = Arc<RwLock<Option<Arc<rustls::ClientConfig>>>>;
+
 /// Creates clients to peers; each presents this node's certificate.
 #[derive(Clone)]
 pub struct Network {
-    tls: Arc<rustls::ClientConfig>,
+    tls: TlsSlot,
 }
 
 impl Network {
     pub fn new(tls: Arc<rustls::ClientConfig>) -> Network {
+        Network {
+            tls: Arc::new(RwLock::new(Some(tls))),
+        }
+    }
+
+    /// A network whose TLS configuration the caller fills in (or changes)
+    /// later through the slot. A standalone node has an empty slot: it is a
+    /// one-member cluster and never dials anyone.
+    pub fn with_slot(tls: TlsSlot) -> Network {
         Network { tls }
     }
 }
@@ -67,7 +80,7 @@ impl RaftNetworkFactory<C> for Network {
 /// One peer manager, reached at `addr` (`host:port`).
 pub struct Peer {
     addr: String,
-    tls: Arc<rustls::ClientConfig>,
+    tls: TlsSlot,
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -108,9 +121,15 @@ impl Peer {
             .map_err(|e| err("connect", &e))?
             .map_err(|e| err("connect", &e))?;
         let name = server_name(&self.addr).ok_or_else(|| err("server name", &"not a host:port"))?;
+        let config = self
+            .tls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| err("tls", &"this node has no cluster identity"))?;
         let tls = tokio::time::timeout(
             DIAL_TIMEOUT,
-            tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp),
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
         )
         .await
         .map_err(|e| err("tls", &e))?
@@ -245,63 +264,5 @@ impl RaftNetworkV2<C> for Peer {
             CallError::Exchange(_) => StreamingError::Network(NetworkError::new(&e)),
         })?;
         r.map_err(|e| StreamingError::Network(NetworkError::new(&e)))
-    }
-}
-
-/// The network of a one-member cluster: there is no one to call. The
-/// single node is a Raft cluster of one on the same code path as a larger
-/// one; joining nodes replaces this with [`Network`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoPeers;
-
-/// A peer that cannot exist in a one-member cluster.
-pub struct NoPeer;
-
-#[derive(Debug)]
-struct Alone;
-
-impl std::fmt::Display for Alone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("single-node cluster: no peers")
-    }
-}
-
-impl std::error::Error for Alone {}
-
-impl RaftNetworkFactory<C> for NoPeers {
-    type Network = NoPeer;
-
-    async fn new_client(&mut self, _target: u64, _node: &BasicNode) -> NoPeer {
-        NoPeer
-    }
-}
-
-impl RaftNetworkV2<C> for NoPeer {
-    type SnapshotData = Vec<u8>;
-
-    async fn append_entries(
-        &mut self,
-        _rpc: AppendEntriesRequest<C>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        Err(RPCError::Unreachable(Unreachable::new(&Alone)))
-    }
-
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<C>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<C>, RPCError<C>> {
-        Err(RPCError::Unreachable(Unreachable::new(&Alone)))
-    }
-
-    async fn full_snapshot(
-        &mut self,
-        _vote: VoteOf<C>,
-        _snapshot: SnapshotOf<C, Vec<u8>>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
-        _option: RPCOption,
-    ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        Err(StreamingError::Unreachable(Unreachable::new(&Alone)))
     }
 }

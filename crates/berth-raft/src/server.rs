@@ -17,7 +17,7 @@ pub type RaftNode = Raft<TypeConfig, StateMachine>;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest RPC body accepted: a full snapshot of desired state fits easily.
-const MAX_BODY: usize = 256 << 20;
+pub const MAX_BODY: usize = 256 << 20;
 
 /// Serves Raft RPCs on `listener` until the task is dropped. Connections
 /// that fail the TLS handshake (plaintext, no or foreign certificate) are
@@ -64,7 +64,28 @@ pub async fn serve(
                 tracing::warn!("refused raft connection from {peer}: not a manager certificate");
                 return;
             }
-            let service = hyper::service::service_fn(move |req| handle(raft.clone(), req));
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let raft = raft.clone();
+                async move {
+                    let path = req.uri().path().to_string();
+                    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+                        .collect()
+                        .await
+                    {
+                        Ok(b) => b.to_bytes(),
+                        Err(e) => {
+                            return Ok::<_, Infallible>(reply(
+                                StatusCode::BAD_REQUEST,
+                                &e.to_string(),
+                            ))
+                        }
+                    };
+                    let (status, body) = handle_rpc(&raft, &path, &body).await;
+                    let mut r = Response::new(Full::new(Bytes::from(body)));
+                    *r.status_mut() = status;
+                    Ok(r)
+                }
+            });
             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
                 .await;
@@ -79,41 +100,40 @@ fn reply<T: Serialize>(status: StatusCode, v: &T) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(
-    raft: RaftNode,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_string();
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, &e.to_string())),
+/// Answers one Raft RPC (`path` is `/raft/v1/...`, `body` its JSON). The
+/// caller has checked that the peer presented a manager certificate.
+pub async fn handle_rpc(raft: &RaftNode, path: &str, body: &[u8]) -> (StatusCode, Vec<u8>) {
+    fn ok<T: Serialize>(v: &T) -> (StatusCode, Vec<u8>) {
+        (StatusCode::OK, serde_json::to_vec(v).unwrap_or_default())
+    }
+    let bad = |e: serde_json::Error| {
+        (
+            StatusCode::BAD_REQUEST,
+            serde_json::to_vec(&e.to_string()).unwrap_or_default(),
+        )
     };
-    let bad = |e: serde_json::Error| reply(StatusCode::BAD_REQUEST, &e.to_string());
-    Ok(match path.as_str() {
-        PATH_APPEND => match serde_json::from_slice(&body) {
-            Ok(rpc) => reply(StatusCode::OK, &raft.append_entries(rpc).await),
+    match path {
+        PATH_APPEND => match serde_json::from_slice(body) {
+            Ok(rpc) => ok(&raft.append_entries(rpc).await),
             Err(e) => bad(e),
         },
-        PATH_VOTE => match serde_json::from_slice(&body) {
-            Ok(rpc) => reply(StatusCode::OK, &raft.vote(rpc).await),
+        PATH_VOTE => match serde_json::from_slice(body) {
+            Ok(rpc) => ok(&raft.vote(rpc).await),
             Err(e) => bad(e),
         },
-        PATH_SNAPSHOT => match serde_json::from_slice::<SnapshotRpc>(&body) {
+        PATH_SNAPSHOT => match serde_json::from_slice::<SnapshotRpc>(body) {
             Ok(s) => {
                 let snapshot = openraft::Snapshot {
                     meta: s.meta,
                     snapshot: s.data,
                 };
-                reply(
-                    StatusCode::OK,
-                    &raft.install_full_snapshot(s.vote, snapshot).await,
-                )
+                ok(&raft.install_full_snapshot(s.vote, snapshot).await)
             }
             Err(e) => bad(e),
         },
-        _ => reply(StatusCode::NOT_FOUND, &"no such raft endpoint"),
-    })
+        _ => (
+            StatusCode::NOT_FOUND,
+            serde_json::to_vec("no such raft endpoint").unwrap_or_default(),
+        ),
+    }
 }

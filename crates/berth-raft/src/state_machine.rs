@@ -37,10 +37,15 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+/// What an applied batch changed: the keys written, or `None` when a
+/// snapshot replaced everything.
+pub type Changes = Arc<Option<Vec<String>>>;
+
 /// Cheap to clone: clones share the database, and serve as snapshot builder.
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
+    changes: tokio::sync::broadcast::Sender<Changes>,
 }
 
 impl StateMachine {
@@ -49,7 +54,14 @@ impl StateMachine {
         txn.open_table(KV).map_err(io)?;
         txn.open_table(META).map_err(io)?;
         txn.commit().map_err(io)?;
-        Ok(StateMachine { db })
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        Ok(StateMachine { db, changes })
+    }
+
+    /// Announces every applied change once it is durable. A receiver that
+    /// lags must re-read everything.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Changes> {
+        self.changes.subscribe()
     }
 
     /// A value of the replicated desired state.
@@ -154,6 +166,7 @@ impl RaftStateMachine<C> for StateMachine {
             return Ok(());
         }
         let mut replies = Vec::with_capacity(batch.len());
+        let mut touched = Vec::new();
         let txn = self.db.begin_write().map_err(io)?;
         {
             let mut kv = txn.open_table(KV).map_err(io)?;
@@ -163,9 +176,12 @@ impl RaftStateMachine<C> for StateMachine {
                 let log_id = entry.log_id();
                 let response = match entry.payload {
                     EntryPayload::Blank => Response::default(),
-                    EntryPayload::Normal(req) => Response {
-                        previous: apply_request(&mut kv, req)?,
-                    },
+                    EntryPayload::Normal(req) => {
+                        req.keys(&mut touched);
+                        Response {
+                            previous: apply_request(&mut kv, req)?,
+                        }
+                    }
                     EntryPayload::Membership(m) => {
                         let stored = StoredMembership::new(Some(log_id), m);
                         meta.insert(MEMBERSHIP, encode(&stored)?.as_slice())
@@ -180,6 +196,9 @@ impl RaftStateMachine<C> for StateMachine {
                 .map_err(io)?;
         }
         txn.commit().map_err(io)?;
+        if !touched.is_empty() {
+            let _ = self.changes.send(Arc::new(Some(touched)));
+        }
         // Answer clients only once the effects are durable.
         for (responder, response) in replies {
             if let Some(r) = responder {
@@ -219,7 +238,9 @@ impl RaftStateMachine<C> for StateMachine {
             m.insert(SNAPSHOT, encode(&stored)?.as_slice())
                 .map_err(io)?;
         }
-        txn.commit().map_err(io)
+        txn.commit().map_err(io)?;
+        let _ = self.changes.send(Arc::new(None));
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, Vec<u8>>>, io::Error> {

@@ -22,6 +22,18 @@ pub enum Request {
     Batch(Vec<Request>),
 }
 
+impl Request {
+    /// Appends the keys this request writes.
+    pub fn keys(&self, out: &mut Vec<String>) {
+        match self {
+            Request::Put { key, .. } | Request::Delete { key } | Request::Patch { key, .. } => {
+                out.push(key.clone())
+            }
+            Request::Batch(v) => v.iter().for_each(|r| r.keys(out)),
+        }
+    }
+}
+
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

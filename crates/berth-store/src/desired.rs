@@ -1,90 +1,205 @@
 //! Desired state, replicated through Raft.
 //!
-//! Not wired into the agent yet, which still uses [`crate::Store`]'s
-//! objects table: see `design/raft-desired-state.md` for why (openraft's
-//! memory cost on a standalone node) and how the switch was proven.
-//!
-//! Each object's [`ObjectRecord`] is a JSON value under `obj/<path>` in the
-//! Raft state machine. Reads are local; writes go through the Raft log, so
-//! they are durable on a quorum before they return. A single node is a
-//! one-member cluster on this same path.
+//! Every key of desired state (objects under `obj/<path>`, and the
+//! cluster's own records: nodes, CA, tokens) is a JSON value in the Raft
+//! state machine. Reads are local; writes go through the Raft log, so they
+//! are durable on a quorum of managers before they return. A standalone
+//! node is a one-member cluster on this same path; a node that joins a
+//! cluster replaces its (empty) log with the cluster's ([`Desired::rejoin`]).
 //!
 //! Architecture invariant: writers change only their own fields (`Patch`),
 //! so an action and an edit racing each other never undo one another.
+//!
+//! Architecture invariant: a node that is not the leader never writes its
+//! own log; it forwards the request to the leader ([`Forward`]).
 
 use crate::{ObjectRecord, StoreError};
 use berth_model::status::Target;
-use berth_raft::{NoPeers, RaftNode, Request, Response, StateMachine};
+use berth_raft::{Changes, Network, RaftNode, Request, Response, StateMachine, TlsSlot};
+use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config};
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-const PREFIX: &str = "obj/";
-/// The node id of a standalone node (a cluster of one).
-const SOLO_ID: u64 = 1;
+pub const OBJ_PREFIX: &str = "obj/";
+/// The node id of a standalone node (a cluster of one) and of the node
+/// that runs `cluster init`.
+pub const FIRST_ID: u64 = 1;
 /// How long a write may wait for a leader before it fails.
 const WRITE_WAIT: Duration = Duration::from_secs(15);
 
 fn key(path: &str) -> String {
-    format!("{PREFIX}{path}")
+    format!("{OBJ_PREFIX}{path}")
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Sends a write to the leader at `addr` (its node address) and returns
+/// what applying it returned there.
+pub trait Forward: Send + Sync {
+    fn forward(&self, addr: String, req: Request) -> BoxFuture<'static, Result<Response, String>>;
+}
+
+/// One Raft instance: its id, handle and state machine.
+struct Inner {
+    id: u64,
+    raft: RaftNode,
+    sm: StateMachine,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+/// What a node knows of the Raft membership.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Membership {
+    pub voters: BTreeSet<u64>,
+    /// Every member, voters and learners, with its address.
+    pub nodes: BTreeMap<u64, String>,
 }
 
 pub struct Desired {
-    raft: RaftNode,
-    sm: StateMachine,
+    inner: RwLock<Arc<Inner>>,
+    tls: TlsSlot,
+    changes: tokio::sync::broadcast::Sender<Changes>,
+    forwarder: RwLock<Option<Arc<dyn Forward>>>,
 }
 
 fn raft_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(format!("raft: {e}"))
 }
 
+fn config() -> Result<Arc<Config>, StoreError> {
+    let c = Config {
+        cluster_name: "berth".into(),
+        // Elections must finish well within a worker's lease (3 s), or
+        // every failover service is fenced (`design/failover.md`).
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        // openraft sizes several queues up front from these; its defaults
+        // (64 Ki entries) cost tens of MB of RSS on every node.
+        api_channel_size: Some(1024),
+        api_batch_capacity: 256,
+        notification_channel_size: Some(1024),
+        state_machine_channel_size: Some(256),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(raft_err)?;
+    Ok(Arc::new(c))
+}
+
 impl Desired {
-    /// Opens the Raft storage at `path` as a standalone node, initializing a
-    /// cluster of one on first use, and waits until it leads.
-    pub async fn open_standalone(path: &Path) -> Result<Desired, StoreError> {
-        let (log, sm) = berth_raft::open(path).map_err(|e| StoreError::Db(e.to_string()))?;
-        let config = Config {
-            cluster_name: "berth".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 200,
-            election_timeout_max: 400,
-            // openraft sizes several queues up front from these; its defaults
-            // (64 Ki entries) cost tens of MB of RSS on every node.
-            api_channel_size: Some(1024),
-            api_batch_capacity: 256,
-            notification_channel_size: Some(1024),
-            state_machine_channel_size: Some(256),
-            ..Default::default()
+    /// Opens the Raft storage at `path` as node `id`. With `standalone`, a
+    /// storage that was never initialized becomes a cluster of one and this
+    /// waits until it leads; otherwise the node waits to be added by a
+    /// leader. `tls` is how peers are dialled (empty on a standalone node).
+    pub async fn open(
+        path: &Path,
+        id: u64,
+        standalone: bool,
+        tls: TlsSlot,
+    ) -> Result<Desired, StoreError> {
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        let inner = open_inner(path, id, standalone, &tls, &changes).await?;
+        let d = Desired {
+            inner: RwLock::new(Arc::new(inner)),
+            tls,
+            changes,
+            forwarder: RwLock::new(None),
+        };
+        if standalone {
+            d.wait_leader().await?;
         }
-        .validate()
-        .map_err(raft_err)?;
-        let raft = RaftNode::new(SOLO_ID, Arc::new(config), NoPeers, log, sm.clone())
-            .await
-            .map_err(raft_err)?;
-        if !raft.is_initialized().await.map_err(raft_err)? {
-            let members = BTreeMap::from([(
-                SOLO_ID,
-                BasicNode {
-                    addr: String::new(),
-                },
-            )]);
-            raft.initialize(members).await.map_err(raft_err)?;
-        }
-        let d = Desired { raft, sm };
-        d.wait_leader().await?;
         Ok(d)
+    }
+
+    /// A standalone node with no TLS: what tests and a fresh node use.
+    pub async fn open_standalone(path: &Path) -> Result<Desired, StoreError> {
+        Desired::open(path, FIRST_ID, true, TlsSlot::default()).await
+    }
+
+    /// Throws away this node's Raft state and opens a fresh, uninitialized
+    /// one at `path` as node `id`, to be added to a cluster by its leader.
+    pub async fn rejoin(&self, path: &Path, id: u64) -> Result<(), StoreError> {
+        let old = self.current();
+        let _ = old.raft.shutdown().await;
+        old.relay.abort();
+        let inner = open_inner(path, id, false, &self.tls, &self.changes).await?;
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
+        let _ = self.changes.send(Arc::new(None));
+        Ok(())
+    }
+
+    pub fn set_forwarder(&self, f: Arc<dyn Forward>) {
+        *self.forwarder.write().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    }
+
+    fn current(&self) -> Arc<Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The Raft handle, for the RPC endpoint and membership changes.
+    pub fn raft(&self) -> RaftNode {
+        self.current().raft.clone()
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.current().id
+    }
+
+    /// Announces applied changes (see [`berth_raft::Changes`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Changes> {
+        self.changes.subscribe()
     }
 
     /// Stops the Raft core, releasing the storage file.
     pub async fn shutdown(&self) {
-        let _ = self.raft.shutdown().await;
+        let _ = self.current().raft.shutdown().await;
+    }
+
+    /// The leader's id and address, as this node last heard.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let inner = self.current();
+        let m = inner.raft.metrics().borrow_watched().clone();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        Some((id, addr))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let inner = self.current();
+        let m = inner.raft.metrics().borrow_watched().clone();
+        m.current_leader == Some(inner.id)
+    }
+
+    pub fn current_term(&self) -> u64 {
+        self.current().raft.metrics().borrow_watched().current_term
+    }
+
+    pub fn membership(&self) -> Membership {
+        let inner = self.current();
+        let m = inner.raft.metrics().borrow_watched().clone();
+        let mem = m.membership_config.membership();
+        Membership {
+            voters: mem.voter_ids().collect(),
+            nodes: mem.nodes().map(|(id, n)| (*id, n.addr.clone())).collect(),
+        }
     }
 
     async fn wait_leader(&self) -> Result<(), StoreError> {
         let deadline = Instant::now() + WRITE_WAIT;
-        while self.raft.current_leader().await.is_none() {
+        while self.current().raft.current_leader().await.is_none() {
             if Instant::now() > deadline {
                 return Err(StoreError::Db("raft: no leader elected".into()));
             }
@@ -93,29 +208,93 @@ impl Desired {
         Ok(())
     }
 
-    /// Proposes `req` and waits until it is committed and applied.
-    async fn write(&self, req: Request) -> Result<Response, StoreError> {
+    /// Proposes `req` and waits until it is committed and applied; on a
+    /// node that does not lead, the leader is asked to do it.
+    pub async fn write(&self, req: Request) -> Result<Response, StoreError> {
         let deadline = Instant::now() + WRITE_WAIT;
         loop {
-            match self.raft.client_write(req.clone()).await {
+            let inner = self.current();
+            let err = match inner.raft.client_write(req.clone()).await {
                 Ok(r) => return Ok(r.data),
-                Err(e) if Instant::now() < deadline && e.forward_to_leader().is_some() => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(e) => e,
+            };
+            let Some(fwd) = err.forward_to_leader() else {
+                return Err(raft_err(err));
+            };
+            let forwarder = self
+                .forwarder
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let last_error = match (&fwd.leader_node, forwarder) {
+                (Some(node), Some(f))
+                    if fwd.leader_id != Some(inner.id) && !node.addr.is_empty() =>
+                {
+                    match f.forward(node.addr.clone(), req.clone()).await {
+                        Ok(r) => return Ok(r),
+                        Err(e) => e,
+                    }
                 }
-                Err(e) => return Err(raft_err(e)),
+                _ => "no leader".to_string(),
+            };
+            if Instant::now() > deadline {
+                return Err(StoreError::Db(format!(
+                    "raft: no leader accepted the write within {WRITE_WAIT:?}: {last_error}"
+                )));
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    pub fn get(&self, path: &str) -> Result<Option<ObjectRecord>, StoreError> {
-        match self
+    /// Whether this node's state machine has every entry the leader had
+    /// committed when asked: true on a leader after a read barrier.
+    pub async fn linearizable(&self) -> Result<(), StoreError> {
+        self.current()
+            .raft
+            .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
+            .await
+            .map(|_| ())
+            .map_err(raft_err)
+    }
+
+    /// A raw value of desired state.
+    pub fn get_raw(&self, k: &str) -> Result<Option<String>, StoreError> {
+        self.current()
             .sm
-            .get(&key(path))
-            .map_err(|e| StoreError::Db(e.to_string()))?
-        {
-            Some(v) => Ok(Some(decode(path, &v)?)),
+            .get(k)
+            .map_err(|e| StoreError::Db(e.to_string()))
+    }
+
+    pub fn get_json<T: DeserializeOwned>(&self, k: &str) -> Result<Option<T>, StoreError> {
+        match self.get_raw(k)? {
+            Some(v) => Ok(Some(decode(k, &v)?)),
             None => Ok(None),
         }
+    }
+
+    /// Every value under `prefix` that decodes; the others are reported.
+    pub fn list_json<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<T>, Vec<StoreError>), StoreError> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for (k, v) in self
+            .current()
+            .sm
+            .list(prefix)
+            .map_err(|e| StoreError::Db(e.to_string()))?
+        {
+            match decode(&k, &v) {
+                Ok(r) => ok.push(r),
+                Err(e) => bad.push(e),
+            }
+        }
+        Ok((ok, bad))
+    }
+
+    pub fn get(&self, path: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        self.get_json(&key(path))
     }
 
     pub fn list(&self) -> Result<Vec<ObjectRecord>, StoreError> {
@@ -124,23 +303,11 @@ impl Desired {
 
     /// Every record; one that does not decode is skipped and reported.
     pub fn list_checked(&self) -> Result<(Vec<ObjectRecord>, Vec<StoreError>), StoreError> {
-        let mut ok = Vec::new();
-        let mut bad = Vec::new();
-        for (k, v) in self
-            .sm
-            .list(PREFIX)
-            .map_err(|e| StoreError::Db(e.to_string()))?
-        {
-            match decode(&k[PREFIX.len()..], &v) {
-                Ok(r) => ok.push(r),
-                Err(e) => bad.push(e),
-            }
-        }
-        Ok((ok, bad))
+        self.list_json(OBJ_PREFIX)
     }
 
     pub async fn put(&self, rec: &ObjectRecord) -> Result<(), StoreError> {
-        self.write(put(rec)?).await.map(|_| ())
+        self.write(put_request(rec)?).await.map(|_| ())
     }
 
     pub async fn delete(&self, path: &str) -> Result<bool, StoreError> {
@@ -161,11 +328,7 @@ impl Desired {
             fields.insert("target".into(), serde_json::to_value(t)?);
         }
         fields.insert("frozen".into(), serde_json::Value::Bool(frozen));
-        self.write(Request::Patch {
-            key: key(path),
-            fields,
-        })
-        .await?;
+        self.write(patch(path, fields)).await?;
         self.get(path)
     }
 
@@ -176,26 +339,91 @@ impl Desired {
             .map(|(path, text)| {
                 let mut fields = serde_json::Map::new();
                 fields.insert("config".into(), serde_json::Value::String(text.clone()));
-                Request::Patch {
-                    key: key(path),
-                    fields,
-                }
+                patch(path, fields)
             })
             .collect();
         self.write(Request::Batch(reqs)).await.map(|_| ())
     }
 }
 
-fn put(rec: &ObjectRecord) -> Result<Request, StoreError> {
+/// A `Patch` of top-level fields of object `path`'s record.
+pub fn patch(path: &str, fields: serde_json::Map<String, serde_json::Value>) -> Request {
+    Request::Patch {
+        key: key(path),
+        fields,
+    }
+}
+
+/// Puts any serializable value at `k`.
+pub fn put_json<T: Serialize>(k: &str, v: &T) -> Result<Request, StoreError> {
     Ok(Request::Put {
-        key: key(&rec.path),
-        value: serde_json::to_string(rec)?,
+        key: k.to_string(),
+        value: serde_json::to_string(v)?,
     })
 }
 
-fn decode(path: &str, text: &str) -> Result<ObjectRecord, StoreError> {
+fn put_request(rec: &ObjectRecord) -> Result<Request, StoreError> {
+    put_json(&key(&rec.path), rec)
+}
+
+async fn open_inner(
+    path: &Path,
+    id: u64,
+    standalone: bool,
+    tls: &TlsSlot,
+    changes: &tokio::sync::broadcast::Sender<Changes>,
+) -> Result<Inner, StoreError> {
+    let (log, sm) = berth_raft::open(path).map_err(|e| StoreError::Db(e.to_string()))?;
+    let raft = RaftNode::new(
+        id,
+        config()?,
+        Network::with_slot(tls.clone()),
+        log,
+        sm.clone(),
+    )
+    .await
+    .map_err(raft_err)?;
+    if standalone && !raft.is_initialized().await.map_err(raft_err)? {
+        let members = BTreeMap::from([(
+            id,
+            BasicNode {
+                addr: String::new(),
+            },
+        )]);
+        raft.initialize(members).await.map_err(raft_err)?;
+    }
+    let mut rx = sm.subscribe();
+    let out = changes.clone();
+    let relay = tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(c) => {
+                    let _ = out.send(c);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = out.send(Arc::new(None));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Inner {
+        id,
+        raft,
+        sm,
+        relay,
+    })
+}
+
+/// Where a node keeps its Raft storage: one file per cluster membership,
+/// so a rejoin never has to reopen a file the old instance still holds.
+pub fn raft_file(dir: &Path, generation: &str) -> PathBuf {
+    dir.join(format!("raft-{generation}.redb"))
+}
+
+fn decode<T: DeserializeOwned>(k: &str, text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Decode {
-        key: path.to_string(),
+        key: k.to_string(),
         source: e,
     })
 }

@@ -1,14 +1,19 @@
 //! Durable desired state and the event log.
 //!
-//! The store is the single interface through which desired state is read and
-//! written. On one node it is a redb file; the cluster issue puts the same
-//! tables behind Raft. Every write is a committed, fsynced redb transaction,
-//! so a crash leaves either the old or the new record, never a torn one.
+//! [`Desired`] is the single interface through which desired state is read
+//! and written: a Raft state machine, one member on a standalone node.
+//! [`Store`] is this node's own redb file: the event log, and the objects
+//! table earlier versions kept desired state in (migrated into Raft at
+//! start-up). Every write is a committed, fsynced redb transaction, so a
+//! crash leaves either the old or the new record, never a torn one.
 
 mod desired;
 mod record;
 
-pub use desired::Desired;
+pub use berth_raft::{Changes, Request, Response, TlsSlot};
+pub use desired::{
+    patch, put_json, raft_file, BoxFuture, Desired, Forward, Membership, FIRST_ID, OBJ_PREFIX,
+};
 pub use record::ObjectRecord;
 
 use berth_model::event::Event;
@@ -94,33 +99,6 @@ impl Store {
             }
         }
         Ok((out, bad))
-    }
-
-    /// Read-modify-write of existing records in one transaction, so
-    /// concurrent writers of different fields never undo each other.
-    /// Returns the updated records; paths that do not exist are skipped.
-    pub fn update<F>(&self, paths: &[String], mut f: F) -> Result<Vec<ObjectRecord>>
-    where
-        F: FnMut(&mut ObjectRecord),
-    {
-        let txn = self.db.begin_write()?;
-        let mut out = Vec::new();
-        {
-            let mut table = txn.open_table(OBJECTS)?;
-            for path in paths {
-                let current = match table.get(path.as_str())? {
-                    Some(v) => decode(path, v.value())?,
-                    None => continue,
-                };
-                let mut rec = current;
-                f(&mut rec);
-                let bytes = serde_json::to_vec(&rec)?;
-                table.insert(path.as_str(), bytes.as_slice())?;
-                out.push(rec);
-            }
-        }
-        txn.commit()?;
-        Ok(out)
     }
 
     pub fn put(&self, rec: &ObjectRecord) -> Result<()> {

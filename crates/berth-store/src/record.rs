@@ -11,4 +11,8 @@ pub struct ObjectRecord {
     pub config: String,
     pub target: Target,
     pub frozen: bool,
+    /// The nodes chosen to run the object's instances, written by the
+    /// leader with the target. Empty until the object is first started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<String>,
 }

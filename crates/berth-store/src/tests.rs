@@ -3,6 +3,7 @@ use berth_model::status::Target;
 
 fn rec(path: &str) -> ObjectRecord {
     ObjectRecord {
+        placement: Vec::new(),
         path: path.to_string(),
         config: format!("[DEFAULT]\nid = {path}\n"),
         target: Target::Started,
@@ -51,23 +52,6 @@ fn events_get_increasing_sequence_numbers() {
     let last = s.last_events(2).expect("last");
     assert_eq!(last.len(), 2);
     assert_eq!(last[1].what, "c");
-}
-
-#[test]
-fn update_changes_only_what_the_closure_touches() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = Store::open(&dir.path().join("u.redb")).expect("open");
-    s.put(&rec("a/x")).expect("put");
-    let out = s
-        .update(&["a/x".to_string(), "a/missing".to_string()], |r| {
-            r.frozen = true
-        })
-        .expect("update");
-    assert_eq!(out.len(), 1);
-    let got = s.get("a/x").expect("get").expect("present");
-    assert!(got.frozen);
-    assert_eq!(got.config, rec("a/x").config);
-    assert_eq!(got.target, Target::Started);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

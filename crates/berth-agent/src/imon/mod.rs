@@ -176,12 +176,12 @@ impl Imon {
         if check_file {
             self.config_error = crate::objects::sync_from_file(&self.agent, &self.path).await;
         }
-        let rec = match self.agent.store.get(&self.key) {
+        let rec = match self.agent.desired.get(&self.key) {
             Ok(Some(r)) => r,
             Ok(None) => {
                 // Re-check under the config lock: a create may be racing us.
                 let _guard = self.agent.config_lock.lock().await;
-                if matches!(self.agent.store.get(&self.key), Ok(None)) {
+                if matches!(self.agent.desired.get(&self.key), Ok(None)) {
                     self.agent.forget_imon(&self.key, self.id);
                     return false;
                 }
@@ -218,7 +218,7 @@ impl Imon {
         let lines = std::mem::take(&mut *transcript.lock().unwrap_or_else(|e| e.into_inner()));
         let gone = kind == ActionKind::Delete && result.is_ok();
         if !gone {
-            if let Ok(Some(rec)) = self.agent.store.get(&self.key) {
+            if let Ok(Some(rec)) = self.agent.desired.get(&self.key) {
                 self.refresh_status(&rec).await;
             }
         }
@@ -233,20 +233,17 @@ impl Imon {
 
     /// Sets target and frozen in one store transaction, leaving the config
     /// as a concurrent `set` may have just written it; returns the record.
-    fn set_target(&self, target: Option<Target>, frozen: bool) -> Result<ObjectRecord, String> {
-        crate::durable(|| {
-            self.agent
-                .store
-                .update(std::slice::from_ref(&self.key), |r| {
-                    if let Some(t) = target {
-                        r.target = t;
-                    }
-                    r.frozen = frozen;
-                })
-        })
-        .map_err(|e| e.to_string())?
-        .pop()
-        .ok_or_else(|| format!("{}: no such object", self.key))
+    async fn set_target(
+        &self,
+        target: Option<Target>,
+        frozen: bool,
+    ) -> Result<ObjectRecord, String> {
+        self.agent
+            .desired
+            .set_target(&self.key, target, frozen)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: no such object", self.key))
     }
 
     async fn act_inner(&mut self, kind: ActionKind) -> Result<(), String> {
@@ -258,7 +255,7 @@ impl Imon {
         }
         match kind {
             ActionKind::Freeze | ActionKind::Thaw => {
-                let rec = self.set_target(None, kind == ActionKind::Freeze)?;
+                let rec = self.set_target(None, kind == ActionKind::Freeze).await?;
                 self.say(if rec.frozen { "frozen" } else { "thawed" }.to_string());
                 // Thawed, the object is reconciled now rather than at the next tick.
                 if !rec.frozen && rec.target == Target::Started {
@@ -267,7 +264,7 @@ impl Imon {
                 Ok(())
             }
             ActionKind::Start => {
-                let rec = self.set_target(Some(Target::Started), false)?;
+                let rec = self.set_target(Some(Target::Started), false).await?;
                 self.say("target state set to started".into());
                 for r in self.res.values_mut() {
                     r.restarts = 0;
@@ -276,19 +273,19 @@ impl Imon {
                 self.converge_started(&rec, true).await
             }
             ActionKind::Stop => {
-                let rec = self.set_target(Some(Target::Stopped), true)?;
+                let rec = self.set_target(Some(Target::Stopped), true).await?;
                 self.say("target state set to stopped".into());
                 self.converge_stopped(&rec, false).await
             }
             ActionKind::Restart => {
                 self.say("restart: recreating containers from the current config".into());
-                let rec = self.set_target(Some(Target::Started), false)?;
+                let rec = self.set_target(Some(Target::Started), false).await?;
                 self.converge_stopped(&rec, true).await?;
                 self.res.clear();
                 self.converge_started(&rec, true).await
             }
             ActionKind::Delete => {
-                let rec = self.set_target(Some(Target::Stopped), true)?;
+                let rec = self.set_target(Some(Target::Stopped), true).await?;
                 self.converge_stopped(&rec, true).await?;
                 crate::objects::remove_object(&self.agent, &self.path, self.id)
                     .await
