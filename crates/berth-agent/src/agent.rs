@@ -1,6 +1,7 @@
 //! The agent: shared state, start-up, and the routing of actions and Docker
 //! events to the per-object instance monitors.
 
+use crate::cluster::{Cluster, Identity};
 use crate::error::AgentError;
 use crate::events::EventBus;
 use crate::home::Home;
@@ -26,7 +27,13 @@ pub struct AgentOptions {
     pub parallelism: usize,
     /// Period of the level-triggered safety-net reconcile.
     pub resync: Duration,
+    /// Heartbeat, node-down and lease timing of the cluster.
+    pub timing: berth_manager::liveness::Timing,
 }
+
+/// The Raft file generation of a standalone node (and of the node that
+/// initialized its cluster from there).
+pub const STANDALONE_GENERATION: &str = "local";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +70,9 @@ pub struct Agent {
     imons: Mutex<HashMap<String, ImonHandle>>,
     pub(crate) config_lock: tokio::sync::Mutex<()>,
     pub(crate) docker_permits: Semaphore,
+    pub cluster: Cluster,
+    /// Serializes init, join and leave.
+    pub(crate) cluster_lock: tokio::sync::Mutex<()>,
 }
 
 impl Agent {
@@ -70,7 +80,28 @@ impl Agent {
     pub async fn start(opts: AgentOptions) -> Result<Arc<Agent>, AgentError> {
         std::fs::create_dir_all(&opts.home.root)?;
         let store = Arc::new(Store::open(&opts.home.store())?);
-        let desired = Arc::new(Desired::open_standalone(&opts.home.raft_file("local")).await?);
+        let identity = Identity::load(&opts.home)?;
+        let cluster = Cluster::new(identity.clone(), opts.timing)?;
+        let desired = Arc::new(match &identity {
+            None => {
+                Desired::open(
+                    &opts.home.raft_file(STANDALONE_GENERATION),
+                    berth_store::FIRST_ID,
+                    true,
+                    cluster.tls.clone(),
+                )
+                .await?
+            }
+            Some(id) => {
+                Desired::open(
+                    &opts.home.raft_file(&id.generation),
+                    id.node_id,
+                    false,
+                    cluster.tls.clone(),
+                )
+                .await?
+            }
+        });
         migrate_local_objects(&store, &desired).await?;
         let events = EventBus::start(store.clone());
         let agent = Arc::new(Agent {
@@ -83,6 +114,8 @@ impl Agent {
             imons: Mutex::new(HashMap::new()),
             config_lock: tokio::sync::Mutex::new(()),
             docker_permits: Semaphore::new(opts.parallelism.max(1)),
+            cluster,
+            cluster_lock: tokio::sync::Mutex::new(()),
             opts,
         });
         agent.events.emit(None, None, "daemon started".into(), None);
@@ -101,6 +134,8 @@ impl Agent {
             }
         }
         tokio::spawn(host_event_loop(agent.clone()));
+        tokio::spawn(follow_desired(agent.clone()));
+        crate::cluster::start(&agent)?;
         Ok(agent)
     }
 
@@ -131,7 +166,7 @@ impl Agent {
             .remove(path);
     }
 
-    fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         let map = self.imons.lock().unwrap_or_else(|e| e.into_inner());
         for h in map.values() {
             h.wake();
@@ -146,7 +181,27 @@ impl Agent {
     }
 
     /// Runs an action on one object and waits for its outcome.
+    /// Runs an action on one object and waits for its outcome. In a
+    /// cluster, start, stop and restart run on the nodes the object is
+    /// placed on (`local` keeps them on this node).
     pub async fn action(
+        self: &Arc<Self>,
+        path: &ObjectPath,
+        kind: ActionKind,
+        local: bool,
+    ) -> Result<ActionOutcome, AgentError> {
+        let fan_out = matches!(
+            kind,
+            ActionKind::Start | ActionKind::Stop | ActionKind::Restart
+        );
+        if local || !fan_out || !self.cluster.is_clustered() {
+            return self.local_action(path, kind).await;
+        }
+        crate::cluster::placed_action(self, path, kind).await
+    }
+
+    /// Runs an action on this node's instance of one object.
+    pub async fn local_action(
         self: &Arc<Self>,
         path: &ObjectPath,
         kind: ActionKind,
@@ -230,6 +285,38 @@ impl Agent {
             }
             bus.emit(object.as_deref(), rid.as_deref(), what, Some(call.command));
         })
+    }
+}
+
+/// Wakes the monitors of objects whose desired state changed, wherever the
+/// change was made; starts monitors for objects created elsewhere.
+async fn follow_desired(agent: Arc<Agent>) {
+    let mut rx = agent.desired.subscribe();
+    loop {
+        let changed = match rx.recv().await {
+            Ok(c) => c,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Arc::new(None),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let paths: Vec<String> = match changed.as_ref() {
+            Some(keys) => keys
+                .iter()
+                .filter_map(|k| k.strip_prefix(berth_store::OBJ_PREFIX))
+                .map(str::to_string)
+                .collect(),
+            None => match agent.desired.list() {
+                Ok(all) => all.into_iter().map(|r| r.path).collect(),
+                Err(_) => continue,
+            },
+        };
+        if changed.is_none() {
+            agent.wake_all();
+        }
+        for p in paths {
+            if let Ok(path) = p.parse::<ObjectPath>() {
+                agent.imon(&path).wake();
+            }
+        }
     }
 }
 

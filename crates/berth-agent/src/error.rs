@@ -22,6 +22,17 @@ pub enum AgentError {
     Io(#[from] std::io::Error),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// A cluster operation that does not fit this node's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Refused: a bad join token, or a node acting beyond its role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Another node could not be reached or refused.
+    #[error("{0}")]
+    Cluster(String),
+    #[error(transparent)]
+    Net(#[from] berth_net::NetError),
 }
 
 impl AgentError {
@@ -29,7 +40,9 @@ impl AgentError {
     pub fn http_status(&self) -> u16 {
         match self {
             AgentError::NotFound(_) | AgentError::NoMatch(_) => 404,
-            AgentError::Exists(_) => 409,
+            AgentError::Exists(_) | AgentError::Conflict(_) => 409,
+            AgentError::Cluster(_) => 503,
+            AgentError::Forbidden(_) => 403,
             AgentError::Invalid(_) | AgentError::BadInput(_) => 400,
             AgentError::ShuttingDown => 503,
             _ => 500,

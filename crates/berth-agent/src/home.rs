@@ -57,9 +57,20 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     commit(&tmp, path)
 }
 
+/// [`atomic_write`] of a secret: the file is mode 0600 from its creation.
+pub fn atomic_write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = stage_with_mode(path, data, 0o600)?;
+    commit(&tmp, path)
+}
+
 /// Writes `data` beside `path` in a fsynced temporary file, returned.
 pub fn stage(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
+    stage_with_mode(path, data, 0o644)
+}
+
+fn stage_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<PathBuf> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
@@ -67,7 +78,12 @@ pub fn stage(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     Ok(tmp)

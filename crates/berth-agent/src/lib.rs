@@ -6,6 +6,7 @@
 //! `berth-engine`, and never writes observed status to the store.
 
 mod agent;
+pub mod cluster;
 mod error;
 mod events;
 mod home;
@@ -14,6 +15,7 @@ mod objects;
 mod privd;
 
 pub use agent::{ActionKind, ActionOutcome, Agent, AgentOptions};
+pub use berth_manager::liveness::Timing;
 pub use error::AgentError;
 pub use events::EventBus;
 pub use home::Home;

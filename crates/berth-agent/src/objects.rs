@@ -180,6 +180,7 @@ impl Agent {
             let _ = std::fs::remove_file(&file);
             return Err(e.into());
         }
+        crate::durable(|| self.store.mirror_set(&key, Some(text_hash(&rec.config))))?;
         self.events.emit(Some(&key), None, "created".into(), None);
         self.imon(&path);
         Ok(ObjectInfo {
@@ -263,6 +264,9 @@ impl Agent {
             .map(|(c, _, text)| (c.rec.path.clone(), text.clone()))
             .collect();
         self.desired.set_configs(&texts).await?;
+        for (path, text) in &texts {
+            crate::durable(|| self.store.mirror_set(path, Some(text_hash(text))))?;
+        }
         let out: Vec<SetOutcome> = planned
             .iter()
             .map(|(c, file, _)| SetOutcome {
@@ -347,19 +351,47 @@ fn strip_line(s: &str) -> &str {
     }
 }
 
-/// Applies a hand edit of the config file if it is valid. Returns the
-/// problem to show in status when it is not.
-pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<String> {
+fn text_hash(text: &str) -> u64 {
+    berth_model::fnv1a64(text.as_bytes())
+}
+
+/// Keeps the object's config file and its desired config in step. A file
+/// still holding what berth last wrote follows desired state (an edit made
+/// on another node, or a file this node never had); a file edited by hand
+/// is applied if it is valid. Returns the problem to show in status when
+/// it is not.
+pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<String> {
     let file = agent.opts.home.config_file(path);
-    // Read under the lock: a concurrent `set` must not be undone by a read
-    // of the file taken just before it wrote.
+    // Under the lock: a concurrent `set` must not be undone by a read of
+    // the file taken just before it wrote.
     let _guard = agent.config_lock.lock().await;
-    let text = std::fs::read_to_string(&file).ok()?;
     let key = path.to_string();
     let rec = agent.desired.get(&key).ok()??;
-    if rec.config == text {
-        return None;
+    let on_disk = std::fs::read_to_string(&file).ok();
+    let mirrored = agent.store.mirror_get(&key).ok().flatten();
+    let follow_desired = match &on_disk {
+        None => true,
+        Some(text) if *text == rec.config => {
+            if mirrored != Some(text_hash(text)) {
+                let _ = crate::durable(|| agent.store.mirror_set(&key, Some(text_hash(text))));
+            }
+            return None;
+        }
+        Some(text) => mirrored == Some(text_hash(text)),
+    };
+    if follow_desired {
+        let written = crate::durable(|| {
+            atomic_write(&file, rec.config.as_bytes())?;
+            agent
+                .store
+                .mirror_set(&key, Some(text_hash(&rec.config)))
+                .map_err(std::io::Error::other)
+        });
+        return written
+            .err()
+            .map(|e| format!("writing {}: {e}", file.display()));
     }
+    let text = on_disk.unwrap_or_default();
     match agent.check_config(path, &text) {
         Ok(_) => {
             let updated = agent
@@ -369,6 +401,7 @@ pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Opt
             if let Err(e) = updated {
                 return Some(format!("store: {e}"));
             }
+            let _ = crate::durable(|| agent.store.mirror_set(&key, Some(text_hash(&text))));
             agent.events.emit(
                 Some(&key),
                 None,
@@ -381,6 +414,13 @@ pub(crate) async fn sync_from_file(agent: &Arc<Agent>, path: &ObjectPath) -> Opt
             "config file edited into an invalid state, not applied (running the last valid config): {e}"
         )),
     }
+}
+
+/// Forgets an object deleted elsewhere: its config file and mirror entry.
+pub(crate) async fn forget_file(agent: &Arc<Agent>, path: &ObjectPath) {
+    let file = agent.opts.home.config_file(path);
+    let _ = std::fs::remove_file(&file);
+    let _ = crate::durable(|| agent.store.mirror_set(&path.to_string(), None));
 }
 
 /// Removes the object's config file and record.
@@ -397,6 +437,7 @@ pub(crate) async fn remove_object(
         Err(e) => return Err(e.into()),
     }
     agent.desired.delete(&path.to_string()).await?;
+    let _ = crate::durable(|| agent.store.mirror_set(&path.to_string(), None));
     // Under the lock, so a create right after the delete gets a new monitor.
     agent.forget_imon(&path.to_string(), imon_id);
     Ok(())

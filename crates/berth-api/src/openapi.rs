@@ -44,13 +44,24 @@ pub fn document() -> Value {
             "/v1/objects/config": {"get": op("The object's config file text", json!([path.clone()]), None, "text/plain config")},
             "/v1/objects/keyword": {"get": op("One keyword's value", json!([path.clone(), q("kw", true, "section.keyword"), q("eval", false, "true for the effective value")]), None, "keyword value")},
             "/v1/objects/status": {"get": op("Status of selected objects", json!([sel]), None, "object status list")},
+            "/v1/objects/switch": {"post": op("Move a service to a node (switch, takeover), or let the scheduler place it again (giveback)", json!([]), Some("SwitchRequest"), "action outcome")},
+            "/v1/cluster/init": {"post": op("Make this node the first manager of a new cluster", json!([]), Some("InitRequest"), "cluster summary with join tokens")},
+            "/v1/cluster/join": {"post": op("Join the cluster of the manager at addr with a join token", json!([]), Some("JoinRequest"), "cluster summary")},
+            "/v1/cluster/token": {"post": op("Show or rotate a join token (managers only)", json!([]), Some("TokenRequest"), "token")},
+            "/v1/cluster/status": {"get": op("Nodes, roles, leader, liveness and the instances each node reports", json!([]), None, "cluster view")},
+            "/v1/nodes/op": {"post": op("Label, drain, undrain, freeze, thaw, promote, demote or remove a node", json!([]), Some("NodeOpRequest"), "node record")},
             "/v1/events": {"get": op("Server-sent event stream", json!([q("since", false, "replay events after this sequence number"), q("last", false, "replay the last N events"), q("follow", false, "keep streaming (default true)")]), None, "text/event-stream of Event JSON")}
         },
         "components": {"schemas": {
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
             "CreateRequest": {"type": "object", "properties": {"path": {"type": "string"}, "kws": {"type": "array", "items": {"type": "string"}}, "config": {"type": "string"}}, "required": ["path"]},
             "EditRequest": {"type": "object", "properties": {"selector": {"type": "string"}, "set": {"type": "array", "items": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}, "required": ["selector"]},
-            "ActionRequest": {"type": "object", "properties": {"path": {"type": "string"}, "action": {"enum": ["start", "stop", "restart", "freeze", "thaw", "delete"]}}, "required": ["path", "action"]},
+            "ActionRequest": {"type": "object", "properties": {"path": {"type": "string"}, "action": {"enum": ["start", "stop", "restart", "freeze", "thaw", "delete"]}, "local": {"type": "boolean"}}, "required": ["path", "action"]},
+            "SwitchRequest": {"type": "object", "properties": {"path": {"type": "string"}, "to": {"type": ["string", "null"]}}, "required": ["path"]},
+            "InitRequest": {"type": "object", "properties": {"advertise": {"type": "string", "description": "ip:port peers dial"}, "name": {"type": "string"}}, "required": ["advertise"]},
+            "JoinRequest": {"type": "object", "properties": {"addr": {"type": "string"}, "token": {"type": "string"}, "advertise": {"type": "string"}}, "required": ["addr", "token", "advertise"]},
+            "TokenRequest": {"type": "object", "properties": {"role": {"enum": ["worker", "manager"]}, "rotate": {"type": "boolean"}}, "required": ["role"]},
+            "NodeOpRequest": {"type": "object", "properties": {"node": {"type": "string"}, "op": {"enum": ["label", "drain", "undrain", "freeze", "thaw", "promote", "demote", "remove"]}, "set": {"type": "array", "items": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}, "required": ["node", "op"]},
             "Keywords": berth_drivers::registry().json_schema()
         }}
     })

@@ -56,7 +56,13 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/objects/config", get(config))
         .route("/v1/objects/keyword", get(keyword))
         .route("/v1/objects/status", get(status))
+        .route("/v1/objects/switch", post(switch))
         .route("/v1/events", get(events))
+        .route("/v1/cluster/init", post(cluster_init))
+        .route("/v1/cluster/join", post(cluster_join))
+        .route("/v1/cluster/token", post(cluster_token))
+        .route("/v1/cluster/status", get(cluster_status))
+        .route("/v1/nodes/op", post(node_op))
         .with_state(agent)
 }
 
@@ -115,7 +121,52 @@ async fn action(
         .path
         .parse()
         .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
-    Ok(Json(a.action(&path, r.action).await?))
+    Ok(Json(a.action(&path, r.action, r.local).await?))
+}
+
+async fn switch(
+    State(a): S,
+    Json(r): Json<SwitchRequest>,
+) -> ApiResult<berth_agent::ActionOutcome> {
+    let path = r
+        .path
+        .parse()
+        .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
+    Ok(Json(a.switch(&path, r.to.as_deref()).await?))
+}
+
+async fn cluster_init(
+    State(a): S,
+    Json(r): Json<InitRequest>,
+) -> ApiResult<berth_agent::cluster::ClusterSummary> {
+    Ok(Json(a.cluster_init(&r.advertise, r.name.as_deref()).await?))
+}
+
+async fn cluster_join(
+    State(a): S,
+    Json(r): Json<JoinRequest>,
+) -> ApiResult<berth_agent::cluster::ClusterSummary> {
+    Ok(Json(a.cluster_join(&r.addr, &r.token, &r.advertise).await?))
+}
+
+async fn cluster_token(State(a): S, Json(r): Json<TokenRequest>) -> ApiResult<TokenReply> {
+    let token = a.cluster_token(r.role, r.rotate).await?;
+    Ok(Json(TokenReply {
+        role: r.role,
+        token,
+        rotated: r.rotate,
+    }))
+}
+
+async fn cluster_status(State(a): S) -> ApiResult<berth_agent::cluster::ClusterView> {
+    Ok(Json(a.cluster_view().await?))
+}
+
+async fn node_op(
+    State(a): S,
+    Json(r): Json<NodeOpRequest>,
+) -> ApiResult<berth_agent::cluster::NodeRecord> {
+    Ok(Json(a.node_op(&r.node, r.op).await?))
 }
 
 async fn config(State(a): S, Query(q): Query<PathQuery>) -> Result<String, ApiError> {

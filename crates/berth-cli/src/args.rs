@@ -95,6 +95,24 @@ pub enum Top {
         /// `section.keyword`, a keyword of DEFAULT, or a section family.
         keyword: Option<String>,
     },
+    /// Create, join and inspect a cluster.
+    #[command(
+        after_help = "Examples:\n  berth cluster init --advertise 10.0.0.1:7946\n  berth cluster token --manager\n  berth cluster join 10.0.0.1:7946 --token BERTH-1-... --advertise 10.0.0.2:7946\n  berth cluster status"
+    )]
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
+    /// List and administer cluster nodes: `berth node ls`, `berth node <name> <command>`.
+    #[command(
+        after_help = "Examples:\n  berth node ls\n  berth node node2 label --kw role=app\n  berth node node2 drain\n  berth node node3 promote",
+        arg_required_else_help = true
+    )]
+    Node {
+        /// `ls`, or a node name followed by a command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  berth completion bash > /etc/bash_completion.d/berth")]
     Completion { shell: clap_complete::Shell },
@@ -130,6 +148,13 @@ pub struct DaemonOpts {
     /// checks in between. Examples: 30s, 2m.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub resync: std::time::Duration,
+    /// Cluster heartbeat period.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat: std::time::Duration,
+    /// Silence after which the leader considers a node down; also the
+    /// failover lease a node keeps after its last acknowledged heartbeat.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub down_after: std::time::Duration,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -138,6 +163,90 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err("must be more than 0".into());
     }
     Ok(d)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Make this node the first manager of a new cluster. Its services keep running.
+    #[command(
+        after_help = "Examples:\n  berth cluster init --advertise 10.0.0.1:7946\n  berth cluster init --advertise 10.0.0.1:7946 --name prod"
+    )]
+    Init {
+        /// Address and port other nodes reach this one on. Default: the
+        /// first non-loopback IPv4 address, port 7946.
+        #[arg(long)]
+        advertise: Option<String>,
+        /// Cluster name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Join the cluster of the manager at ADDR. The node must have no objects.
+    #[command(
+        after_help = "Examples:\n  berth cluster join 10.0.0.1:7946 --token BERTH-1-... --advertise 10.0.0.2:7946"
+    )]
+    Join {
+        /// A manager's advertised address.
+        addr: String,
+        /// Join token (`berth cluster token` on a manager).
+        #[arg(long, env = "BERTH_JOIN_TOKEN")]
+        token: String,
+        /// Address and port other nodes reach this one on. Default: the
+        /// first non-loopback IPv4 address, port 7946.
+        #[arg(long)]
+        advertise: Option<String>,
+    },
+    /// Print the worker (or manager) join token; --rotate replaces it first.
+    #[command(
+        after_help = "Examples:\n  berth cluster token\n  berth cluster token --manager\n  berth cluster token --rotate   # the old token is refused from now on"
+    )]
+    Token {
+        #[arg(long)]
+        manager: bool,
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Nodes, roles, leader and reachability.
+    #[command(
+        after_help = "Examples:\n  berth cluster status\n  berth cluster status --format json"
+    )]
+    Status,
+}
+
+/// `berth node <name> <command>`.
+#[derive(Parser, Debug)]
+#[command(name = "berth node <name>", no_binary_name = true)]
+pub struct NodeCli {
+    pub name: String,
+    #[command(subcommand)]
+    pub cmd: NodeCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Set (key=value) or remove (--unset key) node labels, used by `nodes=` selectors.
+    #[command(
+        after_help = "Examples:\n  berth node node2 label --kw role=app\n  berth node node2 label --unset role"
+    )]
+    Label {
+        #[arg(long = "kw")]
+        kw: Vec<String>,
+        #[arg(long)]
+        unset: Vec<String>,
+    },
+    /// Move instances off the node and place no new ones there.
+    Drain,
+    /// Undo drain.
+    Undrain,
+    /// Place no new instances on the node; what runs stays.
+    Freeze,
+    /// Undo freeze.
+    Thaw,
+    /// Make the node a manager (Raft voter).
+    Promote,
+    /// Make the node a worker.
+    Demote,
+    /// Remove the node from the cluster.
+    Remove,
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +364,21 @@ pub enum ObjCmd {
     /// Let the daemon act on the objects again.
     #[command(after_help = "Examples:\n  berth 'app*-*/*' thaw")]
     Thaw,
+    /// topology=flex: run N instances, each on its own node.
+    #[command(after_help = "Examples:\n  berth web scale 3")]
+    Scale { instances: u32 },
+    /// Cluster: stop the service where it runs and start it on NODE.
+    #[command(after_help = "Examples:\n  berth db switch --to node2")]
+    Switch {
+        #[arg(long)]
+        to: String,
+    },
+    /// Cluster: move the service to this node.
+    #[command(after_help = "Examples:\n  berth db takeover")]
+    Takeover,
+    /// Cluster: stop the service and let the scheduler place it again.
+    #[command(after_help = "Examples:\n  berth db giveback")]
+    Giveback,
     /// Run a docker command against each object's docker daemon.
     #[command(
         after_help = "Examples:\n  berth 'app*-*/*' docker images\n  berth app1-prd/svc1 docker ps -a"

@@ -195,6 +195,13 @@ pub async fn object(ctx: &Ctx, selector: &str, cmd: ObjCmd) -> anyhow::Result<Ex
             )
             .await
         }
+        ObjCmd::Scale { instances } => scale(ctx, selector, instances).await,
+        ObjCmd::Switch { to } => switch(ctx, selector, Some(to)).await,
+        ObjCmd::Takeover => {
+            let info: berth_api::types::DaemonInfo = ctx.client().get("/v1/daemon").await?;
+            switch(ctx, selector, Some(info.nodename)).await
+        }
+        ObjCmd::Giveback => switch(ctx, selector, None).await,
         ObjCmd::Docker { args } => docker(ctx, selector, &args).await,
         ObjCmd::Ls => ls(ctx, selector).await,
     }
@@ -320,6 +327,7 @@ async fn action(
             let req = ActionRequest {
                 path: o.path.clone(),
                 action: kind,
+                local: a.local,
             };
             let out = match client
                 .post::<_, ActionOutcome>("/v1/objects/action", &req)
@@ -392,6 +400,75 @@ async fn docker(ctx: &Ctx, selector: &str, args: &[String]) -> anyhow::Result<Ex
             .await
             .context("running docker")?;
         ok &= st.success();
+    }
+    Ok(code(ok))
+}
+
+/// `scale N`: sets `flex_target` on flex services, refusing other topologies.
+async fn scale(ctx: &Ctx, selector: &str, instances: u32) -> anyhow::Result<ExitCode> {
+    let objs = select(ctx, selector).await?;
+    for o in &objs {
+        let v: KeywordValue = ctx
+            .client()
+            .get(&format!(
+                "/v1/objects/keyword?path={}&kw=topology&eval=true",
+                enc(&o.path)
+            ))
+            .await?;
+        if v.value.as_deref() != Some("flex") {
+            eprintln!(
+                "berth: {}: scale needs topology=flex (it is {}); set it with `berth {} set --kw topology=flex`",
+                o.path,
+                v.value.as_deref().unwrap_or("failover"),
+                o.path
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+    edit(
+        ctx,
+        selector,
+        vec![format!("flex_target={instances}")],
+        vec![],
+    )
+    .await
+}
+
+async fn switch(ctx: &Ctx, selector: &str, to: Option<String>) -> anyhow::Result<ExitCode> {
+    let objs = select(ctx, selector).await?;
+    let mut ok = true;
+    let mut outs = Vec::new();
+    for o in objs {
+        let out: ActionOutcome = match ctx
+            .client()
+            .post(
+                "/v1/objects/switch",
+                &berth_api::types::SwitchRequest {
+                    path: o.path.clone(),
+                    to: to.clone(),
+                },
+            )
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => ActionOutcome {
+                path: o.path.clone(),
+                ok: false,
+                error: Some(e.to_string()),
+                lines: vec![],
+            },
+        };
+        ok &= out.ok;
+        if !ctx.json() {
+            for l in &out.lines {
+                println!("{}: {l}", out.path);
+            }
+            println!("{}", render::outcome_line(&out));
+        }
+        outs.push(out);
+    }
+    if ctx.json() {
+        print_json(&outs)?;
     }
     Ok(code(ok))
 }

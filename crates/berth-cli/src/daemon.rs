@@ -21,14 +21,21 @@ pub async fn run(ctx: &Ctx, cmd: DaemonCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn options(ctx: &Ctx, o: &DaemonOpts) -> AgentOptions {
+fn options(ctx: &Ctx, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
+    if o.heartbeat >= o.down_after {
+        bail!(
+            "--heartbeat ({:?}) must be shorter than --down-after ({:?})",
+            o.heartbeat,
+            o.down_after
+        );
+    }
     let nodename = o.nodename.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into())
     });
-    AgentOptions {
+    Ok(AgentOptions {
         home: Home::new(ctx.home.clone()),
         nodename,
         host_docker_socket: o
@@ -38,7 +45,13 @@ fn options(ctx: &Ctx, o: &DaemonOpts) -> AgentOptions {
             .unwrap_or_else(|| berth_engine::HOST_DOCKER_SOCKET.to_string()),
         parallelism: o.parallelism,
         resync: o.resync,
-    }
+        timing: berth_agent::Timing {
+            heartbeat: o.heartbeat,
+            down_after: o.down_after,
+            lease: o.down_after,
+            stop_grace: Duration::from_millis(1500).min(o.down_after / 2),
+        },
+    })
 }
 
 async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
@@ -49,7 +62,7 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let opts = options(ctx, &o);
+    let opts = options(ctx, &o)?;
     std::fs::create_dir_all(&ctx.home)
         .with_context(|| format!("creating {}", ctx.home.display()))?;
     std::fs::set_permissions(&ctx.home, std::fs::Permissions::from_mode(0o711))?;
@@ -106,6 +119,7 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
 }
 
 async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
+    options(ctx, &o)?;
     let client = ctx.client();
     if let Ok(info) = client.get::<DaemonInfo>("/v1/daemon").await {
         report(ctx, "already running", info.pid, &info.home);
@@ -128,6 +142,10 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     cmd.arg("--parallelism").arg(o.parallelism.to_string());
     cmd.arg("--resync")
         .arg(format!("{}ms", o.resync.as_millis()));
+    cmd.arg("--heartbeat")
+        .arg(format!("{}ms", o.heartbeat.as_millis()));
+    cmd.arg("--down-after")
+        .arg(format!("{}ms", o.down_after.as_millis()));
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

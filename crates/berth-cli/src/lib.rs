@@ -6,6 +6,7 @@
 
 mod args;
 mod client;
+mod cluster;
 mod commands;
 mod daemon;
 mod render;
@@ -104,6 +105,8 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::Ls { selector } => commands::ls(&ctx, selector.as_deref().unwrap_or("*")).await,
         Top::Events { last, no_follow } => commands::events(&ctx, last, !no_follow).await,
         Top::Doc { keyword } => commands::doc(&ctx, keyword.as_deref()),
+        Top::Cluster { cmd } => cluster::run(&ctx, cmd).await,
+        Top::Node { words } => cluster::node(&ctx, words).await,
         Top::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

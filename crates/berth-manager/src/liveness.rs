@@ -84,6 +84,16 @@ impl Liveness {
         }
     }
 
+    /// How long ago `node`'s last heartbeat arrived.
+    pub fn last_seen(&self, node: &str, now: Duration) -> Option<Duration> {
+        self.last.get(node).map(|t| now.saturating_sub(*t))
+    }
+
+    /// Forgets every node: a new leader starts from nothing.
+    pub fn clear(&mut self) {
+        self.last.clear();
+    }
+
     /// Whether `node`'s failover instances may be started elsewhere at `now`.
     /// A node never heard from gives no such right: a new leader first waits
     /// a full failover period (see `design/failover.md`).

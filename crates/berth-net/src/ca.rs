@@ -187,6 +187,34 @@ pub fn has_role(cert_der: &[u8], role: Role) -> bool {
     cert_der.windows(p.len()).any(|w| w == p)
 }
 
+/// The role and node name a node certificate (DER) carries in its SAN URI.
+/// The caller has verified that the cluster CA signed it.
+pub fn cert_identity(cert_der: &[u8]) -> Option<(Role, String)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(u) => {
+            [Role::Manager, Role::Worker].into_iter().find_map(|r| {
+                u.strip_prefix(role_prefix(r))
+                    .map(|node| (r, node.to_string()))
+            })
+        }
+        _ => None,
+    })
+}
+
+/// When a PEM certificate stops being valid, in seconds since the epoch,
+/// with the time it started.
+pub fn validity_pem(pem: &str) -> Result<(i64, i64), NetError> {
+    let der = pem_to_der(pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| NetError::Cert(format!("certificate: {e}")))?;
+    Ok((
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    ))
+}
+
 /// The SubjectPublicKeyInfo's public key bytes of a PEM certificate.
 fn spki_of(cert_pem: &str) -> Result<Vec<u8>, NetError> {
     let der = pem_to_der(cert_pem)?;

@@ -6,6 +6,8 @@ pub enum NetError {
     Tls(String),
     #[error("join token: {0}")]
     Token(String),
+    #[error("sealed secret: {0}")]
+    Seal(String),
 }
 
 impl From<rcgen::Error> for NetError {

@@ -12,10 +12,18 @@
 
 mod ca;
 mod error;
+mod seal;
 mod tls;
 mod token;
 
-pub use ca::{fingerprint_pem, has_role, ClusterCa, NodeIdentity, DEFAULT_NODE_CERT_VALIDITY};
+pub use ca::{
+    cert_identity, fingerprint_pem, has_role, validity_pem, ClusterCa, NodeIdentity,
+    DEFAULT_NODE_CERT_VALIDITY,
+};
 pub use error::NetError;
-pub use tls::{client_config, install_crypto_provider, server_config};
+pub use seal::SealKey;
+pub use tls::{
+    ca_only_client_config, client_config, install_crypto_provider, node_server_config,
+    server_config, unverified_client_config,
+};
 pub use token::{JoinToken, Role};

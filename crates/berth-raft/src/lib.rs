@@ -11,12 +11,14 @@
 mod codec;
 mod log_store;
 mod network;
+mod rpc;
 mod server;
 mod state_machine;
 mod types;
 
 pub use log_store::LogStore;
 pub use network::{Network, Peer, TlsSlot};
+pub use rpc::{CallError, RpcClient};
 pub use server::{handle_rpc, serve, RaftNode, MAX_BODY};
 pub use state_machine::{Changes, StateMachine};
 pub use types::{Request, Response, TypeConfig};

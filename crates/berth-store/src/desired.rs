@@ -41,9 +41,13 @@ fn key(path: &str) -> String {
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Sends a write to the leader at `addr` (its node address) and returns
-/// what applying it returned there.
+/// what applying it returned there, with the index of its log entry.
 pub trait Forward: Send + Sync {
-    fn forward(&self, addr: String, req: Request) -> BoxFuture<'static, Result<Response, String>>;
+    fn forward(
+        &self,
+        addr: String,
+        req: Request,
+    ) -> BoxFuture<'static, Result<(Response, u64), String>>;
 }
 
 /// One Raft instance: its id, handle and state machine.
@@ -208,6 +212,35 @@ impl Desired {
         Ok(())
     }
 
+    /// Waits (until `deadline` at most) for this replica to apply `index`.
+    async fn wait_applied(&self, index: u64, deadline: Instant) {
+        let mut rx = self.current().raft.metrics();
+        loop {
+            let applied = rx
+                .borrow_watched()
+                .last_applied
+                .map(|l| l.index)
+                .unwrap_or(0);
+            if applied >= index {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Proposes `req` as the leader; returns what applying it returned and
+    /// the index of its log entry. Fails on a node that does not lead.
+    pub async fn write_here(&self, req: Request) -> Result<(Response, u64), StoreError> {
+        let inner = self.current();
+        match inner.raft.client_write(req).await {
+            Ok(r) => Ok((r.data, r.log_id.index)),
+            Err(e) => Err(raft_err(e)),
+        }
+    }
+
     /// Proposes `req` and waits until it is committed and applied; on a
     /// node that does not lead, the leader is asked to do it.
     pub async fn write(&self, req: Request) -> Result<Response, StoreError> {
@@ -231,7 +264,11 @@ impl Desired {
                     if fwd.leader_id != Some(inner.id) && !node.addr.is_empty() =>
                 {
                     match f.forward(node.addr.clone(), req.clone()).await {
-                        Ok(r) => return Ok(r),
+                        Ok((r, index)) => {
+                            // Read your writes: the caller reads this replica next.
+                            self.wait_applied(index, deadline).await;
+                            return Ok(r);
+                        }
                         Err(e) => e,
                     }
                 }

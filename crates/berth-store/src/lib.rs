@@ -22,6 +22,9 @@ use std::path::Path;
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// path → hash of the config text berth last wrote to (or accepted from)
+/// the object's file on this node.
+const MIRROR: TableDefinition<&str, u64> = TableDefinition::new("mirror");
 
 /// How many events the log keeps; older ones are trimmed on append.
 pub const EVENT_RETENTION: u64 = 100_000;
@@ -67,8 +70,35 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(OBJECTS)?;
         txn.open_table(EVENTS)?;
+        txn.open_table(MIRROR)?;
         txn.commit()?;
         Ok(Store { db })
+    }
+
+    /// The hash of the config text this node last put in (or accepted
+    /// from) the object's file. A file whose hash differs was edited by hand.
+    pub fn mirror_get(&self, path: &str) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MIRROR)?;
+        Ok(table.get(path)?.map(|v| v.value()))
+    }
+
+    /// Records the file's hash; `None` forgets it.
+    pub fn mirror_set(&self, path: &str, hash: Option<u64>) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(MIRROR)?;
+            match hash {
+                Some(h) => {
+                    table.insert(path, h)?;
+                }
+                None => {
+                    table.remove(path)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     pub fn get(&self, path: &str) -> Result<Option<ObjectRecord>> {

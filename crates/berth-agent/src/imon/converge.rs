@@ -345,8 +345,14 @@ impl Imon {
                 continue;
             };
             if cur.state.running {
+                // Fencing must finish within the lease's stop grace.
+                let timeout = if self.fencing {
+                    c.stop_timeout.min(std::time::Duration::from_secs(1))
+                } else {
+                    c.stop_timeout
+                };
                 engine
-                    .stop(&cur.id, Some(whole_seconds(c.stop_timeout)))
+                    .stop(&cur.id, Some(whole_seconds(timeout)))
                     .await
                     .map_err(|e| e.to_string())?;
                 self.say(format!("{}: wait for down status", c.rid));

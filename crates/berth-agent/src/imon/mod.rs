@@ -16,13 +16,22 @@ mod converge;
 mod status;
 
 use crate::agent::{ActionKind, ActionOutcome, Agent};
+use crate::cluster::Fence;
 use crate::error::AgentError;
-use berth_model::status::Target;
+use berth_model::status::{Avail, Target};
 use berth_model::ObjectPath;
 use berth_store::ObjectRecord;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
+
+/// See [`Imon::duty`].
+enum Duty {
+    Run,
+    /// Neither start nor stop: a failover instance before the first lease.
+    Hold,
+    Stop(&'static str),
+}
 
 pub(crate) enum ImonMsg {
     Action(ActionKind, oneshot::Sender<ActionOutcome>),
@@ -83,6 +92,8 @@ pub(crate) struct Imon {
     pub config_error: Option<String>,
     /// Transcript of the action in progress, if any.
     pub transcript: Option<Arc<Mutex<Vec<String>>>>,
+    /// Stopping because of placement or fencing: stop quickly.
+    pub fencing: bool,
 }
 
 pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
@@ -99,6 +110,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         obj_log: VecDeque::new(),
         config_error: None,
         transcript: None,
+        fencing: false,
     };
     tokio::spawn(imon.run(rx, notify.clone()));
     ImonHandle { id, tx, notify }
@@ -136,17 +148,17 @@ impl Imon {
                     None => return,
                 },
                 _ = notify.notified() => {
-                    if !self.pass(false).await {
+                    if !self.pass().await {
                         return;
                     }
                 }
                 _ = tick.tick() => {
-                    if !self.pass(true).await {
+                    if !self.pass().await {
                         return;
                     }
                 }
                 _ = sleep_until_some(restart_at) => {
-                    if !self.pass(false).await {
+                    if !self.pass().await {
                         return;
                     }
                 }
@@ -172,16 +184,16 @@ impl Imon {
     }
 
     /// One automatic pass. Returns false when the object no longer exists.
-    async fn pass(&mut self, check_file: bool) -> bool {
-        if check_file {
-            self.config_error = crate::objects::sync_from_file(&self.agent, &self.path).await;
-        }
+    async fn pass(&mut self) -> bool {
+        self.config_error = crate::objects::sync_file(&self.agent, &self.path).await;
         let rec = match self.agent.desired.get(&self.key) {
             Ok(Some(r)) => r,
             Ok(None) => {
                 // Re-check under the config lock: a create may be racing us.
-                let _guard = self.agent.config_lock.lock().await;
+                let guard = self.agent.config_lock.lock().await;
                 if matches!(self.agent.desired.get(&self.key), Ok(None)) {
+                    drop(guard);
+                    self.clean_up_deleted().await;
                     self.agent.forget_imon(&self.key, self.id);
                     return false;
                 }
@@ -194,19 +206,88 @@ impl Imon {
         };
         let agent = self.agent.clone();
         let _permit = agent.docker_permits.acquire().await;
-        if !rec.frozen && rec.target == Target::Started {
-            if let Err(e) = self.converge_started(&rec, false).await {
-                self.agent.events.emit(
-                    Some(&self.key),
-                    None,
-                    format!("reconcile failed: {e}"),
-                    None,
-                );
-                self.note_object(e);
+        match self.duty(&rec) {
+            Duty::Run => {
+                if !rec.frozen && rec.target == Target::Started {
+                    if let Err(e) = self.converge_started(&rec, false).await {
+                        self.agent.events.emit(
+                            Some(&self.key),
+                            None,
+                            format!("reconcile failed: {e}"),
+                            None,
+                        );
+                        self.note_object(e);
+                    }
+                }
+            }
+            Duty::Hold => {}
+            Duty::Stop(why) => {
+                if self.runs_here() {
+                    self.say(why.to_string());
+                    self.fencing = true;
+                    let r = self.converge_stopped(&rec, false).await;
+                    self.fencing = false;
+                    if let Err(e) = r {
+                        self.note_object(format!("stopping: {e}"));
+                    }
+                }
             }
         }
         self.refresh_status(&rec).await;
         true
+    }
+
+    /// What this node must do with its instance, placement and lease aside
+    /// from target and frozen.
+    fn duty(&self, rec: &ObjectRecord) -> Duty {
+        if !self.agent.cluster.is_clustered() {
+            return Duty::Run;
+        }
+        if !rec.placement.iter().any(|n| n == self.agent.nodename()) {
+            return Duty::Stop("not placed on this node: stopping here");
+        }
+        let failover = crate::cluster::Topology::of(&self.agent, rec).is_none_or(|t| t.failover);
+        match (failover, self.agent.cluster.fence()) {
+            (true, Fence::Fenced) => Duty::Stop(
+                "failover lease lost (no contact with the manager quorum): stopping here",
+            ),
+            (true, Fence::Starting) => Duty::Hold,
+            _ => Duty::Run,
+        }
+    }
+
+    /// Whether the last status saw the instance running here.
+    fn runs_here(&self) -> bool {
+        self.agent.status(&self.key).is_some_and(|s| {
+            matches!(s.avail, Avail::Up | Avail::Warn)
+                || s.resources
+                    .iter()
+                    .any(|r| matches!(r.avail, Avail::Up | Avail::Warn))
+        })
+    }
+
+    /// The object was deleted (maybe on another node): remove this node's
+    /// containers and config file.
+    async fn clean_up_deleted(&mut self) {
+        let Some(st) = self.agent.status(&self.key) else {
+            crate::objects::forget_file(&self.agent, &self.path).await;
+            return;
+        };
+        let engine_socket = st
+            .docker_socket
+            .clone()
+            .unwrap_or_else(|| self.agent.opts.host_docker_socket.clone());
+        if let Ok(engine) = self.agent.engine(&engine_socket).await {
+            if let Ok(found) = engine.list_managed(Some(&self.key)).await {
+                for c in found {
+                    if c.state.running {
+                        let _ = engine.stop(&c.id, Some(1)).await;
+                    }
+                    let _ = engine.remove(&c.id).await;
+                }
+            }
+        }
+        crate::objects::forget_file(&self.agent, &self.path).await;
     }
 
     /// Runs an explicit action. Returns the outcome and whether the object is gone.

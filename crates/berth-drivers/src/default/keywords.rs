@@ -51,12 +51,21 @@ pub static TABLE: KeywordTable = KeywordTable {
             example: Some("failover"),
         },
         Keyword {
+            name: "flex_target",
+            kind: KwType::Int,
+            default: Some("1"),
+            required: false,
+            scopable: false,
+            text: "topology=flex: how many instances run, each on its own node. Change it with `berth <svc> scale N`.",
+            example: Some("3"),
+        },
+        Keyword {
             name: "orchestrate",
             kind: KwType::Enum(&["no", "start", "ha"]),
             default: Some("no"),
             required: false,
             scopable: false,
-            text: "no: start only where told. start: start on a placement node. ha: also fail over when a node is lost.",
+            text: "no: instances stay where they were placed when started. start: the same, placed by the scheduler. ha: also move to another node when their node is lost.",
             example: Some("ha"),
         },
         Keyword {

@@ -59,6 +59,41 @@ impl Node {
         docker_sock(&self.docker_socket(), args)
     }
 
+    /// Runs berth, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "{}: berth {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--format", "json"]);
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad json from {args:?}: {e}\n{out}"))
+    }
+
+    /// The node listener's address.
+    pub fn advertise(&self) -> String {
+        format!("{}:7946", self.addr)
+    }
+
+    /// Names of the running containers of this node's dockerd.
+    pub fn running(&self) -> Vec<String> {
+        let out = self.docker(&["ps", "--format", "{{.Names}}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn agent_running(&self) -> bool {
         self.berth(&["daemon", "status"]).status.success()
     }
@@ -245,6 +280,34 @@ impl Testbed {
         node.agent = Some(child);
         let node = &self.nodes[i];
         wait_for("node agent", 30, || node.agent_running());
+    }
+
+    /// Makes node0 the first manager and joins the others: the next
+    /// `managers - 1` as managers, the rest as workers.
+    pub fn form_cluster(&self, managers: usize) {
+        let first = &self.nodes[0];
+        first.ok(&["cluster", "init", "--advertise", &first.advertise()]);
+        let mtoken = first.ok(&["cluster", "token", "--manager"]);
+        let wtoken = first.ok(&["cluster", "token"]);
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            let token = if i < managers { &mtoken } else { &wtoken };
+            node.ok(&[
+                "cluster",
+                "join",
+                &first.advertise(),
+                "--token",
+                token.trim(),
+                "--advertise",
+                &node.advertise(),
+            ]);
+        }
+        let n = self.nodes.len();
+        wait_for("every node up in the leader's view", 30, || {
+            let v = first.json(&["cluster", "status"]);
+            v["nodes"]
+                .as_array()
+                .is_some_and(|a| a.len() == n && a.iter().all(|x| x["state"] == "up"))
+        });
     }
 
     /// A node crash: SIGKILL for its agent, dockerd, containerd, shims and

@@ -1,0 +1,87 @@
+//! This node's membership, kept in `$BERTH_HOME/cluster/identity.json`
+//! (mode 0600): its certificate and key, the CA it trusts, its Raft id and,
+//! on managers, the key that opens the cluster's sealed secrets.
+//!
+//! No file means a standalone node.
+
+use super::records::NodeRole;
+use crate::home::{atomic_write_private, Home};
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub cluster: String,
+    pub cluster_id: String,
+    pub node: String,
+    pub node_id: u64,
+    pub role: NodeRole,
+    /// `host:port` this node listens on and peers dial.
+    pub advertise: String,
+    /// Which Raft file holds this membership's log (`Home::raft_file`).
+    pub generation: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+    /// Managers only.
+    pub seal_key: Option<String>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("cluster", &self.cluster)
+            .field("node", &self.node)
+            .field("node_id", &self.node_id)
+            .field("role", &self.role)
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn file(home: &Home) -> PathBuf {
+    home.root.join("cluster").join("identity.json")
+}
+
+impl Identity {
+    pub fn load(home: &Home) -> std::io::Result<Option<Identity>> {
+        let path = file(home);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the file atomically, readable by root only.
+    pub fn save(&self, home: &Home) -> std::io::Result<()> {
+        let path = file(home);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        atomic_write_private(&path, &bytes)
+    }
+
+    pub fn net(&self) -> berth_net::NodeIdentity {
+        berth_net::NodeIdentity {
+            node: self.node.clone(),
+            cert_pem: self.cert_pem.clone(),
+            key_pem: self.key_pem.clone(),
+            ca_pem: self.ca_pem.clone(),
+        }
+    }
+
+    pub fn seal_key(&self) -> Option<berth_net::SealKey> {
+        self.seal_key
+            .as_deref()
+            .and_then(|k| berth_net::SealKey::from_hex(k).ok())
+    }
+}

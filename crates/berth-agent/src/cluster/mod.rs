@@ -1,0 +1,328 @@
+//! The cluster side of the agent: membership, the node listener, heartbeats
+//! and the failover lease, and the leader's orchestrator.
+//!
+//! Design note:
+//! - Every node runs the same agent. Managers are Raft voters; workers are
+//!   Raft learners, so every node reads desired state locally and the
+//!   instance monitors work the same everywhere. Secrets in desired state
+//!   (the CA key, the join tokens) are sealed with a key only managers hold.
+//! - Node-to-node traffic is JSON over HTTP/2 with mutual TLS on one TCP
+//!   listener per node (`server`). Only the join endpoints accept a client
+//!   without a certificate; Raft endpoints want a manager's.
+//! - Observed state (heartbeats, instance reports) lives in the leader's
+//!   memory only (`LeaderView`); a new leader starts from nothing and waits
+//!   a full failover period before moving anything (`design/failover.md`).
+//! - A standalone node has no identity file, no listener and no peers: it
+//!   is a one-member Raft cluster and its own leader.
+
+mod actions;
+mod admin;
+pub(crate) mod clock;
+mod heartbeat;
+pub(crate) mod identity;
+mod join;
+mod orchestrator;
+pub mod records;
+mod renew;
+mod server;
+
+pub(crate) use actions::placed_action;
+pub use admin::NodeOp;
+pub use identity::Identity;
+pub use join::ClusterSummary;
+pub(crate) use orchestrator::Topology;
+pub use records::{ClusterView, NodeInfo, NodeRecord, NodeRole, NodeState};
+
+use crate::agent::Agent;
+use crate::error::AgentError;
+use berth_manager::liveness::{Lease, Liveness, Timing};
+use berth_raft::{RpcClient, TlsSlot};
+use records::InstanceReport;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How long one node-to-node request may take.
+const RPC_TTL: Duration = Duration::from_secs(10);
+
+/// Whether a node may run its failover instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fence {
+    /// Not in a cluster: nothing to fence against.
+    Standalone,
+    /// The lease is valid.
+    Valid,
+    /// Just started, no lease yet: keep what runs, start nothing.
+    Starting,
+    /// The lease ran out: failover instances must stop.
+    Fenced,
+}
+
+/// The leader's soft state, rebuilt from heartbeats after every election.
+#[derive(Default)]
+pub(crate) struct LeaderView {
+    pub liveness: Liveness,
+    /// When (boot clock) this node became leader in `term`.
+    pub leader_since: Option<Duration>,
+    pub term: u64,
+    pub reports: BTreeMap<String, Vec<InstanceReport>>,
+}
+
+struct LeaseState {
+    lease: Lease,
+    /// Whether any heartbeat was acknowledged since the agent started.
+    granted: bool,
+    /// The last fence decision, to notice transitions.
+    last: Fence,
+}
+
+pub struct Cluster {
+    pub(crate) identity: RwLock<Option<Identity>>,
+    /// Client TLS for peers; shared with the Raft network.
+    pub(crate) tls: TlsSlot,
+    pub timing: Timing,
+    pub(crate) view: Mutex<LeaderView>,
+    lease: Mutex<LeaseState>,
+    started: Duration,
+    clients: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<RpcClient>>>>,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    server_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+    last_renewal: Mutex<Option<Duration>>,
+}
+
+impl Cluster {
+    pub(crate) fn new(identity: Option<Identity>, timing: Timing) -> Result<Cluster, AgentError> {
+        let tls = TlsSlot::default();
+        if let Some(id) = &identity {
+            *tls.write().unwrap_or_else(|e| e.into_inner()) =
+                Some(berth_net::client_config(&id.net())?);
+        }
+        Ok(Cluster {
+            identity: RwLock::new(identity),
+            tls,
+            timing,
+            view: Mutex::new(LeaderView {
+                liveness: Liveness::new(timing),
+                ..Default::default()
+            }),
+            lease: Mutex::new(LeaseState {
+                lease: Lease::new(timing),
+                granted: false,
+                last: Fence::Starting,
+            }),
+            started: clock::boottime(),
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+            listener: Mutex::new(None),
+            server_tls: RwLock::new(None),
+            last_renewal: Mutex::new(None),
+        })
+    }
+
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Whether failover instances may run here now.
+    pub fn fence(&self) -> Fence {
+        if !self.is_clustered() {
+            return Fence::Standalone;
+        }
+        let now = clock::boottime();
+        let st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        if st.lease.valid(now) {
+            Fence::Valid
+        } else if !st.granted && now < self.started + self.timing.lease {
+            Fence::Starting
+        } else {
+            Fence::Fenced
+        }
+    }
+
+    /// A heartbeat sent at `sent` (boot clock) was acknowledged, granting
+    /// `granted`; the shorter of that and the local lease applies.
+    fn renew(&self, sent: Duration, granted: Duration) {
+        let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        let shorten = self.timing.lease.saturating_sub(granted);
+        st.lease.renewed(sent.saturating_sub(shorten));
+        st.granted = true;
+    }
+
+    /// The fence state, and whether it changed since the last call.
+    fn note_fence(&self) -> (Fence, bool) {
+        let f = self.fence();
+        let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = st.last != f;
+        st.last = f;
+        (f, changed)
+    }
+
+    /// One JSON request to the node listening at `addr`.
+    pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, AgentError> {
+        let client = {
+            let mut map = self.clients.lock().await;
+            map.entry(addr.to_string())
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Mutex::new(RpcClient::new(
+                        addr.to_string(),
+                        self.tls.clone(),
+                    )))
+                })
+                .clone()
+        };
+        let mut c = client.lock().await;
+        c.call(path, req, RPC_TTL)
+            .await
+            .map_err(|e| AgentError::Cluster(e.to_string()))
+    }
+
+    fn forget_clients(&self) {
+        if let Ok(mut map) = self.clients.try_lock() {
+            map.clear();
+        }
+    }
+}
+
+/// Sends writes a non-leader receives to the leader's node listener.
+struct LeaderForward(std::sync::Weak<Agent>);
+
+impl berth_store::Forward for LeaderForward {
+    fn forward(
+        &self,
+        addr: String,
+        req: berth_store::Request,
+    ) -> berth_store::BoxFuture<'static, Result<(berth_store::Response, u64), String>> {
+        let agent = self.0.clone();
+        Box::pin(async move {
+            let agent = agent.upgrade().ok_or("the daemon is shutting down")?;
+            agent
+                .cluster
+                .call(&addr, server::PATH_WRITE, &req)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Starts the cluster loops: the node listener (when a member), the
+/// heartbeat sender and the orchestrator. Called once at agent start.
+pub(crate) fn start(agent: &Arc<Agent>) -> Result<(), AgentError> {
+    agent
+        .desired
+        .set_forwarder(Arc::new(LeaderForward(Arc::downgrade(agent))));
+    if let Some(id) = agent.cluster.identity() {
+        server::listen(agent, &id)?;
+    }
+    tokio::spawn(heartbeat::run(agent.clone()));
+    tokio::spawn(orchestrator::run(agent.clone()));
+    Ok(())
+}
+
+impl Agent {
+    /// This node's view of the cluster: from the leader's memory when it
+    /// can be reached, else from the local replica with states unknown.
+    pub async fn cluster_view(self: &Arc<Self>) -> Result<ClusterView, AgentError> {
+        if self.desired.is_leader() || !self.cluster.is_clustered() {
+            return Ok(self.local_view());
+        }
+        let Some((_, addr)) = self.desired.leader() else {
+            return Ok(self.local_view());
+        };
+        match self.cluster.call(&addr, server::PATH_VIEW, &()).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                tracing::warn!("cluster view from the leader at {addr}: {e}");
+                Ok(self.local_view())
+            }
+        }
+    }
+
+    /// The view from local state: exact on the leader.
+    pub(crate) fn local_view(&self) -> ClusterView {
+        let nodes = self.node_records();
+        let membership = self.desired.membership();
+        let leader = self.desired.leader();
+        let is_leader = self.desired.is_leader();
+        let now = clock::boottime();
+        let view = self.cluster.view.lock().unwrap_or_else(|e| e.into_inner());
+        let info = self.cluster_record();
+        let identity = self.cluster.identity();
+        let mut out = ClusterView {
+            cluster: info.as_ref().map(|c| c.name.clone()),
+            cluster_id: info.as_ref().map(|c| c.id.clone()),
+            leader: None,
+            term: self.desired.current_term(),
+            nodes: Vec::new(),
+            instances: if is_leader {
+                view.reports.clone()
+            } else {
+                BTreeMap::new()
+            },
+        };
+        for rec in nodes {
+            let is_self = identity.as_ref().is_some_and(|i| i.node == rec.name);
+            let lead = leader.as_ref().is_some_and(|(id, _)| *id == rec.id);
+            if lead {
+                out.leader = Some(rec.name.clone());
+            }
+            let (state, seen) = if !is_leader {
+                (NodeState::Unknown, None)
+            } else if is_self {
+                (NodeState::Up, Some(Duration::ZERO))
+            } else {
+                match view.liveness.state(&rec.name, now) {
+                    berth_manager::liveness::NodeState::Up => {
+                        (NodeState::Up, view.liveness.last_seen(&rec.name, now))
+                    }
+                    berth_manager::liveness::NodeState::Down { .. } => {
+                        (NodeState::Down, view.liveness.last_seen(&rec.name, now))
+                    }
+                    // Silent for as long as this node has led: as good as down.
+                    berth_manager::liveness::NodeState::Unknown
+                        if view
+                            .leader_since
+                            .is_some_and(|t| now >= t + self.cluster.timing.down_after) =>
+                    {
+                        (NodeState::Down, None)
+                    }
+                    berth_manager::liveness::NodeState::Unknown => (NodeState::Unknown, None),
+                }
+            };
+            out.nodes.push(NodeInfo {
+                voter: membership.voters.contains(&rec.id),
+                leader: lead,
+                state,
+                last_seen_ms: seen.map(|d| d.as_millis() as u64),
+                record: rec,
+            });
+        }
+        out
+    }
+
+    pub(crate) fn node_records(&self) -> Vec<NodeRecord> {
+        match self.desired.list_json::<NodeRecord>(records::NODE_PREFIX) {
+            Ok((v, _)) => v,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub(crate) fn cluster_record(&self) -> Option<records::ClusterRecord> {
+        self.desired.get_json(records::CLUSTER_KEY).ok().flatten()
+    }
+}

@@ -1,0 +1,221 @@
+//! `berth cluster ...` and `berth node ...`.
+
+use crate::args::{ClusterCmd, NodeCli, NodeCmd};
+use crate::Ctx;
+use anyhow::{bail, Context};
+use berth_agent::cluster::{ClusterSummary, ClusterView, NodeOp, NodeRecord, NodeRole};
+use berth_api::types::{InitRequest, JoinRequest, NodeOpRequest, TokenReply, TokenRequest};
+use clap::Parser;
+use comfy_table::{presets::NOTHING, Table};
+use std::process::ExitCode;
+
+const DEFAULT_PORT: u16 = 7946;
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// The first IPv4 address of an interface that is up and not loopback.
+fn default_advertise() -> anyhow::Result<String> {
+    let addrs = nix::ifaddrs::getifaddrs().context("listing network interfaces")?;
+    for a in addrs {
+        if !a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP)
+            || a.flags
+                .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
+        {
+            continue;
+        }
+        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
+            return Ok(format!("{}:{DEFAULT_PORT}", sin.ip()));
+        }
+    }
+    bail!("no non-loopback IPv4 address found; pass --advertise <ip:port>")
+}
+
+pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    match cmd {
+        ClusterCmd::Init { advertise, name } => {
+            let advertise = match advertise {
+                Some(a) => a,
+                None => default_advertise()?,
+            };
+            let s: ClusterSummary = client
+                .post("/v1/cluster/init", &InitRequest { advertise, name })
+                .await?;
+            if ctx.json() {
+                return print_json(&s).map(|_| ExitCode::SUCCESS);
+            }
+            println!(
+                "cluster {} ({}) initialized; {} is its first manager, listening on {}",
+                s.cluster, s.cluster_id, s.node, s.advertise
+            );
+            if let Some(t) = &s.worker_token {
+                println!(
+                    "\nTo add a worker, run on it:\n  berth cluster join {} --token {t}",
+                    s.advertise
+                );
+            }
+            if let Some(t) = &s.manager_token {
+                println!(
+                    "\nTo add a manager, run on it:\n  berth cluster join {} --token {t}",
+                    s.advertise
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCmd::Join {
+            addr,
+            token,
+            advertise,
+        } => {
+            let advertise = match advertise {
+                Some(a) => a,
+                None => default_advertise()?,
+            };
+            let s: ClusterSummary = client
+                .post(
+                    "/v1/cluster/join",
+                    &JoinRequest {
+                        addr,
+                        token,
+                        advertise,
+                    },
+                )
+                .await?;
+            if ctx.json() {
+                return print_json(&s).map(|_| ExitCode::SUCCESS);
+            }
+            println!(
+                "{} joined cluster {} as {} (node id {}), listening on {}",
+                s.node,
+                s.cluster,
+                s.role.as_str(),
+                s.node_id,
+                s.advertise
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCmd::Token { manager, rotate } => {
+            let role = if manager {
+                NodeRole::Manager
+            } else {
+                NodeRole::Worker
+            };
+            let t: TokenReply = client
+                .post("/v1/cluster/token", &TokenRequest { role, rotate })
+                .await?;
+            if ctx.json() {
+                return print_json(&t).map(|_| ExitCode::SUCCESS);
+            }
+            println!("{}", t.token);
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCmd::Status => {
+            let v: ClusterView = client.get("/v1/cluster/status").await?;
+            if ctx.json() {
+                return print_json(&v).map(|_| ExitCode::SUCCESS);
+            }
+            match (&v.cluster, &v.cluster_id) {
+                (Some(name), Some(id)) => println!(
+                    "cluster {name} ({id}), leader {}, term {}",
+                    v.leader.as_deref().unwrap_or("unknown"),
+                    v.term
+                ),
+                _ => println!("standalone node (not in a cluster)"),
+            }
+            if !v.nodes.is_empty() {
+                println!();
+                println!("{}", nodes_table(&v));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn nodes_table(v: &ClusterView) -> Table {
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header(vec![
+        "NODE", "ID", "ROLE", "STATE", "ADDRESS", "LEADER", "FLAGS", "LABELS",
+    ]);
+    for n in &v.nodes {
+        let mut flags = Vec::new();
+        if n.record.drain {
+            flags.push("drained");
+        }
+        if n.record.frozen {
+            flags.push("frozen");
+        }
+        t.add_row(vec![
+            n.record.name.clone(),
+            n.record.id.to_string(),
+            n.record.role.as_str().to_string(),
+            format!("{:?}", n.state).to_lowercase(),
+            n.record.addr.clone(),
+            if n.leader { "*".into() } else { String::new() },
+            flags.join(","),
+            n.record
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ]);
+    }
+    t
+}
+
+pub async fn node(ctx: &Ctx, words: Vec<String>) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    if words.first().map(String::as_str) == Some("ls") && words.len() == 1 {
+        let v: ClusterView = client.get("/v1/cluster/status").await?;
+        if ctx.json() {
+            return print_json(&v.nodes).map(|_| ExitCode::SUCCESS);
+        }
+        if v.nodes.is_empty() {
+            println!("standalone node (not in a cluster)");
+        } else {
+            println!("{}", nodes_table(&v));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cli = match NodeCli::try_parse_from(&words) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
+        }
+    };
+    let op = match cli.cmd {
+        NodeCmd::Label { kw, unset } => {
+            if kw.is_empty() && unset.is_empty() {
+                eprintln!("berth: node label needs --kw key=value or --unset key");
+                return Ok(ExitCode::from(2));
+            }
+            NodeOp::Label { set: kw, unset }
+        }
+        NodeCmd::Drain => NodeOp::Drain,
+        NodeCmd::Undrain => NodeOp::Undrain,
+        NodeCmd::Freeze => NodeOp::Freeze,
+        NodeCmd::Thaw => NodeOp::Thaw,
+        NodeCmd::Promote => NodeOp::Promote,
+        NodeCmd::Demote => NodeOp::Demote,
+        NodeCmd::Remove => NodeOp::Remove,
+    };
+    let rec: NodeRecord = client
+        .post("/v1/nodes/op", &NodeOpRequest { node: cli.name, op })
+        .await?;
+    if ctx.json() {
+        return print_json(&rec).map(|_| ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: {}{}{}",
+        rec.name,
+        rec.role.as_str(),
+        if rec.drain { ", drained" } else { "" },
+        if rec.frozen { ", frozen" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,290 @@
+//! The cluster on the multi-node bed: join, status, mTLS refusal, token
+//! rotation, failover after a node crash, leader loss, flex spread.
+
+mod common;
+use common::testbed::Testbed;
+use common::{Env, IMAGE};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Where each node of the bed runs a container named `name`.
+fn runners(bed: &Testbed, name: &str) -> Vec<String> {
+    bed.nodes
+        .iter()
+        .filter(|n| n.running().iter().any(|c| c == name))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+#[test]
+fn nodes_join_and_the_listener_refuses_strangers() {
+    let bed = Testbed::new(3);
+    bed.form_cluster(2);
+    let v = bed.nodes[2].json(&["cluster", "status"]);
+    let nodes = v["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3, "{v:#}");
+    assert_eq!(v["leader"], "node0", "{v:#}");
+    let role = |name: &str| {
+        nodes
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| (n["role"].clone(), n["voter"].clone()))
+            .expect("node listed")
+    };
+    assert_eq!(role("node1"), ("manager".into(), true.into()));
+    assert_eq!(role("node2"), ("worker".into(), false.into()));
+
+    let leader = bed.nodes[0].advertise();
+    // Plaintext: no TLS, no answer.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            &format!("http://{leader}/node/v1/view"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(!out.status.success(), "plaintext was answered");
+    // TLS without a client certificate: only the join endpoints answer.
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "--http2",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-d",
+            "null",
+            &format!("https://{leader}/node/v1/view"),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+    // A certificate from another CA fails the handshake.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("k.pem");
+    let crt = dir.path().join("c.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &crt.display().to_string(),
+        ])
+        .args(["-days", "1", "-subj", "/CN=intruder"])
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "--http2",
+            "--max-time",
+            "5",
+            "--cert",
+            &crt.display().to_string(),
+        ])
+        .args([
+            "--key",
+            &key.display().to_string(),
+            "-X",
+            "POST",
+            "-d",
+            "null",
+        ])
+        .arg(format!("https://{leader}/node/v1/view"))
+        .output()
+        .expect("curl");
+    assert!(
+        !out.status.success(),
+        "a foreign-CA certificate was served: {out:?}"
+    );
+
+    // Token rotation: the old worker token is refused, the new one pins.
+    let old = bed.nodes[0].ok(&["cluster", "token"]);
+    let new = bed.nodes[1].ok(&["cluster", "token", "--rotate"]);
+    assert_ne!(old.trim(), new.trim());
+    let joiner = Env::start();
+    let refused = joiner.fails(&[
+        "cluster",
+        "join",
+        &leader,
+        "--token",
+        old.trim(),
+        "--advertise",
+        "127.0.0.1:7946",
+    ]);
+    assert!(refused.contains("not valid"), "{refused}");
+    // A token pinning another CA is refused before it is sent.
+    let mut forged = new.trim().to_string();
+    let fp_at = "BERTH-1-".len();
+    let flipped = if &forged[fp_at..fp_at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    forged.replace_range(fp_at..fp_at + 1, flipped);
+    let refused = joiner.fails(&[
+        "cluster",
+        "join",
+        &leader,
+        "--token",
+        &forged,
+        "--advertise",
+        "127.0.0.1:7946",
+    ]);
+    assert!(refused.contains("does not match"), "{refused}");
+    let st = joiner.json(&["cluster", "status"]);
+    assert!(st["cluster"].is_null(), "a refused join left state: {st:#}");
+}
+
+#[test]
+fn a_failover_service_restarts_elsewhere_when_its_node_dies() {
+    let mut bed = Testbed::new(3);
+    bed.form_cluster(3);
+    let n0 = &bed.nodes[0];
+    n0.ok(&[
+        "create",
+        "fo/db",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+        "--kw",
+        "orchestrate=ha",
+    ]);
+    n0.ok(&["fo/db", "start"]);
+    let name = "fo..db.container.0";
+    wait_until("the service to run on one node", 30, || {
+        runners(&bed, name).len() == 1
+    });
+    let owner = runners(&bed, name)[0].clone();
+    let idx: usize = owner
+        .trim_start_matches("node")
+        .parse()
+        .expect("node index");
+    bed.kill(idx);
+    let survivor = bed
+        .nodes
+        .iter()
+        .find(|n| n.name != owner)
+        .expect("survivor");
+    wait_until("the service to run on another node", 30, || {
+        let r = runners(&bed, name);
+        r.len() == 1 && r[0] != owner
+    });
+    let v = survivor.json(&["cluster", "status"]);
+    let dead = v["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["name"] == owner.as_str()).cloned())
+        .expect("dead node listed");
+    assert_eq!(dead["state"], "down", "{v:#}");
+}
+
+#[test]
+fn losing_the_leader_bounces_nothing_and_writes_go_on() {
+    let mut bed = Testbed::new(3);
+    bed.form_cluster(3);
+    let n1 = &bed.nodes[1];
+    n1.ok(&[
+        "create",
+        "lead/web",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+        "--kw",
+        "topology=flex",
+        "--kw",
+        "flex_target=3",
+    ]);
+    n1.ok(&["lead/web", "start"]);
+    let name = "lead..web.container.0";
+    wait_until("flex instances on all three nodes", 30, || {
+        runners(&bed, name).len() == 3
+    });
+    let ids = |bed: &Testbed, i: usize| {
+        let out =
+            bed.nodes[i].docker(&["inspect", "--format", "{{.Id}} {{.State.StartedAt}}", name]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before: Vec<String> = (0..3).map(|i| ids(&bed, i)).collect();
+    let leader = bed.nodes[1].json(&["cluster", "status"])["leader"]
+        .as_str()
+        .expect("a leader")
+        .to_string();
+    let idx: usize = leader.trim_start_matches("node").parse().expect("index");
+    bed.kill(idx);
+    let alive: Vec<usize> = (0..3).filter(|i| *i != idx).collect();
+    let a = &bed.nodes[alive[0]];
+    wait_until("a new leader", 20, || {
+        let v = a.json(&["cluster", "status"]);
+        v["leader"].as_str().is_some_and(|l| l != leader)
+    });
+    // A config write through a survivor succeeds.
+    a.ok(&["lead/web", "set", "--kw", "env=after-election"]);
+    let b = &bed.nodes[alive[1]];
+    wait_until("the write to replicate", 10, || {
+        b.ok(&["lead/web", "get", "--kw", "env"]).trim() == "after-election"
+    });
+    // The survivors' containers were never restarted.
+    for i in alive {
+        assert_eq!(ids(&bed, i), before[i], "node{i}'s container was bounced");
+    }
+}
+
+#[test]
+fn flex_spreads_and_scales() {
+    let bed = Testbed::new(3);
+    bed.form_cluster(1);
+    let n0 = &bed.nodes[0];
+    n0.ok(&[
+        "create",
+        "fx/api",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+        "--kw",
+        "topology=flex",
+        "--kw",
+        "flex_target=2",
+    ]);
+    n0.ok(&["fx/api", "start"]);
+    let name = "fx..api.container.0";
+    wait_until("two instances on two nodes", 30, || {
+        runners(&bed, name).len() == 2
+    });
+    n0.ok(&["fx/api", "scale", "3"]);
+    wait_until("three instances on three nodes", 30, || {
+        runners(&bed, name).len() == 3
+    });
+    n0.ok(&["fx/api", "scale", "1"]);
+    wait_until("one instance", 30, || runners(&bed, name).len() == 1);
+    // Only flex services scale.
+    n0.ok(&[
+        "create",
+        "fx/one",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+    ]);
+    let out = n0.berth(&["fx/one", "scale", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
