@@ -187,6 +187,17 @@ impl Desired {
         m.current_leader == Some(inner.id)
     }
 
+    /// The index of the last log entry this replica applied.
+    pub fn applied_index(&self) -> u64 {
+        self.current()
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0)
+    }
+
     pub fn current_term(&self) -> u64 {
         self.current().raft.metrics().borrow_watched().current_term
     }

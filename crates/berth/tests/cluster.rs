@@ -244,7 +244,8 @@ fn losing_the_leader_bounces_nothing_and_writes_go_on() {
     a.ok(&["lead/web", "set", "--kw", "env=after-election"]);
     let b = &bed.nodes[alive[1]];
     wait_until("the write to replicate", 10, || {
-        b.ok(&["lead/web", "get", "--kw", "env"]).trim() == "after-election"
+        let out = b.berth(&["lead/web", "get", "--kw", "env"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "after-election"
     });
     // The survivors' containers were never restarted.
     for i in alive {

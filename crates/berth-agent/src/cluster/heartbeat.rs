@@ -86,7 +86,11 @@ async fn beat(agent: &Arc<Agent>) -> Result<(), AgentError> {
             instances: reports(agent),
         };
         record(agent, hb);
-        agent.cluster.renew(sent, agent.cluster.timing.lease);
+        agent.cluster.renew(
+            sent,
+            agent.cluster.timing.lease,
+            agent.desired.applied_index(),
+        );
         return Ok(());
     }
     let (_, addr) = agent
@@ -106,7 +110,7 @@ async fn beat(agent: &Arc<Agent>) -> Result<(), AgentError> {
         .await?;
     agent
         .cluster
-        .renew(sent, Duration::from_millis(ack.lease_ms));
+        .renew(sent, Duration::from_millis(ack.lease_ms), ack.applied);
     Ok(())
 }
 
@@ -138,6 +142,7 @@ pub(crate) async fn receive(agent: &Arc<Agent>, hb: Heartbeat) -> Result<Heartbe
     record(agent, hb);
     Ok(HeartbeatAck {
         lease_ms: agent.cluster.timing.lease.as_millis() as u64,
+        applied: agent.desired.applied_index(),
     })
 }
 
@@ -145,7 +150,7 @@ pub(crate) async fn receive(agent: &Arc<Agent>, hb: Heartbeat) -> Result<Heartbe
 async fn watch_fence(agent: Arc<Agent>) {
     loop {
         tokio::time::sleep(FENCE_CHECK).await;
-        let (fence, changed) = agent.cluster.note_fence();
+        let (fence, changed) = agent.cluster.note_fence(agent.desired.applied_index());
         if !changed {
             continue;
         }

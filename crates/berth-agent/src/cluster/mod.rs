@@ -74,6 +74,8 @@ struct LeaseState {
     lease: Lease,
     /// Whether any heartbeat was acknowledged since the agent started.
     granted: bool,
+    /// The replica must have applied this index for the lease to count.
+    required_index: u64,
     /// The last fence decision, to notice transitions.
     last: Fence,
 }
@@ -110,6 +112,7 @@ impl Cluster {
             lease: Mutex::new(LeaseState {
                 lease: Lease::new(timing),
                 granted: false,
+                required_index: 0,
                 last: Fence::Starting,
             }),
             started: clock::boottime(),
@@ -134,14 +137,15 @@ impl Cluster {
             .is_some()
     }
 
-    /// Whether failover instances may run here now.
-    pub fn fence(&self) -> Fence {
+    /// Whether failover instances may run here now, given the index the
+    /// local replica has applied.
+    pub fn fence(&self, applied: u64) -> Fence {
         if !self.is_clustered() {
             return Fence::Standalone;
         }
         let now = clock::boottime();
         let st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        if st.lease.valid(now) {
+        if st.lease.valid(now) && applied >= st.required_index {
             Fence::Valid
         } else if !st.granted && now < self.started + self.timing.lease {
             Fence::Starting
@@ -152,16 +156,18 @@ impl Cluster {
 
     /// A heartbeat sent at `sent` (boot clock) was acknowledged, granting
     /// `granted`; the shorter of that and the local lease applies.
-    fn renew(&self, sent: Duration, granted: Duration) {
+    /// `applied` is the leader's applied index when it answered.
+    fn renew(&self, sent: Duration, granted: Duration, applied: u64) {
         let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
         let shorten = self.timing.lease.saturating_sub(granted);
         st.lease.renewed(sent.saturating_sub(shorten));
         st.granted = true;
+        st.required_index = st.required_index.max(applied);
     }
 
     /// The fence state, and whether it changed since the last call.
-    fn note_fence(&self) -> (Fence, bool) {
-        let f = self.fence();
+    fn note_fence(&self, applied: u64) -> (Fence, bool) {
+        let f = self.fence(applied);
         let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
         let changed = st.last != f;
         st.last = f;
@@ -235,6 +241,11 @@ pub(crate) fn start(agent: &Arc<Agent>) -> Result<(), AgentError> {
 }
 
 impl Agent {
+    /// Whether failover instances may run on this node now.
+    pub fn fence(&self) -> Fence {
+        self.cluster.fence(self.desired.applied_index())
+    }
+
     /// This node's view of the cluster: from the leader's memory when it
     /// can be reached, else from the local replica with states unknown.
     pub async fn cluster_view(self: &Arc<Self>) -> Result<ClusterView, AgentError> {

@@ -128,6 +128,11 @@ pub struct HeartbeatAck {
     /// The lease the leader grants, in milliseconds from when the
     /// heartbeat was sent; the worker uses the smaller of this and its own.
     pub lease_ms: u64,
+    /// The leader's last applied log index when it answered. The lease
+    /// lets the node run failover instances only once its own replica
+    /// applied as much: a node back from a partition must first learn
+    /// where its services were moved.
+    pub applied: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

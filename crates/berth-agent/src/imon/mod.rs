@@ -94,6 +94,8 @@ pub(crate) struct Imon {
     pub transcript: Option<Arc<Mutex<Vec<String>>>>,
     /// Stopping because of placement or fencing: stop quickly.
     pub fencing: bool,
+    /// Whether the last pass found this node responsible for running it.
+    pub duty_run: bool,
 }
 
 pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
@@ -111,6 +113,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         config_error: None,
         transcript: None,
         fencing: false,
+        duty_run: false,
     };
     tokio::spawn(imon.run(rx, notify.clone()));
     ImonHandle { id, tx, notify }
@@ -208,8 +211,13 @@ impl Imon {
         let _permit = agent.docker_permits.acquire().await;
         match self.duty(&rec) {
             Duty::Run => {
+                // A node that just became responsible (placed here, lease
+                // regained) starts the instance now: a container it stopped
+                // or left earlier is not a crash to back off from.
+                let fresh = self.agent.cluster.is_clustered() && !self.duty_run;
+                self.duty_run = true;
                 if !rec.frozen && rec.target == Target::Started {
-                    if let Err(e) = self.converge_started(&rec, false).await {
+                    if let Err(e) = self.converge_started(&rec, fresh).await {
                         self.agent.events.emit(
                             Some(&self.key),
                             None,
@@ -220,8 +228,12 @@ impl Imon {
                     }
                 }
             }
-            Duty::Hold => {}
+            Duty::Hold => self.duty_run = false,
             Duty::Stop(why) => {
+                self.duty_run = false;
+                for r in self.res.values_mut() {
+                    r.restart_at = None;
+                }
                 if self.runs_here() {
                     self.say(why.to_string());
                     self.fencing = true;
@@ -247,7 +259,7 @@ impl Imon {
             return Duty::Stop("not placed on this node: stopping here");
         }
         let failover = crate::cluster::Topology::of(&self.agent, rec).is_none_or(|t| t.failover);
-        match (failover, self.agent.cluster.fence()) {
+        match (failover, self.agent.fence()) {
             (true, Fence::Fenced) => Duty::Stop(
                 "failover lease lost (no contact with the manager quorum): stopping here",
             ),

@@ -382,6 +382,18 @@ impl Testbed {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What each agent said is the first thing a failure needs.
+            for node in &self.nodes {
+                let log = std::fs::read_to_string(node.dir.join("berth.log")).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(80)..];
+                eprintln!("---- {} berth.log (last {} lines)", node.name, tail.len());
+                for l in tail {
+                    eprintln!("{l}");
+                }
+            }
+        }
         for i in 0..self.nodes.len() {
             // Containers first, so the mounts they hold go with them.
             self.kill(i);
