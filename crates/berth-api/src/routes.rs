@@ -217,6 +217,7 @@ fn pending_status(a: &Agent, o: &berth_agent::ObjectInfo) -> berth_model::status
         log: vec!["status not evaluated yet".into()],
         resources: vec![],
         docker_socket: None,
+        placement: vec![],
     }
 }
 

@@ -62,6 +62,14 @@ async fn select(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectInfo>> {
         .await?)
 }
 
+/// The cluster as this node sees it; empty (one node) when unavailable.
+async fn view(ctx: &Ctx) -> berth_agent::cluster::ClusterView {
+    ctx.client()
+        .get("/v1/cluster/status")
+        .await
+        .unwrap_or_default()
+}
+
 async fn statuses(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectStatus>> {
     Ok(ctx
         .client()
@@ -96,7 +104,7 @@ pub async fn mon(ctx: &Ctx, selector: &str, watch: bool) -> anyhow::Result<ExitC
             if watch {
                 print!("\x1b[2J\x1b[H");
             }
-            print!("{}", render::mon_grid(&st));
+            print!("{}", render::mon_grid(&st, &view(ctx).await));
         }
         if !watch {
             return Ok(ExitCode::SUCCESS);
@@ -302,8 +310,9 @@ async fn print_status(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     if ctx.json() {
         print_json(&st)?;
     } else {
+        let view = view(ctx).await;
         for s in &st {
-            print!("{}", render::status_tree(s));
+            print!("{}", render::status_tree(s, &view));
         }
     }
     Ok(ExitCode::SUCCESS)

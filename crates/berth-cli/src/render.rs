@@ -1,5 +1,6 @@
 //! Text rendering: the status tree, the svcmon grid, docs, events.
 
+use berth_agent::cluster::{ClusterView, NodeState};
 use berth_agent::{ActionKind, ActionOutcome};
 use berth_model::event::Event;
 use berth_model::status::{Avail, ObjectStatus, Target};
@@ -23,8 +24,8 @@ pub fn outcome_line(o: &ActionOutcome) -> String {
     }
 }
 
-fn avail_char(s: &ObjectStatus) -> char {
-    match s.avail {
+fn avail_char(a: Avail) -> char {
+    match a {
         Avail::Up => 'O',
         Avail::Down => 'X',
         Avail::Warn => '!',
@@ -32,67 +33,142 @@ fn avail_char(s: &ObjectStatus) -> char {
     }
 }
 
-/// The svcmon grid: one row per object, one column per node.
-pub fn mon_grid(st: &[ObjectStatus]) -> String {
+/// The nodes to show, and each node's instance of `s` as far as known:
+/// this node's from its own status, the others' from their heartbeats.
+fn instances(s: &ObjectStatus, view: &ClusterView) -> Vec<(String, Option<Avail>)> {
+    if view.nodes.is_empty() {
+        return vec![(s.node.clone(), Some(s.avail))];
+    }
+    view.nodes
+        .iter()
+        .map(|n| {
+            let name = &n.record.name;
+            let avail = if *name == s.node {
+                Some(s.avail)
+            } else if n.state != NodeState::Up {
+                None
+            } else {
+                view.instances
+                    .get(name)
+                    .and_then(|v| v.iter().find(|i| i.path == s.path))
+                    .map(|i| i.avail)
+            };
+            (name.clone(), avail)
+        })
+        .collect()
+}
+
+/// `^`: the node is (one of) the object's placement; on a standalone node,
+/// an object to run.
+fn placed(s: &ObjectStatus, node: &str, view: &ClusterView) -> bool {
+    if view.nodes.is_empty() {
+        s.target == Target::Started
+    } else {
+        s.placement.iter().any(|p| p == node)
+    }
+}
+
+/// The svcmon grid: one row per object, one column per node, cells in
+/// OpenSVC's notation: `O` up, `X` down, `!` warn, `/` n/a, `^` placed
+/// there, `*` frozen, `?` node unreachable.
+pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
     let width = st
         .iter()
         .map(|s| s.path.len() + s.avail.as_str().len() + s.topology.len() + 3)
         .max()
         .unwrap_or(20)
         .max(20);
-    let node = st.first().map(|s| s.node.as_str()).unwrap_or("");
+    let nodes: Vec<String> = match st.first() {
+        Some(s) => instances(s, view).into_iter().map(|(n, _)| n).collect(),
+        None => view.nodes.iter().map(|n| n.record.name.clone()).collect(),
+    };
+    let colw = nodes.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
     let mut out = String::new();
-    let _ = writeln!(out, "{:<width$} {node}", "Services", width = width + 2);
+    let header: Vec<String> = nodes.iter().map(|n| format!("{n:<colw$}")).collect();
+    let _ = writeln!(
+        out,
+        "{:<width$} {}",
+        "Services",
+        header.join(" ").trim_end(),
+        width = width + 2
+    );
     for s in st {
         let left = format!(" {} {} {}", s.path, s.avail, s.topology);
-        let mut cell = String::new();
-        cell.push(avail_char(s));
-        if s.frozen {
-            cell.push('*');
-        } else if s.target == Target::Started {
-            cell.push('^');
+        let mut cells = Vec::new();
+        for (node, avail) in instances(s, view) {
+            let mut cell = String::new();
+            cell.push(avail.map(avail_char).unwrap_or('?'));
+            if placed(s, &node, view) {
+                cell.push('^');
+            }
+            if s.frozen {
+                cell.push('*');
+            }
+            if node == s.node && (s.resources.iter().any(|r| r.failed) || !s.log.is_empty()) {
+                cell.push('!');
+            }
+            cells.push(format!("{cell:<colw$}"));
         }
-        if s.resources.iter().any(|r| r.failed) || !s.log.is_empty() {
-            cell.push('!');
-        }
-        let _ = writeln!(out, "{left:<width$} | {cell}", width = width + 1);
+        let _ = writeln!(
+            out,
+            "{left:<width$} | {}",
+            cells.join(" ").trim_end(),
+            width = width + 1
+        );
     }
     out
 }
 
 /// The `print status` tree, in the seed's shape.
-pub fn status_tree(s: &ObjectStatus) -> String {
+pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<32} {}", s.path, s.avail);
     for l in &s.log {
         let _ = writeln!(out, "   warn: {l}");
     }
     let _ = writeln!(out, "`- instances");
-    let mut state = vec!["idle".to_string(), s.target.as_str().to_string()];
-    if s.frozen {
-        state.push("frozen".into());
-    }
-    let _ = writeln!(
-        out,
-        "   `- {:<26} {:<10} {}",
-        s.node,
-        s.avail.as_str(),
-        state.join(", ")
-    );
-    let n = s.resources.len();
-    for (i, r) in s.resources.iter().enumerate() {
-        let branch = if i + 1 == n { "`-" } else { "|-" };
-        let flags = if r.failed { "F......." } else { "........" };
+    let all = instances(s, view);
+    let count = all.len();
+    for (k, (node, avail)) in all.into_iter().enumerate() {
+        let last = k + 1 == count;
+        let (branch, cont) = if last { ("`-", "   ") } else { ("|-", "|  ") };
+        let mut state = vec![];
+        if node == s.node {
+            state.push("idle".to_string());
+        }
+        state.push(s.target.as_str().to_string());
+        if s.frozen {
+            state.push("frozen".into());
+        }
+        if placed(s, &node, view) {
+            state.push("placed".into());
+        }
+        let avail = avail.map(|a| a.as_str()).unwrap_or("unknown");
         let _ = writeln!(
             out,
-            "      {branch} {:<13} {flags} {:<10} {}",
-            r.rid,
-            r.avail.as_str(),
-            r.label
+            "   {branch} {:<26} {:<10} {}",
+            node,
+            avail,
+            state.join(", ")
         );
-        let cont = if i + 1 == n { "   " } else { "|  " };
-        for l in &r.log {
-            let _ = writeln!(out, "      {cont}  {:<22} {l}", "");
+        if node != s.node {
+            continue;
+        }
+        let n = s.resources.len();
+        for (i, r) in s.resources.iter().enumerate() {
+            let rbranch = if i + 1 == n { "`-" } else { "|-" };
+            let flags = if r.failed { "F......." } else { "........" };
+            let _ = writeln!(
+                out,
+                "   {cont}   {rbranch} {:<13} {flags} {:<10} {}",
+                r.rid,
+                r.avail.as_str(),
+                r.label
+            );
+            let rcont = if i + 1 == n { "   " } else { "|  " };
+            for l in &r.log {
+                let _ = writeln!(out, "   {cont}   {rcont}  {:<22} {l}", "");
+            }
         }
     }
     out

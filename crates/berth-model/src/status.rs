@@ -106,4 +106,7 @@ pub struct ObjectStatus {
     pub resources: Vec<ResourceStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_socket: Option<String>,
+    /// The nodes the object is placed on (cluster), empty before a start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<String>,
 }

@@ -30,6 +30,7 @@ impl Imon {
             log,
             resources: Vec::new(),
             docker_socket: None,
+            placement: rec.placement.clone(),
         };
         let r = match self.resolve(rec) {
             Ok(r) => r,
