@@ -223,6 +223,12 @@ impl Desired {
         Ok(())
     }
 
+    /// Waits (for `patience` at most) until this replica applied `index`:
+    /// a node told to act on a write made elsewhere must see it first.
+    pub async fn catch_up(&self, index: u64, patience: Duration) {
+        self.wait_applied(index, Instant::now() + patience).await
+    }
+
     /// Waits (until `deadline` at most) for this replica to apply `index`.
     async fn wait_applied(&self, index: u64, deadline: Instant) {
         let mut rx = self.current().raft.metrics();

@@ -289,3 +289,120 @@ fn flex_spreads_and_scales() {
     let out = n0.berth(&["fx/one", "scale", "2"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+fn node_entry(v: &serde_json::Value, name: &str) -> serde_json::Value {
+    v["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["name"] == name).cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn promoted_workers_become_managers_that_can_lead() {
+    let mut bed = Testbed::new(3);
+    bed.form_cluster(1);
+    let n0 = &bed.nodes[0];
+    for w in ["node1", "node2"] {
+        n0.ok(&["node", w, "promote"]);
+    }
+    // The promoted nodes get manager certificates and the seal key.
+    for i in 1..3 {
+        let n = &bed.nodes[i];
+        wait_until("a manager certificate", 30, || {
+            n.berth(&["cluster", "token", "--manager"]).status.success()
+        });
+    }
+    let v = n0.json(&["cluster", "status"]);
+    for w in ["node1", "node2"] {
+        let e = node_entry(&v, w);
+        assert_eq!(
+            (e["role"].as_str(), e["voter"].as_bool()),
+            (Some("manager"), Some(true)),
+            "{v:#}"
+        );
+    }
+    // Demoted, a node loses its vote and the managers' secrets.
+    n0.ok(&["node", "node2", "demote"]);
+    let n2 = &bed.nodes[2];
+    wait_until("node2 to lose the seal key", 30, || {
+        !n2.berth(&["cluster", "token"]).status.success()
+    });
+    let e = node_entry(&n0.json(&["cluster", "status"]), "node2");
+    assert_eq!(
+        (e["role"].as_str(), e["voter"].as_bool()),
+        (Some("worker"), Some(false))
+    );
+    // With node1 a manager, losing node0 still leaves a quorum... of two
+    // voters out of two only if node2 votes again: promote it back first.
+    n0.ok(&["node", "node2", "promote"]);
+    wait_until("node2 a manager again", 30, || {
+        n2.berth(&["cluster", "token", "--manager"])
+            .status
+            .success()
+    });
+    bed.kill(0);
+    let n1 = &bed.nodes[1];
+    wait_until("a new leader among the promoted nodes", 20, || {
+        let v = n1.json(&["cluster", "status"]);
+        v["leader"]
+            .as_str()
+            .is_some_and(|l| l == "node1" || l == "node2")
+    });
+    n1.ok(&[
+        "create",
+        "prom/after",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+    ]);
+    let n2 = &bed.nodes[2];
+    wait_until("the write to replicate", 10, || {
+        n2.berth(&["prom/after", "print", "config"])
+            .status
+            .success()
+    });
+    // Removing the dead node leaves a cluster of two managers.
+    n1.ok(&["node", "node0", "remove"]);
+    let v = n1.json(&["cluster", "status"]);
+    assert_eq!(v["nodes"].as_array().map(Vec::len), Some(2), "{v:#}");
+}
+
+#[test]
+fn labels_place_switch_moves_and_drain_empties_a_node() {
+    let bed = Testbed::new(3);
+    bed.form_cluster(1);
+    let n0 = &bed.nodes[0];
+    n0.ok(&["node", "node1", "label", "--kw", "role=db"]);
+    n0.ok(&["node", "node2", "label", "--kw", "role=db"]);
+    n0.ok(&[
+        "create",
+        "lbl/pg",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+        "--kw",
+        "nodes=role=db",
+        "--kw",
+        "orchestrate=ha",
+    ]);
+    n0.ok(&["lbl/pg", "start"]);
+    let name = "lbl..pg.container.0";
+    wait_until("the service on a role=db node", 30, || {
+        let r = runners(&bed, name);
+        r.len() == 1 && r[0] != "node0"
+    });
+    let first = runners(&bed, name)[0].clone();
+    let other = if first == "node1" { "node2" } else { "node1" };
+    n0.ok(&["lbl/pg", "switch", "--to", other]);
+    assert_eq!(runners(&bed, name), vec![other.to_string()]);
+    // Draining its node moves it back, and the drained node runs nothing.
+    n0.ok(&["node", other, "drain"]);
+    wait_until("the service off the drained node", 30, || {
+        runners(&bed, name) == vec![first.clone()]
+    });
+    let out = n0.berth(&["lbl/pg", "switch", "--to", other]);
+    assert!(!out.status.success(), "a drained node took a switch");
+    // A bad label is refused.
+    let out = n0.berth(&["node", "node1", "label", "--kw", "novalue"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = n0.berth(&["node", "nosuch", "drain"]);
+    assert!(!out.status.success());
+}

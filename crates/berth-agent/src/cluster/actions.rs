@@ -97,6 +97,7 @@ async fn remote(
             &RemoteAction {
                 path: key.to_string(),
                 action: kind,
+                applied: agent.desired.applied_index(),
             },
         )
         .await

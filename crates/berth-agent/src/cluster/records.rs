@@ -139,6 +139,9 @@ pub struct HeartbeatAck {
 pub struct RemoteAction {
     pub path: String,
     pub action: ActionKind,
+    /// The sender's applied index: the receiver acts once it applied as much.
+    #[serde(default)]
+    pub applied: u64,
 }
 
 /// Node liveness as the leader sees it.

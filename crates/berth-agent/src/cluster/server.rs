@@ -226,7 +226,13 @@ async fn node_endpoint(
         },
         PATH_ACTION => match decode::<RemoteAction>(body) {
             Ok(a) => match a.path.parse() {
-                Ok(p) => result(agent.local_action(&p, a.action).await),
+                Ok(p) => {
+                    agent
+                        .desired
+                        .catch_up(a.applied, Duration::from_secs(10))
+                        .await;
+                    result(agent.local_action(&p, a.action).await)
+                }
                 Err(e) => error(AgentError::BadInput(format!("{e}"))),
             },
             Err(e) => error(e),
