@@ -32,8 +32,15 @@ pub struct AgentOptions {
 }
 
 /// The Raft file generation of a standalone node (and of the node that
-/// initialized its cluster from there).
-pub const STANDALONE_GENERATION: &str = "local";
+/// initialized its cluster from there): `local`, or what a node that left a
+/// cluster started afresh with (`$BERTH_HOME/cluster/standalone`).
+pub(crate) fn standalone_generation(home: &Home) -> String {
+    std::fs::read_to_string(home.root.join("cluster").join("standalone"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .unwrap_or_else(|| "local".to_string())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,7 +92,7 @@ impl Agent {
         let desired = Arc::new(match &identity {
             None => {
                 Desired::open(
-                    &opts.home.raft_file(STANDALONE_GENERATION),
+                    &opts.home.raft_file(&standalone_generation(&opts.home)),
                     berth_store::FIRST_ID,
                     true,
                     cluster.tls.clone(),

@@ -61,6 +61,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/cluster/init", post(cluster_init))
         .route("/v1/cluster/join", post(cluster_join))
         .route("/v1/cluster/token", post(cluster_token))
+        .route("/v1/cluster/leave", post(cluster_leave))
         .route("/v1/cluster/status", get(cluster_status))
         .route("/v1/nodes/op", post(node_op))
         .with_state(agent)
@@ -155,6 +156,12 @@ async fn cluster_token(State(a): S, Json(r): Json<TokenRequest>) -> ApiResult<To
         role: r.role,
         token,
         rotated: r.rotate,
+    }))
+}
+
+async fn cluster_leave(State(a): S) -> ApiResult<MessageReply> {
+    Ok(Json(MessageReply {
+        message: a.cluster_leave().await?,
     }))
 }
 

@@ -92,3 +92,8 @@ pub struct DaemonInfo {
     pub host_docker_socket: String,
     pub objects: usize,
 }
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MessageReply {
+    pub message: String,
+}

@@ -205,6 +205,10 @@ pub enum ClusterCmd {
         #[arg(long)]
         rotate: bool,
     },
+    /// Leave the cluster. Services move to other nodes and this node becomes
+    /// standalone and empty; the last member keeps its services.
+    #[command(after_help = "Examples:\n  berth cluster leave")]
+    Leave,
     /// Nodes, roles, leader and reachability.
     #[command(
         after_help = "Examples:\n  berth cluster status\n  berth cluster status --format json"

@@ -112,6 +112,14 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             println!("{}", t.token);
             Ok(ExitCode::SUCCESS)
         }
+        ClusterCmd::Leave => {
+            let r: berth_api::types::MessageReply = client.post("/v1/cluster/leave", &()).await?;
+            if ctx.json() {
+                return print_json(&r).map(|_| ExitCode::SUCCESS);
+            }
+            println!("{}", r.message);
+            Ok(ExitCode::SUCCESS)
+        }
         ClusterCmd::Status => {
             let v: ClusterView = client.get("/v1/cluster/status").await?;
             if ctx.json() {

@@ -128,14 +128,18 @@ impl Desired {
         Desired::open(path, FIRST_ID, true, TlsSlot::default()).await
     }
 
-    /// Throws away this node's Raft state and opens a fresh, uninitialized
-    /// one at `path` as node `id`, to be added to a cluster by its leader.
-    pub async fn rejoin(&self, path: &Path, id: u64) -> Result<(), StoreError> {
+    /// Throws away this node's Raft state and opens a fresh one at `path`
+    /// as node `id`: uninitialized, to be added to a cluster by its leader,
+    /// or with `standalone` a new cluster of one.
+    pub async fn rejoin(&self, path: &Path, id: u64, standalone: bool) -> Result<(), StoreError> {
         let old = self.current();
         let _ = old.raft.shutdown().await;
         old.relay.abort();
-        let inner = open_inner(path, id, false, &self.tls, &self.changes).await?;
+        let inner = open_inner(path, id, standalone, &self.tls, &self.changes).await?;
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
+        if standalone {
+            self.wait_leader().await?;
+        }
         let _ = self.changes.send(Arc::new(None));
         Ok(())
     }

@@ -406,3 +406,48 @@ fn labels_place_switch_moves_and_drain_empties_a_node() {
     let out = n0.berth(&["node", "nosuch", "drain"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_leaving_node_hands_its_services_over_and_ends_standalone() {
+    let bed = Testbed::new(2);
+    bed.form_cluster(1);
+    let (n0, n1) = (&bed.nodes[0], &bed.nodes[1]);
+    n0.ok(&[
+        "create",
+        "bye/app",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+        "--kw",
+        "orchestrate=ha",
+    ]);
+    n0.ok(&["bye/app", "start"]);
+    n0.ok(&["bye/app", "switch", "--to", "node1"]);
+    let name = "bye..app.container.0";
+    assert_eq!(runners(&bed, name), vec!["node1".to_string()]);
+    // The only manager cannot leave a cluster that has other members.
+    let out = n0.berth(&["cluster", "leave"]);
+    assert!(!out.status.success(), "{out:?}");
+    n1.ok(&["cluster", "leave"]);
+    wait_until("the service back on node0 and gone from node1", 30, || {
+        runners(&bed, name) == vec!["node0".to_string()]
+    });
+    let all = n1.docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !String::from_utf8_lossy(&all.stdout).contains(name),
+        "node1 kept the container"
+    );
+    let v = n1.json(&["cluster", "status"]);
+    assert!(v["cluster"].is_null(), "{v:#}");
+    let ls = n1.berth(&["ls"]);
+    assert!(
+        String::from_utf8_lossy(&ls.stderr).contains("matches no object"),
+        "{ls:?}"
+    );
+    let v = n0.json(&["cluster", "status"]);
+    assert_eq!(v["nodes"].as_array().map(Vec::len), Some(1), "{v:#}");
+    // The last member dissolves the cluster and keeps its service.
+    n0.ok(&["cluster", "leave"]);
+    assert!(n0.json(&["cluster", "status"])["cluster"].is_null());
+    assert_eq!(runners(&bed, name), vec!["node0".to_string()]);
+    n0.ok(&["bye/app", "stop"]);
+}

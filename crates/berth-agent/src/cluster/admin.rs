@@ -118,7 +118,9 @@ pub(crate) async fn apply_membership(
     op: MembershipOp,
 ) -> Result<(), AgentError> {
     let allowed = match &op {
-        MembershipOp::Add { node } => node == caller || caller_role == Role::Manager,
+        MembershipOp::Add { node } | MembershipOp::Remove { node } => {
+            node == caller || caller_role == Role::Manager
+        }
         _ => caller_role == Role::Manager,
     };
     if !allowed {

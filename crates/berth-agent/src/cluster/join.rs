@@ -153,7 +153,7 @@ impl Agent {
             node_id,
             role: NodeRole::Manager,
             advertise: advertise.to_string(),
-            generation: crate::agent::STANDALONE_GENERATION.to_string(),
+            generation: crate::agent::standalone_generation(&self.opts.home),
             cert_pem: cert.cert_pem,
             key_pem: cert.key_pem,
             ca_pem: cert.ca_pem,
@@ -258,7 +258,7 @@ impl Agent {
             seal_key: reply.seal_key,
         };
         self.desired
-            .rejoin(&self.opts.home.raft_file(&id.generation), id.node_id)
+            .rejoin(&self.opts.home.raft_file(&id.generation), id.node_id, false)
             .await?;
         self.become_member(id.clone())?;
         let _: () = self
@@ -288,7 +288,7 @@ impl Agent {
         let _ = std::fs::remove_file(
             self.opts
                 .home
-                .raft_file(crate::agent::STANDALONE_GENERATION),
+                .raft_file(&crate::agent::standalone_generation(&self.opts.home)),
         );
         self.events.emit(
             None,
@@ -311,6 +311,82 @@ impl Agent {
             worker_token: None,
             manager_token: None,
         })
+    }
+
+    /// Leaves the cluster: the leader removes this node, whose services move
+    /// elsewhere; this node then stops its instances and is standalone again,
+    /// with no objects. The last member dissolves the cluster instead and
+    /// keeps its objects.
+    pub async fn cluster_leave(self: &Arc<Self>) -> Result<String, AgentError> {
+        let _guard = self.cluster_lock.lock().await;
+        let me = self
+            .cluster
+            .identity()
+            .ok_or_else(|| AgentError::Conflict("this node is not in a cluster".into()))?;
+        let members = self.node_records();
+        let alone = members.iter().all(|n| n.name == me.node);
+        if alone {
+            self.desired
+                .write(Request::Batch(vec![
+                    Request::Delete {
+                        key: CLUSTER_KEY.into(),
+                    },
+                    Request::Delete {
+                        key: node_key(&me.node),
+                    },
+                ]))
+                .await?;
+        } else {
+            let membership = self.desired.membership();
+            if membership.voters.len() == 1 && membership.voters.contains(&me.node_id) {
+                return Err(AgentError::Conflict(
+                    "this node is the cluster's only manager: promote another node first".into(),
+                ));
+            }
+            let op = MembershipOp::Remove {
+                node: me.node.clone(),
+            };
+            let (_, addr) = self
+                .desired
+                .leader()
+                .ok_or_else(|| AgentError::Cluster("no leader is known right now; retry".into()))?;
+            if self.desired.is_leader() {
+                super::admin::apply_membership(self, me.role.net(), &me.node, op).await?;
+            } else {
+                let _: () = self
+                    .cluster
+                    .call(&addr, server::PATH_MEMBERSHIP, &op)
+                    .await?;
+            }
+            // A fresh, empty standalone state: the monitors find their
+            // objects gone and remove this node's containers.
+            let generation = format!("local-{}", uuid::Uuid::new_v4());
+            self.desired
+                .rejoin(
+                    &self.opts.home.raft_file(&generation),
+                    berth_store::FIRST_ID,
+                    true,
+                )
+                .await?;
+            let _ = std::fs::remove_file(self.opts.home.raft_file(&me.generation));
+            crate::durable(|| {
+                crate::home::atomic_write(
+                    &self.opts.home.root.join("cluster").join("standalone"),
+                    generation.as_bytes(),
+                )
+            })?;
+        }
+        crate::durable(|| std::fs::remove_file(super::identity::file(&self.opts.home)))?;
+        *self
+            .cluster
+            .identity
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        *self.cluster.tls.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.cluster.stop_listener();
+        let msg = format!("left cluster {}; this node is standalone", me.cluster);
+        self.events.emit(None, None, msg.clone(), None);
+        Ok(msg)
     }
 
     /// The join token for `role`, rotated first with `rotate`. Managers only:

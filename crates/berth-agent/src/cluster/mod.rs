@@ -198,6 +198,18 @@ impl Cluster {
             .map_err(|e| AgentError::Cluster(e.to_string()))
     }
 
+    fn stop_listener(&self) {
+        if let Some(h) = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            h.abort();
+        }
+        *self.server_tls.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     fn forget_clients(&self) {
         if let Ok(mut map) = self.clients.try_lock() {
             map.clear();

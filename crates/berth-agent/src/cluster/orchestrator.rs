@@ -21,7 +21,7 @@ use super::clock::boottime;
 use super::records::{InstanceReport, NodeRecord};
 use crate::agent::Agent;
 use berth_manager::liveness::NodeState;
-use berth_manager::placement::{place, NodeView, PlacementSpec};
+use berth_manager::placement::{place, NodeView, PlacementError, PlacementSpec};
 use berth_model::status::{Avail, Target};
 use berth_model::ConfigDoc;
 use berth_store::{ObjectRecord, Request};
@@ -253,7 +253,13 @@ fn placement_for(
         .map(|n| (n.clone(), 1))
         .collect();
     let spec = PlacementSpec::from_words(&topo.nodes, Some(1));
-    let chosen = place(&spec, &views, &current, topo.want()).map_err(|e| e.to_string())?;
+    let chosen = match place(&spec, &views, &current, topo.want()) {
+        // A flex service runs as many instances as there is room for.
+        Err(PlacementError::NotEnoughRoom { possible, .. }) if !topo.failover && possible > 0 => {
+            place(&spec, &views, &current, possible).map_err(|e| e.to_string())?
+        }
+        r => r.map_err(|e| e.to_string())?,
+    };
     let mut nodes: Vec<String> = chosen.into_keys().collect();
     nodes.sort();
     let mut old = rec.placement.clone();
