@@ -48,6 +48,7 @@ pub fn document() -> Value {
             "/v1/cluster/init": {"post": op("Make this node the first manager of a new cluster", json!([]), Some("InitRequest"), "cluster summary with join tokens")},
             "/v1/cluster/join": {"post": op("Join the cluster of the manager at addr with a join token", json!([]), Some("JoinRequest"), "cluster summary")},
             "/v1/cluster/token": {"post": op("Show or rotate a join token (managers only)", json!([]), Some("TokenRequest"), "token")},
+            "/v1/cluster/ca/rotate": {"post": op("Replace the cluster CA without downtime; returns the new join tokens (managers only)", json!([]), None, "cluster summary with join tokens")},
             "/v1/cluster/leave": {"post": op("Leave the cluster: services move elsewhere, the node becomes standalone and empty; the last member dissolves the cluster and keeps its objects", json!([]), None, "message")},
             "/v1/cluster/status": {"get": op("Nodes, roles, leader, liveness and the instances each node reports", json!([]), None, "cluster view")},
             "/v1/nodes/op": {"post": op("Label, drain, undrain, freeze, thaw, promote, demote or remove a node", json!([]), Some("NodeOpRequest"), "node record")},

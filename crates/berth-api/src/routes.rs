@@ -62,6 +62,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/cluster/join", post(cluster_join))
         .route("/v1/cluster/token", post(cluster_token))
         .route("/v1/cluster/leave", post(cluster_leave))
+        .route("/v1/cluster/ca/rotate", post(cluster_ca_rotate))
         .route("/v1/cluster/status", get(cluster_status))
         .route("/v1/nodes/op", post(node_op))
         .with_state(agent)
@@ -157,6 +158,10 @@ async fn cluster_token(State(a): S, Json(r): Json<TokenRequest>) -> ApiResult<To
         token,
         rotated: r.rotate,
     }))
+}
+
+async fn cluster_ca_rotate(State(a): S) -> ApiResult<berth_agent::cluster::ClusterSummary> {
+    Ok(Json(a.cluster_ca_rotate().await?))
 }
 
 async fn cluster_leave(State(a): S) -> ApiResult<MessageReply> {

@@ -205,6 +205,12 @@ pub enum ClusterCmd {
         #[arg(long)]
         rotate: bool,
     },
+    /// The cluster CA.
+    #[command(after_help = "Examples:\n  berth cluster ca rotate")]
+    Ca {
+        #[command(subcommand)]
+        cmd: CaCmd,
+    },
     /// Leave the cluster. Services move to other nodes and this node becomes
     /// standalone and empty; the last member keeps its services.
     #[command(after_help = "Examples:\n  berth cluster leave")]
@@ -214,6 +220,16 @@ pub enum ClusterCmd {
         after_help = "Examples:\n  berth cluster status\n  berth cluster status --format json"
     )]
     Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Replace the CA with a new one. Every node renews its certificate;
+    /// the old CA stays trusted until all have. Join tokens change too.
+    #[command(
+        after_help = "Examples:\n  berth cluster ca rotate\n  berth cluster status   # ca_rotating until every node renewed"
+    )]
+    Rotate,
 }
 
 /// `berth node <name> <command>`.

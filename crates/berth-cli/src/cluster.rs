@@ -112,6 +112,25 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             println!("{}", t.token);
             Ok(ExitCode::SUCCESS)
         }
+        ClusterCmd::Ca {
+            cmd: crate::args::CaCmd::Rotate,
+        } => {
+            let s: ClusterSummary = client.post("/v1/cluster/ca/rotate", &()).await?;
+            if ctx.json() {
+                return print_json(&s).map(|_| ExitCode::SUCCESS);
+            }
+            println!(
+                "cluster {} has a new CA; nodes are renewing their certificates (see `berth cluster status`)",
+                s.cluster
+            );
+            if let Some(t) = &s.worker_token {
+                println!("new worker token:  {t}");
+            }
+            if let Some(t) = &s.manager_token {
+                println!("new manager token: {t}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ClusterCmd::Leave => {
             let r: berth_api::types::MessageReply = client.post("/v1/cluster/leave", &()).await?;
             if ctx.json() {
@@ -127,9 +146,14 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             }
             match (&v.cluster, &v.cluster_id) {
                 (Some(name), Some(id)) => println!(
-                    "cluster {name} ({id}), leader {}, term {}",
+                    "cluster {name} ({id}), leader {}, term {}{}",
                     v.leader.as_deref().unwrap_or("unknown"),
-                    v.term
+                    v.term,
+                    if v.ca_rotating {
+                        ", CA rotation under way"
+                    } else {
+                        ""
+                    }
                 ),
                 _ => println!("standalone node (not in a cluster)"),
             }

@@ -451,3 +451,72 @@ fn a_leaving_node_hands_its_services_over_and_ends_standalone() {
     assert_eq!(runners(&bed, name), vec!["node0".to_string()]);
     n0.ok(&["bye/app", "stop"]);
 }
+
+#[test]
+fn rotating_the_ca_renews_every_node_and_restarts_nothing() {
+    let bed = Testbed::new(3);
+    bed.form_cluster(2);
+    let n0 = &bed.nodes[0];
+    n0.ok(&[
+        "create",
+        "rot/svc",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+        "--kw",
+        "topology=flex",
+        "--kw",
+        "flex_target=3",
+    ]);
+    n0.ok(&["rot/svc", "start"]);
+    let name = "rot..svc.container.0";
+    wait_until("three instances", 30, || runners(&bed, name).len() == 3);
+    let started = |bed: &Testbed| -> Vec<String> {
+        bed.nodes
+            .iter()
+            .map(|n| {
+                let out = n.docker(&["inspect", "--format", "{{.Id}} {{.State.StartedAt}}", name]);
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            })
+            .collect()
+    };
+    let before = started(&bed);
+    let old_ca = n0.json(&["cluster", "status"])["ca"].clone();
+    let old_token = n0.ok(&["cluster", "token"]);
+    let rotated = n0.json(&["cluster", "ca", "rotate"]);
+    let new_token = rotated["worker_token"]
+        .as_str()
+        .expect("new token")
+        .to_string();
+    assert_ne!(old_token.trim(), new_token);
+    // Every node renews from the new CA, then the old one is dropped.
+    wait_until("the rotation to complete", 60, || {
+        let v = bed.nodes[1].json(&["cluster", "status"]);
+        !v["ca_rotating"].as_bool().unwrap_or(true)
+            && v["ca"] != old_ca
+            && v["nodes"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|n| n["ca"] == v["ca"] && n["state"] == "up"))
+    });
+    // The cluster still works end to end: a write from a worker, and the
+    // leader's view of every node.
+    bed.nodes[2].ok(&["rot/svc", "set", "--kw", "env=rotated"]);
+    assert_eq!(
+        started(&bed),
+        before,
+        "a container restarted during the rotation"
+    );
+    let again = n0.berth(&["cluster", "ca", "rotate"]);
+    assert!(again.status.success(), "{again:?}");
+    // Old tokens pin the old CA and are refused.
+    let joiner = Env::start();
+    let refused = joiner.fails(&[
+        "cluster",
+        "join",
+        &n0.advertise(),
+        "--token",
+        old_token.trim(),
+        "--advertise",
+        "127.0.0.1:7946",
+    ]);
+    assert!(refused.contains("does not match"), "{refused}");
+}

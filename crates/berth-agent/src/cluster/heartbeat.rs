@@ -150,16 +150,20 @@ pub(crate) async fn receive(agent: &Arc<Agent>, hb: Heartbeat) -> Result<Heartbe
 async fn watch_fence(agent: Arc<Agent>) {
     loop {
         tokio::time::sleep(FENCE_CHECK).await;
-        let (fence, changed) = agent.cluster.note_fence(agent.desired.applied_index());
-        if !changed {
+        let (before, now) = agent.cluster.note_fence(agent.desired.applied_index());
+        if before == now {
             continue;
         }
-        let line = match fence {
-            Fence::Fenced => "failover lease lost: stopping failover instances here",
-            Fence::Valid => "failover lease granted",
-            Fence::Starting | Fence::Standalone => continue,
+        let line = match (before, now) {
+            (_, Fence::Fenced) => Some("failover lease lost: stopping failover instances here"),
+            (Fence::Fenced | Fence::Starting, Fence::Valid | Fence::CatchingUp) => {
+                Some("failover lease granted")
+            }
+            _ => None,
         };
-        agent.events.emit(None, None, line.into(), None);
+        if let Some(line) = line {
+            agent.events.emit(None, None, line.into(), None);
+        }
         agent.wake_all();
     }
 }

@@ -123,6 +123,7 @@ impl Agent {
             worker_token_sealed: seal.seal(worker.to_string().as_bytes())?,
             manager_token_sealed: seal.seal(manager.to_string().as_bytes())?,
             created: now(),
+            ca_previous_pem: None,
         };
         let me = NodeRecord {
             name: node.clone(),
@@ -132,6 +133,7 @@ impl Agent {
             labels: Default::default(),
             drain: false,
             frozen: false,
+            ca: Some(ca.fingerprint()),
         };
         let mut batch = vec![
             put_json(CLUSTER_KEY, &record)?,
@@ -238,11 +240,11 @@ impl Agent {
                     }
                     e => unreachable(e),
                 })?;
-        if reply.ca_pem != ca_pem {
-            return Err(AgentError::Forbidden(
+        token.pins(&reply.ca_pem).map_err(|_| {
+            AgentError::Forbidden(
                 "the manager answered with another CA than the one the token pins".into(),
-            ));
-        }
+            )
+        })?;
         // 3. A fresh Raft state under the cluster's id, then membership.
         let id = Identity {
             cluster: reply.cluster.clone(),
@@ -430,6 +432,55 @@ impl Agent {
             .map_err(|_| AgentError::Cluster("the stored token is not text".into()))
     }
 
+    /// Replaces the cluster CA. Nodes keep trusting the previous CA until
+    /// every one of them has renewed its certificate from the new one, so
+    /// no connection breaks and nothing restarts. Join tokens pin the CA:
+    /// both are replaced, and returned.
+    pub async fn cluster_ca_rotate(&self) -> Result<ClusterSummary, AgentError> {
+        let _guard = self.cluster_lock.lock().await;
+        let (rec, seal) = self.manager_secrets()?;
+        if rec.ca_previous_pem.is_some() {
+            return Err(AgentError::Conflict(
+                "a CA rotation is still under way: some nodes have not renewed yet (see `berth cluster status`)".into(),
+            ));
+        }
+        let me = self
+            .cluster
+            .identity()
+            .ok_or_else(|| AgentError::Conflict("this node is not in a cluster".into()))?;
+        let ca = ClusterCa::generate(&rec.name)?;
+        let worker = JoinToken::generate(&ca.fingerprint(), Role::Worker)?;
+        let manager = JoinToken::generate(&ca.fingerprint(), Role::Manager)?;
+        let next = ClusterRecord {
+            ca_cert_pem: ca.cert_pem().to_string(),
+            ca_key_sealed: seal.seal(ca.key_pem().as_bytes())?,
+            worker_token_sealed: seal.seal(worker.to_string().as_bytes())?,
+            manager_token_sealed: seal.seal(manager.to_string().as_bytes())?,
+            ca_previous_pem: Some(rec.ca_cert_pem.clone()),
+            ..rec
+        };
+        self.desired.write(put_json(CLUSTER_KEY, &next)?).await?;
+        self.events.emit(
+            None,
+            None,
+            format!(
+                "cluster CA rotated (new fingerprint {}); nodes renew their certificates, old join tokens are refused",
+                ca.fingerprint()
+            ),
+            None,
+        );
+        Ok(ClusterSummary {
+            cluster: next.name,
+            cluster_id: next.id,
+            node: me.node,
+            node_id: me.node_id,
+            role: me.role,
+            advertise: me.advertise,
+            worker_token: Some(worker.to_string()),
+            manager_token: Some(manager.to_string()),
+        })
+    }
+
     /// The cluster record and the key that opens its secrets.
     pub(crate) fn manager_secrets(&self) -> Result<(ClusterRecord, SealKey), AgentError> {
         let id = self.cluster.identity().ok_or_else(|| {
@@ -525,6 +576,7 @@ pub(crate) async fn admit(agent: &Arc<Agent>, req: JoinRequest) -> Result<JoinRe
         labels: existing.map(|n| n.labels.clone()).unwrap_or_default(),
         drain: false,
         frozen: false,
+        ca: Some(ca.fingerprint()),
     };
     agent
         .desired
@@ -536,6 +588,7 @@ pub(crate) async fn admit(agent: &Arc<Agent>, req: JoinRequest) -> Result<JoinRe
         format!("node {} admitted as {} (id {id})", req.node, role.as_str()),
         None,
     );
+    let bundle = rec.trust_bundle();
     Ok(JoinReply {
         cluster: rec.name,
         cluster_id: rec.id,
@@ -543,7 +596,7 @@ pub(crate) async fn admit(agent: &Arc<Agent>, req: JoinRequest) -> Result<JoinRe
         role,
         cert_pem: cert.cert_pem,
         key_pem: cert.key_pem,
-        ca_pem: cert.ca_pem,
+        ca_pem: bundle,
         seal_key: (role == NodeRole::Manager).then(|| seal.to_hex()),
     })
 }

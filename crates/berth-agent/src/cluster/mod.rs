@@ -56,6 +56,9 @@ pub enum Fence {
     Valid,
     /// Just started, no lease yet: keep what runs, start nothing.
     Starting,
+    /// The lease is valid but this replica has not yet applied what the
+    /// leader had when it granted it: keep what runs, start nothing.
+    CatchingUp,
     /// The lease ran out: failover instances must stop.
     Fenced,
 }
@@ -145,8 +148,12 @@ impl Cluster {
         }
         let now = clock::boottime();
         let st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        if st.lease.valid(now) && applied >= st.required_index {
-            Fence::Valid
+        if st.lease.valid(now) {
+            if applied >= st.required_index {
+                Fence::Valid
+            } else {
+                Fence::CatchingUp
+            }
         } else if !st.granted && now < self.started + self.timing.lease {
             Fence::Starting
         } else {
@@ -165,13 +172,12 @@ impl Cluster {
         st.required_index = st.required_index.max(applied);
     }
 
-    /// The fence state, and whether it changed since the last call.
-    fn note_fence(&self, applied: u64) -> (Fence, bool) {
+    /// The fence state at the last call, and now.
+    fn note_fence(&self, applied: u64) -> (Fence, Fence) {
         let f = self.fence(applied);
         let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = st.last != f;
-        st.last = f;
-        (f, changed)
+        let before = std::mem::replace(&mut st.last, f);
+        (before, f)
     }
 
     /// One JSON request to the node listening at `addr`.
@@ -289,6 +295,10 @@ impl Agent {
         let mut out = ClusterView {
             cluster: info.as_ref().map(|c| c.name.clone()),
             cluster_id: info.as_ref().map(|c| c.id.clone()),
+            ca: info
+                .as_ref()
+                .and_then(|c| berth_net::fingerprint_pem(&c.ca_cert_pem).ok()),
+            ca_rotating: info.as_ref().is_some_and(|c| c.ca_previous_pem.is_some()),
             leader: None,
             term: self.desired.current_term(),
             nodes: Vec::new(),

@@ -132,6 +132,7 @@ fn decide(
             labels: Default::default(),
             drain: false,
             frozen: false,
+            ca: None,
         }]
     };
     let mut load: BTreeMap<&str, usize> = BTreeMap::new();

@@ -26,6 +26,25 @@ pub struct ClusterRecord {
     pub worker_token_sealed: String,
     pub manager_token_sealed: String,
     pub created: String,
+    /// During a CA rotation: the previous CA, still trusted until every
+    /// node has a certificate from the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_previous_pem: Option<String>,
+}
+
+impl ClusterRecord {
+    /// The CA certificates nodes trust: the current one first (what join
+    /// tokens pin), then the previous one during a rotation.
+    pub fn trust_bundle(&self) -> String {
+        let mut b = self.ca_cert_pem.clone();
+        if let Some(p) = &self.ca_previous_pem {
+            if !b.ends_with('\n') {
+                b.push('\n');
+            }
+            b.push_str(p);
+        }
+        b
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +85,9 @@ pub struct NodeRecord {
     /// Takes no new instances; what runs stays.
     #[serde(default)]
     pub frozen: bool,
+    /// Fingerprint of the CA that issued the node's current certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 /// `POST /join/v1/join`, sent once the joiner pinned the CA.
@@ -170,6 +192,12 @@ pub struct NodeInfo {
 pub struct ClusterView {
     pub cluster: Option<String>,
     pub cluster_id: Option<String>,
+    /// Fingerprint of the current cluster CA.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// A CA rotation is under way (some node still has an old certificate).
+    #[serde(default)]
+    pub ca_rotating: bool,
     pub leader: Option<String>,
     pub term: u64,
     pub nodes: Vec<NodeInfo>,

@@ -4,15 +4,16 @@
 //! demote). The reply carries the role from desired state, and the seal key
 //! to a manager only.
 
-use super::records::{node_key, JoinReply, NodeRecord, NodeRole};
+use super::records::{node_key, JoinReply, NodeRecord, NodeRole, CLUSTER_KEY};
 use super::server;
 use crate::agent::Agent;
 use crate::error::AgentError;
 use berth_net::ClusterCa;
+use berth_store::put_json;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Between two attempts that failed.
+/// After a failed attempt, before the next.
 const RETRY: Duration = Duration::from_secs(10);
 
 /// When (seconds since the epoch) a certificate valid from `start` to
@@ -40,22 +41,28 @@ pub(crate) async fn maybe_renew(agent: &Arc<Agent>) {
         }
         Err(_) => true,
     };
-    if !due && !super::heartbeat::role_changed(agent) {
+    let ca_changed = agent
+        .cluster_record()
+        .is_some_and(|rec| rec.trust_bundle() != me.ca_pem);
+    if !due && !ca_changed && !super::heartbeat::role_changed(agent) {
         return;
     }
-    {
-        let mut last = agent
-            .cluster
-            .last_renewal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let now = super::clock::boottime();
-        if last.is_some_and(|t| now < t + RETRY) {
-            return;
-        }
-        *last = Some(now);
+    let now = super::clock::boottime();
+    let failed_at = *agent
+        .cluster
+        .last_renewal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if failed_at.is_some_and(|t| now < t + RETRY) {
+        return;
     }
-    if let Err(e) = renew(agent).await {
+    let outcome = renew(agent).await;
+    *agent
+        .cluster
+        .last_renewal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = outcome.is_err().then_some(now);
+    if let Err(e) = outcome {
         agent
             .events
             .emit(None, None, format!("certificate renewal failed: {e}"), None);
@@ -130,6 +137,42 @@ pub(crate) async fn issue(agent: &Arc<Agent>, caller: &str) -> Result<JoinReply,
         &[ip],
         berth_net::DEFAULT_NODE_CERT_VALIDITY,
     )?;
+    // Record which CA the node's certificate now comes from; once every
+    // node has one from the current CA, the previous one is dropped.
+    let fingerprint = ca.fingerprint();
+    if node.ca.as_deref() != Some(fingerprint.as_str()) {
+        let mut updated = node.clone();
+        updated.ca = Some(fingerprint.clone());
+        agent
+            .desired
+            .write(put_json(&node_key(caller), &updated)?)
+            .await?;
+    }
+    let bundle = if rec.ca_previous_pem.is_some()
+        && agent
+            .node_records()
+            .iter()
+            .all(|n| n.ca.as_deref() == Some(fingerprint.as_str()))
+    {
+        let mut fields = serde_json::Map::new();
+        fields.insert("ca_previous_pem".into(), serde_json::Value::Null);
+        agent
+            .desired
+            .write(berth_store::Request::Patch {
+                key: CLUSTER_KEY.into(),
+                fields,
+            })
+            .await?;
+        agent.events.emit(
+            None,
+            None,
+            "CA rotation complete: every node has a certificate from the new CA; the previous CA is no longer trusted".into(),
+            None,
+        );
+        rec.ca_cert_pem.clone()
+    } else {
+        rec.trust_bundle()
+    };
     Ok(JoinReply {
         cluster: rec.name,
         cluster_id: rec.id,
@@ -137,7 +180,7 @@ pub(crate) async fn issue(agent: &Arc<Agent>, caller: &str) -> Result<JoinReply,
         role: node.role,
         cert_pem: cert.cert_pem,
         key_pem: cert.key_pem,
-        ca_pem: cert.ca_pem,
+        ca_pem: bundle,
         seal_key: (node.role == NodeRole::Manager).then(|| seal.to_hex()),
     })
 }

@@ -263,7 +263,7 @@ impl Imon {
             (true, Fence::Fenced) => Duty::Stop(
                 "failover lease lost (no contact with the manager quorum): stopping here",
             ),
-            (true, Fence::Starting) => Duty::Hold,
+            (true, Fence::Starting | Fence::CatchingUp) => Duty::Hold,
             _ => Duty::Run,
         }
     }
