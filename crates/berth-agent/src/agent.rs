@@ -75,7 +75,9 @@ pub struct Agent {
     engines: Mutex<HashMap<String, Engine>>,
     pub(crate) statuses: RwLock<HashMap<String, ObjectStatus>>,
     imons: Mutex<HashMap<String, ImonHandle>>,
-    pub(crate) config_lock: tokio::sync::Mutex<()>,
+    /// One lock per object path: config file and desired config change
+    /// together under it, and edits of different objects run in parallel.
+    pub(crate) config_locks: ConfigLocks,
     pub(crate) docker_permits: Semaphore,
     pub cluster: Cluster,
     /// Serializes init, join and leave.
@@ -119,7 +121,7 @@ impl Agent {
             engines: Mutex::new(HashMap::new()),
             statuses: RwLock::new(HashMap::new()),
             imons: Mutex::new(HashMap::new()),
-            config_lock: tokio::sync::Mutex::new(()),
+            config_locks: ConfigLocks::default(),
             docker_permits: Semaphore::new(opts.parallelism.max(1)),
             cluster,
             cluster_lock: tokio::sync::Mutex::new(()),
@@ -292,6 +294,47 @@ impl Agent {
             }
             bus.emit(object.as_deref(), rid.as_deref(), what, Some(call.command));
         })
+    }
+}
+
+/// Per-object locks, taken in path order so that edits of overlapping
+/// selections cannot deadlock.
+#[derive(Default)]
+pub(crate) struct ConfigLocks {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ConfigLocks {
+    pub(crate) async fn lock(
+        &self,
+        paths: impl IntoIterator<Item = String>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut paths: Vec<String> = paths.into_iter().collect();
+        paths.sort();
+        paths.dedup();
+        let locks: Vec<_> = {
+            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            paths
+                .into_iter()
+                .map(|p| map.entry(p).or_default().clone())
+                .collect()
+        };
+        let mut guards = Vec::with_capacity(locks.len());
+        for l in locks {
+            guards.push(l.lock_owned().await);
+        }
+        guards
+    }
+
+    pub(crate) async fn lock_one(&self, path: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(path.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 }
 

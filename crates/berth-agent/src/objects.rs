@@ -152,7 +152,7 @@ impl Agent {
             )));
         }
         let key = path.to_string();
-        let _guard = self.config_lock.lock().await;
+        let _guard = self.config_locks.lock_one(&key).await;
         let file = self.opts.home.config_file(&path);
         if self.desired.get(&key)?.is_some() || file.exists() {
             return Err(AgentError::Exists(key));
@@ -201,10 +201,19 @@ impl Agent {
     ) -> Result<Vec<SetOutcome>, AgentError> {
         let assignments = parse_assignments(set)?;
         let removals = parse_refs(unset)?;
-        let _guard = self.config_lock.lock().await;
+        let selected = self.select_records(selector)?;
+        let _guards = self
+            .config_locks
+            .lock(selected.iter().map(|c| c.rec.path.clone()))
+            .await;
         let mut planned = Vec::new();
         let mut errors = Vec::new();
-        for c in self.select_records(selector)? {
+        for mut c in selected {
+            // Re-read under the lock: another edit may have landed since.
+            match self.desired.get(&c.rec.path)? {
+                Some(rec) => c.rec = rec,
+                None => continue,
+            }
             let file = self.opts.home.config_file(&c.path);
             // Edit what is on disk, so hand edits are kept; a broken file is
             // reported rather than silently replaced.
@@ -364,8 +373,8 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
     let file = agent.opts.home.config_file(path);
     // Under the lock: a concurrent `set` must not be undone by a read of
     // the file taken just before it wrote.
-    let _guard = agent.config_lock.lock().await;
     let key = path.to_string();
+    let _guard = agent.config_locks.lock_one(&key).await;
     let rec = agent.desired.get(&key).ok()??;
     let on_disk = std::fs::read_to_string(&file).ok();
     let mirrored = agent.store.mirror_get(&key).ok().flatten();
@@ -429,7 +438,7 @@ pub(crate) async fn remove_object(
     path: &ObjectPath,
     imon_id: u64,
 ) -> Result<(), AgentError> {
-    let _guard = agent.config_lock.lock().await;
+    let _guard = agent.config_locks.lock_one(&path.to_string()).await;
     let file = agent.opts.home.config_file(path);
     match std::fs::remove_file(&file) {
         Ok(()) => {}

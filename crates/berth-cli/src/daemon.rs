@@ -49,7 +49,7 @@ fn options(ctx: &Ctx, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
             heartbeat: o.heartbeat,
             down_after: o.down_after,
             lease: o.down_after,
-            stop_grace: Duration::from_millis(1500).min(o.down_after / 2),
+            stop_grace: Duration::from_secs(1).min(o.down_after / 2),
         },
     })
 }

@@ -28,7 +28,7 @@ impl Default for Timing {
             heartbeat: Duration::from_secs(1),
             down_after: Duration::from_secs(3),
             lease: Duration::from_secs(3),
-            stop_grace: Duration::from_millis(1500),
+            stop_grace: Duration::from_secs(1),
         }
     }
 }
@@ -98,13 +98,19 @@ impl Liveness {
     /// A node never heard from gives no such right: a new leader first waits
     /// a full failover period (see `design/failover.md`).
     pub fn failover_allowed(&self, node: &str, now: Duration, leader_since: Duration) -> bool {
+        now >= self.failover_at(node, leader_since)
+    }
+
+    /// From when `node`'s failover instances may be started elsewhere, if
+    /// it stays silent.
+    pub fn failover_at(&self, node: &str, leader_since: Duration) -> Duration {
         let since = self
             .last
             .get(node)
             .copied()
             .unwrap_or(leader_since)
             .max(leader_since);
-        now.saturating_sub(since) >= self.timing.failover_after()
+        since + self.timing.failover_after()
     }
 }
 
@@ -148,7 +154,7 @@ mod tests {
     fn default_timing_fails_over_within_five_seconds() {
         let t = Timing::default();
         assert!(
-            t.failover_after() <= Duration::from_millis(4500),
+            t.failover_after() <= Duration::from_millis(4000),
             "{:?}",
             t.failover_after()
         );
@@ -157,14 +163,19 @@ mod tests {
 
     #[test]
     fn states_follow_heartbeats() {
-        let mut l = Liveness::new(Timing::default());
+        let t = Timing::default();
+        let mut l = Liveness::new(t);
         let s = Duration::from_secs;
         assert_eq!(l.state("n1", s(0)), NodeState::Unknown);
         l.observe("n1", s(10));
         assert_eq!(l.state("n1", s(12)), NodeState::Up);
         assert_eq!(l.state("n1", s(13)), NodeState::Down { since: s(10) });
-        assert!(!l.failover_allowed("n1", s(14), s(0)));
-        assert!(l.failover_allowed("n1", s(15), s(0)));
+        let free = s(10) + t.failover_after();
+        assert_eq!(l.failover_at("n1", s(0)), free);
+        assert!(!l.failover_allowed("n1", free - Duration::from_millis(1), s(0)));
+        assert!(l.failover_allowed("n1", free, s(0)));
+        // A new leader counts from when it took over, if later.
+        assert_eq!(l.failover_at("n1", s(20)), s(20) + t.failover_after());
         // A late, older heartbeat does not move time back.
         l.observe("n1", s(9));
         assert_eq!(l.state("n1", s(13)), NodeState::Down { since: s(10) });

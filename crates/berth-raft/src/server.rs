@@ -38,6 +38,7 @@ pub async fn serve(
                 continue;
             }
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let raft = raft.clone();
         tokio::spawn(async move {

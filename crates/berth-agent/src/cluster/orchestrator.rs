@@ -25,6 +25,7 @@ use berth_manager::placement::{place, NodeView, PlacementError, PlacementSpec};
 use berth_model::status::{Avail, Target};
 use berth_model::ConfigDoc;
 use berth_store::{ObjectRecord, Request};
+use openraft::async_runtime::WatchReceiver;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,9 +72,19 @@ pub(crate) async fn run(agent: Arc<Agent>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cache: HashMap<String, (u64, Option<Topology>)> = HashMap::new();
     let mut complaints: HashMap<String, String> = HashMap::new();
+    // When a lost node's instances become free to move, if sooner than the tick.
+    let mut due: Option<Duration> = None;
     loop {
+        let wait = due
+            .map(|at| at.saturating_sub(boottime()) + Duration::from_millis(5))
+            .unwrap_or(PERIOD);
+        // Leadership changes too: the failover clock of a new leader starts
+        // when it wins, so note that moment promptly.
+        let mut server = agent.desired.raft().server_metrics();
         tokio::select! {
             _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = server.changed() => {}
             r = changes.recv() => {
                 if r.is_err() {
                     changes = agent.desired.subscribe();
@@ -81,9 +92,11 @@ pub(crate) async fn run(agent: Arc<Agent>) {
             }
         }
         if !agent.desired.is_leader() {
+            due = None;
             continue;
         }
-        let batch = decide(&agent, &mut cache, &mut complaints);
+        let (batch, next) = decide(&agent, &mut cache, &mut complaints);
+        due = next;
         if batch.is_empty() {
             continue;
         }
@@ -102,11 +115,13 @@ struct NodeFacts {
     released: bool,
 }
 
+/// One pass: the placement patches to write, and when the next lost node's
+/// instances become free to move.
 fn decide(
     agent: &Arc<Agent>,
     cache: &mut HashMap<String, (u64, Option<Topology>)>,
     complaints: &mut HashMap<String, String>,
-) -> Vec<Request> {
+) -> (Vec<Request>, Option<Duration>) {
     let now = boottime();
     let (liveness, leader_since, reports) = {
         let mut view = agent.cluster.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,7 +133,7 @@ fn decide(
         )
     };
     let Ok(records) = agent.desired.list() else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let me = agent.nodename().to_string();
     let node_records: Vec<NodeRecord> = if agent.cluster.is_clustered() {
@@ -158,6 +173,12 @@ fn decide(
             }
         })
         .collect();
+    let next = node_records
+        .iter()
+        .zip(&facts)
+        .filter(|(_, f)| !f.alive && !f.released)
+        .map(|(n, _)| liveness.failover_at(&n.name, leader_since))
+        .min();
     cache.retain(|p, _| records.iter().any(|r| &r.path == p));
     let mut decisions: Vec<(i64, String, Vec<String>)> = Vec::new();
     for rec in &records {
@@ -193,7 +214,7 @@ fn decide(
         }
     }
     berth_manager::placement::restart_order(&mut decisions);
-    decisions
+    let batch = decisions
         .into_iter()
         .map(|(_, path, nodes)| {
             agent.events.emit(
@@ -213,7 +234,8 @@ fn decide(
             fields.insert("placement".into(), serde_json::json!(nodes));
             berth_store::patch(&path, fields)
         })
-        .collect()
+        .collect();
+    (batch, next)
 }
 
 /// The new placement of one object, `None` when it stays as it is.

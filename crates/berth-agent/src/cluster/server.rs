@@ -76,6 +76,7 @@ async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
                 continue;
             }
         };
+        let _ = tcp.set_nodelay(true);
         let Some(tls) = agent
             .cluster
             .server_tls

@@ -345,9 +345,10 @@ impl Imon {
                 continue;
             };
             if cur.state.running {
-                // Fencing must finish within the lease's stop grace.
+                // Fencing must finish within the lease's stop grace (1 s):
+                // SIGTERM, then SIGKILL at once.
                 let timeout = if self.fencing {
-                    c.stop_timeout.min(std::time::Duration::from_secs(1))
+                    std::time::Duration::ZERO
                 } else {
                     c.stop_timeout
                 };

@@ -30,7 +30,12 @@ enum Duty {
     Run,
     /// Neither start nor stop: a failover instance before the first lease.
     Hold,
-    Stop(&'static str),
+    /// Stop the local instance; `urgent` for fencing, which must finish
+    /// within the lease's stop grace.
+    Stop {
+        why: &'static str,
+        urgent: bool,
+    },
 }
 
 pub(crate) enum ImonMsg {
@@ -92,7 +97,7 @@ pub(crate) struct Imon {
     pub config_error: Option<String>,
     /// Transcript of the action in progress, if any.
     pub transcript: Option<Arc<Mutex<Vec<String>>>>,
-    /// Stopping because of placement or fencing: stop quickly.
+    /// Stopping because the lease ran out: stop at once.
     pub fencing: bool,
     /// Whether the last pass found this node responsible for running it.
     pub duty_run: bool,
@@ -192,10 +197,10 @@ impl Imon {
         let rec = match self.agent.desired.get(&self.key) {
             Ok(Some(r)) => r,
             Ok(None) => {
-                // Re-check under the config lock: a create may be racing us.
-                let guard = self.agent.config_lock.lock().await;
+                // Re-check under the object's lock: a create may be racing us.
+                let agent = self.agent.clone();
+                let _guard = agent.config_locks.lock_one(&self.key).await;
                 if matches!(self.agent.desired.get(&self.key), Ok(None)) {
-                    drop(guard);
                     self.clean_up_deleted().await;
                     self.agent.forget_imon(&self.key, self.id);
                     return false;
@@ -229,14 +234,14 @@ impl Imon {
                 }
             }
             Duty::Hold => self.duty_run = false,
-            Duty::Stop(why) => {
+            Duty::Stop { why, urgent } => {
                 self.duty_run = false;
                 for r in self.res.values_mut() {
                     r.restart_at = None;
                 }
                 if self.runs_here() {
                     self.say(why.to_string());
-                    self.fencing = true;
+                    self.fencing = urgent;
                     let r = self.converge_stopped(&rec, false).await;
                     self.fencing = false;
                     if let Err(e) = r {
@@ -256,13 +261,17 @@ impl Imon {
             return Duty::Run;
         }
         if !rec.placement.iter().any(|n| n == self.agent.nodename()) {
-            return Duty::Stop("not placed on this node: stopping here");
+            return Duty::Stop {
+                why: "not placed on this node: stopping here",
+                urgent: false,
+            };
         }
         let failover = crate::cluster::Topology::of(&self.agent, rec).is_none_or(|t| t.failover);
         match (failover, self.agent.fence()) {
-            (true, Fence::Fenced) => Duty::Stop(
-                "failover lease lost (no contact with the manager quorum): stopping here",
-            ),
+            (true, Fence::Fenced) => Duty::Stop {
+                why: "failover lease lost (no contact with the manager quorum): stopping here",
+                urgent: true,
+            },
             (true, Fence::Starting | Fence::CatchingUp) => Duty::Hold,
             _ => Duty::Run,
         }
