@@ -3,6 +3,9 @@
 # its own dockerd and berth daemon; bench/lib/bed.sh), each against its anchor
 # in the same run. Needs root, docker.io, etcd-server/etcd-client (C3).
 # Usage: bench/cluster.sh [runs] [c4-services]   (defaults: 10, 1000)
+# The body is one block, so bash reads it whole: editing the file while a
+# run is in progress cannot derail that run.
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
@@ -46,11 +49,11 @@ for _ in $(seq "$RUNS"); do
   bed_wait "c1 owner" 30 test -n "$(runs_on $C)"
   owner=$(runs_on $C | head -1)
   was=$(leader $(( (owner + 1) % 3 )))
-  t0=$(now); bed_kill "$owner"
+  bed_kill "$owner"; t0=$BED_KILLED_AT
   until r=$(runs_on $C) && [ -n "$r" ] && [ "$r" != "$owner" ]; do sleep 0.05; done
   t1=$(now)
   c1+=("$(echo "$t1 - $t0" | bc)")
-  echo "  C1 run: node$owner$([ "$was" = "node$owner" ] && echo ' (the leader)') killed, running on node$r after ${c1[-1]}s"
+  echo "  C1 run: node$owner$([ "$was" = "node$owner" ] && echo ' (the leader)') killed at $(date -d @"$t0" +%T.%N), running on node$r after ${c1[-1]}s"
   bed_restart "$owner"
   other=$(( (owner + 1) % 3 ))
   bed_wait "cluster after c1" 60 all_up "$other"
@@ -64,7 +67,7 @@ for k in $(seq "$RUNS"); do
   l=$(leader 0 || leader 1)
   li=${l#node}
   s=$(( (li + 1) % 3 ))
-  t0=$(now); bed_kill "$li"
+  bed_kill "$li"; t0=$BED_KILLED_AT
   until bed_berth "$s" c1/db set --kw env=c2-$k >/dev/null 2>&1; do sleep 0.02; done
   t1=$(now)
   c2+=("$(echo "$t1 - $t0" | bc)")
@@ -124,3 +127,5 @@ wait
 t1=$(now)
 D4=$(echo "$t1 - $t0" | bc)
 echo "C4 $C4N services created + started on 3 nodes: berth ${B4}s ($running running), raw docker run x3 streams: ${D4}s, ratio $(ratio "$B4" "$D4")"
+exit
+}

@@ -81,13 +81,15 @@ bed_descendants() { # pid...
 }
 
 # A node crash: SIGKILL for its agent, dockerd, containerd, the shims found
-# by their exec-root argument, and all their descendants.
+# by their exec-root argument, and all their descendants. BED_KILLED_AT is
+# the moment the signals went out.
 bed_kill() {
   local i=$1 pids=""
   [ -f "$BED_DIR/node$i/agent.pid" ] && pids="$pids $(cat "$BED_DIR/node$i/agent.pid")"
   [ -f "$BED_DIR/node$i/docker.pid" ] && pids="$pids $(cat "$BED_DIR/node$i/docker.pid")"
   pids="$pids $(pgrep -f -- "$(bed_exec_root "$i")" || true)"
   local all="$pids $(bed_descendants $pids)"
+  BED_KILLED_AT=$(date +%s.%N)
   kill -9 $all 2>/dev/null || true
   local p
   for p in $all; do

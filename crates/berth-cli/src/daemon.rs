@@ -48,8 +48,11 @@ fn options(ctx: &Ctx, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
         timing: berth_agent::Timing {
             heartbeat: o.heartbeat,
             down_after: o.down_after,
-            lease: o.down_after,
-            stop_grace: Duration::from_secs(1).min(o.down_after / 2),
+            // A node tolerates one lost heartbeat before it fences, and is
+            // fenced by the time the leader calls it down: failover then
+            // waits max(down_after, lease + stop_grace) = down_after.
+            lease: o.down_after.saturating_sub(o.heartbeat).max(o.heartbeat),
+            stop_grace: Duration::from_secs(1).min(o.down_after / 3),
         },
     })
 }

@@ -27,7 +27,7 @@ impl Default for Timing {
         Timing {
             heartbeat: Duration::from_secs(1),
             down_after: Duration::from_secs(3),
-            lease: Duration::from_secs(3),
+            lease: Duration::from_secs(2),
             stop_grace: Duration::from_secs(1),
         }
     }
@@ -154,7 +154,7 @@ mod tests {
     fn default_timing_fails_over_within_five_seconds() {
         let t = Timing::default();
         assert!(
-            t.failover_after() <= Duration::from_millis(4000),
+            t.failover_after() <= Duration::from_millis(3000),
             "{:?}",
             t.failover_after()
         );

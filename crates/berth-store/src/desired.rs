@@ -31,6 +31,12 @@ pub const OBJ_PREFIX: &str = "obj/";
 /// The node id of a standalone node (a cluster of one) and of the node
 /// that runs `cluster init`.
 pub const FIRST_ID: u64 = 1;
+/// Raft's minimum election timeout. A node votes for a new leader only
+/// after hearing nothing from the old one for at least this long, so every
+/// quorum acknowledgement the old leader got is at least this much older
+/// than the new leader's win (`design/failover.md`).
+pub const ELECTION_QUIET: Duration = Duration::from_millis(150);
+
 /// How long a write may wait for a leader before it fails.
 const WRITE_WAIT: Duration = Duration::from_secs(15);
 
@@ -82,9 +88,11 @@ fn config() -> Result<Arc<Config>, StoreError> {
         cluster_name: "berth".into(),
         // Elections must finish well within a worker's lease (3 s), or
         // every failover service is fenced (`design/failover.md`).
-        heartbeat_interval: 100,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        // A dead leader is replaced in about 0.3-0.6 s: failover of its own
+        // services waits for that, so it counts against the 5 s goal.
+        heartbeat_interval: 50,
+        election_timeout_min: ELECTION_QUIET.as_millis() as u64,
+        election_timeout_max: 300,
         // openraft sizes several queues up front from these; its defaults
         // (64 Ki entries) cost tens of MB of RSS on every node.
         api_channel_size: Some(1024),

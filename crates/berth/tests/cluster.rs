@@ -222,6 +222,19 @@ fn losing_the_leader_bounces_nothing_and_writes_go_on() {
     wait_until("flex instances on all three nodes", 30, || {
         runners(&bed, name).len() == 3
     });
+    // And a failover service, on a node that will not die: a leader
+    // change must not fence it.
+    n1.ok(&[
+        "create",
+        "lead/db",
+        "--kw",
+        &format!("container#0.image={IMAGE}"),
+        "--kw",
+        "orchestrate=ha",
+    ]);
+    n1.ok(&["lead/db", "start"]);
+    let db = "lead..db.container.0";
+    wait_until("the failover service", 30, || runners(&bed, db).len() == 1);
     let ids = |bed: &Testbed, i: usize| {
         let out =
             bed.nodes[i].docker(&["inspect", "--format", "{{.Id}} {{.State.StartedAt}}", name]);
@@ -233,6 +246,20 @@ fn losing_the_leader_bounces_nothing_and_writes_go_on() {
         .expect("a leader")
         .to_string();
     let idx: usize = leader.trim_start_matches("node").parse().expect("index");
+    let db_owner = runners(&bed, db)[0].clone();
+    if db_owner == leader {
+        let to = if leader == "node1" { "node2" } else { "node1" };
+        bed.nodes[1].ok(&["lead/db", "switch", "--to", to]);
+    }
+    let db_owner: usize = runners(&bed, db)[0]
+        .trim_start_matches("node")
+        .parse()
+        .expect("index");
+    let db_started = |bed: &Testbed| {
+        let out = bed.nodes[db_owner].docker(&["inspect", "--format", "{{.State.StartedAt}}", db]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let db_before = db_started(&bed);
     bed.kill(idx);
     let alive: Vec<usize> = (0..3).filter(|i| *i != idx).collect();
     let a = &bed.nodes[alive[0]];
@@ -247,10 +274,18 @@ fn losing_the_leader_bounces_nothing_and_writes_go_on() {
         let out = b.berth(&["lead/web", "get", "--kw", "env"]);
         String::from_utf8_lossy(&out.stdout).trim() == "after-election"
     });
-    // The survivors' containers were never restarted.
+    // The survivors' containers were never restarted, the failover
+    // service's included, through and well after the election.
+    std::thread::sleep(Duration::from_secs(4));
     for i in alive {
         assert_eq!(ids(&bed, i), before[i], "node{i}'s container was bounced");
     }
+    assert_eq!(
+        db_started(&bed),
+        db_before,
+        "the failover service was bounced"
+    );
+    assert_eq!(runners(&bed, db), vec![format!("node{db_owner}")]);
 }
 
 #[test]

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const FENCE_CHECK: Duration = Duration::from_millis(100);
+/// After a failed heartbeat, the next one is sent this soon.
+const RETRY: Duration = Duration::from_millis(200);
 
 impl LeaderView {
     /// Keeps the view tied to one leadership term: a new term starts empty.
@@ -41,24 +43,30 @@ impl LeaderView {
 
 pub(crate) async fn run(agent: Arc<Agent>) {
     tokio::spawn(watch_fence(agent.clone()));
-    let mut tick = tokio::time::interval(agent.cluster.timing.heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = agent.cluster.timing.heartbeat;
     loop {
-        tick.tick().await;
         if !agent.cluster.is_clustered() {
+            tokio::time::sleep(period).await;
             continue;
         }
-        let budget = agent
-            .cluster
-            .timing
-            .heartbeat
-            .max(Duration::from_millis(500));
-        match tokio::time::timeout(budget, beat(&agent)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!("heartbeat: {e}"),
-            Err(_) => tracing::debug!("heartbeat: no answer within {budget:?}"),
-        }
+        let started = tokio::time::Instant::now();
+        let budget = period.max(Duration::from_millis(500));
+        let ok = match tokio::time::timeout(budget, beat(&agent)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::debug!("heartbeat: {e}");
+                false
+            }
+            Err(_) => {
+                tracing::debug!("heartbeat: no answer within {budget:?}");
+                false
+            }
+        };
         super::renew::maybe_renew(&agent).await;
+        // A failed heartbeat (a leader just died, an election) is retried
+        // soon: the lease tolerates about one lost period.
+        let next = if ok { period } else { RETRY.min(period) };
+        tokio::time::sleep_until(started + next).await;
     }
 }
 

@@ -126,11 +126,13 @@ fn decide(
     let (liveness, leader_since, reports) = {
         let mut view = agent.cluster.view.lock().unwrap_or_else(|e| e.into_inner());
         view.sync(true, agent.desired.current_term(), now);
-        (
-            view.liveness.clone(),
-            view.leader_since.unwrap_or(now),
-            view.reports.clone(),
-        )
+        // Every acknowledgement the previous leader gave was sent at least
+        // one election quiet period before this leader won.
+        let since = view
+            .leader_since
+            .unwrap_or(now)
+            .saturating_sub(berth_store::ELECTION_QUIET);
+        (view.liveness.clone(), since, view.reports.clone())
     };
     let Ok(records) = agent.desired.list() else {
         return (Vec::new(), None);
