@@ -3,12 +3,15 @@
 # its own dockerd and berth daemon; bench/lib/bed.sh), each against its anchor
 # in the same run. Needs root, docker.io, etcd-server/etcd-client (C3).
 # Usage: bench/cluster.sh [runs] [c4-services]   (defaults: 10, 1000)
+#        SECTIONS="C1 C2" bench/cluster.sh ...      (a subset; BED_KEEP=1 keeps the logs)
 # The body is one block, so bash reads it whole: editing the file while a
 # run is in progress cannot derail that run.
 {
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
+SECTIONS=" ${SECTIONS:-C1 C2 C3 C4} "
+want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 C4N=${2:-1000}
 cargo build --release -q
 cargo build --release -q -p berth-raft --example write_bench
@@ -18,6 +21,7 @@ scripts/ensure-dockerd >/dev/null
 scripts/demo-image "$IMG" >/dev/null
 . bench/lib/bed.sh
 trap bed_down EXIT
+trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -44,6 +48,7 @@ bed_wait "cluster" 30 all_up 0
 bed_berth 0 create c1/db --kw container#0.image=$IMG --kw orchestrate=ha >/dev/null
 bed_berth 0 c1/db start >/dev/null
 C=c1..db.container.0
+if want C1; then
 c1=()
 for _ in $(seq "$RUNS"); do
   bed_wait "c1 owner" 30 test -n "$(runs_on $C)"
@@ -60,8 +65,10 @@ for _ in $(seq "$RUNS"); do
 done
 C1=$(printf '%s\n' "${c1[@]}" | median)
 echo "C1 failover, node kill -> running elsewhere: median ${C1}s over $RUNS runs (goal <= 5 s; swarm defaults ~20 s: ratio $(ratio "$C1" 20))"
+fi
 
 # C2: leader failover, kill -> next successful write.
+if want C2; then
 c2=()
 for k in $(seq "$RUNS"); do
   l=$(leader 0 || leader 1)
@@ -76,10 +83,13 @@ for k in $(seq "$RUNS"); do
 done
 C2=$(printf '%s\n' "${c2[@]}" | median)
 echo "C2 leader kill -> next write: median ${C2}s over $RUNS runs (goal <= 3 s)"
+fi
 bed_berth 0 c1/db stop >/dev/null
 
 # C3: desired-state writes/s with fsync on 3 managers vs etcd on the same bed.
-if command -v etcd >/dev/null; then
+if ! want C3; then
+  :
+elif command -v etcd >/dev/null; then
   l=$(leader 0); li=${l#node}
   for k in $(seq 0 63); do bed_berth 0 create c3/o$k >/dev/null; done
   cluster=""
@@ -111,6 +121,7 @@ fi
 
 # C4: N services created and started across 3 nodes vs the same containers
 # with raw docker run, one stream per daemon.
+if want C4; then
 t0=$(now)
 for k in $(seq "$C4N"); do bed_berth $((k % 3)) create c4/s$k --kw container#0.image=$IMG >/dev/null; done
 bed_berth 0 'c4/*' start >/dev/null
@@ -127,5 +138,6 @@ wait
 t1=$(now)
 D4=$(echo "$t1 - $t0" | bc)
 echo "C4 $C4N services created + started on 3 nodes: berth ${B4}s ($running running), raw docker run x3 streams: ${D4}s, ratio $(ratio "$B4" "$D4")"
+fi
 exit
 }

@@ -18,6 +18,7 @@ cleanup() {
   rm -rf "$BERTH_HOME"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 $B daemon start --nodename $NODE >/dev/null
 
 now() { date +%s.%N; }

@@ -14,10 +14,12 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A client of one node's endpoint at `addr` (`host:port`): JSON over
 /// HTTP/2 and TLS, one kept connection re-dialled after any failure.
+/// Calls share the connection concurrently (HTTP/2 streams); only dialling
+/// is serialized.
 pub struct RpcClient {
     addr: String,
     tls: TlsSlot,
-    conn: Option<SendRequest<Full<Bytes>>>,
+    conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
 /// Why an RPC failed: the peer could not be reached at all, or the
@@ -52,7 +54,7 @@ impl RpcClient {
         RpcClient {
             addr,
             tls,
-            conn: None,
+            conn: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -107,34 +109,49 @@ impl RpcClient {
 
     /// One RPC, bounded by `ttl` from dial to decoded reply.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
-        &mut self,
+        &self,
         path: &str,
         req: &Req,
         ttl: Duration,
     ) -> Result<Resp, CallError> {
-        match tokio::time::timeout(ttl, self.exchange(path, req)).await {
+        let r = match tokio::time::timeout(ttl, self.exchange(path, req)).await {
             Ok(r) => r,
             Err(_) => {
-                self.conn = None;
-                Err(CallError::Exchange(format!(
+                *self.conn.lock().await = None;
+                return Err(CallError::Exchange(format!(
                     "{}{path}: no answer within {ttl:?}",
                     self.addr
-                )))
+                )));
+            }
+        };
+        // A broken connection is dialled afresh next time.
+        if matches!(r, Err(CallError::Unreachable(_))) {
+            *self.conn.lock().await = None;
+        }
+        r
+    }
+
+    /// The kept connection, dialled first if there is none.
+    async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
+        let mut conn = self.conn.lock().await;
+        match conn.as_ref() {
+            Some(s) if !s.is_closed() => Ok(s.clone()),
+            _ => {
+                let s = self.dial().await?;
+                *conn = Some(s.clone());
+                Ok(s)
             }
         }
     }
 
     async fn exchange<Req: Serialize, Resp: DeserializeOwned>(
-        &mut self,
+        &self,
         path: &str,
         req: &Req,
     ) -> Result<Resp, CallError> {
         let bad = |m: String| CallError::Exchange(m);
         let body = serde_json::to_vec(req).map_err(|e| bad(e.to_string()))?;
-        let mut sender = match self.conn.take() {
-            Some(s) if !s.is_closed() => s,
-            _ => self.dial().await?,
-        };
+        let mut sender = self.sender().await?;
         let request = hyper::Request::post(format!("https://{}{path}", self.addr))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
@@ -150,7 +167,6 @@ impl RpcClient {
             .await
             .map_err(|e| bad(e.to_string()))?
             .to_bytes();
-        self.conn = Some(sender);
         if !status.is_success() {
             return Err(bad(format!(
                 "{}: HTTP {status}: {}",

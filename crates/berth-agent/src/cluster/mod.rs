@@ -91,7 +91,7 @@ pub struct Cluster {
     pub(crate) view: Mutex<LeaderView>,
     lease: Mutex<LeaseState>,
     started: Duration,
-    clients: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<RpcClient>>>>,
+    clients: Mutex<HashMap<String, Arc<RpcClient>>>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     server_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     last_renewal: Mutex<Option<Duration>>,
@@ -119,7 +119,7 @@ impl Cluster {
                 last: Fence::Starting,
             }),
             started: clock::boottime(),
-            clients: tokio::sync::Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
             listener: Mutex::new(None),
             server_tls: RwLock::new(None),
             last_renewal: Mutex::new(None),
@@ -187,19 +187,15 @@ impl Cluster {
         path: &str,
         req: &Req,
     ) -> Result<Resp, AgentError> {
-        let client = {
-            let mut map = self.clients.lock().await;
-            map.entry(addr.to_string())
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Mutex::new(RpcClient::new(
-                        addr.to_string(),
-                        self.tls.clone(),
-                    )))
-                })
-                .clone()
-        };
-        let mut c = client.lock().await;
-        c.call(path, req, RPC_TTL)
+        let client = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(addr.to_string())
+            .or_insert_with(|| Arc::new(RpcClient::new(addr.to_string(), self.tls.clone())))
+            .clone();
+        client
+            .call(path, req, RPC_TTL)
             .await
             .map_err(|e| AgentError::Cluster(e.to_string()))
     }
@@ -217,9 +213,10 @@ impl Cluster {
     }
 
     fn forget_clients(&self) {
-        if let Ok(mut map) = self.clients.try_lock() {
-            map.clear();
-        }
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 

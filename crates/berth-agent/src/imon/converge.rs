@@ -210,6 +210,7 @@ impl Imon {
             .await
             .map_err(|e| e.to_string())?;
         let want = c.spec.labels.get(LABEL_SPEC);
+        let existed = existing.is_some();
         let id = match existing {
             Some(cur) if cur.state.running => {
                 if cur.labels.get(LABEL_SPEC) != want {
@@ -269,7 +270,22 @@ impl Imon {
             }
             None => self.create(engine, c).await?,
         };
-        engine.start(&id).await.map_err(|e| e.to_string())?;
+        let id = match engine.start(&id).await {
+            Ok(()) => id,
+            // A container a crashed dockerd left behind can be unstartable
+            // (a stale network endpoint, a dangling mount): recreate it once.
+            Err(e) if existed => {
+                self.say(format!(
+                    "{}: start failed ({e}); recreating the container",
+                    c.rid
+                ));
+                engine.remove(&id).await.map_err(|e| e.to_string())?;
+                let fresh_id = self.create(engine, c).await?;
+                engine.start(&fresh_id).await.map_err(|e| e.to_string())?;
+                fresh_id
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         if fresh {
             self.say(format!("{}: wait for up status", c.rid));
             match engine.inspect(&id).await.map_err(|e| e.to_string())? {

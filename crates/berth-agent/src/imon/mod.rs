@@ -65,6 +65,8 @@ impl ImonHandle {
 }
 
 const LOG_KEEP: usize = 10;
+/// First wait before retrying a failed reconcile; it doubles up to the resync period.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Soft state the monitor keeps about one resource between passes.
 #[derive(Default)]
@@ -101,6 +103,10 @@ pub(crate) struct Imon {
     pub fencing: bool,
     /// Whether the last pass found this node responsible for running it.
     pub duty_run: bool,
+    /// After a failed reconcile: when to try again (any pass consumes it),
+    /// and the last wait, doubled on each failure in a row.
+    pub retry_at: Option<tokio::time::Instant>,
+    pub retry_wait: Option<std::time::Duration>,
 }
 
 pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
@@ -119,6 +125,8 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         transcript: None,
         fencing: false,
         duty_run: false,
+        retry_at: None,
+        retry_wait: None,
     };
     tokio::spawn(imon.run(rx, notify.clone()));
     ImonHandle { id, tx, notify }
@@ -193,6 +201,7 @@ impl Imon {
 
     /// One automatic pass. Returns false when the object no longer exists.
     async fn pass(&mut self) -> bool {
+        self.retry_at = None;
         self.config_error = crate::objects::sync_file(&self.agent, &self.path).await;
         let rec = match self.agent.desired.get(&self.key) {
             Ok(Some(r)) => r,
@@ -222,14 +231,25 @@ impl Imon {
                 let fresh = self.agent.cluster.is_clustered() && !self.duty_run;
                 self.duty_run = true;
                 if !rec.frozen && rec.target == Target::Started {
-                    if let Err(e) = self.converge_started(&rec, fresh).await {
-                        self.agent.events.emit(
-                            Some(&self.key),
-                            None,
-                            format!("reconcile failed: {e}"),
-                            None,
-                        );
-                        self.note_object(e);
+                    match self.converge_started(&rec, fresh).await {
+                        Ok(()) => self.retry_wait = None,
+                        Err(e) => {
+                            // Retry well before the next resync, backing off.
+                            let wait = self
+                                .retry_wait
+                                .map(|w| (w * 2).min(self.agent.opts.resync))
+                                .unwrap_or(RETRY_FIRST);
+                            self.retry_wait = Some(wait);
+                            self.retry_at = Some(tokio::time::Instant::now() + wait);
+                            self.duty_run = false;
+                            self.agent.events.emit(
+                                Some(&self.key),
+                                None,
+                                format!("reconcile failed (retry in {wait:?}): {e}"),
+                                None,
+                            );
+                            self.note_object(e);
+                        }
                     }
                 }
             }
@@ -400,7 +420,11 @@ impl Imon {
 
     /// The earliest pending automatic restart, if any.
     fn next_restart(&self) -> Option<tokio::time::Instant> {
-        self.res.values().filter_map(|r| r.restart_at).min()
+        self.res
+            .values()
+            .filter_map(|r| r.restart_at)
+            .chain(self.retry_at)
+            .min()
     }
 }
 
