@@ -114,6 +114,7 @@ bed_form_cluster() { # managers
 bed_down() {
   local i
   for i in $(seq 0 $((BED_N - 1))); do bed_kill "$i"; done
+  pkill -9 -f -- "$BED_DIR" 2>/dev/null || true
   grep -o " $BED_DIR[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for i in $(seq 0 $((BED_N - 1))); do
     ip link del "$(bed_veth "$i")" 2>/dev/null || true

@@ -2,13 +2,15 @@
 //!
 //! Inputs are the `nodes` keyword (names, globs, `key=value` label
 //! selectors), a hard limit of instances per node (the seed's "only one
-//! haproxy per node"), and the cluster's nodes with their load. The default
+//! haproxy per node"), hard and soft anti-affinity with other services
+//! (nodes to avoid, nodes to use last), and the cluster's nodes with their
+//! load. The default
 //! is to spread: fewest instances of this service first, then least-loaded
 //! node, then name, so the result is deterministic. Instances already on an
 //! eligible node stay there (a scheduler must not bounce what runs).
 
 use berth_model::glob_match;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One node as placement sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +62,10 @@ pub struct PlacementSpec {
     pub nodes: Vec<NodeSelector>,
     /// Hard anti-affinity: at most this many instances on one node.
     pub max_per_node: Option<usize>,
+    /// Hard anti-affinity with other services: never on these nodes.
+    pub avoid: BTreeSet<String>,
+    /// Soft anti-affinity: these nodes only when no other will do.
+    pub prefer_not: BTreeSet<String>,
 }
 
 impl PlacementSpec {
@@ -68,11 +74,15 @@ impl PlacementSpec {
         PlacementSpec {
             nodes: words.iter().map(|w| NodeSelector::parse(w)).collect(),
             max_per_node,
+            avoid: BTreeSet::new(),
+            prefer_not: BTreeSet::new(),
         }
     }
 
     fn eligible(&self, n: &NodeView) -> bool {
-        n.schedulable && (self.nodes.is_empty() || self.nodes.iter().any(|s| s.matches(n)))
+        n.schedulable
+            && !self.avoid.contains(&n.name)
+            && (self.nodes.is_empty() || self.nodes.iter().any(|s| s.matches(n)))
     }
 }
 
@@ -137,7 +147,8 @@ pub fn place(
             }
         }
     }
-    // Too few: add where this service has fewest, then least load, then name.
+    // Too few: add where this service has fewest, then away from soft
+    // anti-affinity, then least load, then name.
     while out.values().sum::<usize>() < want {
         let next = eligible
             .iter()
@@ -146,6 +157,11 @@ pub fn place(
                 let ca = out.get(&a.name).copied().unwrap_or(0);
                 let cb = out.get(&b.name).copied().unwrap_or(0);
                 ca.cmp(&cb)
+                    .then(
+                        spec.prefer_not
+                            .contains(&a.name)
+                            .cmp(&spec.prefer_not.contains(&b.name)),
+                    )
                     .then(a.load.cmp(&b.load))
                     .then(a.name.cmp(&b.name))
             });

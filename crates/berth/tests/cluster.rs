@@ -15,6 +15,16 @@ fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Creates `path` on `node` with the test image and `extra` keywords.
+fn create(node: &common::testbed::Node, path: &str, extra: &[&str]) {
+    let image = format!("container#0.image={IMAGE}");
+    let mut args = vec!["create", path, "--kw", &image];
+    for kw in extra {
+        args.extend_from_slice(&["--kw", kw]);
+    }
+    node.ok(&args);
+}
+
 /// Where each node of the bed runs a container named `name`.
 fn runners(bed: &Testbed, name: &str) -> Vec<String> {
     bed.nodes
@@ -166,14 +176,7 @@ fn a_failover_service_restarts_elsewhere_when_its_node_dies() {
     let mut bed = Testbed::new(3);
     bed.form_cluster(3);
     let n0 = &bed.nodes[0];
-    n0.ok(&[
-        "create",
-        "fo/db",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-        "--kw",
-        "orchestrate=ha",
-    ]);
+    create(n0, "fo/db", &["orchestrate=ha"]);
     n0.ok(&["fo/db", "start"]);
     let name = "fo..db.container.0";
     wait_until("the service to run on one node", 30, || {
@@ -207,16 +210,7 @@ fn losing_the_leader_bounces_nothing_and_writes_go_on() {
     let mut bed = Testbed::new(3);
     bed.form_cluster(3);
     let n1 = &bed.nodes[1];
-    n1.ok(&[
-        "create",
-        "lead/web",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-        "--kw",
-        "topology=flex",
-        "--kw",
-        "flex_target=3",
-    ]);
+    create(n1, "lead/web", &["topology=flex", "flex_target=3"]);
     n1.ok(&["lead/web", "start"]);
     let name = "lead..web.container.0";
     wait_until("flex instances on all three nodes", 30, || {
@@ -224,14 +218,7 @@ fn losing_the_leader_bounces_nothing_and_writes_go_on() {
     });
     // And a failover service, on a node that will not die: a leader
     // change must not fence it.
-    n1.ok(&[
-        "create",
-        "lead/db",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-        "--kw",
-        "orchestrate=ha",
-    ]);
+    create(n1, "lead/db", &["orchestrate=ha"]);
     n1.ok(&["lead/db", "start"]);
     let db = "lead..db.container.0";
     wait_until("the failover service", 30, || runners(&bed, db).len() == 1);
@@ -293,16 +280,7 @@ fn flex_spreads_and_scales() {
     let bed = Testbed::new(3);
     bed.form_cluster(1);
     let n0 = &bed.nodes[0];
-    n0.ok(&[
-        "create",
-        "fx/api",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-        "--kw",
-        "topology=flex",
-        "--kw",
-        "flex_target=2",
-    ]);
+    create(n0, "fx/api", &["topology=flex", "flex_target=2"]);
     n0.ok(&["fx/api", "start"]);
     let name = "fx..api.container.0";
     wait_until("two instances on two nodes", 30, || {
@@ -315,14 +293,29 @@ fn flex_spreads_and_scales() {
     n0.ok(&["fx/api", "scale", "1"]);
     wait_until("one instance", 30, || runners(&bed, name).len() == 1);
     // Only flex services scale.
-    n0.ok(&[
-        "create",
-        "fx/one",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-    ]);
+    create(n0, "fx/one", &[]);
     let out = n0.berth(&["fx/one", "scale", "2"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // Hard anti-affinity: three instances wanted, but never next to fx/one.
+    n0.ok(&["fx/one", "start"]);
+    let one = "fx..one.container.0";
+    wait_until("fx/one running", 30, || runners(&bed, one).len() == 1);
+    let taken = runners(&bed, one)[0].clone();
+    create(
+        n0,
+        "fx/far",
+        &[
+            "topology=flex",
+            "flex_target=3",
+            "hard_anti_affinity=fx/one",
+        ],
+    );
+    n0.ok(&["fx/far", "start"]);
+    let far = "fx..far.container.0";
+    wait_until("fx/far on the two other nodes", 30, || {
+        let r = runners(&bed, far);
+        r.len() == 2 && !r.contains(&taken)
+    });
 }
 
 fn node_entry(v: &serde_json::Value, name: &str) -> serde_json::Value {
@@ -383,12 +376,7 @@ fn promoted_workers_become_managers_that_can_lead() {
             .as_str()
             .is_some_and(|l| l == "node1" || l == "node2")
     });
-    n1.ok(&[
-        "create",
-        "prom/after",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-    ]);
+    create(n1, "prom/after", &[]);
     let n2 = &bed.nodes[2];
     wait_until("the write to replicate", 10, || {
         n2.berth(&["prom/after", "print", "config"])
@@ -408,16 +396,7 @@ fn labels_place_switch_moves_and_drain_empties_a_node() {
     let n0 = &bed.nodes[0];
     n0.ok(&["node", "node1", "label", "--kw", "role=db"]);
     n0.ok(&["node", "node2", "label", "--kw", "role=db"]);
-    n0.ok(&[
-        "create",
-        "lbl/pg",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-        "--kw",
-        "nodes=role=db",
-        "--kw",
-        "orchestrate=ha",
-    ]);
+    create(n0, "lbl/pg", &["nodes=role=db", "orchestrate=ha"]);
     n0.ok(&["lbl/pg", "start"]);
     let name = "lbl..pg.container.0";
     wait_until("the service on a role=db node", 30, || {
@@ -447,14 +426,7 @@ fn a_leaving_node_hands_its_services_over_and_ends_standalone() {
     let bed = Testbed::new(2);
     bed.form_cluster(1);
     let (n0, n1) = (&bed.nodes[0], &bed.nodes[1]);
-    n0.ok(&[
-        "create",
-        "bye/app",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-        "--kw",
-        "orchestrate=ha",
-    ]);
+    create(n0, "bye/app", &["orchestrate=ha"]);
     n0.ok(&["bye/app", "start"]);
     n0.ok(&["bye/app", "switch", "--to", "node1"]);
     let name = "bye..app.container.0";
@@ -492,16 +464,7 @@ fn rotating_the_ca_renews_every_node_and_restarts_nothing() {
     let bed = Testbed::new(3);
     bed.form_cluster(2);
     let n0 = &bed.nodes[0];
-    n0.ok(&[
-        "create",
-        "rot/svc",
-        "--kw",
-        &format!("container#0.image={IMAGE}"),
-        "--kw",
-        "topology=flex",
-        "--kw",
-        "flex_target=3",
-    ]);
+    create(n0, "rot/svc", &["topology=flex", "flex_target=3"]);
     n0.ok(&["rot/svc", "start"]);
     let name = "rot..svc.container.0";
     wait_until("three instances", 30, || runners(&bed, name).len() == 3);

@@ -556,12 +556,7 @@ pub(crate) async fn admit(agent: &Arc<Agent>, req: JoinRequest) -> Result<JoinRe
                 + 1
         }
     };
-    let ca = ClusterCa::from_pem(
-        &rec.name,
-        &rec.ca_cert_pem,
-        &String::from_utf8(seal.open(&rec.ca_key_sealed)?)
-            .map_err(|_| AgentError::Cluster("the stored CA key is not text".into()))?,
-    )?;
+    let ca = rec.ca(&seal)?;
     let cert = ca.issue(
         &req.node,
         role.net(),

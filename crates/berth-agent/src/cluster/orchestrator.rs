@@ -22,11 +22,12 @@ use super::records::{InstanceReport, NodeRecord};
 use crate::agent::Agent;
 use berth_manager::liveness::NodeState;
 use berth_manager::placement::{place, NodeView, PlacementError, PlacementSpec};
+use berth_model::glob_match;
 use berth_model::status::{Avail, Target};
 use berth_model::ConfigDoc;
 use berth_store::{ObjectRecord, Request};
 use openraft::async_runtime::WatchReceiver;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub(crate) struct Topology {
     pub flex_target: usize,
     pub ha: bool,
     pub priority: i64,
+    pub hard_anti_affinity: Vec<String>,
+    pub soft_anti_affinity: Vec<String>,
 }
 
 impl Topology {
@@ -54,6 +57,8 @@ impl Topology {
             flex_target: d.get_int("flex_target").ok().flatten().unwrap_or(1).max(0) as usize,
             ha: d.get_str("orchestrate") == Some("ha"),
             priority: d.get_int("priority").ok().flatten().unwrap_or(100),
+            hard_anti_affinity: d.get_list("hard_anti_affinity"),
+            soft_anti_affinity: d.get_list("soft_anti_affinity"),
         })
     }
 
@@ -197,7 +202,17 @@ fn decide(
             }
         };
         let Some(topo) = topo else { continue };
-        match placement_for(rec, &topo, &facts, &reports) {
+        // Nodes where the services this one keeps away from are placed.
+        let near = |globs: &[String]| -> BTreeSet<String> {
+            records
+                .iter()
+                .filter(|o| o.path != rec.path && globs.iter().any(|g| glob_match(g, &o.path)))
+                .flat_map(|o| o.placement.iter().cloned())
+                .collect()
+        };
+        let avoid = near(&topo.hard_anti_affinity);
+        let prefer_not = near(&topo.soft_anti_affinity);
+        match placement_for(rec, &topo, &facts, &reports, avoid, prefer_not) {
             Ok(Some(nodes)) => {
                 complaints.remove(&rec.path);
                 decisions.push((topo.priority, rec.path.clone(), nodes));
@@ -246,8 +261,14 @@ fn placement_for(
     topo: &Topology,
     facts: &[NodeFacts],
     reports: &BTreeMap<String, Vec<InstanceReport>>,
+    avoid: BTreeSet<String>,
+    prefer_not: BTreeSet<String>,
 ) -> Result<Option<Vec<String>>, String> {
     let fact = |name: &str| facts.iter().find(|f| f.view.name == name);
+    let mut spec = PlacementSpec::from_words(&topo.nodes, Some(1));
+    spec.avoid = avoid;
+    spec.prefer_not = prefer_not;
+    let spec_avoids = |name: &str| spec.avoid.contains(name);
     let placed = !rec.placement.is_empty();
     // Who keeps what: an unreleased lost node keeps its instance (it may
     // still run it); a drained or released one gives it up, for ha only.
@@ -261,7 +282,7 @@ fn placement_for(
                     v.schedulable = true;
                 }
             }
-            Some(f) if !f.view.schedulable => must_move = true,
+            Some(f) if !f.view.schedulable || spec_avoids(name) => must_move = true,
             Some(_) => {}
         }
     }
@@ -277,7 +298,6 @@ fn placement_for(
         .filter(|n| views.iter().any(|v| &v.name == *n && v.schedulable))
         .map(|n| (n.clone(), 1))
         .collect();
-    let spec = PlacementSpec::from_words(&topo.nodes, Some(1));
     let chosen = match place(&spec, &views, &current, topo.want()) {
         // A flex service runs as many instances as there is room for.
         Err(PlacementError::NotEnoughRoom { possible, .. }) if !topo.failover && possible > 0 => {

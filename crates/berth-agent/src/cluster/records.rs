@@ -33,6 +33,17 @@ pub struct ClusterRecord {
 }
 
 impl ClusterRecord {
+    /// The CA, its key opened with the managers' seal key.
+    pub fn ca(&self, seal: &berth_net::SealKey) -> Result<berth_net::ClusterCa, crate::AgentError> {
+        let key = String::from_utf8(seal.open(&self.ca_key_sealed)?)
+            .map_err(|_| crate::AgentError::Cluster("the stored CA key is not text".into()))?;
+        Ok(berth_net::ClusterCa::from_pem(
+            &self.name,
+            &self.ca_cert_pem,
+            &key,
+        )?)
+    }
+
     /// The CA certificates nodes trust: the current one first (what join
     /// tokens pin), then the previous one during a rotation.
     pub fn trust_bundle(&self) -> String {

@@ -8,7 +8,6 @@ use super::records::{node_key, JoinReply, NodeRecord, NodeRole, CLUSTER_KEY};
 use super::server;
 use crate::agent::Agent;
 use crate::error::AgentError;
-use berth_net::ClusterCa;
 use berth_store::put_json;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -120,12 +119,7 @@ pub(crate) async fn issue(agent: &Arc<Agent>, caller: &str) -> Result<JoinReply,
         .desired
         .get_json::<NodeRecord>(&node_key(caller))?
         .ok_or_else(|| AgentError::Forbidden(format!("{caller} is not a member")))?;
-    let ca = ClusterCa::from_pem(
-        &rec.name,
-        &rec.ca_cert_pem,
-        &String::from_utf8(seal.open(&rec.ca_key_sealed)?)
-            .map_err(|_| AgentError::Cluster("the stored CA key is not text".into()))?,
-    )?;
+    let ca = rec.ca(&seal)?;
     let ip = node
         .addr
         .parse::<std::net::SocketAddr>()

@@ -149,3 +149,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn anti_affinity_hard_excludes_and_soft_prefers_other_nodes() {
+    let nodes = vec![node("n1", 0, &[]), node("n2", 5, &[]), node("n3", 9, &[])];
+    let mut spec = all();
+    spec.avoid.insert("n1".into());
+    // n1 is lightest but excluded; n2 next.
+    let got = place(&spec, &nodes, &BTreeMap::new(), 1).expect("placed");
+    assert_eq!(got, BTreeMap::from([("n2".to_string(), 1)]));
+    // Soft: n2 is used only once n3 is taken too.
+    spec.prefer_not.insert("n2".into());
+    let got = place(&spec, &nodes, &BTreeMap::new(), 1).expect("placed");
+    assert_eq!(got, BTreeMap::from([("n3".to_string(), 1)]));
+    spec.max_per_node = Some(1);
+    let got = place(&spec, &nodes, &BTreeMap::new(), 2).expect("placed");
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), vec!["n2", "n3"]);
+    // Hard exclusion of every node leaves nothing.
+    spec.avoid.extend(["n2".to_string(), "n3".to_string()]);
+    assert_eq!(
+        place(&spec, &nodes, &BTreeMap::new(), 1),
+        Err(PlacementError::NoEligibleNode)
+    );
+}
