@@ -204,6 +204,9 @@ fn decide(
         let Some(topo) = topo else { continue };
         // Nodes where the services this one keeps away from are placed.
         let near = |globs: &[String]| -> BTreeSet<String> {
+            if globs.is_empty() {
+                return BTreeSet::new();
+            }
             records
                 .iter()
                 .filter(|o| o.path != rec.path && globs.iter().any(|g| glob_match(g, &o.path)))
