@@ -26,6 +26,12 @@ pub(crate) async fn placed_action(
         .ok_or_else(|| AgentError::NotFound(key.clone()))?;
     let nodes = match kind {
         ActionKind::Stop => {
+            // Desired first: even if a placed node cannot be reached, the
+            // service must not be started anywhere else afterwards.
+            agent
+                .desired
+                .set_target(&key, Some(Target::Stopped), true)
+                .await?;
             if rec.placement.is_empty() {
                 vec![agent.nodename().to_string()]
             } else {
