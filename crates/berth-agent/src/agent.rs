@@ -64,6 +64,18 @@ pub struct ActionOutcome {
     pub lines: Vec<String>,
 }
 
+impl ActionOutcome {
+    /// An action on `path` that could not even run.
+    pub fn failed(path: &str, error: impl std::fmt::Display) -> ActionOutcome {
+        ActionOutcome {
+            path: path.to_string(),
+            ok: false,
+            error: Some(error.to_string()),
+            lines: vec![],
+        }
+    }
+}
+
 pub struct Agent {
     pub opts: AgentOptions,
     /// The event log and this node's own bookkeeping.

@@ -343,12 +343,7 @@ async fn action(
                 .await
             {
                 Ok(out) => out,
-                Err(e) => ActionOutcome {
-                    path: o.path.clone(),
-                    ok: false,
-                    error: Some(e.to_string()),
-                    lines: vec![],
-                },
+                Err(e) => ActionOutcome::failed(&o.path, e),
             };
             match &bar {
                 Some(b) => {
@@ -460,12 +455,7 @@ async fn switch(ctx: &Ctx, selector: &str, to: Option<String>) -> anyhow::Result
             .await
         {
             Ok(out) => out,
-            Err(e) => ActionOutcome {
-                path: o.path.clone(),
-                ok: false,
-                error: Some(e.to_string()),
-                lines: vec![],
-            },
+            Err(e) => ActionOutcome::failed(&o.path, e),
         };
         ok &= out.ok;
         if !ctx.json() {

@@ -43,15 +43,27 @@ fn parts(
 /// Server side: presents the node certificate and requires a client
 /// certificate signed by the cluster CA.
 pub fn server_config(id: &NodeIdentity) -> Result<Arc<rustls::ServerConfig>, NetError> {
+    server(id, false, &[b"h2", b"http/1.1"])
+}
+
+/// A server presenting `id`; a client certificate, when presented (always,
+/// unless `optional`), must chain to the cluster CA.
+fn server(
+    id: &NodeIdentity,
+    optional: bool,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, NetError> {
     let (chain, key, roots) = parts(id)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+    if optional {
+        builder = builder.allow_unauthenticated();
+    }
+    let verifier = builder.build().map_err(|e| NetError::Tls(e.to_string()))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
 
@@ -71,17 +83,7 @@ pub fn client_config(id: &NodeIdentity) -> Result<Arc<rustls::ClientConfig>, Net
 /// can reach the join endpoints, but one that is presented must chain to
 /// the cluster CA. Every other endpoint checks for it per request.
 pub fn node_server_config(id: &NodeIdentity) -> Result<Arc<rustls::ServerConfig>, NetError> {
-    let (chain, key, roots) = parts(id)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| NetError::Tls(e.to_string()))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(cfg))
+    server(id, true, &[b"h2"])
 }
 
 /// A joining node once it has pinned the CA: verifies the server against

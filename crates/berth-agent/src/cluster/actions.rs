@@ -55,12 +55,7 @@ pub(crate) async fn placed_action(
         } else {
             remote(agent, &node, &key, kind).await
         };
-        let out = out.unwrap_or_else(|e| ActionOutcome {
-            path: key.clone(),
-            ok: false,
-            error: Some(e.to_string()),
-            lines: vec![],
-        });
+        let out = out.unwrap_or_else(|e| ActionOutcome::failed(&key, e));
         outs.push((node, out));
     }
     Ok(merge_outcomes(&key, outs))

@@ -151,12 +151,10 @@ impl Imon {
                             // Answer what was queued behind the delete.
                             rx.close();
                             while let Ok(ImonMsg::Action(_, reply)) = rx.try_recv() {
-                                let _ = reply.send(ActionOutcome {
-                                    path: self.key.clone(),
-                                    ok: false,
-                                    error: Some(format!("{}: no such object", self.key)),
-                                    lines: vec![],
-                                });
+                                let _ = reply.send(ActionOutcome::failed(
+                                    &self.key,
+                                    format!("{}: no such object", self.key),
+                                ));
                             }
                             return;
                         }
