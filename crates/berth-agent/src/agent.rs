@@ -1,6 +1,7 @@
 //! The agent: shared state, start-up, and the routing of actions and Docker
 //! events to the per-object instance monitors.
 
+use crate::cluster::watchdog::WatchdogLink;
 use crate::cluster::{Cluster, Identity};
 use crate::error::AgentError;
 use crate::events::EventBus;
@@ -29,6 +30,9 @@ pub struct AgentOptions {
     pub resync: Duration,
     /// Heartbeat, node-down and lease timing of the cluster.
     pub timing: berth_manager::liveness::Timing,
+    /// The command that runs the fencing watchdog (`berth daemon watchdog
+    /// --home H`); `None` runs none.
+    pub watchdog: Option<Vec<std::ffi::OsString>>,
 }
 
 /// The Raft file generation of a standalone node (and of the node that
@@ -102,7 +106,11 @@ impl Agent {
         std::fs::create_dir_all(&opts.home.root)?;
         let store = Arc::new(Store::open(&opts.home.store())?);
         let identity = Identity::load(&opts.home)?;
-        let cluster = Cluster::new(identity.clone(), opts.timing)?;
+        let cluster = Cluster::new(
+            identity.clone(),
+            opts.timing,
+            WatchdogLink::new(opts.home.root.clone(), opts.watchdog.clone()),
+        )?;
         let desired = Arc::new(match &identity {
             None => {
                 Desired::open(

@@ -13,6 +13,7 @@ mod home;
 mod imon;
 mod objects;
 mod privd;
+pub mod watchdog;
 
 pub use agent::{ActionKind, ActionOutcome, Agent, AgentOptions};
 pub use berth_manager::liveness::Timing;

@@ -287,6 +287,9 @@ pub enum DaemonCmd {
     /// Is the daemon running? Exit code 1 when not.
     #[command(after_help = "Examples:\n  berth daemon status --format json")]
     Status,
+    /// The fencing watchdog a cluster node's daemon spawns for itself.
+    #[command(hide = true)]
+    Watchdog,
 }
 
 const OBJECT_EXAMPLES: &str = "\

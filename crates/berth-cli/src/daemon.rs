@@ -18,6 +18,11 @@ pub async fn run(ctx: &Ctx, cmd: DaemonCmd) -> anyhow::Result<ExitCode> {
         DaemonCmd::Start(o) => start(ctx, o).await,
         DaemonCmd::Stop => stop(ctx).await,
         DaemonCmd::Status => status(ctx).await,
+        DaemonCmd::Watchdog => {
+            berth_agent::watchdog::run(&ctx.home)
+                .with_context(|| format!("fencing watchdog for {}", ctx.home.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -54,6 +59,15 @@ fn options(ctx: &Ctx, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
             lease: o.down_after.saturating_sub(o.heartbeat).max(o.heartbeat),
             stop_grace: Duration::from_secs(1).min(o.down_after / 3),
         },
+        watchdog: Some(vec![
+            std::env::current_exe()
+                .context("locating the berth binary for the watchdog")?
+                .into_os_string(),
+            "daemon".into(),
+            "watchdog".into(),
+            "--home".into(),
+            ctx.home.clone().into_os_string(),
+        ]),
     })
 }
 

@@ -518,3 +518,97 @@ fn rotating_the_ca_renews_every_node_and_restarts_nothing() {
     ]);
     assert!(refused.contains("does not match"), "{refused}");
 }
+
+/// `(time, action)` of the container's start and die events on node `i`'s
+/// dockerd since `since` (Unix seconds), in order.
+fn lifecycle(bed: &Testbed, i: usize, name: &str, since: u64) -> Vec<(u128, String)> {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 1)
+        .unwrap_or(0);
+    let out = bed.nodes[i].docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        &format!("container={name}"),
+        "--filter",
+        "event=start",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.TimeNano}} {{.Action}}",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, a) = l.split_once(' ')?;
+            Some((t.parse().ok()?, a.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_watchdog_fences_the_instances_of_a_dead_agent() {
+    let mut bed = Testbed::new(3);
+    bed.form_cluster(3);
+    let n0 = &bed.nodes[0];
+    create(n0, "wd/db", &["orchestrate=ha"]);
+    n0.ok(&["wd/db", "start"]);
+    let name = "wd..db.container.0";
+    wait_until("the service to run on one node", 30, || {
+        runners(&bed, name).len() == 1
+    });
+    let owner = runners(&bed, name)[0].clone();
+    let idx: usize = owner.trim_start_matches("node").parse().expect("index");
+    let started = |bed: &Testbed| {
+        let out = bed.nodes[idx].docker(&["inspect", "--format", "{{.State.StartedAt}}", name]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let first = started(&bed);
+
+    // A quick agent restart bounces nothing: the new agent renews the
+    // lease the watchdog holds before it runs out.
+    bed.kill_agent(idx);
+    bed.start_agent(idx);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(started(&bed), first, "an agent restart bounced the service");
+    assert_eq!(runners(&bed, name), vec![owner.clone()]);
+
+    // An agent that stays dead: its dockerd keeps the container running,
+    // so only the watchdog can stop it before the service moves.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(1))
+        .unwrap_or(0);
+    bed.kill_agent(idx);
+    wait_until("the service to start on another node", 30, || {
+        runners(&bed, name).iter().any(|r| *r != owner)
+    });
+    let moved: usize = runners(&bed, name)
+        .iter()
+        .find(|r| **r != owner)
+        .and_then(|r| r.trim_start_matches("node").parse().ok())
+        .expect("index");
+    let died = lifecycle(&bed, idx, name, since);
+    let born = lifecycle(&bed, moved, name, since);
+    let died_at = died
+        .iter()
+        .find(|(_, a)| a == "die")
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("still running on {owner}, and on node{moved}: {died:?}"));
+    let born_at = born
+        .iter()
+        .find(|(_, a)| a == "start")
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("no start event on node{moved}: {born:?}"));
+    assert!(
+        died_at < born_at,
+        "two instances ran: died on {owner} at {died_at}, started on node{moved} at {born_at}"
+    );
+    let log =
+        std::fs::read_to_string(bed.nodes[idx].home().join("watchdog.log")).unwrap_or_default();
+    assert!(log.contains("killed"), "watchdog.log:\n{log}");
+}

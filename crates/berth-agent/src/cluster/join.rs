@@ -385,6 +385,9 @@ impl Agent {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = None;
         *self.cluster.tls.write().unwrap_or_else(|e| e.into_inner()) = None;
+        // Standalone, nothing is fenced: a dissolved cluster's last member
+        // keeps its services running.
+        self.cluster.watchdog.disarm();
         self.cluster.stop_listener();
         let msg = format!("left cluster {}; this node is standalone", me.cluster);
         self.events.emit(None, None, msg.clone(), None);

@@ -25,6 +25,7 @@ mod orchestrator;
 pub mod records;
 mod renew;
 mod server;
+pub(crate) mod watchdog;
 
 pub(crate) use actions::placed_action;
 pub use admin::NodeOp;
@@ -95,10 +96,15 @@ pub struct Cluster {
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     server_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     last_renewal: Mutex<Option<Duration>>,
+    pub(crate) watchdog: watchdog::WatchdogLink,
 }
 
 impl Cluster {
-    pub(crate) fn new(identity: Option<Identity>, timing: Timing) -> Result<Cluster, AgentError> {
+    pub(crate) fn new(
+        identity: Option<Identity>,
+        timing: Timing,
+        watchdog: watchdog::WatchdogLink,
+    ) -> Result<Cluster, AgentError> {
         let tls = TlsSlot::default();
         if let Some(id) = &identity {
             *tls.write().unwrap_or_else(|e| e.into_inner()) =
@@ -123,6 +129,7 @@ impl Cluster {
             listener: Mutex::new(None),
             server_tls: RwLock::new(None),
             last_renewal: Mutex::new(None),
+            watchdog,
         })
     }
 
@@ -164,10 +171,16 @@ impl Cluster {
     /// A heartbeat sent at `sent` (boot clock) was acknowledged, granting
     /// `granted`; the shorter of that and the local lease applies.
     /// `applied` is the leader's applied index when it answered.
+    ///
+    /// The watchdog learns the new deadline first, so it never holds an
+    /// older one while the agent believes its lease runs.
     fn renew(&self, sent: Duration, granted: Duration, applied: u64) {
-        let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
         let shorten = self.timing.lease.saturating_sub(granted);
-        st.lease.renewed(sent.saturating_sub(shorten));
+        let from = sent.saturating_sub(shorten);
+        let kill_at = from + self.timing.lease + self.timing.stop_grace * 3 / 4;
+        let _ = self.watchdog.lease(kill_at);
+        let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        st.lease.renewed(from);
         st.granted = true;
         st.required_index = st.required_index.max(applied);
     }

@@ -183,10 +183,14 @@ impl Imon {
                 return Err(msg);
             }
         }
+        // Failover containers of a cluster node run under its lease, which
+        // the fencing watchdog enforces should this agent die.
+        let fenced = self.agent.cluster.is_clustered()
+            && r.eff.default.get_str("topology").unwrap_or("failover") != "flex";
         let mut errors = Vec::new();
         for c in &r.containers {
             let engine = self.tagged(&engine, Some(&c.rid));
-            if let Err(e) = self.converge_container(&engine, c, fresh).await {
+            if let Err(e) = self.converge_container(&engine, c, fresh, fenced).await {
                 let msg = format!("{}: {e}", c.rid);
                 self.res.entry(c.rid.clone()).or_default().note(e);
                 errors.push(msg);
@@ -204,6 +208,7 @@ impl Imon {
         engine: &Engine,
         c: &ContainerResource,
         fresh: bool,
+        fenced: bool,
     ) -> Result<(), String> {
         let existing = engine
             .inspect(&c.spec.name)
@@ -213,6 +218,9 @@ impl Imon {
         let existed = existing.is_some();
         let id = match existing {
             Some(cur) if cur.state.running => {
+                if fenced {
+                    self.guard(&c.rid, &cur.id, false);
+                }
                 if cur.labels.get(LABEL_SPEC) != want {
                     let st = self.res.entry(c.rid.clone()).or_default();
                     if !st.log.iter().any(|l| l.contains("config changed")) {
@@ -270,6 +278,9 @@ impl Imon {
             }
             None => self.create(engine, c).await?,
         };
+        if fenced {
+            self.guard(&c.rid, &id, true);
+        }
         let id = match engine.start(&id).await {
             Ok(()) => id,
             // A container a crashed dockerd left behind can be unstartable
@@ -281,6 +292,9 @@ impl Imon {
                 ));
                 engine.remove(&id).await.map_err(|e| e.to_string())?;
                 let fresh_id = self.create(engine, c).await?;
+                if fenced {
+                    self.guard(&c.rid, &fresh_id, true);
+                }
                 engine.start(&fresh_id).await.map_err(|e| e.to_string())?;
                 fresh_id
             }
@@ -299,6 +313,20 @@ impl Imon {
             }
         }
         Ok(())
+    }
+
+    /// Tells the fencing watchdog about a failover container, before it
+    /// starts (`starting`) or once found running. The start goes on if the
+    /// watchdog cannot be reached; the resource's log says so.
+    fn guard(&mut self, rid: &str, id: &str, starting: bool) {
+        let w = &self.agent.cluster.watchdog;
+        let r = if starting { w.guard(id) } else { w.adopt(id) };
+        if let Err(e) = r {
+            self.res
+                .entry(rid.to_string())
+                .or_default()
+                .note(format!("fencing watchdog unavailable: {e}"));
+        }
     }
 
     async fn create(&mut self, engine: &Engine, c: &ContainerResource) -> Result<String, String> {

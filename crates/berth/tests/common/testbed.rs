@@ -324,8 +324,9 @@ impl Testbed {
             victims.push(pid);
         }
         let marker = node.exec_root().display().to_string();
+        let watchdog = format!("watchdog --home {}", node.home().display());
         for (pid, cmdline) in processes() {
-            if cmdline.contains(&marker) {
+            if cmdline.contains(&marker) || cmdline.contains(&watchdog) {
                 victims.push(pid);
             }
         }
@@ -342,6 +343,15 @@ impl Testbed {
         wait_for("node processes to die", 10, || {
             all.iter().all(|p| !alive(*p))
         });
+    }
+
+    /// An agent crash alone: SIGKILL for the berth daemon; dockerd, the
+    /// containers and the fencing watchdog live on.
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut a) = self.nodes[i].agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
     }
 
     /// Cuts the node's link: a partition.
