@@ -117,13 +117,32 @@ impl Agent {
 
     fn select_records(&self, selector: &str) -> Result<Vec<Candidate>, AgentError> {
         let sel = Selector::parse(selector).map_err(|e| AgentError::BadInput(e.to_string()))?;
-        let all: Vec<Candidate> = self
-            .desired
-            .list()?
+        // Named objects are read one by one; only globs and keyword
+        // filters scan (and parse configs only for keyword filters).
+        let records = match sel.exact_paths() {
+            Some(paths) => {
+                let mut recs = Vec::new();
+                for p in paths {
+                    if let Some(rec) = self.desired.get(&p.to_string())? {
+                        if !recs.iter().any(|r: &ObjectRecord| r.path == rec.path) {
+                            recs.push(rec);
+                        }
+                    }
+                }
+                recs
+            }
+            None => self.desired.list()?,
+        };
+        let keywords = sel.reads_keywords();
+        let all: Vec<Candidate> = records
             .into_iter()
             .filter_map(|rec| {
                 let path = rec.path.parse().ok()?;
-                let doc = ConfigDoc::parse(&rec.config).ok();
+                let doc = if keywords {
+                    ConfigDoc::parse(&rec.config).ok()
+                } else {
+                    None
+                };
                 Some(Candidate { path, doc, rec })
             })
             .collect();

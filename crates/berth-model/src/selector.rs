@@ -165,6 +165,39 @@ impl Selector {
             .any(|atoms| atoms.iter().all(|a| a.matches(obj)))
     }
 
+    /// The paths this selector names exactly (`prod/db`, `a/x,b/y`: no
+    /// glob, no keyword filter, no negation), so a caller can fetch them
+    /// instead of scanning every object. `None` when it must scan.
+    pub fn exact_paths(&self) -> Option<Vec<ObjectPath>> {
+        self.terms
+            .iter()
+            .map(|atoms| match atoms.as_slice() {
+                [Atom {
+                    negated: false,
+                    matcher:
+                        Matcher::Path {
+                            namespace,
+                            kind,
+                            name,
+                        },
+                }] if ![namespace, kind, name].iter().any(|p| has_glob_chars(p)) => {
+                    format!("{namespace}/{kind}/{name}").parse().ok()
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether matching needs the objects' keyword values.
+    pub fn reads_keywords(&self) -> bool {
+        self.terms.iter().flatten().any(|a| {
+            matches!(
+                a.matcher,
+                Matcher::KeywordEquals { .. } | Matcher::KeywordExists { .. }
+            )
+        })
+    }
+
     /// Returns the selected objects, in input order.
     pub fn select<'a, T: Selectable>(&self, objs: &'a [T]) -> Vec<&'a T> {
         objs.iter().filter(|o| self.matches(*o)).collect()
@@ -299,6 +332,47 @@ mod tests {
         for (sel, want) in cases {
             assert_eq!(names(sel), *want, "selector {sel:?}");
         }
+    }
+
+    #[test]
+    fn exact_paths_only_for_plain_names() {
+        let exact = |s: &str| {
+            Selector::parse(s)
+                .unwrap()
+                .exact_paths()
+                .map(|v| v.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(exact("prod/db"), Some(vec!["prod/db".to_string()]));
+        assert_eq!(
+            exact("web,prod/cfg/api"),
+            Some(vec!["web".to_string(), "prod/cfg/api".to_string()])
+        );
+        for scan in ["prod/*", "*", "!prod/db", "prod/db+env=PRD", "env=PRD", "app[12]/x"] {
+            assert_eq!(exact(scan), None, "{scan}");
+        }
+        // Fetching the exact paths selects what a scan selects.
+        for s in ["prod/db", "web,prod/api", "prod/cfg/api", "nosuch/x"] {
+            let sel = Selector::parse(s).unwrap();
+            let fleet = fleet();
+            let scanned: Vec<String> = sel
+                .select(&fleet)
+                .iter()
+                .map(|o| o.path.to_string())
+                .collect();
+            let mut fetched: Vec<String> = sel
+                .exact_paths()
+                .unwrap()
+                .iter()
+                .filter(|p| fleet.iter().any(|o| &o.path == *p))
+                .map(|p| p.to_string())
+                .collect();
+            fetched.sort();
+            let mut scanned_sorted = scanned.clone();
+            scanned_sorted.sort();
+            assert_eq!(fetched, scanned_sorted, "{s}");
+        }
+        assert!(Selector::parse("a/b+env:").unwrap().reads_keywords());
+        assert!(!Selector::parse("a/*,!b/c").unwrap().reads_keywords());
     }
 
     #[test]

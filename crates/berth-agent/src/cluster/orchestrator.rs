@@ -4,7 +4,8 @@
 //! Design note:
 //! - Inputs: object records (target, frozen, placement, config), node
 //!   records (labels, drain, frozen) and the leader's liveness view.
-//!   Runs on every change to desired state and every 500 ms.
+//!   Runs on every change to desired state (changes 10 ms apart make one
+//!   pass) and every 500 ms.
 //! - Outputs: `placement` patches, all decisions of a pass in one Raft
 //!   entry. Agents act on them: an instance monitor runs its object only
 //!   where it is placed.
@@ -32,6 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const PERIOD: Duration = Duration::from_millis(500);
+/// After a change, further changes this soon are taken in the same pass.
+const COALESCE: Duration = Duration::from_millis(10);
 
 /// What placement needs from an object's config.
 #[derive(Clone, Debug)]
@@ -79,21 +82,32 @@ pub(crate) async fn run(agent: Arc<Agent>) {
     let mut complaints: HashMap<String, String> = HashMap::new();
     // When a lost node's instances become free to move, if sooner than the tick.
     let mut due: Option<Duration> = None;
+    // Leadership changes too: the failover clock of a new leader starts
+    // when it wins, so note that moment promptly. One receiver for the
+    // whole loop: a fresh clone of the metrics watch reports a change at
+    // once, and the loop would spin.
+    let mut server = agent.desired.raft().server_metrics();
+    server.borrow_and_update();
     loop {
         let wait = due
             .map(|at| at.saturating_sub(boottime()) + Duration::from_millis(5))
             .unwrap_or(PERIOD);
-        // Leadership changes too: the failover clock of a new leader starts
-        // when it wins, so note that moment promptly.
-        let mut server = agent.desired.raft().server_metrics();
         tokio::select! {
             _ = tick.tick() => {}
             _ = tokio::time::sleep(wait) => {}
-            _ = server.changed() => {}
+            r = server.changed() => {
+                if r.is_err() {
+                    server = agent.desired.raft().server_metrics();
+                }
+                server.borrow_and_update();
+            }
             r = changes.recv() => {
                 if r.is_err() {
                     changes = agent.desired.subscribe();
                 }
+                // A burst of writes makes one pass, not one each.
+                tokio::time::sleep(COALESCE).await;
+                while changes.try_recv().is_ok() {}
             }
         }
         if !agent.desired.is_leader() {
