@@ -7,6 +7,7 @@
 
 mod agent;
 pub mod cluster;
+mod config_file;
 mod error;
 mod events;
 mod home;

@@ -5,12 +5,13 @@
 //! store keeps the last valid text, which is what the agent runs.
 
 use crate::agent::Agent;
+use crate::config_file::{self, text_hash};
 use crate::error::AgentError;
-use crate::home::{atomic_write, commit, stage};
 use berth_model::status::Target;
 use berth_model::{ConfigDoc, KeywordRef, ObjectPath, Selectable, Selector};
 use berth_store::ObjectRecord;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// An object as listed by selection.
@@ -187,7 +188,7 @@ impl Agent {
         }
         let text = doc.render();
         self.check_config(&path, &text)?;
-        crate::durable(|| atomic_write(&file, text.as_bytes()))?;
+        let staged = crate::durable(|| config_file::stage(&file, &text))?;
         let rec = ObjectRecord {
             path: key.clone(),
             config: text,
@@ -195,11 +196,12 @@ impl Agent {
             frozen: true,
             placement: Vec::new(),
         };
+        // Desired state is the commit point; the file follows it.
         if let Err(e) = self.desired.put(&rec).await {
-            let _ = std::fs::remove_file(&file);
+            staged.discard();
             return Err(e.into());
         }
-        crate::durable(|| self.store.mirror_set(&key, Some(text_hash(&rec.config))))?;
+        self.place_file(&key, &file, staged, &rec.config);
         self.events.emit(Some(&key), None, "created".into(), None);
         self.imon(&path);
         Ok(ObjectInfo {
@@ -262,19 +264,20 @@ impl Agent {
         if !errors.is_empty() {
             return Err(AgentError::Invalid(errors));
         }
-        // Stage every file before renaming any, so a full disk fails the
-        // edit before anything changed; then rename, then record.
+        // Stage every file first, so a full disk fails the edit before
+        // anything changed; desired state is the commit point, and the
+        // files follow it.
         let mut staged = Vec::new();
         for (c, file, text) in &planned {
             let on_disk = std::fs::read_to_string(file).ok();
             if *text == c.rec.config && on_disk.as_deref() == Some(text.as_str()) {
                 continue;
             }
-            match crate::durable(|| stage(file, text.as_bytes())) {
-                Ok(tmp) => staged.push((tmp, file.clone())),
+            match crate::durable(|| config_file::stage(file, text)) {
+                Ok(s) => staged.push((c.rec.path.clone(), file.clone(), text, s)),
                 Err(e) => {
-                    for (tmp, _) in &staged {
-                        let _ = std::fs::remove_file(tmp);
+                    for (_, _, _, s) in staged {
+                        s.discard();
                     }
                     return Err(AgentError::BadInput(format!(
                         "writing {}: {e}",
@@ -284,22 +287,25 @@ impl Agent {
             }
         }
         fault_point_before_commit();
-        for (tmp, file) in &staged {
-            crate::durable(|| commit(tmp, file))?;
-        }
         let texts: Vec<(String, String)> = planned
             .iter()
             .map(|(c, _, text)| (c.rec.path.clone(), text.clone()))
             .collect();
-        self.desired.set_configs(&texts).await?;
-        for (path, text) in &texts {
-            crate::durable(|| self.store.mirror_set(path, Some(text_hash(text))))?;
+        if let Err(e) = self.desired.set_configs(&texts).await {
+            for (_, _, _, s) in staged {
+                s.discard();
+            }
+            return Err(e.into());
+        }
+        let changed: Vec<PathBuf> = staged.iter().map(|(_, f, _, _)| f.clone()).collect();
+        for (path, file, text, s) in staged {
+            self.place_file(&path, &file, s, text);
         }
         let out: Vec<SetOutcome> = planned
             .iter()
             .map(|(c, file, _)| SetOutcome {
                 path: c.rec.path.clone(),
-                changed: staged.iter().any(|(_, f)| f == file),
+                changed: changed.contains(file),
             })
             .collect();
         for o in out.iter().filter(|o| o.changed) {
@@ -310,6 +316,27 @@ impl Agent {
             }
         }
         Ok(out)
+    }
+
+    /// Puts a staged config file in place once desired state holds its
+    /// text. A failure here loses nothing: the next pass of the object's
+    /// monitor writes the file from desired state.
+    fn place_file(&self, key: &str, file: &Path, staged: config_file::Staged, text: &str) {
+        match crate::durable(|| staged.commit()) {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = crate::durable(|| self.store.mirror_set(key, Some(text_hash(text))));
+            }
+            Err(e) => self.events.emit(
+                Some(key),
+                None,
+                format!(
+                    "writing {}: {e} (desired state has the change; the file follows on the next pass)",
+                    file.display()
+                ),
+                None,
+            ),
+        }
     }
 
     /// The config file as on disk (what `print config` shows).
@@ -379,10 +406,6 @@ fn strip_line(s: &str) -> &str {
     }
 }
 
-fn text_hash(text: &str) -> u64 {
-    berth_model::fnv1a64(text.as_bytes())
-}
-
 /// Keeps the object's config file and its desired config in step. A file
 /// still holding what berth last wrote follows desired state (an edit made
 /// on another node, or a file this node never had); a file edited by hand
@@ -396,28 +419,32 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
     let _guard = agent.config_locks.lock_one(&key).await;
     let rec = agent.desired.get(&key).ok()??;
     let on_disk = std::fs::read_to_string(&file).ok();
-    let mirrored = agent.store.mirror_get(&key).ok().flatten();
+    // Whether berth wrote this text: the file's mark, or for an unmarked
+    // file (no xattr support, or written by an older berth) the mirror.
+    let ours = |text: &str| match config_file::mark_of(&file) {
+        Some(h) => h == text_hash(text),
+        None => agent.store.mirror_get(&key).ok().flatten() == Some(text_hash(text)),
+    };
     let follow_desired = match &on_disk {
         None => true,
         Some(text) if *text == rec.config => {
-            if mirrored != Some(text_hash(text)) {
-                let _ = crate::durable(|| agent.store.mirror_set(&key, Some(text_hash(text))));
+            if !ours(text) {
+                mark(agent, &key, &file, text);
             }
             return None;
         }
-        Some(text) => mirrored == Some(text_hash(text)),
+        Some(text) => ours(text),
     };
     if follow_desired {
-        let written = crate::durable(|| {
-            atomic_write(&file, rec.config.as_bytes())?;
-            agent
-                .store
-                .mirror_set(&key, Some(text_hash(&rec.config)))
-                .map_err(std::io::Error::other)
-        });
-        return written
-            .err()
-            .map(|e| format!("writing {}: {e}", file.display()));
+        let written = crate::durable(|| config_file::write(&file, &rec.config));
+        return match written {
+            Ok(true) => None,
+            Ok(false) => {
+                mark(agent, &key, &file, &rec.config);
+                None
+            }
+            Err(e) => Some(format!("writing {}: {e}", file.display())),
+        };
     }
     let text = on_disk.unwrap_or_default();
     match agent.check_config(path, &text) {
@@ -429,7 +456,7 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
             if let Err(e) = updated {
                 return Some(format!("store: {e}"));
             }
-            let _ = crate::durable(|| agent.store.mirror_set(&key, Some(text_hash(&text))));
+            mark(agent, &key, &file, &text);
             agent.events.emit(
                 Some(&key),
                 None,
@@ -441,6 +468,14 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
         Err(e) => Some(format!(
             "config file edited into an invalid state, not applied (running the last valid config): {e}"
         )),
+    }
+}
+
+/// Records that the file holding `text` is berth's: its mark, or where
+/// extended attributes are missing, the mirror table.
+fn mark(agent: &Agent, key: &str, file: &Path, text: &str) {
+    if !config_file::mark_in_place(file, text) {
+        let _ = crate::durable(|| agent.store.mirror_set(key, Some(text_hash(text))));
     }
 }
 

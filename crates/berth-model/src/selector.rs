@@ -347,7 +347,14 @@ mod tests {
             exact("web,prod/cfg/api"),
             Some(vec!["web".to_string(), "prod/cfg/api".to_string()])
         );
-        for scan in ["prod/*", "*", "!prod/db", "prod/db+env=PRD", "env=PRD", "app[12]/x"] {
+        for scan in [
+            "prod/*",
+            "*",
+            "!prod/db",
+            "prod/db+env=PRD",
+            "env=PRD",
+            "app[12]/x",
+        ] {
             assert_eq!(exact(scan), None, "{scan}");
         }
         // Fetching the exact paths selects what a scan selects.

@@ -1,5 +1,6 @@
 //! SIGKILL of the daemon in the middle of `set` leaves the old or the new
-//! config, never a torn one, and the daemon comes back consistent.
+//! config, never a torn one, and the daemon comes back with file and
+//! desired state agreeing.
 
 mod common;
 use common::*;
@@ -65,7 +66,7 @@ fn sigkill_inside_the_write_window_keeps_the_old_config() {
 }
 
 #[test]
-fn sigkill_at_varying_points_leaves_old_or_new_and_store_follows_file() {
+fn sigkill_at_varying_points_leaves_old_or_new_and_file_and_store_agree() {
     let mut env = Env::start();
     env.create_svc("kill/svc", &["env=INIT"]);
     let file = env.config_file("kill", "svc");
@@ -85,16 +86,27 @@ fn sigkill_at_varying_points_leaves_old_or_new_and_store_follows_file() {
         } else {
             assert_eq!(after, before, "neither old nor new");
         }
+        let old_value = before
+            .lines()
+            .find_map(|l| l.strip_prefix("env = "))
+            .unwrap_or_default()
+            .to_string();
         env.start_daemon();
-        // Within one resync the daemon runs exactly what the file says.
-        let on_disk = env_in_file(&env);
+        // Desired state is the commit point: the file may still hold the
+        // old text when the new one was committed, and then follows it.
+        // Within one resync file and store agree, on the old or the new.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let stored = env
                 .ok(&["kill/svc", "get", "--kw", "env"])
                 .trim()
                 .to_string();
+            let on_disk = env_in_file(&env);
             if stored == on_disk {
+                assert!(
+                    stored == old_value || stored == value,
+                    "neither old nor new: {stored:?}"
+                );
                 break;
             }
             assert!(
