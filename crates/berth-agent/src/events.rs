@@ -1,10 +1,17 @@
 //! The event bus: events are persisted in batches by one writer task, then
-//! broadcast to live subscribers (`berth events`).
+//! broadcast to live subscribers (`berth events`). Under load, batches are
+//! fsynced together at most every `FLUSH`: a crash may lose the last half
+//! second of the event log (never desired state; the text log has them).
 
 use berth_model::event::Event;
 use berth_store::Store;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
+
+/// How long an event may wait for its fsync. The text log (tracing) has
+/// every event at once.
+const FLUSH: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct EventBus {
@@ -18,13 +25,41 @@ impl EventBus {
         let (live, _) = broadcast::channel(4096);
         let out = live.clone();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
+            // A burst of events is fsynced about once per FLUSH, not once
+            // per batch; a quiet log is flushed FLUSH after its last batch.
+            let mut last_durable = tokio::time::Instant::now();
+            let mut dirty = false;
+            loop {
+                let first = if dirty {
+                    match tokio::time::timeout(FLUSH, rx.recv()).await {
+                        Ok(ev) => ev,
+                        Err(_) => {
+                            let s = store.clone();
+                            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.flush()).await
+                            {
+                                tracing::error!("event log flush failed: {e}");
+                            }
+                            dirty = false;
+                            last_durable = tokio::time::Instant::now();
+                            continue;
+                        }
+                    }
+                } else {
+                    rx.recv().await
+                };
+                let Some(first) = first else { break };
                 let mut batch = vec![first];
                 while let Ok(ev) = rx.try_recv() {
                     batch.push(ev);
                 }
+                let durable = last_durable.elapsed() >= FLUSH;
+                if durable {
+                    last_durable = tokio::time::Instant::now();
+                }
+                dirty = !durable;
                 let s = store.clone();
-                let written = tokio::task::spawn_blocking(move || s.append_events(batch)).await;
+                let written =
+                    tokio::task::spawn_blocking(move || s.append_events(batch, durable)).await;
                 match written {
                     Ok(Ok(evs)) => {
                         for ev in evs {

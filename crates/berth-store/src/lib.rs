@@ -55,7 +55,8 @@ db_err!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -155,8 +156,13 @@ impl Store {
     }
 
     /// Appends events, assigning their sequence numbers, and returns them.
-    pub fn append_events(&self, events: Vec<Event>) -> Result<Vec<Event>> {
-        let txn = self.db.begin_write()?;
+    /// With `durable` false the batch reaches the disk with the next
+    /// durable commit (a later batch, or [`Store::flush`]).
+    pub fn append_events(&self, events: Vec<Event>, durable: bool) -> Result<Vec<Event>> {
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)?;
+        }
         let mut out = Vec::with_capacity(events.len());
         {
             let mut table = txn.open_table(EVENTS)?;
@@ -178,6 +184,12 @@ impl Store {
         }
         txn.commit()?;
         Ok(out)
+    }
+
+    /// Makes every earlier non-durable commit durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
     }
 
     /// Events with a sequence number above `after`, oldest first, at most `limit`.

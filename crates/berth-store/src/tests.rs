@@ -40,8 +40,10 @@ fn events_get_increasing_sequence_numbers() {
         what: what.into(),
         docker: None,
     };
-    let first = s.append_events(vec![mk("a"), mk("b")]).expect("append");
-    let second = s.append_events(vec![mk("c")]).expect("append");
+    let first = s
+        .append_events(vec![mk("a"), mk("b")], true)
+        .expect("append");
+    let second = s.append_events(vec![mk("c")], false).expect("append");
     assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(second[0].seq, 3);
     let after = s.events_after(1, 10).expect("read");
@@ -52,6 +54,11 @@ fn events_get_increasing_sequence_numbers() {
     let last = s.last_events(2).expect("last");
     assert_eq!(last.len(), 2);
     assert_eq!(last[1].what, "c");
+    // A non-durable batch is kept once flushed.
+    s.flush().expect("flush");
+    drop(s);
+    let s = Store::open(&dir.path().join("e.redb")).expect("reopen");
+    assert_eq!(s.last_events(1).expect("last")[0].what, "c");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
