@@ -1,4 +1,9 @@
 //! The Raft log, vote and committed log id.
+//!
+//! The committed log id is kept in memory and written with the next log
+//! append, not in a transaction of its own: a persisted committed id only
+//! lets a restart re-apply entries sooner, any older value is still true,
+//! and the state machine's applied id is durable anyway.
 
 use crate::codec::{decode, encode, io};
 use crate::types::TypeConfig;
@@ -27,6 +32,8 @@ type C = TypeConfig;
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// The latest committed id openraft reported, not yet written.
+    committed: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
 
 impl LogStore {
@@ -35,7 +42,10 @@ impl LogStore {
         txn.open_table(LOG).map_err(io)?;
         txn.open_table(META).map_err(io)?;
         txn.commit().map_err(io)?;
-        Ok(LogStore { db })
+        Ok(LogStore {
+            db,
+            committed: Arc::default(),
+        })
     }
 
     fn meta_get<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
@@ -104,11 +114,21 @@ impl RaftLogStorage<C> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        self.meta_put(COMMITTED, &committed)
+        let bytes = encode(&committed)?;
+        *self.committed.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
-        Ok(self.meta_get::<Option<LogIdOf<C>>>(COMMITTED)?.flatten())
+        let pending = self
+            .committed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match pending {
+            Some(bytes) => Ok(decode::<Option<LogIdOf<C>>>(&bytes)?),
+            None => Ok(self.meta_get::<Option<LogIdOf<C>>>(COMMITTED)?.flatten()),
+        }
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
@@ -116,12 +136,23 @@ impl RaftLogStorage<C> for LogStore {
         I: IntoIterator<Item = EntryOf<C>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let committed = self
+            .committed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let txn = self.db.begin_write().map_err(io)?;
         {
             let mut table = txn.open_table(LOG).map_err(io)?;
             for e in entries {
                 let bytes = encode(&e)?;
                 table.insert(e.index(), bytes.as_slice()).map_err(io)?;
+            }
+            if let Some(c) = committed {
+                txn.open_table(META)
+                    .map_err(io)?
+                    .insert(COMMITTED, c.as_slice())
+                    .map_err(io)?;
             }
         }
         // The commit is durable (fsynced) before openraft hears it is flushed.
