@@ -195,17 +195,20 @@ impl Agent {
             .remove(path);
     }
 
+    /// Wakes every monitor for a pass that asks Docker about everything
+    /// (a reconnect may have missed events; the lease changed).
     pub(crate) fn wake_all(&self) {
         let map = self.imons.lock().unwrap_or_else(|e| e.into_inner());
         for h in map.values() {
-            h.wake();
+            h.wake_docker();
         }
     }
 
-    fn wake(&self, path: &str) {
+    /// Docker reported a change to one object's containers.
+    fn wake_docker(&self, path: &str) {
         let map = self.imons.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = map.get(path) {
-            h.wake();
+            h.wake_docker();
         }
     }
 
@@ -473,7 +476,7 @@ async fn private_event_loop(agent: Arc<Agent>, engine: Engine) {
         // The stream ends as the process dies; give it a moment to be gone,
         // or the pass still sees a live pid and finds no socket.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        agent.wake(&path.to_string());
+        agent.wake_docker(&path.to_string());
     }
 }
 
@@ -488,7 +491,7 @@ async fn follow(agent: &Arc<Agent>, engine: &Engine) {
             continue;
         }
         if let Some(path) = ev.labels.get(berth_engine::LABEL_PATH) {
-            agent.wake(path);
+            agent.wake_docker(path);
         }
     }
 }

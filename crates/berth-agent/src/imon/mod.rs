@@ -22,6 +22,7 @@ use berth_model::status::{Avail, Target};
 use berth_model::ObjectPath;
 use berth_store::ObjectRecord;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -47,12 +48,23 @@ pub(crate) struct ImonHandle {
     pub id: u64,
     tx: mpsc::Sender<ImonMsg>,
     notify: Arc<Notify>,
+    /// Docker may have changed under the object: the next pass asks it.
+    docker: Arc<AtomicBool>,
 }
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ImonHandle {
+    /// Desired state changed: a pass, which asks Docker again only about
+    /// what it has no answer for (`status::Probed`).
     pub(crate) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Docker reported a change (or may have, after a reconnect): a pass
+    /// that asks Docker about every resource.
+    pub(crate) fn wake_docker(&self) {
+        self.docker.store(true, Ordering::SeqCst);
         self.notify.notify_one();
     }
 
@@ -107,6 +119,10 @@ pub(crate) struct Imon {
     /// and the last wait, doubled on each failure in a row.
     pub retry_at: Option<tokio::time::Instant>,
     pub retry_wait: Option<std::time::Duration>,
+    docker: Arc<AtomicBool>,
+    /// What Docker said at the last probe, reused while nothing says it
+    /// changed.
+    pub probed: Option<status::Probed>,
 }
 
 pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
@@ -114,6 +130,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
     let notify = Arc::new(Notify::new());
     notify.notify_one();
     let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let docker = Arc::new(AtomicBool::new(true));
     let imon = Imon {
         id,
         key: path.to_string(),
@@ -127,9 +144,16 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         duty_run: false,
         retry_at: None,
         retry_wait: None,
+        docker: docker.clone(),
+        probed: None,
     };
     tokio::spawn(imon.run(rx, notify.clone()));
-    ImonHandle { id, tx, notify }
+    ImonHandle {
+        id,
+        tx,
+        notify,
+        docker,
+    }
 }
 
 impl Imon {
@@ -167,11 +191,15 @@ impl Imon {
                     }
                 }
                 _ = tick.tick() => {
+                    // The resync is the level-triggered safety net: it
+                    // always asks Docker.
+                    self.docker.store(true, Ordering::SeqCst);
                     if !self.pass().await {
                         return;
                     }
                 }
                 _ = sleep_until_some(restart_at) => {
+                    self.docker.store(true, Ordering::SeqCst);
                     if !self.pass().await {
                         return;
                     }
@@ -200,6 +228,7 @@ impl Imon {
     /// One automatic pass. Returns false when the object no longer exists.
     async fn pass(&mut self) -> bool {
         self.retry_at = None;
+        let mut probe = self.docker.swap(false, Ordering::SeqCst);
         self.config_error = crate::objects::sync_file(&self.agent, &self.path).await;
         let rec = match self.agent.desired.get(&self.key) {
             Ok(Some(r)) => r,
@@ -229,6 +258,7 @@ impl Imon {
                 let fresh = self.agent.cluster.is_clustered() && !self.duty_run;
                 self.duty_run = true;
                 if !rec.frozen && rec.target == Target::Started {
+                    probe = true;
                     match self.converge_started(&rec, fresh).await {
                         Ok(()) => self.retry_wait = None,
                         Err(e) => {
@@ -258,6 +288,7 @@ impl Imon {
                     r.restart_at = None;
                 }
                 if self.runs_here() {
+                    probe = true;
                     self.say(why.to_string());
                     self.fencing = urgent;
                     let r = self.converge_stopped(&rec, false).await;
@@ -268,7 +299,7 @@ impl Imon {
                 }
             }
         }
-        self.refresh_status(&rec).await;
+        self.refresh_status(&rec, probe).await;
         true
     }
 
@@ -339,7 +370,7 @@ impl Imon {
         let gone = kind == ActionKind::Delete && result.is_ok();
         if !gone {
             if let Ok(Some(rec)) = self.agent.desired.get(&self.key) {
-                self.refresh_status(&rec).await;
+                self.refresh_status(&rec, true).await;
             }
         }
         let outcome = ActionOutcome {

@@ -5,6 +5,19 @@ use berth_drivers::volume::VolumeSpec;
 use berth_engine::Engine;
 use berth_model::status::{Avail, ObjectStatus, ResourceStatus, Target};
 use berth_store::ObjectRecord;
+use std::collections::HashMap;
+
+/// What Docker said about each resource at the last probe, on one engine:
+/// rid -> (what was asked: a container name or volume label, the answer).
+/// A pass woken only by a desired-state change reuses the answers for
+/// resources that are still the same thing; Docker events, the resync
+/// tick, restarts and any Docker action of the monitor force a new probe.
+pub(crate) struct Probed {
+    socket: String,
+    answers: HashMap<String, (String, Answer)>,
+}
+
+type Answer = (Avail, String, Option<String>);
 
 /// What the object's engine could tell, before looking at resources.
 enum Probe {
@@ -14,7 +27,9 @@ enum Probe {
 }
 
 impl Imon {
-    pub(crate) async fn refresh_status(&mut self, rec: &ObjectRecord) {
+    /// Rebuilds the status; with `probe` false, Docker is asked only about
+    /// resources the last probe did not cover.
+    pub(crate) async fn refresh_status(&mut self, rec: &ObjectRecord, probe: bool) {
         let mut log: Vec<String> = self.obj_log.iter().cloned().collect();
         if let Some(e) = &self.config_error {
             log.push(e.clone());
@@ -57,7 +72,7 @@ impl Imon {
             Some(p) => p.socket.display().to_string(),
             None => self.agent.opts.host_docker_socket.clone(),
         });
-        let probe = match self.engine(&r, false).await {
+        let engine = match self.engine(&r, false).await {
             Ok(Some(e)) => Probe::Engine(e),
             Ok(None) if rec.target == Target::Started => {
                 Probe::Problem(Avail::Down, "private docker daemon is not running".into())
@@ -65,35 +80,61 @@ impl Imon {
             Ok(None) => Probe::Problem(Avail::Down, String::new()),
             Err(e) => Probe::Problem(Avail::Warn, e),
         };
+        let socket = status.docker_socket.clone().unwrap_or_default();
+        let previous = match self.probed.take() {
+            Some(p) if !probe && p.socket == socket => p.answers,
+            _ => HashMap::new(),
+        };
+        let known = |rid: &str, what: &str| -> Option<Answer> {
+            match previous.get(rid) {
+                Some((w, a)) if w == what => Some(a.clone()),
+                _ => None,
+            }
+        };
+        let mut answers = HashMap::new();
         for (rid, vol) in &r.volumes {
             let rtype = match vol {
                 VolumeSpec::Docker { .. } => "volume.docker",
                 VolumeSpec::Directory { .. } => "volume.directory",
             };
-            let (avail, problem) = match &probe {
-                Probe::Problem(a, p) => (*a, p.clone()),
-                Probe::Engine(e) => match vol.exists(e).await {
-                    Ok(true) => (Avail::Up, String::new()),
-                    Ok(false) => (Avail::Down, String::new()),
-                    Err(err) => (Avail::Warn, err.to_string()),
+            let label = vol.label();
+            let (avail, problem, _) = match (&engine, known(rid, &label)) {
+                (Probe::Problem(a, p), _) => (*a, p.clone(), None),
+                (Probe::Engine(_), Some(a)) => a,
+                (Probe::Engine(e), None) => match vol.exists(e).await {
+                    Ok(true) => (Avail::Up, String::new(), None),
+                    Ok(false) => (Avail::Down, String::new(), None),
+                    Err(err) => (Avail::Warn, err.to_string(), None),
                 },
             };
-            let rs = self.resource_status(rid, rtype, vol.label(), avail, problem, None);
+            answers.insert(rid.clone(), (label.clone(), (avail, problem.clone(), None)));
+            let rs = self.resource_status(rid, rtype, label, avail, problem, None);
             status.resources.push(rs);
         }
         for c in &r.containers {
-            let (avail, problem, id) = match &probe {
-                Probe::Problem(a, p) => (*a, p.clone(), None),
-                Probe::Engine(e) => match e.inspect(&c.spec.name).await {
+            let (avail, problem, id) = match (&engine, known(&c.rid, &c.spec.name)) {
+                (Probe::Problem(a, p), _) => (*a, p.clone(), None),
+                (Probe::Engine(_), Some(a)) => a,
+                (Probe::Engine(e), None) => match e.inspect(&c.spec.name).await {
                     Ok(Some(cur)) if cur.state.running => (Avail::Up, String::new(), Some(cur.id)),
                     Ok(Some(cur)) => (Avail::Down, String::new(), Some(cur.id)),
                     Ok(None) => (Avail::Down, String::new(), None),
                     Err(err) => (Avail::Warn, err.to_string(), None),
                 },
             };
+            answers.insert(
+                c.rid.clone(),
+                (c.spec.name.clone(), (avail, problem.clone(), id.clone())),
+            );
             let rs =
                 self.resource_status(&c.rid, "container.docker", c.label(), avail, problem, id);
             status.resources.push(rs);
+        }
+        // A Docker error is asked again next time rather than remembered.
+        if matches!(engine, Probe::Engine(_))
+            && answers.values().all(|(_, (a, _, _))| *a != Avail::Warn)
+        {
+            self.probed = Some(Probed { socket, answers });
         }
         status.avail = Avail::aggregate(status.resources.iter().map(|r| r.avail));
         self.publish(status);
