@@ -124,12 +124,14 @@ fi
 if want C4; then
 t0=$(now)
 for k in $(seq "$C4N"); do bed_berth $((k % 3)) create c4/s$k --kw container#0.image=$IMG >/dev/null; done
-bed_berth 0 'c4/*' start >/dev/null || echo "  C4: some starts failed (see berth events)"
+bed_berth 0 'c4/*' start --format json >"$BED_DIR/c4-start.json" 2>&1 \
+  || echo "  C4: some starts failed: $(python3 bench/lib/failures.py "$BED_DIR/c4-start.json")"
 t1=$(now)
 running=0
 for i in 0 1 2; do running=$((running + $(bed_docker $i ps -q --filter name=c4.. | wc -l))); done
 B4=$(echo "$t1 - $t0" | bc)
-bed_berth 0 'c4/*' stop >/dev/null || echo "  C4: some stops failed (see berth events)"
+bed_berth 0 'c4/*' stop --format json >"$BED_DIR/c4-stop.json" 2>&1 \
+  || echo "  C4: some stops failed: $(python3 bench/lib/failures.py "$BED_DIR/c4-stop.json")"
 t0=$(now)
 for i in 0 1 2; do
   ( for k in $(seq $((C4N / 3))); do bed_docker $i run -d --label berth-bench=raw $IMG >/dev/null; done ) &

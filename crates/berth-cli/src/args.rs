@@ -281,7 +281,10 @@ pub enum DaemonCmd {
         after_help = "Examples:\n  berth daemon start\n  BERTH_HOME=/tmp/b berth daemon start --nodename node1"
     )]
     Start(DaemonOpts),
-    /// Stop the daemon. Containers and private dockerds keep running.
+    /// Stop the daemon. Containers and private dockerds keep running; on a
+    /// cluster node, failover instances are killed by the fencing watchdog
+    /// once the node's lease runs out (about 3 s), as the managers then move
+    /// them. A restart within that time bounces nothing.
     #[command(after_help = "Examples:\n  berth daemon stop")]
     Stop,
     /// Is the daemon running? Exit code 1 when not.

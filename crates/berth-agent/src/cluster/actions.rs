@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// How long a start waits for the leader to place the object.
 const PLACEMENT_WAIT: Duration = Duration::from_secs(15);
+/// How long a remote node may take over its part of an action: queued
+/// behind its other Docker work, then a stop timeout of its own.
+const ACTION_TTL: Duration = Duration::from_secs(300);
 
 pub(crate) async fn placed_action(
     agent: &Arc<Agent>,
@@ -92,7 +95,7 @@ async fn remote(
         .ok_or_else(|| AgentError::Cluster(format!("node {node} is not a member")))?;
     agent
         .cluster
-        .call(
+        .call_within(
             &rec.addr,
             server::PATH_ACTION,
             &RemoteAction {
@@ -100,6 +103,7 @@ async fn remote(
                 action: kind,
                 applied: agent.desired.applied_index(),
             },
+            ACTION_TTL,
         )
         .await
 }

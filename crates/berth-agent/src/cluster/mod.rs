@@ -200,6 +200,20 @@ impl Cluster {
         path: &str,
         req: &Req,
     ) -> Result<Resp, AgentError> {
+        self.call_within(addr, path, req, RPC_TTL).await
+    }
+
+    /// [`Cluster::call`] with its own time limit, for requests that wait
+    /// on Docker (an action's stop timeout alone can exceed `RPC_TTL`). A
+    /// dead peer is still noticed within seconds: dialling is bounded, and
+    /// the connection's HTTP/2 keep-alive fails a silent one.
+    pub(crate) async fn call_within<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, AgentError> {
         let client = self
             .clients
             .lock()
@@ -208,7 +222,7 @@ impl Cluster {
             .or_insert_with(|| Arc::new(RpcClient::new(addr.to_string(), self.tls.clone())))
             .clone();
         client
-            .call(path, req, RPC_TTL)
+            .call(path, req, ttl)
             .await
             .map_err(|e| AgentError::Cluster(e.to_string()))
     }
