@@ -29,6 +29,11 @@ pub fn document() -> Value {
         true,
         "Object selector: globs, ',' union, '+' intersection, '!' negation, kw=value filters",
     );
+    let allow_empty = q(
+        "allow_empty",
+        false,
+        "true: a selection matching nothing is an empty list, not a 404",
+    );
     let path = q("path", true, "Object path, ns/name");
     json!({
         "openapi": "3.1.0",
@@ -37,13 +42,13 @@ pub fn document() -> Value {
             "/v1/daemon": {"get": op("Daemon identity and version", json!([]), None, "daemon info")},
             "/v1/openapi.json": {"get": op("This document", json!([]), None, "OpenAPI document")},
             "/v1/schema/keywords": {"get": op("Keyword schema of every section type", json!([]), None, "keyword schema")},
-            "/v1/objects": {"get": op("Objects matching a selector", json!([sel.clone()]), None, "object list")},
+            "/v1/objects": {"get": op("Objects matching a selector", json!([sel.clone(), allow_empty.clone()]), None, "object list")},
             "/v1/objects/create": {"post": op("Create an object", json!([]), Some("CreateRequest"), "created object")},
             "/v1/objects/edit": {"post": op("Set and unset keywords on selected objects, all or nothing", json!([]), Some("EditRequest"), "per-object outcome")},
             "/v1/objects/action": {"post": op("Run start, stop, restart, freeze, thaw or delete on one object and wait for it", json!([]), Some("ActionRequest"), "action outcome with the Docker commands run")},
             "/v1/objects/config": {"get": op("The object's config file text", json!([path.clone()]), None, "text/plain config")},
             "/v1/objects/keyword": {"get": op("One keyword's value", json!([path.clone(), q("kw", true, "section.keyword"), q("eval", false, "true for the effective value")]), None, "keyword value")},
-            "/v1/objects/status": {"get": op("Status of selected objects", json!([sel]), None, "object status list")},
+            "/v1/objects/status": {"get": op("Status of selected objects", json!([sel, allow_empty]), None, "object status list")},
             "/v1/objects/switch": {"post": op("Move a service to a node (switch, takeover), or let the scheduler place it again (giveback)", json!([]), Some("SwitchRequest"), "action outcome")},
             "/v1/cluster/init": {"post": op("Make this node the first manager of a new cluster", json!([]), Some("InitRequest"), "cluster summary with join tokens")},
             "/v1/cluster/join": {"post": op("Join the cluster of the manager at addr with a join token", json!([]), Some("JoinRequest"), "cluster summary")},

@@ -82,7 +82,8 @@ async fn daemon_info(State(a): S) -> ApiResult<DaemonInfo> {
 #[derive(Deserialize)]
 struct SelectorQuery {
     selector: String,
-    /// An empty selection is an empty list rather than an error (`berth mon`).
+    /// An empty selection is an empty list rather than an error (`berth mon`,
+    /// `berth ls` with no selector).
     #[serde(default)]
     allow_empty: bool,
 }
@@ -104,7 +105,10 @@ async fn list_objects(
     State(a): S,
     Query(q): Query<SelectorQuery>,
 ) -> ApiResult<Vec<berth_agent::ObjectInfo>> {
-    Ok(Json(a.select(&q.selector)?))
+    match a.select(&q.selector) {
+        Err(AgentError::NoMatch(_)) if q.allow_empty => Ok(Json(Vec::new())),
+        r => Ok(Json(r?)),
+    }
 }
 
 async fn create(State(a): S, Json(r): Json<CreateRequest>) -> ApiResult<berth_agent::ObjectInfo> {

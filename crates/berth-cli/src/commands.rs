@@ -78,7 +78,15 @@ async fn statuses(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectStatus>
 }
 
 pub async fn ls(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
-    let objs = select(ctx, selector).await?;
+    // With no selector, an empty node lists nothing, successfully.
+    let objs: Vec<ObjectInfo> = ctx
+        .client()
+        .get(&format!(
+            "/v1/objects?selector={}&allow_empty={}",
+            enc(selector),
+            selector == "*"
+        ))
+        .await?;
     if ctx.json() {
         print_json(&objs)?;
     } else {
