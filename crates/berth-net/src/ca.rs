@@ -3,8 +3,9 @@
 use crate::error::NetError;
 use crate::token::Role;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    PKCS_ECDSA_P256_SHA256,
 };
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -105,9 +106,9 @@ impl ClusterCa {
         fingerprint_der(&self.cert_der)
     }
 
-    /// Issues a certificate for `node` with `role`, valid for `validity`,
-    /// usable as both TLS server and client. `names` are its DNS names or IP
-    /// addresses.
+    /// Issues a certificate and a fresh key for `node`, here: for the CA's
+    /// own node, and for tests. Other nodes send a signing request instead
+    /// ([`ClusterCa::issue_for`]), so their key never leaves them.
     pub fn issue(
         &self,
         node: &str,
@@ -115,6 +116,30 @@ impl ClusterCa {
         names: &[String],
         validity: Duration,
     ) -> Result<NodeIdentity, NetError> {
+        let key = NodeKey::generate(node)?;
+        let cert_pem = self.issue_for(node, role, names, validity, &key.csr_pem)?;
+        Ok(NodeIdentity {
+            node: node.to_string(),
+            cert_pem,
+            key_pem: key.key_pem,
+            ca_pem: self.cert_pem.clone(),
+        })
+    }
+
+    /// Signs the public key of a certificate signing request (whose
+    /// signature proves the requester holds the private key) into a
+    /// certificate for `node` with `role`, valid for `validity`, usable as
+    /// both TLS server and client. `names` are its DNS names or IP
+    /// addresses. Nothing else in the request is used: the CA decides the
+    /// subject, names and role.
+    pub fn issue_for(
+        &self,
+        node: &str,
+        role: Role,
+        names: &[String],
+        validity: Duration,
+        csr_pem: &str,
+    ) -> Result<String, NetError> {
         if node.is_empty()
             || !node
                 .bytes()
@@ -126,7 +151,8 @@ impl ClusterCa {
         // The issuer is read from the CA certificate itself, so what is
         // issued always chains to it.
         let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, ca_key)?;
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| NetError::Cert(format!("certificate signing request: {e}")))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, node);
@@ -157,12 +183,31 @@ impl ClusterCa {
         params.not_after = now
             + time::Duration::try_from(validity)
                 .map_err(|e| NetError::Cert(format!("validity: {e}")))?;
-        let cert = params.signed_by(&key, &issuer)?;
-        Ok(NodeIdentity {
-            node: node.to_string(),
-            cert_pem: cert.pem(),
+        let cert = params.signed_by(&csr.public_key, &issuer)?;
+        Ok(cert.pem())
+    }
+}
+
+/// A node's private key, made on the node, and the signing request that
+/// carries its public key to the CA.
+pub struct NodeKey {
+    pub key_pem: String,
+    pub csr_pem: String,
+}
+
+impl NodeKey {
+    pub fn generate(node: &str) -> Result<NodeKey, NetError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, node);
+        params.distinguished_name = dn;
+        let csr = params.serialize_request(&key)?;
+        Ok(NodeKey {
             key_pem: key.serialize_pem(),
-            ca_pem: self.cert_pem.clone(),
+            csr_pem: csr
+                .pem()
+                .map_err(|e| NetError::Cert(format!("signing request: {e}")))?,
         })
     }
 }
@@ -235,4 +280,63 @@ pub(crate) fn fingerprint_der(der: &[u8]) -> String {
 /// Fingerprint of a PEM certificate, to check a CA against a token's pin.
 pub fn fingerprint_pem(pem: &str) -> Result<String, NetError> {
     Ok(fingerprint_der(&pem_to_der(pem)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signing_request_gets_the_requesters_key_and_the_cas_names() {
+        let ca = ClusterCa::generate("csr").unwrap();
+        // The request names another node: only its public key is used.
+        let key = NodeKey::generate("evil").unwrap();
+        let v = DEFAULT_NODE_CERT_VALIDITY;
+        let cert = ca
+            .issue_for("n1", Role::Worker, &["10.0.0.1".into()], v, &key.csr_pem)
+            .unwrap();
+        let pair = KeyPair::from_pem(&key.key_pem).unwrap();
+        let der = pem_to_der(&cert).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(
+            parsed.public_key().raw,
+            rcgen::PublicKeyData::subject_public_key_info(&pair).as_slice(),
+            "the certificate is not for the requester's key"
+        );
+        assert_eq!(
+            cert_identity(&pem_to_der(&cert).unwrap()),
+            Some((Role::Worker, "n1".to_string()))
+        );
+    }
+
+    #[test]
+    fn a_tampered_signing_request_is_refused() {
+        let ca = ClusterCa::generate("csr").unwrap();
+        let key = NodeKey::generate("n1").unwrap();
+        let mut lines: Vec<String> = key.csr_pem.lines().map(str::to_string).collect();
+        // The last base64 line holds the request's signature.
+        let last = lines.len() - 2;
+        let flipped: String = lines[last]
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 4 {
+                    if c == 'A' {
+                        'B'
+                    } else {
+                        'A'
+                    }
+                } else {
+                    c
+                }
+            })
+            .collect();
+        lines[last] = flipped;
+        let bad = lines.join("\n");
+        let v = DEFAULT_NODE_CERT_VALIDITY;
+        assert!(ca.issue_for("n1", Role::Worker, &[], v, &bad).is_err());
+        assert!(ca
+            .issue_for("n1", Role::Worker, &[], v, "not a request")
+            .is_err());
+    }
 }

@@ -17,7 +17,7 @@ mod tls;
 mod token;
 
 pub use ca::{
-    cert_identity, fingerprint_pem, has_role, validity_pem, ClusterCa, NodeIdentity,
+    cert_identity, fingerprint_pem, has_role, validity_pem, ClusterCa, NodeIdentity, NodeKey,
     DEFAULT_NODE_CERT_VALIDITY,
 };
 pub use error::NetError;

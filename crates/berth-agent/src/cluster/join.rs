@@ -225,10 +225,12 @@ impl Agent {
             .pins(&ca_pem)
             .map_err(|e| AgentError::Forbidden(e.to_string()))?;
         // 2. Admission, over TLS verified against the pinned CA.
+        let key = berth_net::NodeKey::generate(self.nodename())?;
         let req = JoinRequest {
             token: token.to_string(),
             node: self.nodename().to_string(),
             advertise: sa.to_string(),
+            csr: key.csr_pem,
         };
         let reply: JoinReply =
             RpcClient::with_config(addr.to_string(), berth_net::ca_only_client_config(&ca_pem)?)
@@ -255,7 +257,7 @@ impl Agent {
             advertise: req.advertise.clone(),
             generation: reply.cluster_id.clone(),
             cert_pem: reply.cert_pem,
-            key_pem: reply.key_pem,
+            key_pem: key.key_pem,
             ca_pem: reply.ca_pem,
             seal_key: reply.seal_key,
         };
@@ -560,12 +562,15 @@ pub(crate) async fn admit(agent: &Arc<Agent>, req: JoinRequest) -> Result<JoinRe
         }
     };
     let ca = rec.ca(&seal)?;
-    let cert = ca.issue(
-        &req.node,
-        role.net(),
-        &[sa.ip().to_string()],
-        berth_net::DEFAULT_NODE_CERT_VALIDITY,
-    )?;
+    let cert_pem = ca
+        .issue_for(
+            &req.node,
+            role.net(),
+            &[sa.ip().to_string()],
+            berth_net::DEFAULT_NODE_CERT_VALIDITY,
+            &req.csr,
+        )
+        .map_err(|e| AgentError::BadInput(e.to_string()))?;
     let record = NodeRecord {
         name: req.node.clone(),
         id,
@@ -592,8 +597,7 @@ pub(crate) async fn admit(agent: &Arc<Agent>, req: JoinRequest) -> Result<JoinRe
         cluster_id: rec.id,
         node_id: id,
         role,
-        cert_pem: cert.cert_pem,
-        key_pem: cert.key_pem,
+        cert_pem,
         ca_pem: bundle,
         seal_key: (role == NodeRole::Manager).then(|| seal.to_hex()),
     })

@@ -107,6 +107,14 @@ pub struct JoinRequest {
     pub token: String,
     pub node: String,
     pub advertise: String,
+    /// The joiner's certificate signing request: its key stays with it.
+    pub csr: String,
+}
+
+/// `POST /node/v1/renew`: a new key's signing request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RenewRequest {
+    pub csr: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -116,7 +124,6 @@ pub struct JoinReply {
     pub node_id: u64,
     pub role: NodeRole,
     pub cert_pem: String,
-    pub key_pem: String,
     pub ca_pem: String,
     /// Managers only: the key that opens the CA key and the tokens.
     pub seal_key: Option<String>,

@@ -1,10 +1,11 @@
 //! Certificate renewal: a node asks a manager for a fresh certificate when
 //! a random point between 50 % and 80 % of its certificate's lifetime has
 //! passed, or at once when its role in desired state changed (promote,
-//! demote). The reply carries the role from desired state, and the seal key
-//! to a manager only.
+//! demote). The node makes a new key and sends only its signing request;
+//! the reply carries the role from desired state, and the seal key to a
+//! manager only.
 
-use super::records::{node_key, JoinReply, NodeRecord, NodeRole, CLUSTER_KEY};
+use super::records::{node_key, JoinReply, NodeRecord, NodeRole, RenewRequest, CLUSTER_KEY};
 use super::server;
 use crate::agent::Agent;
 use crate::error::AgentError;
@@ -77,9 +78,18 @@ async fn renew(agent: &Arc<Agent>) -> Result<(), AgentError> {
         .desired
         .leader()
         .ok_or_else(|| AgentError::Cluster("no leader known".into()))?;
-    let reply: JoinReply = agent.cluster.call(&addr, server::PATH_RENEW, &()).await?;
+    // A new key each time; only its public half travels.
+    let key = berth_net::NodeKey::generate(&me.node)?;
+    let reply: JoinReply = agent
+        .cluster
+        .call(
+            &addr,
+            server::PATH_RENEW,
+            &RenewRequest { csr: key.csr_pem },
+        )
+        .await?;
     me.cert_pem = reply.cert_pem;
-    me.key_pem = reply.key_pem;
+    me.key_pem = key.key_pem;
     me.ca_pem = reply.ca_pem;
     me.role = reply.role;
     me.seal_key = reply.seal_key;
@@ -113,7 +123,11 @@ impl Agent {
 
 /// A manager's side: a fresh certificate for `caller`, with the role
 /// desired state gives it.
-pub(crate) async fn issue(agent: &Arc<Agent>, caller: &str) -> Result<JoinReply, AgentError> {
+pub(crate) async fn issue(
+    agent: &Arc<Agent>,
+    caller: &str,
+    req: RenewRequest,
+) -> Result<JoinReply, AgentError> {
     let (rec, seal) = agent.manager_secrets()?;
     let node = agent
         .desired
@@ -125,12 +139,15 @@ pub(crate) async fn issue(agent: &Arc<Agent>, caller: &str) -> Result<JoinReply,
         .parse::<std::net::SocketAddr>()
         .map(|sa| sa.ip().to_string())
         .map_err(|_| AgentError::Cluster(format!("node {caller} has a bad address")))?;
-    let cert = ca.issue(
-        caller,
-        node.role.net(),
-        &[ip],
-        berth_net::DEFAULT_NODE_CERT_VALIDITY,
-    )?;
+    let cert_pem = ca
+        .issue_for(
+            caller,
+            node.role.net(),
+            &[ip],
+            berth_net::DEFAULT_NODE_CERT_VALIDITY,
+            &req.csr,
+        )
+        .map_err(|e| AgentError::BadInput(e.to_string()))?;
     // Record which CA the node's certificate now comes from; once every
     // node has one from the current CA, the previous one is dropped.
     let fingerprint = ca.fingerprint();
@@ -172,8 +189,7 @@ pub(crate) async fn issue(agent: &Arc<Agent>, caller: &str) -> Result<JoinReply,
         cluster_id: rec.id,
         node_id: node.id,
         role: node.role,
-        cert_pem: cert.cert_pem,
-        key_pem: cert.key_pem,
+        cert_pem,
         ca_pem: bundle,
         seal_key: (node.role == NodeRole::Manager).then(|| seal.to_hex()),
     })

@@ -243,7 +243,10 @@ async fn node_endpoint(
             Ok(op) => result(super::admin::apply_membership(agent, role, caller, op).await),
             Err(e) => error(e),
         },
-        PATH_RENEW => result(super::renew::issue(agent, caller).await),
+        PATH_RENEW => match decode::<super::records::RenewRequest>(body) {
+            Ok(r) => result(super::renew::issue(agent, caller, r).await),
+            Err(e) => error(e),
+        },
         _ => reply(StatusCode::NOT_FOUND, &"no such endpoint"),
     }
 }
