@@ -236,9 +236,17 @@ pub async fn node(ctx: &Ctx, words: Vec<String>) -> anyhow::Result<ExitCode> {
         NodeCmd::Demote => NodeOp::Demote,
         NodeCmd::Remove => NodeOp::Remove,
     };
+    let membership = matches!(op, NodeOp::Promote | NodeOp::Demote | NodeOp::Remove);
     let rec: NodeRecord = client
         .post("/v1/nodes/op", &NodeOpRequest { node: cli.name, op })
         .await?;
+    if membership {
+        if let Ok(v) = client.get::<ClusterView>("/v1/cluster/status").await {
+            if let Some(w) = manager_count_warning(v.nodes.iter().filter(|n| n.voter).count()) {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
     if ctx.json() {
         return print_json(&rec).map(|_| ExitCode::SUCCESS);
     }
@@ -250,4 +258,32 @@ pub async fn node(ctx: &Ctx, words: Vec<String>) -> anyhow::Result<ExitCode> {
         if rec.frozen { ", frozen" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Managers come in odd numbers: an even group survives no more manager
+/// losses than the odd group one smaller, and splits in halves more easily.
+fn manager_count_warning(managers: usize) -> Option<String> {
+    (managers >= 2 && managers.is_multiple_of(2)).then(|| {
+        let quorum = managers / 2 + 1;
+        format!(
+            "{managers} managers need {quorum} for a quorum and survive the loss of {} manager(s), as {} would; promote or demote one more node",
+            managers - quorum,
+            managers - 1
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manager_count_warning;
+
+    #[test]
+    fn even_manager_counts_are_warned_about() {
+        for odd in [1, 3, 5, 7] {
+            assert_eq!(manager_count_warning(odd), None, "{odd}");
+        }
+        let w = manager_count_warning(4).unwrap_or_default();
+        assert!(w.contains("need 3") && w.contains("loss of 1"), "{w}");
+        assert!(manager_count_warning(2).is_some());
+    }
 }
