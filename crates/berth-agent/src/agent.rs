@@ -105,6 +105,8 @@ impl Agent {
     pub async fn start(opts: AgentOptions) -> Result<Arc<Agent>, AgentError> {
         std::fs::create_dir_all(&opts.home.root)?;
         let store = Arc::new(Store::open(&opts.home.store())?);
+        // After the store opened: its lock proves no other daemon runs here.
+        opts.home.remove_stale_staging();
         let identity = Identity::load(&opts.home)?;
         let cluster = Cluster::new(
             identity.clone(),

@@ -19,9 +19,7 @@ use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const MARK: &CStr = c"user.berth.written";
 
@@ -53,23 +51,7 @@ impl Staged {
 /// Writes `text` for `file` into a fresh temporary file beside it, marked
 /// and fsynced.
 pub(crate) fn stage(file: &Path, text: &str) -> std::io::Result<Staged> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.tmp.{}.{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)?;
+    let (mut f, tmp) = crate::home::staging_file(file, 0o644)?;
     let written = f.write_all(text.as_bytes()).and_then(|()| {
         let marked = set_mark(&f, text_hash(text));
         f.sync_all().map(|()| marked)

@@ -29,6 +29,26 @@ impl Home {
         self.root.join("berth.log")
     }
     /// The object's config file: `etc/namespaces/<ns>/<kind>/<name>.conf`.
+    /// Removes the staging files a crashed daemon left beside the config
+    /// files (`.<name>.tmp.<pid>.<n>`). Only one daemon serves a home, so
+    /// at start-up every one of them is stale.
+    pub fn remove_stale_staging(&self) {
+        let root = self.root.join("etc/namespaces");
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => dirs.push(e.path()),
+                    Ok(t) if t.is_file() && name.starts_with('.') && name.contains(".tmp.") => {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     pub fn config_file(&self, p: &ObjectPath) -> PathBuf {
         self.root
             .join("etc/namespaces")
@@ -70,23 +90,39 @@ pub fn stage(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
 
 fn stage_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<PathBuf> {
     use std::io::Write;
+    let (mut f, tmp) = staging_file(path, mode)?;
+    match f.write_all(data).and_then(|()| f.sync_all()) {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// A new, empty temporary file beside `path` (hidden, unique to this
+/// process and call), for staging `path`'s next content.
+pub(crate) fn staging_file(path: &Path, mode: u32) -> std::io::Result<(std::fs::File, PathBuf)> {
     use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
+    let tmp = dir.join(format!(
+        ".{name}.tmp.{}.{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(tmp)
+    Ok((f, tmp))
 }
 
 /// Renames a staged file over `path` and fsyncs the directory.

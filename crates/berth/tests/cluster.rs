@@ -25,6 +25,24 @@ fn create(node: &common::testbed::Node, path: &str, extra: &[&str]) {
     node.ok(&args);
 }
 
+/// Creates and starts an `orchestrate=ha` failover service through node0
+/// and waits until one node runs its container `name`: that node's name
+/// and index.
+fn start_failover(bed: &Testbed, path: &str, name: &str) -> (String, usize) {
+    let n0 = &bed.nodes[0];
+    create(n0, path, &["orchestrate=ha"]);
+    n0.ok(&[path, "start"]);
+    wait_until("the service to run on one node", 30, || {
+        runners(bed, name).len() == 1
+    });
+    let owner = runners(bed, name)[0].clone();
+    let idx = owner
+        .trim_start_matches("node")
+        .parse()
+        .expect("node index");
+    (owner, idx)
+}
+
 /// Where each node of the bed runs a container named `name`.
 fn runners(bed: &Testbed, name: &str) -> Vec<String> {
     bed.nodes
@@ -175,18 +193,8 @@ fn nodes_join_and_the_listener_refuses_strangers() {
 fn a_failover_service_restarts_elsewhere_when_its_node_dies() {
     let mut bed = Testbed::new(3);
     bed.form_cluster(3);
-    let n0 = &bed.nodes[0];
-    create(n0, "fo/db", &["orchestrate=ha"]);
-    n0.ok(&["fo/db", "start"]);
     let name = "fo..db.container.0";
-    wait_until("the service to run on one node", 30, || {
-        runners(&bed, name).len() == 1
-    });
-    let owner = runners(&bed, name)[0].clone();
-    let idx: usize = owner
-        .trim_start_matches("node")
-        .parse()
-        .expect("node index");
+    let (owner, idx) = start_failover(&bed, "fo/db", name);
     bed.kill(idx);
     let survivor = bed
         .nodes
@@ -529,50 +537,12 @@ fn rotating_the_ca_renews_every_node_and_restarts_nothing() {
     assert!(refused.contains("does not match"), "{refused}");
 }
 
-/// `(time, action)` of the container's start and die events on node `i`'s
-/// dockerd since `since` (Unix seconds), in order.
-fn lifecycle(bed: &Testbed, i: usize, name: &str, since: u64) -> Vec<(u128, String)> {
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() + 1)
-        .unwrap_or(0);
-    let out = bed.nodes[i].docker(&[
-        "events",
-        "--since",
-        &since.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        &format!("container={name}"),
-        "--filter",
-        "event=start",
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.TimeNano}} {{.Action}}",
-    ]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (t, a) = l.split_once(' ')?;
-            Some((t.parse().ok()?, a.trim().to_string()))
-        })
-        .collect()
-}
-
 #[test]
 fn the_watchdog_fences_the_instances_of_a_dead_agent() {
     let mut bed = Testbed::new(3);
     bed.form_cluster(3);
-    let n0 = &bed.nodes[0];
-    create(n0, "wd/db", &["orchestrate=ha"]);
-    n0.ok(&["wd/db", "start"]);
     let name = "wd..db.container.0";
-    wait_until("the service to run on one node", 30, || {
-        runners(&bed, name).len() == 1
-    });
-    let owner = runners(&bed, name)[0].clone();
-    let idx: usize = owner.trim_start_matches("node").parse().expect("index");
+    let (owner, idx) = start_failover(&bed, "wd/db", name);
     let started = |bed: &Testbed| {
         let out = bed.nodes[idx].docker(&["inspect", "--format", "{{.State.StartedAt}}", name]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -602,8 +572,12 @@ fn the_watchdog_fences_the_instances_of_a_dead_agent() {
         .find(|r| **r != owner)
         .and_then(|r| r.trim_start_matches("node").parse().ok())
         .expect("index");
-    let died = lifecycle(&bed, idx, name, since);
-    let born = lifecycle(&bed, moved, name, since);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 1)
+        .unwrap_or(0);
+    let died = bed.nodes[idx].lifecycle(name, since, until);
+    let born = bed.nodes[moved].lifecycle(name, since, until);
     let died_at = died
         .iter()
         .find(|(_, a)| a == "die")

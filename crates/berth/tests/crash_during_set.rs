@@ -60,6 +60,14 @@ fn sigkill_inside_the_write_window_keeps_the_old_config() {
     );
     env.restart_daemon_with_env("BERTH_FAULT_COMMIT_DELAY_MS", "0");
     assert_eq!(env.ok(&["kill/svc", "get", "--kw", "env"]).trim(), "OLD");
+    // The restarted daemon removed the staged file the killed one left.
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // The leftover staged file does not confuse later edits.
     env.ok(&["kill/svc", "set", "--kw", "env=AFTER"]);
     assert_eq!(env_in_file(&env), "AFTER");

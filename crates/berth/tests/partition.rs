@@ -34,34 +34,13 @@ fn now_ns() -> u128 {
 /// `[start, end)` intervals in which node `i` ran the container, from its
 /// dockerd's event log since `since` (Unix seconds).
 fn intervals(bed: &Testbed, i: usize, since: u64, until: u128) -> Vec<(u128, u128)> {
-    let out = bed.nodes[i].docker(&[
-        "events",
-        "--since",
-        &since.to_string(),
-        "--until",
-        &(until / 1_000_000_000 + 1).to_string(),
-        "--filter",
-        &format!("container={NAME}"),
-        "--filter",
-        "event=start",
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.TimeNano}} {{.Action}}",
-    ]);
+    let events = bed.nodes[i].lifecycle(NAME, since, (until / 1_000_000_000 + 1) as u64);
     let mut spans = Vec::new();
     let mut open: Option<u128> = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let mut w = line.split_whitespace();
-        let (Some(t), Some(action)) = (w.next(), w.next()) else {
-            continue;
-        };
-        let Ok(t) = t.parse::<u128>() else { continue };
-        match action {
+    for (t, action) in events {
+        match action.as_str() {
             "start" => open = Some(t),
-            "die" => {
-                spans.push((open.take().unwrap_or(0), t));
-            }
+            "die" => spans.push((open.take().unwrap_or(0), t)),
             _ => {}
         }
     }

@@ -94,6 +94,33 @@ impl Node {
             .collect()
     }
 
+    /// `(time in ns, action)` of container `name`'s start and die events in
+    /// this node's dockerd log, from `since` to `until` (Unix seconds).
+    pub fn lifecycle(&self, name: &str, since: u64, until: u64) -> Vec<(u128, String)> {
+        let out = self.docker(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            &format!("container={name}"),
+            "--filter",
+            "event=start",
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.TimeNano}} {{.Action}}",
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (t, a) = l.split_once(' ')?;
+                Some((t.parse().ok()?, a.trim().to_string()))
+            })
+            .collect()
+    }
+
     pub fn agent_running(&self) -> bool {
         self.berth(&["daemon", "status"]).status.success()
     }
