@@ -237,8 +237,20 @@ impl Agent {
             }
             let file = self.opts.home.config_file(&c.path);
             // Edit what is on disk, so hand edits are kept; a broken file is
-            // reported rather than silently replaced.
-            let current = std::fs::read_to_string(&file).unwrap_or_else(|_| c.rec.config.clone());
+            // reported rather than silently replaced. A file berth wrote
+            // that lags desired state (an edit made on another node, not
+            // yet mirrored here) is not a hand edit: start from desired
+            // state, or that edit would be undone.
+            let current = match std::fs::read_to_string(&file) {
+                Ok(text)
+                    if text != c.rec.config
+                        && written_by_berth(self, &c.rec.path, &file, &text) =>
+                {
+                    c.rec.config.clone()
+                }
+                Ok(text) => text,
+                Err(_) => c.rec.config.clone(),
+            };
             let mut doc = match ConfigDoc::parse(&current) {
                 Ok(d) => d,
                 Err(e) => {
@@ -419,12 +431,7 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
     let _guard = agent.config_locks.lock_one(&key).await;
     let rec = agent.desired.get(&key).ok()??;
     let on_disk = std::fs::read_to_string(&file).ok();
-    // Whether berth wrote this text: the file's mark, or for an unmarked
-    // file (no xattr support, or written by an older berth) the mirror.
-    let ours = |text: &str| match config_file::mark_of(&file) {
-        Some(h) => h == text_hash(text),
-        None => agent.store.mirror_get(&key).ok().flatten() == Some(text_hash(text)),
-    };
+    let ours = |text: &str| written_by_berth(agent, &key, &file, text);
     let follow_desired = match &on_disk {
         None => true,
         Some(text) if *text == rec.config => {
@@ -468,6 +475,16 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
         Err(e) => Some(format!(
             "config file edited into an invalid state, not applied (running the last valid config): {e}"
         )),
+    }
+}
+
+/// Whether berth wrote `text`, read from `file`: the file's mark, or for
+/// an unmarked file (no xattr support, or written by an older berth) the
+/// mirror table.
+fn written_by_berth(agent: &Agent, key: &str, file: &Path, text: &str) -> bool {
+    match config_file::mark_of(file) {
+        Some(h) => h == text_hash(text),
+        None => agent.store.mirror_get(key).ok().flatten() == Some(text_hash(text)),
     }
 }
 

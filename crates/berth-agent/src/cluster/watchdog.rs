@@ -77,11 +77,15 @@ impl WatchdogLink {
         self.guard(id)
     }
 
-    /// The node left its cluster.
+    /// The node left its cluster. A watchdog an earlier agent started is
+    /// told too; none is started for this.
     pub fn disarm(&self) {
         let mut l = self.lock();
         l.kill_at = None;
         l.guarded.clear();
+        if l.stream.is_none() {
+            l.stream = UnixStream::connect(socket_path(&self.home)).ok();
+        }
         if l.stream.is_some() {
             let _ = self.send(&mut l, &Msg::Disarm);
         }

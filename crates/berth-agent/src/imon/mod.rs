@@ -241,10 +241,13 @@ impl Imon {
                     self.agent.forget_imon(&self.key, self.id);
                     return false;
                 }
+                // No status this time: Docker's news waits for the next.
+                self.docker.fetch_or(probe, Ordering::SeqCst);
                 return true;
             }
             Err(e) => {
                 self.note_object(format!("store: {e}"));
+                self.docker.fetch_or(probe, Ordering::SeqCst);
                 return true;
             }
         };

@@ -53,6 +53,8 @@ impl Imon {
                 status.avail = Avail::Warn;
                 status.log.push(e);
                 self.publish(status);
+                // Docker was not asked: the next status must ask it.
+                self.probed = None;
                 return;
             }
         };

@@ -29,6 +29,7 @@ use crate::cluster::clock::boottime;
 use state::{Msg, State};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -55,7 +56,15 @@ fn log(line: &str) {
 /// another watchdog already serves this home.
 pub fn run(home: &Path) -> std::io::Result<()> {
     let sock = socket_path(home);
-    if UnixStream::connect(&sock).is_ok() {
+    // One watchdog per home, held for its whole life: the lock holder
+    // alone binds, and at exit removes, the socket.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(home.join("watchdog.lock"))?;
+    // SAFETY: flock on a valid, open descriptor; no memory is involved.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Ok(());
     }
     let _ = std::fs::remove_file(&sock);
@@ -107,14 +116,11 @@ pub fn run(home: &Path) -> std::io::Result<()> {
             .unwrap_or_else(|e| e.into_inner())
             .may_exit(now);
         if exit {
-            // Only remove what is still ours: a successor may have bound anew.
-            if std::fs::read_to_string(pid_path(home))
-                .is_ok_and(|p| p.trim() == std::process::id().to_string())
-            {
-                let _ = std::fs::remove_file(&sock);
-                let _ = std::fs::remove_file(pid_path(home));
-            }
+            // Still under the lock: socket and pid file are ours.
+            let _ = std::fs::remove_file(&sock);
+            let _ = std::fs::remove_file(pid_path(home));
             log("no agent and nothing to protect: exiting");
+            drop(lock);
             return Ok(());
         }
     }
