@@ -10,9 +10,10 @@
 //! attribute), so the mark no longer matches. On a filesystem without user
 //! extended attributes the agent's `mirror` table holds the hash instead.
 //!
-//! That is also why a commit does not fsync the directory: a rename lost
-//! in a crash leaves the old, marked file, which the next pass rewrites
-//! from desired state. The file's data is still fsynced, so a rename that
+//! That is also why committing a marked file does not fsync the
+//! directory: a rename lost in a crash leaves the old, marked file, which
+//! the next pass rewrites from desired state. (An unmarked file's rename
+//! is made durable before its hash goes to the mirror.) The file's data is still fsynced, so a rename that
 //! survives never exposes a torn text.
 
 use std::ffi::{CStr, CString};
@@ -37,9 +38,15 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
-    /// Puts the staged text in place.
+    /// Puts the staged text in place. An unmarked file's hash goes to the
+    /// mirror table next, which must not outlive a rename lost in a crash:
+    /// then the directory is fsynced too.
     pub fn commit(self) -> std::io::Result<bool> {
         std::fs::rename(&self.tmp, &self.file)?;
+        if !self.marked {
+            let dir = self.file.parent().unwrap_or(Path::new("."));
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         Ok(self.marked)
     }
 
@@ -92,7 +99,7 @@ fn set_mark(f: &std::fs::File, hash: u64) -> bool {
 
 /// Marks a file already holding `text` as berth's.
 pub(crate) fn mark_in_place(file: &Path, text: &str) -> bool {
-    std::fs::File::open(file).is_ok_and(|f| set_mark(&f, text_hash(text)))
+    std::fs::File::open(file).is_ok_and(|f| set_mark(&f, text_hash(text)) && f.sync_all().is_ok())
 }
 
 /// The hash berth marked `file` with, if it carries a mark.
