@@ -15,6 +15,7 @@
 //!   elsewhere (`lease end + stop_grace`).
 //! - It needs neither the agent nor dockerd: it SIGKILLs every process whose
 //!   cgroup names the container (`procs`). dockerd sees the container die.
+//! - One per home, by an flock held for its whole life.
 //! - A restarted agent connects to the running watchdog, which keeps its
 //!   deadline and guarded set until renewed; a watchdog with no agent and
 //!   nothing left to protect exits.
