@@ -2,8 +2,9 @@
 //!
 //! [`LogStore`] keeps the Raft log, vote and committed id; [`StateMachine`]
 //! applies committed entries to a key/value table of desired state and
-//! builds and installs snapshots. Both live in one redb file, and every
-//! write is a committed (fsynced) transaction before it is acknowledged.
+//! builds and installs snapshots. Both live in one redb file. A log append
+//! is acknowledged to openraft only once its redb commit is fsynced; an
+//! apply is durable with the next append or snapshot.
 //!
 //! Architecture invariant: only desired state goes through here; observed
 //! status never does.

@@ -39,6 +39,8 @@ pub const ELECTION_QUIET: Duration = Duration::from_millis(150);
 
 /// How long a write may wait for a leader before it fails.
 const WRITE_WAIT: Duration = Duration::from_secs(15);
+/// How long a restarting cluster member waits to hear the committed state.
+const RECOVERY_WAIT: Duration = Duration::from_secs(3);
 
 fn key(path: &str) -> String {
     format!("{OBJ_PREFIX}{path}")
@@ -128,7 +130,32 @@ impl Desired {
         if standalone {
             d.wait_leader().await?;
         }
+        d.wait_recovered(if standalone {
+            WRITE_WAIT
+        } else {
+            RECOVERY_WAIT
+        })
+        .await;
         Ok(d)
+    }
+
+    /// Waits (for `patience` at most) until the state machine holds again
+    /// everything this node had applied before a restart. Applies are not
+    /// fsynced on their own (the log is), so a crash can leave the state
+    /// machine a few entries behind what the agent last acted on; acting on
+    /// that older state would undo recent edits, for a moment, on the node.
+    /// A member cut off from its managers goes on after `patience`, lagging
+    /// as any follower may.
+    async fn wait_recovered(&self, patience: Duration) {
+        let raft = self.current().raft.clone();
+        if !raft.is_initialized().await.unwrap_or(false) {
+            return;
+        }
+        if raft.wait_for_recovery(Some(patience)).await.is_err() {
+            tracing::warn!(
+                "desired state not confirmed by a leader within {patience:?}; it may lag until one is heard"
+            );
+        }
     }
 
     /// A standalone node with no TLS: what tests and a fresh node use.

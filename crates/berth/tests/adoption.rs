@@ -138,3 +138,33 @@ fn stop_also_stops_containers_dropped_from_the_config() {
     assert!(!running("drop..svc.container.1"));
     assert!(!running("drop..svc.container.0"));
 }
+
+#[test]
+fn a_stop_acknowledged_just_before_a_sigkill_holds_after_the_restart() {
+    // Applies are not fsynced on their own: a SIGKILL can lose the last one,
+    // and the restarted daemon must apply it again from the log before it
+    // acts, or it would start the service the user just stopped.
+    let mut env = Env::start();
+    env.create_svc("lastw/svc", &[]);
+    env.ok(&["lastw/svc", "start"]);
+    env.wait_status("lastw/svc", 30, |s| s["avail"] == "up");
+    env.ok(&["lastw/svc", "set", "--kw", "env=LAST"]);
+    env.ok(&["lastw/svc", "stop"]);
+    env.kill_daemon();
+    env.start_daemon();
+    let st = env.status("lastw/svc");
+    assert_eq!(st["target"], "stopped", "{st:#}");
+    assert!(
+        env.ok(&["lastw/svc", "print", "config"])
+            .contains("env = LAST"),
+        "the last set is lost"
+    );
+    // Several passes of the restarted agent (resync 2 s) leave it stopped.
+    for _ in 0..4 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        assert!(
+            container_facts(&env.node).is_empty(),
+            "the restarted agent started a stopped service"
+        );
+    }
+}
