@@ -14,7 +14,7 @@ SECTIONS=" ${SECTIONS:-C1 C2 C3 C4} "
 want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 C4N=${2:-1000}
 cargo build --release -q
-cargo build --release -q -p berth-raft --example write_bench
+cargo build --release -q -p berth-raft --example write_bench --example etcd_bench
 B=$PWD/target/release/berth
 IMG=berth-bench/pause:1
 scripts/ensure-dockerd >/dev/null
@@ -106,13 +106,16 @@ elif command -v etcd >/dev/null; then
   el=$(etcdctl --endpoints "http://$(bed_addr 0):2379,http://$(bed_addr 1):2379,http://$(bed_addr 2):2379" endpoint status -w json \
     | python3 -c 'import json,sys; s=json.load(sys.stdin); print([x["Endpoint"] for x in s if x["Status"]["header"]["member_id"]==x["Status"]["leader"]][0].split("//")[1])')
   for c in 1 64; do
-    read -r ew ee < <(python3 bench/lib/writers.py etcd "$el" $c 10)
+    # etcd's put from compiled code (the anchor), and from the Python loop
+    # that also drives berth's API below.
+    read -r ew ee < <(bed_in 0 target/release/examples/etcd_bench "$el" $c 10)
+    read -r pw pe < <(python3 bench/lib/writers.py etcd "$el" $c 10)
     # The replicated store alone: three managers, mTLS, fsynced redb commits.
     sw=$(bed_in 0 target/release/examples/write_bench $c 10)
     # End to end: `berth <obj> set --kw` through the API (validation, config
     # file and its mirror on every node, Raft).
     read -r bw be < <(python3 bench/lib/writers.py berth "$(bed_home "$li")/berth.sock" $c 10)
-    echo "C3 writes/s, $c client(s): etcd put ${ew}/s (errors $ee); berth store ${sw}/s, ratio $(ratio "$sw" "$ew"); berth set end to end ${bw}/s (errors $be), ratio $(ratio "$bw" "$ew") (goal >= 1.0)"
+    echo "C3 writes/s, $c client(s): etcd put ${ew}/s (errors $ee); berth store ${sw}/s, ratio $(ratio "$sw" "$ew") (goal >= 1.0); from Python: etcd put ${pw}/s (errors $pe), berth set end to end ${bw}/s (errors $be), ratio $(ratio "$bw" "$pw")"
   done
   for i in 0 1 2; do kill "$(cat "$BED_DIR/node$i/etcd.pid")" 2>/dev/null || true; done
 else

@@ -24,17 +24,36 @@ pub use server::{handle_rpc, serve, RaftNode, MAX_BODY};
 pub use state_machine::{Changes, StateMachine};
 pub use types::{Request, Response, TypeConfig};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Opens (or creates) the Raft storage file and returns both halves.
+/// The state machine's file beside the log's file at `path`.
+pub fn state_machine_file(path: &Path) -> PathBuf {
+    path.with_extension("sm.redb")
+}
+
+/// Removes the Raft storage at `path`: the log's file and the state
+/// machine's.
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(state_machine_file(path));
+}
+
+/// Opens (or creates) the Raft storage at `path` and returns both halves:
+/// the log in `path`, the state machine in [`state_machine_file`]. Apart,
+/// a log commit carries only log pages, and applies never wait for the
+/// log's write lock.
 pub fn open(path: &Path) -> std::io::Result<(LogStore, StateMachine)> {
     // A small page cache: desired state is small, and RSS matters on every node.
-    let db = Arc::new(
+    let open_db = |p: &Path| {
         redb::Database::builder()
             .set_cache_size(4 << 20)
-            .create(path)
-            .map_err(codec::io)?,
-    );
-    Ok((LogStore::new(db.clone())?, StateMachine::new(db)?))
+            .create(p)
+            .map(Arc::new)
+            .map_err(codec::io)
+    };
+    let log_db = open_db(path)?;
+    let sm_db = open_db(&state_machine_file(path))?;
+    state_machine::move_from_log_file(&log_db, &sm_db)?;
+    Ok((LogStore::new(log_db)?, StateMachine::new(sm_db)?))
 }

@@ -47,11 +47,10 @@ enum Job {
         callback: IOFlushed<C>,
     },
     /// Any other write, run after every job queued before it.
-    Run(
-        Box<dyn FnOnce(&Database) -> io::Result<()> + Send>,
-        tokio::sync::oneshot::Sender<io::Result<()>>,
-    ),
+    Run(Write, tokio::sync::oneshot::Sender<io::Result<()>>),
 }
+
+type Write = Box<dyn FnOnce(&Database) -> io::Result<()> + Send>;
 
 /// Cheap to clone: clones share the database, and serve as the log reader.
 #[derive(Clone)]
@@ -71,7 +70,9 @@ impl LogStore {
         txn.commit().map_err(io)?;
         let pending = Pending::default();
         let (writer, jobs) = mpsc::channel();
-        let (thread_db, thread_pending) = (db.clone(), pending.clone());
+        // A weak handle: the file closes as soon as the last clone of this
+        // store is dropped, so it can be opened again at once.
+        let (thread_db, thread_pending) = (Arc::downgrade(&db), pending.clone());
         std::thread::Builder::new()
             .name("raft-log-writer".into())
             .spawn(move || write_jobs(&thread_db, &thread_pending, jobs))?;
@@ -127,7 +128,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// of them, then reports each flushed; runs other writes in queue order.
 /// Ends when every [`LogStore`] clone is gone.
 fn write_jobs(
-    db: &Database,
+    db: &std::sync::Weak<Database>,
     pending: &Mutex<BTreeMap<u64, EntryOf<C>>>,
     jobs: mpsc::Receiver<Job>,
 ) {
@@ -140,6 +141,10 @@ fn write_jobs(
                 Err(_) => return,
             },
         };
+        let Some(db) = db.upgrade() else {
+            return;
+        };
+        let db = &*db;
         match job {
             Job::Run(write, reply) => {
                 let _ = reply.send(write(db));

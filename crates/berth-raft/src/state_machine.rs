@@ -1,12 +1,12 @@
 //! The replicated state machine: desired state as key/value, plus the last
 //! applied log id, the last membership and the current snapshot.
 //!
-//! Applies are committed without an fsync of their own. They share the file
-//! with the log, so the log's next fsynced append carries them, and a
-//! snapshot is an fsynced commit before any log entry is purged. A crash
-//! can lose the last applies, never the entries: openraft applies them
-//! again from the log (`Desired::open` waits for that before the agent
-//! reads).
+//! Applies are committed without an fsync of their own; a snapshot (built
+//! or installed) is an fsynced commit, and carries every apply before it,
+//! before openraft purges any log entry it covers. A crash can lose the
+//! applies since, never the entries: openraft applies them again from the
+//! log when the node starts, up to the committed id the log keeps, and
+//! `Desired::open` waits for the rest before the agent reads.
 
 use crate::codec::{decode, encode, io};
 use crate::types::{Request, Response, TypeConfig};
@@ -15,7 +15,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StoredMembership};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -106,6 +106,38 @@ impl StateMachine {
         };
         Ok((last, membership))
     }
+}
+
+/// Moves a state machine from the log's file, where versions before the
+/// split kept it, into its own file: copied with an fsynced commit first,
+/// then dropped from the log's file, so a crash in between copies again.
+pub(crate) fn move_from_log_file(log_db: &Database, sm_db: &Database) -> io::Result<()> {
+    let old = log_db.begin_read().map_err(io)?;
+    let (old_kv, old_meta) = match (old.open_table(KV), old.open_table(META)) {
+        (Ok(kv), Ok(meta)) => (kv, meta),
+        _ => return Ok(()),
+    };
+    let txn = sm_db.begin_write().map_err(io)?;
+    {
+        let mut meta = txn.open_table(META).map_err(io)?;
+        if meta.is_empty().map_err(io)? {
+            for item in old_meta.iter().map_err(io)? {
+                let (k, v) = item.map_err(io)?;
+                meta.insert(k.value(), v.value()).map_err(io)?;
+            }
+            let mut kv = txn.open_table(KV).map_err(io)?;
+            for item in old_kv.iter().map_err(io)? {
+                let (k, v) = item.map_err(io)?;
+                kv.insert(k.value(), v.value()).map_err(io)?;
+            }
+        }
+    }
+    txn.commit().map_err(io)?;
+    drop((old_kv, old_meta, old));
+    let txn = log_db.begin_write().map_err(io)?;
+    txn.delete_table(KV).map_err(io)?;
+    txn.delete_table(META).map_err(io)?;
+    txn.commit().map_err(io)
 }
 
 /// Applies one request to the key/value table; returns the previous value.
@@ -312,5 +344,41 @@ impl RaftSnapshotBuilder<C> for StateMachine {
             },
             snapshot: stored.data,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_machine_kept_in_the_log_file_moves_to_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("raft.redb");
+        // The layout before the split: the state machine's tables in the
+        // log's file.
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut kv = txn.open_table(KV).expect("kv");
+                kv.insert("obj/a/b", "{\"config\":\"x\"}").expect("insert");
+                let mut meta = txn.open_table(META).expect("meta");
+                meta.insert(LAST_APPLIED, b"null".as_slice()).expect("meta");
+            }
+            txn.commit().expect("commit");
+        }
+        for round in 0..2 {
+            let (_log, sm) = crate::open(&path).expect("open");
+            assert_eq!(
+                sm.get("obj/a/b").expect("get").as_deref(),
+                Some("{\"config\":\"x\"}"),
+                "round {round}"
+            );
+            drop((_log, sm));
+            let db = Database::open(&path).expect("reopen log file");
+            let txn = db.begin_read().expect("read");
+            assert!(txn.open_table(KV).is_err(), "round {round}: old table kept");
+        }
     }
 }

@@ -12,8 +12,8 @@ mod record;
 
 pub use berth_raft::{Changes, Request, Response, TlsSlot};
 pub use desired::{
-    patch, put_json, raft_file, BoxFuture, Desired, Forward, Membership, ELECTION_QUIET, FIRST_ID,
-    OBJ_PREFIX,
+    patch, put_json, raft_file, remove_raft_file, BoxFuture, Desired, Forward, Membership,
+    ELECTION_QUIET, FIRST_ID, OBJ_PREFIX,
 };
 pub use record::ObjectRecord;
 

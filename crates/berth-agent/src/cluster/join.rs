@@ -289,8 +289,9 @@ impl Agent {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = std::fs::remove_file(
-            self.opts
+        berth_store::remove_raft_file(
+            &self
+                .opts
                 .home
                 .raft_file(&crate::agent::standalone_generation(&self.opts.home)),
         );
@@ -372,7 +373,7 @@ impl Agent {
                     true,
                 )
                 .await?;
-            let _ = std::fs::remove_file(self.opts.home.raft_file(&me.generation));
+            berth_store::remove_raft_file(&self.opts.home.raft_file(&me.generation));
             crate::durable(|| {
                 crate::home::atomic_write(
                     &self.opts.home.root.join("cluster").join("standalone"),
