@@ -60,16 +60,51 @@ pub fn kill_all(proc_root: &Path, ids: &BTreeSet<String>) -> usize {
             break;
         }
         for pid in fresh {
-            // SAFETY: kill(2) with a plain pid and signal has no memory
-            // effects; a pid that exited meanwhile yields ESRCH.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+            kill_member(proc_root, pid, ids);
             killed.insert(pid);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     killed.len()
+}
+
+/// SIGKILLs `pid` if it is still in the cgroup of one of `ids`. The pid
+/// is pinned first with a pidfd, then checked, then signalled through the
+/// pidfd: a process that exited after the scan, its pid reused by an
+/// unrelated one, is never signalled.
+fn kill_member(proc_root: &Path, pid: i32, ids: &BTreeSet<String>) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open(2) takes a pid and flags and touches no memory of
+    // ours; it returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            // A kernel before 5.3: no pinning, so the reuse race stays open.
+            // SAFETY: kill(2) with a plain pid and signal has no memory effects.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        return;
+    }
+    // SAFETY: `raw` is a descriptor pidfd_open just returned, owned by no one else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let member = std::fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup"))
+        .map(|cg| owner(&cg, ids).is_some())
+        .unwrap_or(false);
+    if member {
+        // SAFETY: pidfd_send_signal(2) with a valid pidfd, a signal, no
+        // siginfo and no flags touches no memory of ours.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +141,37 @@ mod tests {
         }
         let found = members(dir.path(), &ids(&[&id]));
         assert_eq!(found.keys().copied().collect::<Vec<_>>(), vec![101]);
+    }
+
+    #[test]
+    fn only_a_process_still_in_a_guarded_cgroup_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "c".repeat(64);
+        let spawn = || {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("spawn sleep")
+        };
+        let (mut outside, mut inside) = (spawn(), spawn());
+        for (child, cg) in [
+            (&outside, "0::/user.slice/session-1.scope\n".to_string()),
+            (&inside, format!("0::/docker/{id}\n")),
+        ] {
+            let d = dir.path().join(child.id().to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup"), cg).unwrap();
+        }
+        kill_member(dir.path(), outside.id() as i32, &ids(&[&id]));
+        kill_member(dir.path(), inside.id() as i32, &ids(&[&id]));
+        let status = inside.wait().expect("wait");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(
+            outside.try_wait().expect("try_wait").is_none(),
+            "a process outside the cgroup was killed"
+        );
+        let _ = outside.kill();
+        let _ = outside.wait();
     }
 }
