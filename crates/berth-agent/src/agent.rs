@@ -150,6 +150,16 @@ impl Agent {
             opts,
         });
         agent.events.emit(None, None, "daemon started".into(), None);
+        crate::cluster::start(&agent)?;
+        if agent.cluster.identity().is_some() {
+            // Before any monitor reads desired state: what a crash took from
+            // the state machine comes back from the leader, which needs the
+            // node listener just started.
+            agent
+                .desired
+                .wait_recovered(berth_store::RECOVERY_WAIT)
+                .await;
+        }
         let (records, bad) = agent.desired.list_checked()?;
         for e in bad {
             agent.events.emit(
@@ -166,7 +176,6 @@ impl Agent {
         }
         tokio::spawn(host_event_loop(agent.clone()));
         tokio::spawn(follow_desired(agent.clone()));
-        crate::cluster::start(&agent)?;
         Ok(agent)
     }
 

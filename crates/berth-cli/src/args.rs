@@ -155,6 +155,13 @@ pub struct DaemonOpts {
     /// failover lease a node keeps after its last acknowledged heartbeat.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub down_after: std::time::Duration,
+    /// Scheduling niceness of the daemon (-20..19). Heartbeats and Raft
+    /// must be answered in time even when the node's containers and dockerd
+    /// keep every core busy, or the node loses its failover lease; as with
+    /// etcd, the control plane runs ahead of the workload. Lowering it needs
+    /// root; without, the daemon keeps its niceness and says so.
+    #[arg(long, default_value_t = -10, value_parser = clap::value_parser!(i32).range(-20..=19), allow_negative_numbers = true)]
+    pub nice: i32,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -71,6 +71,27 @@ fn options(ctx: &Ctx, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
     })
 }
 
+/// Sets the niceness of every thread of this process: on Linux it is a
+/// per-thread value, threads made later inherit it from their creator, and
+/// the runtime's threads already exist.
+fn set_niceness(nice: i32) -> std::io::Result<()> {
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = task?
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::id_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: setpriority(2) takes plain integers and touches no memory
+        // of ours.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -80,6 +101,12 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     let opts = options(ctx, &o)?;
+    if let Err(e) = set_niceness(o.nice) {
+        tracing::warn!(
+            "keeping the current scheduling niceness, not {}: {e}",
+            o.nice
+        );
+    }
     std::fs::create_dir_all(&ctx.home)
         .with_context(|| format!("creating {}", ctx.home.display()))?;
     std::fs::set_permissions(&ctx.home, std::fs::Permissions::from_mode(0o711))?;
@@ -163,6 +190,7 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         .arg(format!("{}ms", o.heartbeat.as_millis()));
     cmd.arg("--down-after")
         .arg(format!("{}ms", o.down_after.as_millis()));
+    cmd.arg(format!("--nice={}", o.nice));
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

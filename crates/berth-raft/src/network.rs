@@ -27,6 +27,10 @@ pub(crate) const PATH_VOTE: &str = "/raft/v1/vote";
 pub(crate) const PATH_SNAPSHOT: &str = "/raft/v1/snapshot";
 
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// openraft bounds appends by its heartbeat interval; a loaded follower
+/// answers later than that, and an answer dropped is an acknowledgement
+/// lost (and the entries sent again). Heartbeats keep openraft's own bound.
+const MIN_APPEND_TTL: Duration = Duration::from_secs(1);
 
 /// A full snapshot on the wire.
 #[derive(Serialize, Deserialize)]
@@ -96,7 +100,7 @@ impl RaftNetworkV2<C> for Peer {
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
         let r: Result<AppendEntriesResponse<C>, RaftError<C>> = self
             .rpc
-            .call(PATH_APPEND, &rpc, option.hard_ttl())
+            .call(PATH_APPEND, &rpc, option.hard_ttl().max(MIN_APPEND_TTL))
             .await
             .map_err(rpc_error)?;
         r.map_err(|e| RPCError::Network(NetworkError::new(&e)))

@@ -35,12 +35,16 @@ pub const FIRST_ID: u64 = 1;
 /// after hearing nothing from the old one for at least this long, so every
 /// quorum acknowledgement the old leader got is at least this much older
 /// than the new leader's win (`design/failover.md`).
-pub const ELECTION_QUIET: Duration = Duration::from_millis(150);
+pub const ELECTION_QUIET: Duration = Duration::from_millis(300);
+/// How long a read barrier may wait for a quorum to acknowledge the
+/// leader: a loaded node answers late, and a barrier that gives up too
+/// soon fails the heartbeats of every node, which then fence.
+const READ_WAIT: Duration = Duration::from_millis(700);
 
 /// How long a write may wait for a leader before it fails.
 const WRITE_WAIT: Duration = Duration::from_secs(15);
 /// How long a restarting cluster member waits to hear the committed state.
-const RECOVERY_WAIT: Duration = Duration::from_secs(3);
+pub const RECOVERY_WAIT: Duration = Duration::from_secs(3);
 
 fn key(path: &str) -> String {
     format!("{OBJ_PREFIX}{path}")
@@ -90,11 +94,15 @@ fn config() -> Result<Arc<Config>, StoreError> {
         cluster_name: "berth".into(),
         // Elections must finish well within a worker's lease (3 s), or
         // every failover service is fenced (`design/failover.md`).
-        // A dead leader is replaced in about 0.3-0.6 s: failover of its own
+        // A dead leader is replaced in about 0.5-1 s: failover of its own
         // services waits for that, so it counts against the 5 s goal.
-        heartbeat_interval: 50,
+        // openraft gives up on a heartbeat after one interval: 50 ms was
+        // too short for nodes busy starting hundreds of containers on two
+        // cores, whose leader then lost its quorum acknowledgements and
+        // every node its lease.
+        heartbeat_interval: 100,
         election_timeout_min: ELECTION_QUIET.as_millis() as u64,
-        election_timeout_max: 300,
+        election_timeout_max: 600,
         // openraft sizes several queues up front from these; its defaults
         // (64 Ki entries) cost tens of MB of RSS on every node.
         api_channel_size: Some(1024),
@@ -127,15 +135,12 @@ impl Desired {
             changes,
             forwarder: RwLock::new(None),
         };
+        // A cluster member recovers through its leader, which reaches it
+        // only once the node listener runs: the agent waits then.
         if standalone {
             d.wait_leader().await?;
+            d.wait_recovered(WRITE_WAIT).await;
         }
-        d.wait_recovered(if standalone {
-            WRITE_WAIT
-        } else {
-            RECOVERY_WAIT
-        })
-        .await;
         Ok(d)
     }
 
@@ -146,7 +151,7 @@ impl Desired {
     /// that older state would undo recent edits, for a moment, on the node.
     /// A member cut off from its managers goes on after `patience`, lagging
     /// as any follower may.
-    async fn wait_recovered(&self, patience: Duration) {
+    pub async fn wait_recovered(&self, patience: Duration) {
         let raft = self.current().raft.clone();
         if !raft.is_initialized().await.unwrap_or(false) {
             return;
@@ -344,7 +349,10 @@ impl Desired {
     pub async fn linearizable(&self) -> Result<(), StoreError> {
         self.current()
             .raft
-            .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
+            .ensure_linearizable(
+                openraft::LinearizerOption::from(openraft::raft::ReadPolicy::ReadIndex)
+                    .with_wait_timeout(READ_WAIT),
+            )
             .await
             .map(|_| ())
             .map_err(raft_err)

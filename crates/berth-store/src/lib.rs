@@ -13,7 +13,7 @@ mod record;
 pub use berth_raft::{Changes, Request, Response, TlsSlot};
 pub use desired::{
     patch, put_json, raft_file, remove_raft_file, BoxFuture, Desired, Forward, Membership,
-    ELECTION_QUIET, FIRST_ID, OBJ_PREFIX,
+    ELECTION_QUIET, FIRST_ID, OBJ_PREFIX, RECOVERY_WAIT,
 };
 pub use record::ObjectRecord;
 
