@@ -2,9 +2,10 @@
 //!
 //! [`LogStore`] keeps the Raft log, vote and committed id; [`StateMachine`]
 //! applies committed entries to a key/value table of desired state and
-//! builds and installs snapshots. Both live in one redb file. A log append
+//! builds and installs snapshots, each in its own redb file. A log append
 //! is acknowledged to openraft only once its redb commit is fsynced; an
-//! apply is durable with the next append or snapshot.
+//! apply is durable with the next snapshot, and re-applied from the log
+//! after a crash.
 //!
 //! Architecture invariant: only desired state goes through here; observed
 //! status never does.

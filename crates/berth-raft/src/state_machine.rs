@@ -6,7 +6,7 @@
 //! before openraft purges any log entry it covers. A crash can lose the
 //! applies since, never the entries: openraft applies them again from the
 //! log when the node starts, up to the committed id the log keeps, and
-//! `Desired::open` waits for the rest before the agent reads.
+//! `Desired::wait_recovered` waits for the rest before the agent reads.
 
 use crate::codec::{decode, encode, io};
 use crate::types::{Request, Response, TypeConfig};

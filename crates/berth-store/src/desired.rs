@@ -522,12 +522,6 @@ pub fn raft_file(dir: &Path, generation: &str) -> PathBuf {
     dir.join(format!("raft-{generation}.redb"))
 }
 
-/// Removes the Raft storage [`raft_file`] named: the log's file and the
-/// state machine's beside it.
-pub fn remove_raft_file(path: &Path) {
-    berth_raft::remove(path)
-}
-
 fn decode<T: DeserializeOwned>(k: &str, text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Decode {
         key: k.to_string(),

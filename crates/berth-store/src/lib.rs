@@ -10,10 +10,10 @@
 mod desired;
 mod record;
 
-pub use berth_raft::{Changes, Request, Response, TlsSlot};
+pub use berth_raft::{remove as remove_raft_file, Changes, Request, Response, TlsSlot};
 pub use desired::{
-    patch, put_json, raft_file, remove_raft_file, BoxFuture, Desired, Forward, Membership,
-    ELECTION_QUIET, FIRST_ID, OBJ_PREFIX, RECOVERY_WAIT,
+    patch, put_json, raft_file, BoxFuture, Desired, Forward, Membership, ELECTION_QUIET, FIRST_ID,
+    OBJ_PREFIX, RECOVERY_WAIT,
 };
 pub use record::ObjectRecord;
 
