@@ -28,6 +28,9 @@ pub use types::{Request, Response, TypeConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How long `open` waits for a file a shut-down instance still holds.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The state machine's file beside the log's file at `path`.
 pub fn state_machine_file(path: &Path) -> PathBuf {
     path.with_extension("sm.redb")
@@ -45,13 +48,23 @@ pub fn remove(path: &Path) {
 /// a log commit carries only log pages, and applies never wait for the
 /// log's write lock.
 pub fn open(path: &Path) -> std::io::Result<(LogStore, StateMachine)> {
-    // A small page cache: desired state is small, and RSS matters on every node.
     let open_db = |p: &Path| {
-        redb::Database::builder()
-            .set_cache_size(4 << 20)
-            .create(p)
-            .map(Arc::new)
-            .map_err(codec::io)
+        // An instance of this process that just shut down may still hold
+        // the file for a moment: its last tasks drop their handles after
+        // `shutdown` returns. Another process never does (the daemon's
+        // lock), so waiting briefly is safe.
+        let deadline = std::time::Instant::now() + REOPEN_WAIT;
+        loop {
+            // A small page cache: desired state is small, and RSS matters on every node.
+            match redb::Database::builder().set_cache_size(4 << 20).create(p) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other.map(Arc::new).map_err(codec::io),
+            }
+        }
     };
     let log_db = open_db(path)?;
     let sm_db = open_db(&state_machine_file(path))?;
