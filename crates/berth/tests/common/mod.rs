@@ -114,13 +114,19 @@ impl Env {
     }
 
     pub fn start_with(args: &[&str]) -> Env {
+        Env::start_as(&unique("n"), args)
+    }
+
+    /// A daemon whose node name is `node`: tests of name clashes only,
+    /// since its clean-up removes the host's containers of that node name.
+    pub fn start_as(node: &str, args: &[&str]) -> Env {
         ensure_image();
         let mut env = Env {
             home: tempfile::Builder::new()
                 .prefix("berth-it-")
                 .tempdir()
                 .expect("tempdir"),
-            node: unique("n"),
+            node: node.to_string(),
             daemon: None,
             daemon_args: args.iter().map(|s| s.to_string()).collect(),
             daemon_env: Vec::new(),

@@ -239,6 +239,19 @@ impl Testbed {
             );
             must("ip", &["-n", &node.netns, "link", "set", "eth0", "up"]);
             must("ip", &["-n", &node.netns, "link", "set", "lo", "up"]);
+            // A host has a default route; the daemon finds its address by it.
+            must(
+                "ip",
+                &[
+                    "-n",
+                    &node.netns,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &format!("10.214.{subnet}.1"),
+                ],
+            );
         }
         for i in 0..n {
             bed.start_dockerd(i);
