@@ -6,7 +6,7 @@ use berth_net::{
     client_config, install_crypto_provider, server_config, ClusterCa, Role,
     DEFAULT_NODE_CERT_VALIDITY,
 };
-use berth_raft::{Network, RaftNode, Request, StateMachine};
+use berth_raft::{Network, RaftNode, Request, StateMachine, TlsSlot};
 use openraft::network::RPCOption;
 use openraft::raft::VoteRequest;
 use openraft::{BasicNode, Config, RaftNetworkFactory, RaftNetworkV2};
@@ -19,10 +19,83 @@ struct Manager {
     raft: RaftNode,
     sm: StateMachine,
     server: tokio::task::JoinHandle<()>,
+    /// The client TLS its network dials with: emptied, it reaches nobody.
+    tls: TlsSlot,
+    client: Arc<rustls::ClientConfig>,
     _dir: tempfile::TempDir,
 }
 
+/// What peers dial to reach one manager: a TCP relay to its listener
+/// that a test can cut, closing every relayed connection and refusing new
+/// ones, as a partition does.
+#[derive(Clone)]
+struct Relay {
+    addr: std::net::SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(to: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind relay");
+        let relay = Relay {
+            addr: listener.local_addr().expect("addr"),
+            open: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            conns: Arc::default(),
+        };
+        let r = relay.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !r.open.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                r.conns.lock().unwrap().push(task);
+            }
+        });
+        relay
+    }
+
+    fn drop_connections(&self) {
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Cuts manager `i` off both ways: nobody reaches it, it dials nobody, and
+/// every connection kept between managers breaks (the others re-dial).
+fn isolate(ms: &[Manager], relays: &[Relay], i: usize) {
+    *ms[i].tls.write().unwrap() = None;
+    relays[i]
+        .open
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    relays.iter().for_each(Relay::drop_connections);
+}
+
+fn heal(ms: &[Manager], relays: &[Relay], i: usize) {
+    *ms[i].tls.write().unwrap() = Some(ms[i].client.clone());
+    relays[i]
+        .open
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 async fn start(id: u64, ca: &ClusterCa, listener: tokio::net::TcpListener) -> Manager {
+    start_with(id, ca, listener, None).await
+}
+
+async fn start_with(
+    id: u64,
+    ca: &ClusterCa,
+    listener: tokio::net::TcpListener,
+    pre_vote: Option<bool>,
+) -> Manager {
     let ident = ca
         .issue(
             &format!("m{id}"),
@@ -38,11 +111,14 @@ async fn start(id: u64, ca: &ClusterCa, listener: tokio::net::TcpListener) -> Ma
         heartbeat_interval: 100,
         election_timeout_min: 400,
         election_timeout_max: 800,
+        enable_pre_vote: pre_vote,
         ..Default::default()
     }
     .validate()
     .expect("config");
-    let network = Network::new(client_config(&ident).expect("client tls"));
+    let client = client_config(&ident).expect("client tls");
+    let tls: TlsSlot = Arc::new(std::sync::RwLock::new(Some(client.clone())));
+    let network = Network::with_slot(tls.clone());
     let raft = RaftNode::new(id, Arc::new(config), network, log, sm.clone())
         .await
         .expect("raft");
@@ -56,8 +132,41 @@ async fn start(id: u64, ca: &ClusterCa, listener: tokio::net::TcpListener) -> Ma
         raft,
         sm,
         server,
+        tls,
+        client,
         _dir: dir,
     }
+}
+
+/// Three managers on 127.0.0.1, each reached through its relay,
+/// initialized, with a leader elected.
+async fn three(ca: &ClusterCa, pre_vote: Option<bool>) -> (Vec<Manager>, Vec<Relay>) {
+    let mut ms = Vec::new();
+    let mut relays = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 0..3u64 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let relay = Relay::start(l.local_addr().expect("addr")).await;
+        members.insert(
+            id,
+            BasicNode {
+                addr: relay.addr.to_string(),
+            },
+        );
+        relays.push(relay);
+        ms.push(start_with(id, ca, l, pre_vote).await);
+    }
+    ms[0].raft.initialize(members).await.expect("initialize");
+    let all: Vec<&Manager> = ms.iter().collect();
+    leader_among(&all, Duration::from_secs(15)).await;
+    (ms, relays)
+}
+
+fn term(m: &Manager) -> u64 {
+    use openraft::async_runtime::WatchReceiver;
+    m.raft.metrics().borrow_watched().current_term
 }
 
 async fn leader_among(ms: &[&Manager], deadline: Duration) -> u64 {
@@ -189,6 +298,50 @@ async fn three_managers_replicate_and_survive_losing_the_leader() {
     for m in &ms {
         wait_value(m, "svc/app1-prd/svc1", "v2").await;
     }
+    for m in &ms {
+        let _ = m.raft.shutdown().await;
+        m.server.abort();
+    }
+}
+
+/// A follower cut off for several election timeouts comes back without
+/// costing the cluster its leader: with Pre-Vote it never raised its term,
+/// so nothing it sends makes the leader step down. (Without it, the
+/// returning node's higher term deposes a healthy leader, and every
+/// failover lease in the cluster rides on the election that follows.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_follower_returns_without_deposing_the_leader() {
+    install_crypto_provider();
+    let ca = ClusterCa::generate("test").expect("ca");
+    let (ms, relays) = three(&ca, Some(true)).await;
+    let all: Vec<&Manager> = ms.iter().collect();
+    let leader = leader_among(&all, Duration::from_secs(15)).await;
+    let before = term(&ms[leader as usize]);
+    let follower = (leader as usize + 1) % 3;
+    isolate(&ms, &relays, follower);
+    // Several election timeouts (400-800 ms) pass while it is cut off.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        term(&ms[follower]) <= before,
+        "the isolated follower raised its term from {before} to {}",
+        term(&ms[follower])
+    );
+    heal(&ms, &relays, follower);
+    let put = Request::Put {
+        key: "k".into(),
+        value: "after".into(),
+    };
+    let all: Vec<&Manager> = ms.iter().collect();
+    write(&all, put).await;
+    wait_value(&ms[follower], "k", "after").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all: Vec<&Manager> = ms.iter().collect();
+    assert_eq!(
+        leader_among(&all, Duration::from_secs(5)).await,
+        leader,
+        "the leader was deposed"
+    );
+    assert_eq!(term(&ms[leader as usize]), before, "an election happened");
     for m in &ms {
         let _ = m.raft.shutdown().await;
         m.server.abort();
