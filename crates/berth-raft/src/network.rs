@@ -24,6 +24,7 @@ type C = TypeConfig;
 
 pub(crate) const PATH_APPEND: &str = "/raft/v1/append";
 pub(crate) const PATH_VOTE: &str = "/raft/v1/vote";
+pub(crate) const PATH_PRE_VOTE: &str = "/raft/v1/pre-vote";
 pub(crate) const PATH_SNAPSHOT: &str = "/raft/v1/snapshot";
 
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -83,7 +84,7 @@ pub struct Peer {
 fn rpc_error(e: CallError) -> RPCError<C> {
     match e {
         CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
-        CallError::Exchange(_) => {
+        CallError::Exchange(_) | CallError::Refused { .. } => {
             tracing::warn!("raft rpc: {e}");
             RPCError::Network(NetworkError::new(&e))
         }
@@ -119,6 +120,22 @@ impl RaftNetworkV2<C> for Peer {
         r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
+    /// Asked before a node raises its term: a node cut off from its peers
+    /// gets no answer, counts no grant, and so comes back with the term it
+    /// left with instead of deposing the leader (`design/failover.md`).
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        let r: Result<VoteResponse<C>, RaftError<C>> = self
+            .rpc
+            .call(PATH_PRE_VOTE, &rpc, option.hard_ttl())
+            .await
+            .map_err(rpc_error)?;
+        r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<C>,
@@ -137,7 +154,9 @@ impl RaftNetworkV2<C> for Peer {
         };
         let r = sent.map_err(|e| match e {
             CallError::Unreachable(_) => StreamingError::Unreachable(Unreachable::new(&e)),
-            CallError::Exchange(_) => StreamingError::Network(NetworkError::new(&e)),
+            CallError::Exchange(_) | CallError::Refused { .. } => {
+                StreamingError::Network(NetworkError::new(&e))
+            }
         })?;
         r.map_err(|e| StreamingError::Network(NetworkError::new(&e)))
     }

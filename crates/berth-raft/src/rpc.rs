@@ -28,12 +28,18 @@ pub struct RpcClient {
 pub enum CallError {
     Unreachable(String),
     Exchange(String),
+    /// The peer answered with an HTTP error status; `message` is its body.
+    Refused {
+        status: u16,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Unreachable(m) | CallError::Exchange(m) => f.write_str(m),
+            CallError::Refused { status, message } => write!(f, "HTTP {status}: {message}"),
         }
     }
 }
@@ -168,11 +174,13 @@ impl RpcClient {
             .map_err(|e| bad(e.to_string()))?
             .to_bytes();
         if !status.is_success() {
-            return Err(bad(format!(
-                "{}: HTTP {status}: {}",
-                self.addr,
-                String::from_utf8_lossy(&bytes)
-            )));
+            // Error bodies are JSON strings; show the text itself.
+            let message = serde_json::from_slice::<String>(&bytes)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                message: format!("{}: {message}", self.addr),
+            });
         }
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("{}: bad reply: {e}", self.addr)))
     }

@@ -1,7 +1,7 @@
 //! The managers' Raft endpoint: HTTP/2 over mutual TLS, answering the RPCs
 //! [`crate::network::Peer`] sends.
 
-use crate::network::{SnapshotRpc, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+use crate::network::{SnapshotRpc, PATH_APPEND, PATH_PRE_VOTE, PATH_SNAPSHOT, PATH_VOTE};
 use crate::{StateMachine, TypeConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -120,6 +120,10 @@ pub async fn handle_rpc(raft: &RaftNode, path: &str, body: &[u8]) -> (StatusCode
         },
         PATH_VOTE => match serde_json::from_slice(body) {
             Ok(rpc) => ok(&raft.vote(rpc).await),
+            Err(e) => bad(e),
+        },
+        PATH_PRE_VOTE => match serde_json::from_slice(body) {
+            Ok(rpc) => ok(&raft.pre_vote(rpc).await),
             Err(e) => bad(e),
         },
         PATH_SNAPSHOT => match serde_json::from_slice::<SnapshotRpc>(body) {
