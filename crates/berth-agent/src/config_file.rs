@@ -58,7 +58,7 @@ impl Staged {
 /// Writes `text` for `file` into a fresh temporary file beside it, marked
 /// and fsynced.
 pub(crate) fn stage(file: &Path, text: &str) -> std::io::Result<Staged> {
-    let (mut f, tmp) = crate::home::staging_file(file, 0o644)?;
+    let (mut f, tmp) = berth_store::home::staging_file(file, 0o644)?;
     let written = f.write_all(text.as_bytes()).and_then(|()| {
         let marked = set_mark(&f, text_hash(text));
         f.sync_all().map(|()| marked)

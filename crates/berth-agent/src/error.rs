@@ -1,3 +1,4 @@
+use berth_cluster::ClusterError;
 use berth_engine::EngineError;
 use berth_store::StoreError;
 
@@ -22,17 +23,9 @@ pub enum AgentError {
     Io(#[from] std::io::Error),
     #[error("the daemon is shutting down")]
     ShuttingDown,
-    /// A cluster operation that does not fit this node's state.
-    #[error("{0}")]
-    Conflict(String),
-    /// Refused: a bad join token, or a node acting beyond its role.
-    #[error("{0}")]
-    Forbidden(String),
-    /// Another node could not be reached or refused.
-    #[error("{0}")]
-    Cluster(String),
+    /// Everything the cluster refuses or cannot do, no leader included.
     #[error(transparent)]
-    Net(#[from] berth_net::NetError),
+    Cluster(#[from] ClusterError),
 }
 
 impl AgentError {
@@ -40,12 +33,19 @@ impl AgentError {
     pub fn http_status(&self) -> u16 {
         match self {
             AgentError::NotFound(_) | AgentError::NoMatch(_) => 404,
-            AgentError::Exists(_) | AgentError::Conflict(_) => 409,
-            AgentError::Cluster(_) => 503,
-            AgentError::Forbidden(_) => 403,
+            AgentError::Exists(_) => 409,
             AgentError::Invalid(_) | AgentError::BadInput(_) => 400,
             AgentError::ShuttingDown => 503,
-            _ => 500,
+            AgentError::Cluster(e) => e.http_status(),
+            AgentError::Store(_) | AgentError::Engine(_) | AgentError::Io(_) => 500,
+        }
+    }
+
+    /// Seconds after which a retry may succeed, for a `Retry-After` header.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AgentError::Cluster(ClusterError::NoLeader(_)) | AgentError::ShuttingDown => Some(1),
+            _ => None,
         }
     }
 }

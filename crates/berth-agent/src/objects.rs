@@ -7,28 +7,14 @@
 use crate::agent::Agent;
 use crate::config_file::{self, text_hash};
 use crate::error::AgentError;
+use berth_cluster::{ConfigText, ObjectOp};
 use berth_model::status::Target;
-use berth_model::{ConfigDoc, KeywordRef, ObjectPath, Selectable, Selector};
+use berth_model::{
+    ConfigDoc, KeywordRef, ObjectInfo, ObjectPath, Selectable, Selector, SetOutcome,
+};
 use berth_store::ObjectRecord;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// An object as listed by selection.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ObjectInfo {
-    pub path: String,
-    pub kind: String,
-    pub target: Target,
-    pub frozen: bool,
-}
-
-/// The result of a `set`/`unset` on one object.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SetOutcome {
-    pub path: String,
-    pub changed: bool,
-}
 
 struct Candidate {
     path: ObjectPath,
@@ -124,7 +110,7 @@ impl Agent {
             Some(paths) => {
                 let mut recs = Vec::new();
                 for p in paths {
-                    if let Some(rec) = self.desired.get(&p.to_string())? {
+                    if let Some(rec) = self.cluster.desired().get(&p.to_string())? {
                         if !recs.iter().any(|r: &ObjectRecord| r.path == rec.path) {
                             recs.push(rec);
                         }
@@ -132,7 +118,7 @@ impl Agent {
                 }
                 recs
             }
-            None => self.desired.list()?,
+            None => self.cluster.desired().list()?,
         };
         let keywords = sel.reads_keywords();
         let all: Vec<Candidate> = records
@@ -174,7 +160,7 @@ impl Agent {
         let key = path.to_string();
         let _guard = self.config_locks.lock_one(&key).await;
         let file = self.opts.home.config_file(&path);
-        if self.desired.get(&key)?.is_some() || file.exists() {
+        if self.cluster.desired().get(&key)?.is_some() || file.exists() {
             return Err(AgentError::Exists(key));
         }
         let mut doc = ConfigDoc::parse(config.unwrap_or("")).map_err(|e| {
@@ -197,9 +183,9 @@ impl Agent {
             placement: Vec::new(),
         };
         // Desired state is the commit point; the file follows it.
-        if let Err(e) = self.desired.put(&rec).await {
+        if let Err(e) = self.submit(ObjectOp::Create(vec![rec.clone()])).await {
             staged.discard();
-            return Err(e.into());
+            return Err(e);
         }
         self.place_file(&key, &file, staged, &rec.config);
         self.events.emit(Some(&key), None, "created".into(), None);
@@ -231,7 +217,7 @@ impl Agent {
         let mut errors = Vec::new();
         for mut c in selected {
             // Re-read under the lock: another edit may have landed since.
-            match self.desired.get(&c.rec.path)? {
+            match self.cluster.desired().get(&c.rec.path)? {
                 Some(rec) => c.rec = rec,
                 None => continue,
             }
@@ -299,15 +285,18 @@ impl Agent {
             }
         }
         fault_point_before_commit();
-        let texts: Vec<(String, String)> = planned
+        let texts: Vec<ConfigText> = planned
             .iter()
-            .map(|(c, _, text)| (c.rec.path.clone(), text.clone()))
+            .map(|(c, _, text)| ConfigText {
+                path: c.rec.path.clone(),
+                config: text.clone(),
+            })
             .collect();
-        if let Err(e) = self.desired.set_configs(&texts).await {
+        if let Err(e) = self.submit(ObjectOp::SetConfigs(texts)).await {
             for (_, _, _, s) in staged {
                 s.discard();
             }
-            return Err(e.into());
+            return Err(e);
         }
         let changed: Vec<PathBuf> = staged.iter().map(|(_, f, _, _)| f.clone()).collect();
         for (path, file, text, s) in staged {
@@ -380,7 +369,8 @@ impl Agent {
             .parse()
             .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
         let rec = self
-            .desired
+            .cluster
+            .desired()
             .get(&p.to_string())?
             .ok_or_else(|| AgentError::NotFound(p.to_string()))?;
         Ok((p, rec))
@@ -429,7 +419,7 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
     // the file taken just before it wrote.
     let key = path.to_string();
     let _guard = agent.config_locks.lock_one(&key).await;
-    let rec = agent.desired.get(&key).ok()??;
+    let rec = agent.cluster.desired().get(&key).ok()??;
     let on_disk = std::fs::read_to_string(&file).ok();
     let ours = |text: &str| written_by_berth(agent, &key, &file, text);
     let follow_desired = match &on_disk {
@@ -457,8 +447,10 @@ pub(crate) async fn sync_file(agent: &Arc<Agent>, path: &ObjectPath) -> Option<S
     match agent.check_config(path, &text) {
         Ok(_) => {
             let updated = agent
-                .desired
-                .set_configs(&[(key.clone(), text.clone())])
+                .submit(ObjectOp::SetConfigs(vec![ConfigText {
+                    path: key.clone(),
+                    config: text.clone(),
+                }]))
                 .await;
             if let Err(e) = updated {
                 return Some(format!("store: {e}"));
@@ -516,7 +508,11 @@ pub(crate) async fn remove_object(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    agent.desired.delete(&path.to_string()).await?;
+    agent
+        .submit(ObjectOp::Delete {
+            path: path.to_string(),
+        })
+        .await?;
     let _ = crate::durable(|| agent.store.mirror_set(&path.to_string(), None));
     // Under the lock, so a create right after the delete gets a new monitor.
     agent.forget_imon(&path.to_string(), imon_id);

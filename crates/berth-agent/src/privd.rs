@@ -1,8 +1,8 @@
 //! Where an object's private dockerd lives, derived from its config.
 
-use crate::home::Home;
 use berth_engine::PrivateDaemonSpec;
 use berth_model::{EffectiveConfig, ObjectPath};
+use berth_store::Home;
 use std::path::PathBuf;
 
 /// `Some` when the object asks for a private daemon (`docker_data_dir`).

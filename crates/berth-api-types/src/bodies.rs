@@ -1,4 +1,4 @@
-//! Request and response bodies shared by the API and its client.
+//! Request and response bodies, and query strings, of the API.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +28,7 @@ pub struct EditRequest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ActionRequest {
     pub path: String,
-    pub action: berth_agent::ActionKind,
+    pub action: berth_model::ActionKind,
     /// Only on this node, even in a cluster.
     #[serde(default)]
     pub local: bool,
@@ -43,7 +43,9 @@ pub struct SwitchRequest {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InitRequest {
-    pub advertise: String,
+    /// `ip:port` peers dial; the daemon's default route address when absent.
+    #[serde(default)]
+    pub advertise: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
 }
@@ -52,19 +54,22 @@ pub struct InitRequest {
 pub struct JoinRequest {
     pub addr: String,
     pub token: String,
-    pub advertise: String,
+    /// `ip:port` peers dial; the address the daemon reaches `addr` from
+    /// when absent.
+    #[serde(default)]
+    pub advertise: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenRequest {
-    pub role: berth_agent::cluster::NodeRole,
+    pub role: berth_model::cluster::NodeRole,
     #[serde(default)]
     pub rotate: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenReply {
-    pub role: berth_agent::cluster::NodeRole,
+    pub role: berth_model::cluster::NodeRole,
     pub token: String,
     pub rotated: bool,
 }
@@ -73,7 +78,7 @@ pub struct TokenReply {
 pub struct NodeOpRequest {
     pub node: String,
     #[serde(flatten)]
-    pub op: berth_agent::cluster::NodeOp,
+    pub op: berth_model::cluster::NodeOp,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -97,3 +102,54 @@ pub struct DaemonInfo {
 pub struct MessageReply {
     pub message: String,
 }
+
+/// `?selector=...`: which objects.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SelectorQuery {
+    pub selector: String,
+    /// An empty selection is an empty list rather than an error (`berth
+    /// mon`, `berth ls` with no selector).
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// `?path=ns/name`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PathQuery {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct KeywordQuery {
+    pub path: String,
+    pub kw: String,
+    #[serde(default)]
+    pub eval: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventsQuery {
+    /// Replay events with a sequence number above this one first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    /// How many past events to replay when `since` is absent.
+    #[serde(default)]
+    pub last: usize,
+    #[serde(default = "yes")]
+    pub follow: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An object's config file text, as `print config` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfigFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// No query string, or no body.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Empty {}

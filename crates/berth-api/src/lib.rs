@@ -1,13 +1,14 @@
 //! The daemon's HTTP/JSON API, versioned under `/v1/`, served on the unix
 //! socket `$BERTH_HOME/berth.sock` (mode 0600). The CLI is its only client
-//! for now; the OpenAPI document is at `/v1/openapi.json`.
+//! for now; the OpenAPI document is at `/v1/openapi.json`. The routes, the
+//! document's paths and the client's calls all come from the endpoint
+//! table in `berth-api-types`.
 //!
 //! Architecture invariant: handlers only translate HTTP to agent calls; no
 //! business logic lives here.
 
 mod openapi;
 mod routes;
-pub mod types;
 
 use berth_agent::Agent;
 use std::os::unix::fs::PermissionsExt;

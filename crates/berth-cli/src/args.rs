@@ -134,7 +134,8 @@ pub struct CreateArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct DaemonOpts {
-    /// Socket of the host's dockerd. Default: $BERTH_DOCKER_SOCKET, else /var/run/docker.sock.
+    /// Socket of the host's dockerd. Default: $BERTH_DOCKER_SOCKET, else the unix socket of
+    /// $DOCKER_HOST (as the docker CLI takes it), else /var/run/docker.sock.
     #[arg(long, env = "BERTH_DOCKER_SOCKET")]
     pub docker_socket: Option<String>,
     /// Node name. Default: $BERTH_NODENAME, else the hostname.
@@ -176,11 +177,11 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 pub enum ClusterCmd {
     /// Make this node the first manager of a new cluster. Its services keep running.
     #[command(
-        after_help = "Examples:\n  berth cluster init --advertise 10.0.0.1:7946\n  berth cluster init --advertise 10.0.0.1:7946 --name prod"
+        after_help = "Examples:\n  berth cluster init\n  berth cluster init --advertise 10.0.0.1:7946 --name prod"
     )]
     Init {
         /// Address and port other nodes reach this one on. Default: the
-        /// first non-loopback IPv4 address, port 7946.
+        /// daemon's address on its default route's interface, port 7946.
         #[arg(long)]
         advertise: Option<String>,
         /// Cluster name.
@@ -189,7 +190,7 @@ pub enum ClusterCmd {
     },
     /// Join the cluster of the manager at ADDR. The node must have no objects.
     #[command(
-        after_help = "Examples:\n  berth cluster join 10.0.0.1:7946 --token BERTH-1-... --advertise 10.0.0.2:7946"
+        after_help = "Examples:\n  berth cluster join 10.0.0.1:7946 --token BERTH-1-...\n  berth cluster join 10.0.0.1:7946 --token BERTH-1-... --advertise 10.0.0.2:7946"
     )]
     Join {
         /// A manager's advertised address.
@@ -198,7 +199,7 @@ pub enum ClusterCmd {
         #[arg(long, env = "BERTH_JOIN_TOKEN")]
         token: String,
         /// Address and port other nodes reach this one on. Default: the
-        /// first non-loopback IPv4 address, port 7946.
+        /// address the daemon reaches ADDR from, port 7946.
         #[arg(long)]
         advertise: Option<String>,
     },

@@ -1,12 +1,13 @@
-//! The API client: HTTP/1.1 over the daemon's unix socket.
+//! The API client: HTTP/1.1 over the daemon's unix socket. Calls name
+//! their endpoint type (`berth-api-types`), which gives path, method,
+//! query, body and reply.
 
-use berth_api::types::ErrorBody;
+use berth_api_types::bodies::ErrorBody;
+use berth_api_types::{Endpoint, Method as ApiMethod};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -51,20 +52,6 @@ async fn body_bytes(b: hyper::body::Incoming) -> Result<Bytes, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Percent-encodes a query value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 impl Client {
     pub fn new(socket: &Path) -> Client {
         Client {
@@ -104,7 +91,7 @@ impl Client {
             .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
-    async fn call(
+    async fn request(
         &self,
         method: Method,
         uri: &str,
@@ -127,28 +114,50 @@ impl Client {
         Ok(bytes)
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, uri: &str) -> Result<T, ClientError> {
-        let b = self.call(Method::GET, uri, None).await?;
-        serde_json::from_slice(&b).map_err(|e| ClientError::Protocol(e.to_string()))
+    fn uri<E: Endpoint>(query: &E::Query) -> Result<String, ClientError> {
+        let q = serde_urlencoded::to_string(query)
+            .map_err(|e| ClientError::Protocol(format!("query of {}: {e}", E::PATH)))?;
+        Ok(if q.is_empty() {
+            E::PATH.to_string()
+        } else {
+            format!("{}?{q}", E::PATH)
+        })
     }
 
-    pub async fn get_text(&self, uri: &str) -> Result<String, ClientError> {
-        let b = self.call(Method::GET, uri, None).await?;
-        Ok(String::from_utf8_lossy(&b).into_owned())
-    }
-
-    pub async fn post<B: Serialize, T: DeserializeOwned>(
+    /// One call of endpoint `E`.
+    pub async fn call<E: Endpoint>(
         &self,
-        uri: &str,
-        body: &B,
-    ) -> Result<T, ClientError> {
-        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let b = self.call(Method::POST, uri, Some(body)).await?;
+        query: &E::Query,
+        body: &E::Body,
+    ) -> Result<E::Reply, ClientError> {
+        let uri = Self::uri::<E>(query)?;
+        let (method, body) = match E::METHOD {
+            ApiMethod::Get => (Method::GET, None),
+            ApiMethod::Post => (
+                Method::POST,
+                Some(serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?),
+            ),
+        };
+        let b = self.request(method, &uri, body).await?;
         serde_json::from_slice(&b).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Follows endpoint `E`'s event stream, calling `on_item` with each.
+    pub async fn stream<E: Endpoint>(
+        &self,
+        query: &E::Query,
+        mut on_item: impl FnMut(E::Reply),
+    ) -> Result<(), ClientError> {
+        let uri = Self::uri::<E>(query)?;
+        self.sse(&uri, |data| match serde_json::from_str::<E::Reply>(data) {
+            Ok(item) => on_item(item),
+            Err(e) => tracing::debug!("skipping an undecodable event: {e}"),
+        })
+        .await
     }
 
     /// Follows a server-sent event stream, calling `on_data` with each data payload.
-    pub async fn sse(&self, uri: &str, mut on_data: impl FnMut(&str)) -> Result<(), ClientError> {
+    async fn sse(&self, uri: &str, mut on_data: impl FnMut(&str)) -> Result<(), ClientError> {
         let resp = self.send(Method::GET, uri, None).await?;
         let status = resp.status();
         if status != StatusCode::OK {

@@ -2,47 +2,24 @@
 
 use crate::args::{ClusterCmd, NodeCli, NodeCmd};
 use crate::Ctx;
-use anyhow::{bail, Context};
-use berth_agent::cluster::{ClusterSummary, ClusterView, NodeOp, NodeRecord, NodeRole};
-use berth_api::types::{InitRequest, JoinRequest, NodeOpRequest, TokenReply, TokenRequest};
+use berth_api_types as api;
+use berth_api_types::bodies::{Empty, InitRequest, JoinRequest, NodeOpRequest, TokenRequest};
+use berth_model::cluster::{ClusterView, NodeOp, NodeRole, NodeState};
 use clap::Parser;
 use comfy_table::{presets::NOTHING, Table};
 use std::process::ExitCode;
-
-const DEFAULT_PORT: u16 = 7946;
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-/// The first IPv4 address of an interface that is up and not loopback.
-fn default_advertise() -> anyhow::Result<String> {
-    let addrs = nix::ifaddrs::getifaddrs().context("listing network interfaces")?;
-    for a in addrs {
-        if !a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP)
-            || a.flags
-                .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
-        {
-            continue;
-        }
-        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
-            return Ok(format!("{}:{DEFAULT_PORT}", sin.ip()));
-        }
-    }
-    bail!("no non-loopback IPv4 address found; pass --advertise <ip:port>")
-}
-
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
     let client = ctx.client();
     match cmd {
         ClusterCmd::Init { advertise, name } => {
-            let advertise = match advertise {
-                Some(a) => a,
-                None => default_advertise()?,
-            };
-            let s: ClusterSummary = client
-                .post("/v1/cluster/init", &InitRequest { advertise, name })
+            let s = client
+                .call::<api::ClusterInit>(&Empty {}, &InitRequest { advertise, name })
                 .await?;
             if ctx.json() {
                 return print_json(&s).map(|_| ExitCode::SUCCESS);
@@ -70,20 +47,12 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             token,
             advertise,
         } => {
-            let advertise = match advertise {
-                Some(a) => a,
-                None => default_advertise()?,
+            let req = JoinRequest {
+                addr,
+                token,
+                advertise,
             };
-            let s: ClusterSummary = client
-                .post(
-                    "/v1/cluster/join",
-                    &JoinRequest {
-                        addr,
-                        token,
-                        advertise,
-                    },
-                )
-                .await?;
+            let s = client.call::<api::ClusterJoin>(&Empty {}, &req).await?;
             if ctx.json() {
                 return print_json(&s).map(|_| ExitCode::SUCCESS);
             }
@@ -103,8 +72,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             } else {
                 NodeRole::Worker
             };
-            let t: TokenReply = client
-                .post("/v1/cluster/token", &TokenRequest { role, rotate })
+            let t = client
+                .call::<api::ClusterToken>(&Empty {}, &TokenRequest { role, rotate })
                 .await?;
             if ctx.json() {
                 return print_json(&t).map(|_| ExitCode::SUCCESS);
@@ -115,7 +84,9 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
         ClusterCmd::Ca {
             cmd: crate::args::CaCmd::Rotate,
         } => {
-            let s: ClusterSummary = client.post("/v1/cluster/ca/rotate", &()).await?;
+            let s = client
+                .call::<api::ClusterCaRotate>(&Empty {}, &Empty {})
+                .await?;
             if ctx.json() {
                 return print_json(&s).map(|_| ExitCode::SUCCESS);
             }
@@ -132,7 +103,9 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClusterCmd::Leave => {
-            let r: berth_api::types::MessageReply = client.post("/v1/cluster/leave", &()).await?;
+            let r = client
+                .call::<api::ClusterLeave>(&Empty {}, &Empty {})
+                .await?;
             if ctx.json() {
                 return print_json(&r).map(|_| ExitCode::SUCCESS);
             }
@@ -140,7 +113,9 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClusterCmd::Status => {
-            let v: ClusterView = client.get("/v1/cluster/status").await?;
+            let v = client
+                .call::<api::ClusterStatus>(&Empty {}, &Empty {})
+                .await?;
             if ctx.json() {
                 return print_json(&v).map(|_| ExitCode::SUCCESS);
             }
@@ -161,6 +136,13 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
                 println!();
                 println!("{}", nodes_table(&v));
             }
+            for n in v.nodes.iter().filter(|n| n.fence_problem.is_some()) {
+                println!(
+                    "{}: runs no failover instance: {}",
+                    n.record.name,
+                    n.fence_problem.as_deref().unwrap_or_default()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -180,11 +162,19 @@ fn nodes_table(v: &ClusterView) -> Table {
         if n.record.frozen {
             flags.push("frozen");
         }
+        if n.fence_problem.is_some() {
+            flags.push("unfenced");
+        }
         t.add_row(vec![
             n.record.name.clone(),
             n.record.id.to_string(),
             n.record.role.as_str().to_string(),
-            format!("{:?}", n.state).to_lowercase(),
+            match n.state {
+                NodeState::Up => "up",
+                NodeState::Down => "down",
+                NodeState::Unknown => "unknown",
+            }
+            .to_string(),
             n.record.addr.clone(),
             if n.leader { "*".into() } else { String::new() },
             flags.join(","),
@@ -202,7 +192,9 @@ fn nodes_table(v: &ClusterView) -> Table {
 pub async fn node(ctx: &Ctx, words: Vec<String>) -> anyhow::Result<ExitCode> {
     let client = ctx.client();
     if words.first().map(String::as_str) == Some("ls") && words.len() == 1 {
-        let v: ClusterView = client.get("/v1/cluster/status").await?;
+        let v = client
+            .call::<api::ClusterStatus>(&Empty {}, &Empty {})
+            .await?;
         if ctx.json() {
             return print_json(&v.nodes).map(|_| ExitCode::SUCCESS);
         }
@@ -237,11 +229,14 @@ pub async fn node(ctx: &Ctx, words: Vec<String>) -> anyhow::Result<ExitCode> {
         NodeCmd::Remove => NodeOp::Remove,
     };
     let membership = matches!(op, NodeOp::Promote | NodeOp::Demote | NodeOp::Remove);
-    let rec: NodeRecord = client
-        .post("/v1/nodes/op", &NodeOpRequest { node: cli.name, op })
+    let rec = client
+        .call::<api::NodeOperation>(&Empty {}, &NodeOpRequest { node: cli.name, op })
         .await?;
     if membership {
-        if let Ok(v) = client.get::<ClusterView>("/v1/cluster/status").await {
+        if let Ok(v) = client
+            .call::<api::ClusterStatus>(&Empty {}, &Empty {})
+            .await
+        {
             if let Some(w) = manager_count_warning(v.nodes.iter().filter(|n| n.voter).count()) {
                 eprintln!("warning: {w}");
             }

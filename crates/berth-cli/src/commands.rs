@@ -1,13 +1,17 @@
 //! Object commands and the other API-backed commands.
 
 use crate::args::{ActionArgs, ConfigWhat, ObjCmd, PrintWhat};
-use crate::client::enc;
 use crate::render;
 use crate::Ctx;
 use anyhow::Context;
-use berth_agent::{ActionKind, ActionOutcome, ObjectInfo, SetOutcome};
-use berth_api::types::{ActionRequest, CreateRequest, EditRequest, KeywordValue};
+use berth_api_types::bodies::{
+    ActionRequest, CreateRequest, EditRequest, Empty, EventsQuery, KeywordQuery, KeywordValue,
+    PathQuery, SelectorQuery, SwitchRequest,
+};
+use berth_api_types::{self as api};
+use berth_model::cluster::ClusterView;
 use berth_model::status::ObjectStatus;
+use berth_model::{ActionKind, ActionOutcome, ObjectInfo};
 use futures_util::stream::{self, StreamExt};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -46,7 +50,10 @@ pub async fn create(
         kws: kw.to_vec(),
         config,
     };
-    let info: ObjectInfo = ctx.client().post("/v1/objects/create", &req).await?;
+    let info = ctx
+        .client()
+        .call::<api::CreateObject>(&Empty {}, &req)
+        .await?;
     if ctx.json() {
         print_json(&info)?;
     } else {
@@ -55,17 +62,24 @@ pub async fn create(
     Ok(ExitCode::SUCCESS)
 }
 
+fn selection(selector: &str, allow_empty: bool) -> SelectorQuery {
+    SelectorQuery {
+        selector: selector.to_string(),
+        allow_empty,
+    }
+}
+
 async fn select(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectInfo>> {
     Ok(ctx
         .client()
-        .get(&format!("/v1/objects?selector={}", enc(selector)))
+        .call::<api::ListObjects>(&selection(selector, false), &Empty {})
         .await?)
 }
 
 /// The cluster as this node sees it; empty (one node) when unavailable.
-async fn view(ctx: &Ctx) -> berth_agent::cluster::ClusterView {
+async fn view(ctx: &Ctx) -> ClusterView {
     ctx.client()
-        .get("/v1/cluster/status")
+        .call::<api::ClusterStatus>(&Empty {}, &Empty {})
         .await
         .unwrap_or_default()
 }
@@ -73,19 +87,15 @@ async fn view(ctx: &Ctx) -> berth_agent::cluster::ClusterView {
 async fn statuses(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectStatus>> {
     Ok(ctx
         .client()
-        .get(&format!("/v1/objects/status?selector={}", enc(selector)))
+        .call::<api::ObjectStatuses>(&selection(selector, false), &Empty {})
         .await?)
 }
 
 pub async fn ls(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     // With no selector, an empty node lists nothing, successfully.
-    let objs: Vec<ObjectInfo> = ctx
+    let objs = ctx
         .client()
-        .get(&format!(
-            "/v1/objects?selector={}&allow_empty={}",
-            enc(selector),
-            selector == "*"
-        ))
+        .call::<api::ListObjects>(&selection(selector, selector == "*"), &Empty {})
         .await?;
     if ctx.json() {
         print_json(&objs)?;
@@ -97,41 +107,73 @@ pub async fn ls(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn draw(ctx: &Ctx, st: &[ObjectStatus], view: &ClusterView, clear: bool) -> anyhow::Result<()> {
+    if ctx.json() {
+        print_json(&st)?;
+    } else {
+        if clear {
+            print!("\x1b[2J\x1b[H");
+        }
+        print!("{}", render::mon_grid(st, view));
+    }
+    Ok(())
+}
+
+/// The services grid; with `watch`, redrawn at every status change the
+/// daemon's status bus reports (and every few seconds for the cluster
+/// columns), until interrupted.
 pub async fn mon(ctx: &Ctx, selector: &str, watch: bool) -> anyhow::Result<ExitCode> {
+    // With no selector, an empty node is an empty grid, not an error.
+    let q = selection(selector, selector == "*");
+    if !watch {
+        let st = ctx
+            .client()
+            .call::<api::ObjectStatuses>(&q, &Empty {})
+            .await?;
+        draw(ctx, &st, &view(ctx).await, false)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = ctx.client();
+    let feed = tokio::spawn(async move {
+        client
+            .stream::<api::WatchStatuses>(&q, move |st| {
+                let _ = tx.send(st);
+            })
+            .await
+    });
+    let mut last = Vec::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
-        // With no selector, an empty node is an empty grid, not an error.
-        let uri = format!(
-            "/v1/objects/status?selector={}&allow_empty={}",
-            enc(selector),
-            selector == "*"
-        );
-        let st: Vec<ObjectStatus> = ctx.client().get(&uri).await?;
-        if ctx.json() {
-            print_json(&st)?;
-        } else {
-            if watch {
-                print!("\x1b[2J\x1b[H");
-            }
-            print!("{}", render::mon_grid(&st, &view(ctx).await));
-        }
-        if !watch {
-            return Ok(ExitCode::SUCCESS);
-        }
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            got = rx.recv() => match got {
+                Some(st) => last = st,
+                None => {
+                    return match feed.await {
+                        Ok(Err(e)) => Err(e.into()),
+                        _ => Ok(ExitCode::SUCCESS),
+                    };
+                }
+            },
+            _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         }
+        draw(ctx, &last, &view(ctx).await, true)?;
     }
 }
 
 pub async fn events(ctx: &Ctx, last: usize, follow: bool) -> anyhow::Result<ExitCode> {
     let json = ctx.json();
-    let uri = format!("/v1/events?last={last}&follow={follow}");
+    let q = EventsQuery {
+        since: None,
+        last,
+        follow,
+    };
     ctx.client()
-        .sse(&uri, |data| {
+        .stream::<api::Events>(&q, |ev| {
             if json {
-                println!("{data}");
-            } else if let Ok(ev) = serde_json::from_str::<berth_model::event::Event>(data) {
+                println!("{}", serde_json::to_string(&ev).unwrap_or_default());
+            } else {
                 println!("{}", render::event_line(&ev));
             }
         })
@@ -214,7 +256,10 @@ pub async fn object(ctx: &Ctx, selector: &str, cmd: ObjCmd) -> anyhow::Result<Ex
         ObjCmd::Scale { instances } => scale(ctx, selector, instances).await,
         ObjCmd::Switch { to } => switch(ctx, selector, Some(to)).await,
         ObjCmd::Takeover => {
-            let info: berth_api::types::DaemonInfo = ctx.client().get("/v1/daemon").await?;
+            let info = ctx
+                .client()
+                .call::<api::DaemonStatus>(&Empty {}, &Empty {})
+                .await?;
             switch(ctx, selector, Some(info.nodename)).await
         }
         ObjCmd::Giveback => switch(ctx, selector, None).await,
@@ -234,7 +279,10 @@ async fn edit(
         set,
         unset,
     };
-    let out: Vec<SetOutcome> = ctx.client().post("/v1/objects/edit", &req).await?;
+    let out = ctx
+        .client()
+        .call::<api::EditObjects>(&Empty {}, &req)
+        .await?;
     if ctx.json() {
         print_json(&out)?;
     } else {
@@ -256,13 +304,14 @@ async fn edit(
 async fn get(ctx: &Ctx, selector: &str, kw: &str, eval: bool) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     for o in select(ctx, selector).await? {
+        let q = KeywordQuery {
+            path: o.path.clone(),
+            kw: kw.to_string(),
+            eval,
+        };
         let v: KeywordValue = ctx
             .client()
-            .get(&format!(
-                "/v1/objects/keyword?path={}&kw={}&eval={eval}",
-                enc(&o.path),
-                enc(kw)
-            ))
+            .call::<api::ObjectKeyword>(&q, &Empty {})
             .await?;
         all.push(v);
     }
@@ -286,11 +335,14 @@ async fn print_config(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     let objs = select(ctx, selector).await?;
     let mut texts = Vec::new();
     for o in &objs {
-        let t = ctx
+        let q = PathQuery {
+            path: o.path.clone(),
+        };
+        let f = ctx
             .client()
-            .get_text(&format!("/v1/objects/config?path={}", enc(&o.path)))
+            .call::<api::ObjectConfig>(&q, &Empty {})
             .await?;
-        texts.push((o.path.clone(), t));
+        texts.push((f.path, f.text));
     }
     if ctx.json() {
         let v: Vec<_> = texts
@@ -346,10 +398,7 @@ async fn action(
                 action: kind,
                 local: a.local,
             };
-            let out = match client
-                .post::<_, ActionOutcome>("/v1/objects/action", &req)
-                .await
-            {
+            let out = match client.call::<api::ObjectAction>(&Empty {}, &req).await {
                 Ok(out) => out,
                 Err(e) => ActionOutcome::failed(&o.path, e),
             };
@@ -420,18 +469,20 @@ async fn docker(ctx: &Ctx, selector: &str, args: &[String]) -> anyhow::Result<Ex
 async fn scale(ctx: &Ctx, selector: &str, instances: u32) -> anyhow::Result<ExitCode> {
     let objs = select(ctx, selector).await?;
     for o in &objs {
+        let q = KeywordQuery {
+            path: o.path.clone(),
+            kw: "topology".into(),
+            eval: true,
+        };
         let v: KeywordValue = ctx
             .client()
-            .get(&format!(
-                "/v1/objects/keyword?path={}&kw=topology&eval=true",
-                enc(&o.path)
-            ))
+            .call::<api::ObjectKeyword>(&q, &Empty {})
             .await?;
         if v.value.as_deref() != Some("flex") {
             eprintln!(
                 "berth: {}: scale needs topology=flex (it is {}); set it with `berth {} set --kw topology=flex`",
                 o.path,
-                v.value.as_deref().unwrap_or("failover"),
+                v.value.as_deref().unwrap_or("unset"),
                 o.path
             );
             return Ok(ExitCode::from(2));
@@ -451,15 +502,13 @@ async fn switch(ctx: &Ctx, selector: &str, to: Option<String>) -> anyhow::Result
     let mut ok = true;
     let mut outs = Vec::new();
     for o in objs {
+        let req = SwitchRequest {
+            path: o.path.clone(),
+            to: to.clone(),
+        };
         let out: ActionOutcome = match ctx
             .client()
-            .post(
-                "/v1/objects/switch",
-                &berth_api::types::SwitchRequest {
-                    path: o.path.clone(),
-                    to: to.clone(),
-                },
-            )
+            .call::<api::SwitchObject>(&Empty {}, &req)
             .await
         {
             Ok(out) => out,

@@ -1,38 +1,48 @@
 //! berth's command line: argument parsing, the API client, rendering.
 //!
-//! Architecture invariant: apart from `berth daemon run`, `doc` and
-//! `completion`, every command goes through the daemon's API; `berth <sel>
+//! Architecture invariant: apart from `doc` and `completion`, every command
+//! here goes through the daemon's API, by the endpoint types of
+//! `berth-api-types`; this crate never depends on the agent. `berth <sel>
 //! docker` asks the API for each object's socket, then runs the docker CLI.
+//! `daemon run` and `daemon watchdog` are the binary's own (`crates/berth`).
 
-mod args;
-mod client;
+pub mod args;
+pub mod client;
 mod cluster;
 mod commands;
 mod daemon;
 mod render;
 
-use args::{Cli, Common, Format, ObjectCli, Top};
+use args::{Common, Format, ObjectCli, Top};
 use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Parses the command line and runs it. Exit codes: 0 success, 1 failure
-/// of at least one object or of the command, 2 bad usage.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+pub use args::Cli;
+
+/// The command line, parsed (clap exits on `--help` and usage errors).
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+/// The berth home the command acts on.
+pub fn home(common: &Common) -> PathBuf {
+    common.home.clone().unwrap_or_else(default_home)
+}
+
+/// Runs a client command. Exit codes: 0 success, 1 failure of at least
+/// one object or of the command, 2 bad usage.
+pub fn run(cli: Cli) -> ExitCode {
     let (common, top) = (cli.common, cli.cmd);
-    // A client piped into `head` should end quietly, as Unix tools do. The
-    // daemon keeps Rust's default (SIGPIPE ignored): it must survive
-    // clients that hang up.
-    if !matches!(top, Top::Daemon { .. }) {
-        // SAFETY: restoring the default disposition of a signal, before any
-        // thread is started.
-        unsafe {
-            let _ = nix::sys::signal::signal(
-                nix::sys::signal::Signal::SIGPIPE,
-                nix::sys::signal::SigHandler::SigDfl,
-            );
-        }
+    // A client piped into `head` should end quietly, as Unix tools do. (The
+    // daemon keeps Rust's default, SIGPIPE ignored: it must survive clients
+    // that hang up.) SAFETY: restoring the default disposition of a
+    // signal, before any thread is started.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -72,7 +82,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     fn from(common: &Common) -> Ctx {
         Ctx {
-            home: common.home.clone().unwrap_or_else(default_home),
+            home: home(common),
             format: common.format.unwrap_or_default(),
         }
     }

@@ -1,9 +1,9 @@
 //! Text rendering: the status tree, the svcmon grid, docs, events.
 
-use berth_agent::cluster::{ClusterView, NodeState};
-use berth_agent::{ActionKind, ActionOutcome};
+use berth_model::cluster::{ClusterView, NodeState};
 use berth_model::event::Event;
 use berth_model::status::{Avail, ObjectStatus, Target};
+use berth_model::{ActionKind, ActionOutcome};
 use berth_model::{Keyword, KeywordTable};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write;
@@ -74,7 +74,7 @@ fn placed(s: &ObjectStatus, node: &str, view: &ClusterView) -> bool {
 pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
     let width = st
         .iter()
-        .map(|s| s.path.len() + s.avail.as_str().len() + s.topology.len() + 3)
+        .map(|s| s.path.len() + s.avail.as_str().len() + s.topology.as_str().len() + 3)
         .max()
         .unwrap_or(20)
         .max(20);

@@ -4,11 +4,10 @@
 //!
 //! No file means a standalone node.
 
-use super::records::NodeRole;
-use crate::home::{atomic_write_private, Home};
+use berth_model::cluster::NodeRole;
+use berth_store::home::{atomic_write_private, Home};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Identity {
@@ -40,13 +39,9 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-pub fn file(home: &Home) -> PathBuf {
-    home.root.join("cluster").join("identity.json")
-}
-
 impl Identity {
     pub fn load(home: &Home) -> std::io::Result<Option<Identity>> {
-        let path = file(home);
+        let path = home.identity_file();
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 std::io::Error::new(
@@ -61,7 +56,7 @@ impl Identity {
 
     /// Writes the file atomically, readable by root only.
     pub fn save(&self, home: &Home) -> std::io::Result<()> {
-        let path = file(home);
+        let path = home.identity_file();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;

@@ -1,5 +1,5 @@
-//! The cluster side of the agent: membership, the node listener, heartbeats
-//! and the failover lease, and the leader's orchestrator.
+//! The cluster: membership, the node listener and its typed commands,
+//! heartbeats and the failover lease, and the leader's orchestrator.
 //!
 //! Design note:
 //! - Every node runs the same agent. Managers are Raft voters; workers are
@@ -9,128 +9,186 @@
 //! - Node-to-node traffic is JSON over HTTP/2 with mutual TLS on one TCP
 //!   listener per node (`server`). Only the join endpoints accept a client
 //!   without a certificate; Raft endpoints want a manager's.
+//! - Every change to desired state is a typed [`Command`], authorized by
+//!   the leader against the sender's certificate (`command`, `submit`).
 //! - Observed state (heartbeats, instance reports) lives in the leader's
 //!   memory only (`LeaderView`); a new leader starts from nothing and waits
 //!   a full failover period before moving anything (`design/failover.md`).
 //! - A standalone node has no identity file, no listener and no peers: it
 //!   is a one-member Raft cluster and its own leader.
+//! - The agent is reached through [`LocalNode`] only; this crate learns
+//!   about instances from the status bus and publishes the node's fence
+//!   there.
 
 mod actions;
+mod address;
 mod admin;
-pub(crate) mod clock;
+pub mod command;
+mod error;
 mod heartbeat;
-pub(crate) mod identity;
+mod identity;
 mod join;
+mod lease;
 mod orchestrator;
 pub mod records;
 mod renew;
 mod server;
-pub(crate) mod watchdog;
+mod submit;
+mod tokens;
+mod view;
 
-pub(crate) use actions::placed_action;
-pub use admin::NodeOp;
+pub use command::{Command, ConfigText, ObjectOp, UserRef};
+pub use error::ClusterError;
 pub use identity::Identity;
-pub use join::ClusterSummary;
-pub(crate) use orchestrator::Topology;
-pub use records::{ClusterView, NodeInfo, NodeRecord, NodeRole, NodeState};
+pub use records::ClusterRecord;
 
-use crate::agent::Agent;
-use crate::error::AgentError;
-use berth_manager::liveness::{Lease, Liveness, Timing};
+use berth_bus::{EventBus, StatusBus};
+use berth_manager::duty::Fence;
+use berth_manager::liveness::Timing;
+use berth_model::{ActionKind, ActionOutcome, ObjectPath, ObjectSettings};
 use berth_raft::{RpcClient, TlsSlot};
-use records::InstanceReport;
+use berth_store::{Desired, Home};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 /// How long one node-to-node request may take.
 const RPC_TTL: Duration = Duration::from_secs(10);
 
-/// Whether a node may run its failover instances.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fence {
-    /// Not in a cluster: nothing to fence against.
-    Standalone,
-    /// The lease is valid.
-    Valid,
-    /// Just started, no lease yet: keep what runs, start nothing.
-    Starting,
-    /// The lease is valid but this replica has not yet applied what the
-    /// leader had when it granted it: keep what runs, start nothing.
-    CatchingUp,
-    /// The lease ran out: failover instances must stop.
-    Fenced,
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the cluster needs from the node it runs on: the agent implements it.
+pub trait LocalNode: Send + Sync {
+    /// What placement needs from an object's config; `None` when it does
+    /// not resolve (the object is then left where it is).
+    fn settings(&self, path: &ObjectPath, config: &str) -> Option<ObjectSettings>;
+
+    /// Runs an action on this node's instance of `path`.
+    fn act(&self, path: ObjectPath, kind: ActionKind) -> BoxFuture<'static, ActionOutcome>;
 }
 
-/// The leader's soft state, rebuilt from heartbeats after every election.
-#[derive(Default)]
-pub(crate) struct LeaderView {
-    pub liveness: Liveness,
-    /// When (boot clock) this node became leader in `term`.
-    pub leader_since: Option<Duration>,
-    pub term: u64,
-    pub reports: BTreeMap<String, Vec<InstanceReport>>,
-}
-
-struct LeaseState {
-    lease: Lease,
-    /// Whether any heartbeat was acknowledged since the agent started.
-    granted: bool,
-    /// The replica must have applied this index for the lease to count.
-    required_index: u64,
-    /// The last fence decision, to notice transitions.
-    last: Fence,
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub home: Home,
+    pub nodename: String,
+    pub timing: Timing,
+    /// The command that runs the fencing watchdog (`berth daemon watchdog
+    /// --home H`); `None` runs none.
+    pub watchdog: Option<Vec<OsString>>,
 }
 
 pub struct Cluster {
+    pub(crate) opts: ClusterOptions,
+    pub(crate) desired: Arc<Desired>,
+    pub(crate) events: EventBus,
+    pub(crate) status: Arc<StatusBus>,
     pub(crate) identity: RwLock<Option<Identity>>,
     /// Client TLS for peers; shared with the Raft network.
     pub(crate) tls: TlsSlot,
-    pub timing: Timing,
-    pub(crate) view: Mutex<LeaderView>,
-    lease: Mutex<LeaseState>,
-    started: Duration,
+    pub(crate) view: Mutex<view::LeaderView>,
+    pub(crate) lease: lease::LeaseKeeper,
     clients: Mutex<HashMap<String, Arc<RpcClient>>>,
-    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    server_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
-    last_renewal: Mutex<Option<Duration>>,
-    pub(crate) watchdog: watchdog::WatchdogLink,
+    pub(crate) listener: server::Listener,
+    pub(crate) last_renewal: Mutex<Option<Duration>>,
+    pub(crate) local: OnceLock<Arc<dyn LocalNode>>,
+    pub(crate) authorizer: Arc<dyn command::Authorizer>,
+    /// Serializes init, join and leave.
+    pub(crate) membership_lock: tokio::sync::Mutex<()>,
 }
 
 impl Cluster {
-    pub(crate) fn new(
-        identity: Option<Identity>,
-        timing: Timing,
-        watchdog: watchdog::WatchdogLink,
-    ) -> Result<Cluster, AgentError> {
+    /// Loads this node's identity and opens desired state: the cluster's
+    /// Raft log if the node is a member, a cluster of one otherwise.
+    pub async fn open(
+        opts: ClusterOptions,
+        events: EventBus,
+        status: Arc<StatusBus>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let identity = Identity::load(&opts.home)?;
         let tls = TlsSlot::default();
         if let Some(id) = &identity {
             *tls.write().unwrap_or_else(|e| e.into_inner()) =
                 Some(berth_net::client_config(&id.net())?);
         }
-        Ok(Cluster {
+        let desired = Arc::new(match &identity {
+            None => {
+                Desired::open(
+                    &opts.home.raft_file(&opts.home.standalone_generation()),
+                    berth_store::FIRST_ID,
+                    true,
+                    tls.clone(),
+                )
+                .await?
+            }
+            Some(id) => {
+                Desired::open(
+                    &opts.home.raft_file(&id.generation),
+                    id.node_id,
+                    false,
+                    tls.clone(),
+                )
+                .await?
+            }
+        });
+        let lease = lease::LeaseKeeper::new(opts.timing, &opts.home, opts.watchdog.clone());
+        Ok(Arc::new(Cluster {
+            view: Mutex::new(view::LeaderView::new(opts.timing)),
+            desired,
+            events,
+            status,
             identity: RwLock::new(identity),
             tls,
-            timing,
-            view: Mutex::new(LeaderView {
-                liveness: Liveness::new(timing),
-                ..Default::default()
-            }),
-            lease: Mutex::new(LeaseState {
-                lease: Lease::new(timing),
-                granted: false,
-                required_index: 0,
-                last: Fence::Starting,
-            }),
-            started: clock::boottime(),
+            lease,
             clients: Mutex::new(HashMap::new()),
-            listener: Mutex::new(None),
-            server_tls: RwLock::new(None),
+            listener: server::Listener::default(),
             last_renewal: Mutex::new(None),
-            watchdog,
-        })
+            local: OnceLock::new(),
+            authorizer: Arc::new(command::RootOnly),
+            membership_lock: tokio::sync::Mutex::new(()),
+            opts,
+        }))
+    }
+
+    /// Starts the cluster loops: the node listener (when a member), the
+    /// heartbeat sender, the lease watcher and the orchestrator; then, on
+    /// a member, waits until the replica holds again what a crash took
+    /// from it (which needs the listener). Called once, before the
+    /// monitors read desired state.
+    pub async fn start(self: &Arc<Self>, local: Arc<dyn LocalNode>) -> Result<(), ClusterError> {
+        if self.local.set(local).is_err() {
+            return Err(ClusterError::Conflict(
+                "the cluster is already started".into(),
+            ));
+        }
+        if let Some(id) = self.identity() {
+            server::listen(self, &id)?;
+        }
+        tokio::spawn(heartbeat::run(self.clone()));
+        tokio::spawn(lease::watch(self.clone()));
+        tokio::spawn(orchestrator::run(self.clone()));
+        if self.is_clustered() {
+            self.desired
+                .wait_recovered(berth_store::RECOVERY_WAIT)
+                .await;
+        }
+        Ok(())
+    }
+
+    pub fn desired(&self) -> &Arc<Desired> {
+        &self.desired
+    }
+
+    pub fn nodename(&self) -> &str {
+        &self.opts.nodename
+    }
+
+    pub fn timing(&self) -> Timing {
+        self.opts.timing
     }
 
     pub fn identity(&self) -> Option<Identity> {
@@ -147,50 +205,33 @@ impl Cluster {
             .is_some()
     }
 
-    /// Whether failover instances may run here now, given the index the
-    /// local replica has applied.
-    pub fn fence(&self, applied: u64) -> Fence {
-        if !self.is_clustered() {
-            return Fence::Standalone;
-        }
-        let now = clock::boottime();
-        let st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        if st.lease.valid(now) {
-            if applied >= st.required_index {
-                Fence::Valid
-            } else {
-                Fence::CatchingUp
-            }
-        } else if !st.granted && now < self.started + self.timing.lease {
-            Fence::Starting
-        } else {
-            Fence::Fenced
-        }
+    /// Whether failover instances may run on this node now.
+    pub fn fence(&self) -> Fence {
+        self.lease
+            .fence(self.is_clustered(), self.desired.applied_index())
     }
 
-    /// A heartbeat sent at `sent` (boot clock) was acknowledged, granting
-    /// `granted`; the shorter of that and the local lease applies.
-    /// `applied` is the leader's applied index when it answered.
-    ///
-    /// The watchdog learns the new deadline first, so it never holds an
-    /// older one while the agent believes its lease runs.
-    fn renew(&self, sent: Duration, granted: Duration, applied: u64) {
-        let shorten = self.timing.lease.saturating_sub(granted);
-        let from = sent.saturating_sub(shorten);
-        let kill_at = from + self.timing.lease + self.timing.stop_grace * 3 / 4;
-        let _ = self.watchdog.lease(kill_at);
-        let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        st.lease.renewed(from);
-        st.granted = true;
-        st.required_index = st.required_index.max(applied);
+    /// A failover container is about to start: guarded by the watchdog
+    /// first. It may start only on `Ok`.
+    pub fn guard(&self, container_id: &str) -> Result<(), String> {
+        self.lease.watchdog.guard(container_id)
     }
 
-    /// The fence state at the last call, and now.
-    fn note_fence(&self, applied: u64) -> (Fence, Fence) {
-        let f = self.fence(applied);
-        let mut st = self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        let before = std::mem::replace(&mut st.last, f);
-        (before, f)
+    /// A running failover container found by this agent (after a
+    /// restart): guarded unless it already is.
+    pub fn adopt(&self, container_id: &str) -> Result<(), String> {
+        self.lease.watchdog.adopt(container_id)
+    }
+
+    pub(crate) fn local(&self) -> Result<&Arc<dyn LocalNode>, ClusterError> {
+        self.local.get().ok_or(ClusterError::ShuttingDown)
+    }
+
+    /// The user commands of this node's API act for: root on this node
+    /// (the API socket is root's only). The security issue authenticates
+    /// users and passes theirs instead.
+    pub fn local_user(&self) -> UserRef {
+        UserRef::root_on(self.nodename())
     }
 
     /// One JSON request to the node listening at `addr`.
@@ -199,7 +240,7 @@ impl Cluster {
         addr: &str,
         path: &str,
         req: &Req,
-    ) -> Result<Resp, AgentError> {
+    ) -> Result<Resp, ClusterError> {
         self.call_within(addr, path, req, RPC_TTL).await
     }
 
@@ -213,7 +254,7 @@ impl Cluster {
         path: &str,
         req: &Req,
         ttl: Duration,
-    ) -> Result<Resp, AgentError> {
+    ) -> Result<Resp, ClusterError> {
         let client = self
             .clients
             .lock()
@@ -224,162 +265,26 @@ impl Cluster {
         client
             .call(path, req, ttl)
             .await
-            .map_err(|e| AgentError::Cluster(e.to_string()))
+            .map_err(ClusterError::from_call)
     }
 
-    fn stop_listener(&self) {
-        if let Some(h) = self
-            .listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            h.abort();
-        }
-        *self.server_tls.write().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    fn forget_clients(&self) {
+    pub(crate) fn forget_clients(&self) {
         self.clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
-}
 
-/// Sends writes a non-leader receives to the leader's node listener.
-struct LeaderForward(std::sync::Weak<Agent>);
-
-impl berth_store::Forward for LeaderForward {
-    fn forward(
-        &self,
-        addr: String,
-        req: berth_store::Request,
-    ) -> berth_store::BoxFuture<'static, Result<(berth_store::Response, u64), String>> {
-        let agent = self.0.clone();
-        Box::pin(async move {
-            let agent = agent.upgrade().ok_or("the daemon is shutting down")?;
-            agent
-                .cluster
-                .call(&addr, server::PATH_WRITE, &req)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// Starts the cluster loops: the node listener (when a member), the
-/// heartbeat sender and the orchestrator. Called once at agent start.
-pub(crate) fn start(agent: &Arc<Agent>) -> Result<(), AgentError> {
-    agent
-        .desired
-        .set_forwarder(Arc::new(LeaderForward(Arc::downgrade(agent))));
-    if let Some(id) = agent.cluster.identity() {
-        server::listen(agent, &id)?;
-    }
-    tokio::spawn(heartbeat::run(agent.clone()));
-    tokio::spawn(orchestrator::run(agent.clone()));
-    Ok(())
-}
-
-impl Agent {
-    /// Whether failover instances may run on this node now.
-    pub fn fence(&self) -> Fence {
-        self.cluster.fence(self.desired.applied_index())
+    /// The leader's address, or a typed "no leader" to retry on.
+    pub(crate) fn leader_addr(&self) -> Result<String, ClusterError> {
+        self.desired
+            .leader()
+            .map(|(_, addr)| addr)
+            .filter(|a| !a.is_empty())
+            .ok_or(ClusterError::NoLeader(None))
     }
 
-    /// This node's view of the cluster: from the leader's memory when it
-    /// can be reached, else from the local replica with states unknown.
-    pub async fn cluster_view(self: &Arc<Self>) -> Result<ClusterView, AgentError> {
-        if self.desired.is_leader() || !self.cluster.is_clustered() {
-            return Ok(self.local_view());
-        }
-        let Some((_, addr)) = self.desired.leader() else {
-            return Ok(self.local_view());
-        };
-        match self.cluster.call(&addr, server::PATH_VIEW, &()).await {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                tracing::warn!("cluster view from the leader at {addr}: {e}");
-                Ok(self.local_view())
-            }
-        }
-    }
-
-    /// The view from local state: exact on the leader.
-    pub(crate) fn local_view(&self) -> ClusterView {
-        let nodes = self.node_records();
-        let membership = self.desired.membership();
-        let leader = self.desired.leader();
-        let is_leader = self.desired.is_leader();
-        let now = clock::boottime();
-        let view = self.cluster.view.lock().unwrap_or_else(|e| e.into_inner());
-        let info = self.cluster_record();
-        let identity = self.cluster.identity();
-        let mut out = ClusterView {
-            cluster: info.as_ref().map(|c| c.name.clone()),
-            cluster_id: info.as_ref().map(|c| c.id.clone()),
-            ca: info
-                .as_ref()
-                .and_then(|c| berth_net::fingerprint_pem(&c.ca_cert_pem).ok()),
-            ca_rotating: info.as_ref().is_some_and(|c| c.ca_previous_pem.is_some()),
-            leader: None,
-            term: self.desired.current_term(),
-            nodes: Vec::new(),
-            instances: if is_leader {
-                view.reports.clone()
-            } else {
-                BTreeMap::new()
-            },
-        };
-        for rec in nodes {
-            let is_self = identity.as_ref().is_some_and(|i| i.node == rec.name);
-            let lead = leader.as_ref().is_some_and(|(id, _)| *id == rec.id);
-            if lead {
-                out.leader = Some(rec.name.clone());
-            }
-            let (state, seen) = if !is_leader {
-                (NodeState::Unknown, None)
-            } else if is_self {
-                (NodeState::Up, Some(Duration::ZERO))
-            } else {
-                match view.liveness.state(&rec.name, now) {
-                    berth_manager::liveness::NodeState::Up => {
-                        (NodeState::Up, view.liveness.last_seen(&rec.name, now))
-                    }
-                    berth_manager::liveness::NodeState::Down { .. } => {
-                        (NodeState::Down, view.liveness.last_seen(&rec.name, now))
-                    }
-                    // Silent for as long as this node has led: as good as down.
-                    berth_manager::liveness::NodeState::Unknown
-                        if view
-                            .leader_since
-                            .is_some_and(|t| now >= t + self.cluster.timing.down_after) =>
-                    {
-                        (NodeState::Down, None)
-                    }
-                    berth_manager::liveness::NodeState::Unknown => (NodeState::Unknown, None),
-                }
-            };
-            out.nodes.push(NodeInfo {
-                voter: membership.voters.contains(&rec.id),
-                leader: lead,
-                state,
-                last_seen_ms: seen.map(|d| d.as_millis() as u64),
-                record: rec,
-            });
-        }
-        out
-    }
-
-    pub(crate) fn node_records(&self) -> Vec<NodeRecord> {
-        match self.desired.list_json::<NodeRecord>(records::NODE_PREFIX) {
-            Ok((v, _)) => v,
-            Err(_) => Vec::new(),
-        }
-    }
-
-    pub(crate) fn cluster_record(&self) -> Option<records::ClusterRecord> {
-        self.desired.get_json(records::CLUSTER_KEY).ok().flatten()
+    pub(crate) fn emit(&self, what: String) {
+        self.events.emit(None, None, what, None);
     }
 }

@@ -1,10 +1,11 @@
 //! The cluster's own records in replicated desired state, and the messages
 //! nodes exchange.
 
-use crate::agent::{ActionKind, ActionOutcome};
-use berth_model::status::Avail;
+use crate::command::UserRef;
+use crate::ClusterError;
+use berth_model::cluster::{InstanceReport, NodeRole};
+use berth_model::ActionKind;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// `cluster/info`: the cluster's identity, CA and join tokens. The CA key
 /// and the tokens are sealed with the managers' key (`berth_net::SealKey`):
@@ -17,7 +18,7 @@ pub fn node_key(name: &str) -> String {
     format!("{NODE_PREFIX}{name}")
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterRecord {
     pub name: String,
     pub id: String,
@@ -34,9 +35,9 @@ pub struct ClusterRecord {
 
 impl ClusterRecord {
     /// The CA, its key opened with the managers' seal key.
-    pub fn ca(&self, seal: &berth_net::SealKey) -> Result<berth_net::ClusterCa, crate::AgentError> {
+    pub fn ca(&self, seal: &berth_net::SealKey) -> Result<berth_net::ClusterCa, ClusterError> {
         let key = String::from_utf8(seal.open(&self.ca_key_sealed)?)
-            .map_err(|_| crate::AgentError::Cluster("the stored CA key is not text".into()))?;
+            .map_err(|_| ClusterError::Conflict("the stored CA key is not text".into()))?;
         Ok(berth_net::ClusterCa::from_pem(
             &self.name,
             &self.ca_cert_pem,
@@ -58,47 +59,31 @@ impl ClusterRecord {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeRole {
-    Manager,
-    Worker,
-}
-
-impl NodeRole {
-    pub fn net(self) -> berth_net::Role {
-        match self {
-            NodeRole::Manager => berth_net::Role::Manager,
-            NodeRole::Worker => berth_net::Role::Worker,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeRole::Manager => "manager",
-            NodeRole::Worker => "worker",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeRecord {
-    pub name: String,
-    pub id: u64,
-    /// `host:port` of the node listener.
-    pub addr: String,
-    pub role: NodeRole,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Takes no new instances, and its instances move elsewhere.
-    #[serde(default)]
-    pub drain: bool,
-    /// Takes no new instances; what runs stays.
-    #[serde(default)]
-    pub frozen: bool,
-    /// Fingerprint of the CA that issued the node's current certificate.
+/// A change to some fields of the cluster record; the others stay.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca: Option<String>,
+    pub worker_token_sealed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_token_sealed: Option<String>,
+    /// `Some(None)` ends a CA rotation: the previous CA is trusted no more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_previous_pem: Option<Option<String>>,
+}
+
+/// The Raft role matching a node role.
+pub fn net_role(role: NodeRole) -> berth_net::Role {
+    match role {
+        NodeRole::Manager => berth_net::Role::Manager,
+        NodeRole::Worker => berth_net::Role::Worker,
+    }
+}
+
+pub fn node_role(role: berth_net::Role) -> NodeRole {
+    match role {
+        berth_net::Role::Manager => NodeRole::Manager,
+        berth_net::Role::Worker => NodeRole::Worker,
+    }
 }
 
 /// `POST /join/v1/join`, sent once the joiner pinned the CA.
@@ -149,18 +134,13 @@ pub enum MembershipOp {
     },
 }
 
-/// One instance as a node reports it in its heartbeat.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InstanceReport {
-    pub path: String,
-    pub avail: Avail,
-    pub frozen: bool,
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub node: String,
     pub instances: Vec<InstanceReport>,
+    /// Why the node cannot run failover instances, if it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_problem: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -175,71 +155,14 @@ pub struct HeartbeatAck {
     pub applied: u64,
 }
 
+/// `POST /node/v1/action`: run `action` on the receiver's instance.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoteAction {
     pub path: String,
     pub action: ActionKind,
+    /// Whom the action is for: a user of the sending node.
+    pub by: UserRef,
     /// The sender's applied index: the receiver acts once it applied as much.
     #[serde(default)]
     pub applied: u64,
-}
-
-/// Node liveness as the leader sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeState {
-    Up,
-    Down,
-    Unknown,
-}
-
-/// One node in `cluster status` / `node ls`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NodeInfo {
-    #[serde(flatten)]
-    pub record: NodeRecord,
-    pub state: NodeState,
-    pub leader: bool,
-    pub voter: bool,
-    /// Milliseconds since the leader last heard from it.
-    pub last_seen_ms: Option<u64>,
-}
-
-/// The leader's view of the cluster: nodes, and what each reports running.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ClusterView {
-    pub cluster: Option<String>,
-    pub cluster_id: Option<String>,
-    /// Fingerprint of the current cluster CA.
-    #[serde(default)]
-    pub ca: Option<String>,
-    /// A CA rotation is under way (some node still has an old certificate).
-    #[serde(default)]
-    pub ca_rotating: bool,
-    pub leader: Option<String>,
-    pub term: u64,
-    pub nodes: Vec<NodeInfo>,
-    /// node → instances it reported in its last heartbeat.
-    pub instances: BTreeMap<String, Vec<InstanceReport>>,
-}
-
-/// Outcomes of one action fanned out to several nodes.
-pub fn merge_outcomes(path: &str, outs: Vec<(String, ActionOutcome)>) -> ActionOutcome {
-    let single = outs.len() == 1;
-    let mut lines = Vec::new();
-    let mut errors = Vec::new();
-    for (node, o) in outs {
-        for l in o.lines {
-            lines.push(if single { l } else { format!("{node}: {l}") });
-        }
-        if let Some(e) = o.error {
-            errors.push(format!("{node}: {e}"));
-        }
-    }
-    ActionOutcome {
-        path: path.to_string(),
-        ok: errors.is_empty(),
-        error: (!errors.is_empty()).then(|| errors.join("; ")),
-        lines,
-    }
 }

@@ -1,15 +1,18 @@
 //! Certificate renewal: a node asks a manager for a fresh certificate when
 //! a random point between 50 % and 80 % of its certificate's lifetime has
 //! passed, or at once when its role in desired state changed (promote,
-//! demote). The node makes a new key and sends only its signing request;
-//! the reply carries the role from desired state, and the seal key to a
-//! manager only.
+//! demote). The node makes a new key and sends only its signing request.
+//!
+//! Only the leader issues, from its own records: the role in the node's
+//! record, and manager only if Raft counts the node among its voters too.
+//! Both change only through membership commands a manager sent, so no
+//! renewal yields a role a manager did not give. The seal key goes to
+//! managers only.
 
-use super::records::{node_key, JoinReply, NodeRecord, NodeRole, RenewRequest, CLUSTER_KEY};
-use super::server;
-use crate::agent::Agent;
-use crate::error::AgentError;
-use berth_store::put_json;
+use crate::command::{Caller, ClusterWrite, Command, NodeWrite};
+use crate::records::{net_role, ClusterPatch, JoinReply, RenewRequest};
+use crate::{server, Cluster, ClusterError, Identity};
+use berth_model::cluster::NodeRole;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,168 +34,167 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn maybe_renew(agent: &Arc<Agent>) {
-    let Some(me) = agent.cluster.identity() else {
-        return;
-    };
-    let due = match berth_net::validity_pem(&me.cert_pem) {
-        Ok((start, end)) => {
-            unix_now() >= renew_at(start, end, berth_model::fnv1a64(me.cert_pem.as_bytes()))
+impl Cluster {
+    /// Whether this node's role in desired state differs from its certificate's.
+    fn role_changed(&self) -> bool {
+        let Some(me) = self.identity() else {
+            return false;
+        };
+        matches!(self.node_record(&me.node), Ok(Some(rec)) if rec.role != me.role)
+    }
+
+    pub(crate) async fn maybe_renew(self: &Arc<Self>) {
+        let Some(me) = self.identity() else {
+            return;
+        };
+        let due = match berth_net::validity_pem(&me.cert_pem) {
+            Ok((start, end)) => {
+                unix_now() >= renew_at(start, end, berth_model::fnv1a64(me.cert_pem.as_bytes()))
+            }
+            Err(_) => true,
+        };
+        let ca_changed = self
+            .cluster_record()
+            .is_some_and(|rec| rec.trust_bundle() != me.ca_pem);
+        if !due && !ca_changed && !self.role_changed() {
+            return;
         }
-        Err(_) => true,
-    };
-    let ca_changed = agent
-        .cluster_record()
-        .is_some_and(|rec| rec.trust_bundle() != me.ca_pem);
-    if !due && !ca_changed && !super::heartbeat::role_changed(agent) {
-        return;
+        let now = berth_watchdog::boottime();
+        let failed_at = *self.last_renewal.lock().unwrap_or_else(|e| e.into_inner());
+        if failed_at.is_some_and(|t| now < t + RETRY) {
+            return;
+        }
+        let outcome = self.renew().await;
+        *self.last_renewal.lock().unwrap_or_else(|e| e.into_inner()) =
+            outcome.is_err().then_some(now);
+        if let Err(e) = outcome {
+            self.emit(format!("certificate renewal failed: {e}"));
+        }
     }
-    let now = super::clock::boottime();
-    let failed_at = *agent
-        .cluster
-        .last_renewal
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if failed_at.is_some_and(|t| now < t + RETRY) {
-        return;
-    }
-    let outcome = renew(agent).await;
-    *agent
-        .cluster
-        .last_renewal
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = outcome.is_err().then_some(now);
-    if let Err(e) = outcome {
-        agent
-            .events
-            .emit(None, None, format!("certificate renewal failed: {e}"), None);
-    }
-}
 
-async fn renew(agent: &Arc<Agent>) -> Result<(), AgentError> {
-    let Some(mut me) = agent.cluster.identity() else {
-        return Ok(());
-    };
-    // Any manager can issue; prefer the leader, which surely has the record.
-    let (_, addr) = agent
-        .desired
-        .leader()
-        .ok_or_else(|| AgentError::Cluster("no leader known".into()))?;
-    // A new key each time; only its public half travels.
-    let key = berth_net::NodeKey::generate(&me.node)?;
-    let reply: JoinReply = agent
-        .cluster
-        .call(
-            &addr,
-            server::PATH_RENEW,
-            &RenewRequest { csr: key.csr_pem },
-        )
-        .await?;
-    me.cert_pem = reply.cert_pem;
-    me.key_pem = key.key_pem;
-    me.ca_pem = reply.ca_pem;
-    me.role = reply.role;
-    me.seal_key = reply.seal_key;
-    agent.reload_identity(me)?;
-    agent.events.emit(
-        None,
-        None,
-        format!("node certificate renewed ({})", reply.role.as_str()),
-        None,
-    );
-    Ok(())
-}
-
-impl Agent {
-    /// Saves a changed identity and puts its certificate to use.
-    fn reload_identity(self: &Arc<Self>, id: super::Identity) -> Result<(), AgentError> {
-        *self.cluster.tls.write().unwrap_or_else(|e| e.into_inner()) =
-            Some(berth_net::client_config(&id.net())?);
-        crate::durable(|| id.save(&self.opts.home))?;
-        server::listen(self, &id)?;
-        *self
-            .cluster
-            .identity
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(id);
-        // Kept connections still present the old certificate.
-        self.cluster.forget_clients();
+    async fn renew(self: &Arc<Self>) -> Result<(), ClusterError> {
+        let Some(mut me) = self.identity() else {
+            return Ok(());
+        };
+        let addr = self.leader_addr()?;
+        // A new key each time; only its public half travels.
+        let key = berth_net::NodeKey::generate(&me.node)?;
+        let reply: JoinReply = self
+            .call(
+                &addr,
+                server::PATH_RENEW,
+                &RenewRequest { csr: key.csr_pem },
+            )
+            .await?;
+        me.cert_pem = reply.cert_pem;
+        me.key_pem = key.key_pem;
+        me.ca_pem = reply.ca_pem;
+        me.role = reply.role;
+        me.seal_key = reply.seal_key;
+        self.reload_identity(me)?;
+        self.emit(format!(
+            "node certificate renewed ({})",
+            reply.role.as_str()
+        ));
         Ok(())
     }
+
+    /// Saves a changed identity and puts its certificate to use.
+    fn reload_identity(self: &Arc<Self>, id: Identity) -> Result<(), ClusterError> {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(berth_net::client_config(&id.net())?);
+        durable(|| id.save(&self.opts.home))?;
+        server::listen(self, &id)?;
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(id);
+        // Kept connections still present the old certificate.
+        self.forget_clients();
+        Ok(())
+    }
+
+    /// The role the leader's records give `node`: manager only when both
+    /// its record and the Raft membership say so.
+    fn recorded_role(&self, record_role: NodeRole, id: u64) -> NodeRole {
+        if record_role == NodeRole::Manager && self.desired.membership().voters.contains(&id) {
+            NodeRole::Manager
+        } else {
+            NodeRole::Worker
+        }
+    }
+
+    /// The leader's side: a fresh certificate for the caller, with the
+    /// role the leader's records give it.
+    pub(crate) async fn issue(
+        &self,
+        caller: &Caller,
+        req: RenewRequest,
+    ) -> Result<JoinReply, ClusterError> {
+        if !self.desired.is_leader() {
+            return Err(ClusterError::NoLeader(Some(
+                "certificates are renewed by the leader".into(),
+            )));
+        }
+        let (rec, seal) = self.manager_secrets()?;
+        let mut node = self
+            .node_record(&caller.node)?
+            .ok_or_else(|| ClusterError::Forbidden(format!("{} is not a member", caller.node)))?;
+        let role = self.recorded_role(node.role, node.id);
+        let ca = rec.ca(&seal)?;
+        let ip = node
+            .addr
+            .parse::<std::net::SocketAddr>()
+            .map(|sa| sa.ip().to_string())
+            .map_err(|_| {
+                ClusterError::Conflict(format!("node {} has a bad address", caller.node))
+            })?;
+        let cert_pem = ca
+            .issue_for(
+                &caller.node,
+                net_role(role),
+                &[ip],
+                berth_net::DEFAULT_NODE_CERT_VALIDITY,
+                &req.csr,
+            )
+            .map_err(|e| ClusterError::BadInput(e.to_string()))?;
+        // Record which CA the node's certificate now comes from; once every
+        // node has one from the current CA, the previous one is dropped.
+        let fingerprint = ca.fingerprint();
+        if node.ca.as_deref() != Some(fingerprint.as_str()) {
+            node.ca = Some(fingerprint.clone());
+            self.submit(Command::Node(NodeWrite::Put(node.clone())))
+                .await?;
+        }
+        let rotated = rec.ca_previous_pem.is_some()
+            && self
+                .node_records()
+                .iter()
+                .all(|n| n.ca.as_deref() == Some(fingerprint.as_str()));
+        let bundle = if rotated {
+            let done = ClusterPatch {
+                ca_previous_pem: Some(None),
+                ..Default::default()
+            };
+            self.submit(Command::Cluster(ClusterWrite::Patch(done)))
+                .await?;
+            self.emit("CA rotation complete: every node has a certificate from the new CA; the previous CA is no longer trusted".into());
+            rec.ca_cert_pem.clone()
+        } else {
+            rec.trust_bundle()
+        };
+        Ok(JoinReply {
+            cluster: rec.name,
+            cluster_id: rec.id,
+            node_id: node.id,
+            role,
+            cert_pem,
+            ca_pem: bundle,
+            seal_key: (role == NodeRole::Manager).then(|| seal.to_hex()),
+        })
+    }
 }
 
-/// A manager's side: a fresh certificate for `caller`, with the role
-/// desired state gives it.
-pub(crate) async fn issue(
-    agent: &Arc<Agent>,
-    caller: &str,
-    req: RenewRequest,
-) -> Result<JoinReply, AgentError> {
-    let (rec, seal) = agent.manager_secrets()?;
-    let node = agent
-        .desired
-        .get_json::<NodeRecord>(&node_key(caller))?
-        .ok_or_else(|| AgentError::Forbidden(format!("{caller} is not a member")))?;
-    let ca = rec.ca(&seal)?;
-    let ip = node
-        .addr
-        .parse::<std::net::SocketAddr>()
-        .map(|sa| sa.ip().to_string())
-        .map_err(|_| AgentError::Cluster(format!("node {caller} has a bad address")))?;
-    let cert_pem = ca
-        .issue_for(
-            caller,
-            node.role.net(),
-            &[ip],
-            berth_net::DEFAULT_NODE_CERT_VALIDITY,
-            &req.csr,
-        )
-        .map_err(|e| AgentError::BadInput(e.to_string()))?;
-    // Record which CA the node's certificate now comes from; once every
-    // node has one from the current CA, the previous one is dropped.
-    let fingerprint = ca.fingerprint();
-    if node.ca.as_deref() != Some(fingerprint.as_str()) {
-        let mut updated = node.clone();
-        updated.ca = Some(fingerprint.clone());
-        agent
-            .desired
-            .write(put_json(&node_key(caller), &updated)?)
-            .await?;
-    }
-    let bundle = if rec.ca_previous_pem.is_some()
-        && agent
-            .node_records()
-            .iter()
-            .all(|n| n.ca.as_deref() == Some(fingerprint.as_str()))
-    {
-        let mut fields = serde_json::Map::new();
-        fields.insert("ca_previous_pem".into(), serde_json::Value::Null);
-        agent
-            .desired
-            .write(berth_store::Request::Patch {
-                key: CLUSTER_KEY.into(),
-                fields,
-            })
-            .await?;
-        agent.events.emit(
-            None,
-            None,
-            "CA rotation complete: every node has a certificate from the new CA; the previous CA is no longer trusted".into(),
-            None,
-        );
-        rec.ca_cert_pem.clone()
-    } else {
-        rec.trust_bundle()
-    };
-    Ok(JoinReply {
-        cluster: rec.name,
-        cluster_id: rec.id,
-        node_id: node.id,
-        role: node.role,
-        cert_pem,
-        ca_pem: bundle,
-        seal_key: (node.role == NodeRole::Manager).then(|| seal.to_hex()),
-    })
+/// Runs fsyncing work without stalling the runtime's other tasks.
+pub(crate) fn durable<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
 }
 
 #[cfg(test)]

@@ -3,28 +3,35 @@
 //! - `/raft/v1/*`: Raft RPCs, from managers only.
 //! - `/join/v1/ca`, `/join/v1/join`: the only endpoints a client without a
 //!   certificate reaches; the second one demands a valid join token.
-//! - `/node/v1/*`: everything else, from any node the cluster CA certified.
+//! - `/node/v1/*`: everything else, from any node the cluster CA certified;
+//!   each endpoint checks what the caller's role and name allow it
+//!   (`command` for desired-state changes).
+//! - `/node/v1/write`, the raw store write of earlier versions, is refused.
 //!
 //! Architecture invariant: a request is served only after its connection's
-//! certificate (or, for joins, its token) was checked for that endpoint.
+//! certificate (or, for joins, its token) was checked for that endpoint,
+//! and a desired-state change only after its command was authorized.
 
-use super::records::{Heartbeat, HeartbeatAck, JoinRequest, MembershipOp, RemoteAction};
-use super::Identity;
-use crate::agent::Agent;
-use crate::error::AgentError;
-use berth_net::Role;
+use crate::command::{Caller, Command};
+use crate::records::{
+    node_role, Heartbeat, HeartbeatAck, JoinRequest, MembershipOp, RemoteAction, RenewRequest,
+};
+use crate::{Cluster, ClusterError, Identity};
+use berth_model::cluster::NodeRole;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub const PATH_CA: &str = "/join/v1/ca";
 pub const PATH_JOIN: &str = "/join/v1/join";
+/// Retired: refused with 403.
 pub const PATH_WRITE: &str = "/node/v1/write";
+pub const PATH_COMMAND: &str = "/node/v1/command";
 pub const PATH_HEARTBEAT: &str = "/node/v1/heartbeat";
 pub const PATH_ACTION: &str = "/node/v1/action";
 pub const PATH_VIEW: &str = "/node/v1/view";
@@ -35,38 +42,54 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who is calling, from the connection's verified client certificate.
 #[derive(Clone, Debug)]
-enum Caller {
+enum Peer {
     Anonymous,
-    Node { role: Role, name: String },
+    Node(Caller),
+}
+
+/// The node listener's task and the certificate it serves with.
+#[derive(Default)]
+pub(crate) struct Listener {
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+}
+
+impl Listener {
+    pub(crate) fn stop(&self) {
+        if let Some(h) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            h.abort();
+        }
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// Puts `id`'s certificate to use on the node listener, binding the
 /// listener on the advertised address first if it is not bound yet. A
 /// renewed certificate applies to the next connections.
-pub(crate) fn listen(agent: &Arc<Agent>, id: &Identity) -> Result<(), AgentError> {
+pub(crate) fn listen(cluster: &Arc<Cluster>, id: &Identity) -> Result<(), ClusterError> {
     let tls = berth_net::node_server_config(&id.net())?;
-    *agent
-        .cluster
-        .server_tls
+    *cluster
+        .listener
+        .tls
         .write()
         .unwrap_or_else(|e| e.into_inner()) = Some(tls);
-    let mut slot = agent
-        .cluster
+    let mut slot = cluster
         .listener
+        .task
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if slot.is_some() {
         return Ok(());
     }
     let std_listener = std::net::TcpListener::bind(&id.advertise)
-        .map_err(|e| AgentError::Cluster(format!("cannot listen on {}: {e}", id.advertise)))?;
+        .map_err(|e| ClusterError::Conflict(format!("cannot listen on {}: {e}", id.advertise)))?;
     std_listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
-    *slot = Some(tokio::spawn(serve(agent.clone(), listener)));
+    *slot = Some(tokio::spawn(serve(cluster.clone(), listener)));
     Ok(())
 }
 
-async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
+async fn serve(cluster: Arc<Cluster>, listener: tokio::net::TcpListener) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -77,9 +100,9 @@ async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let Some(tls) = agent
-            .cluster
-            .server_tls
+        let Some(tls) = cluster
+            .listener
+            .tls
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -87,7 +110,7 @@ async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
             continue;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let agent = agent.clone();
+        let cluster = cluster.clone();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -106,12 +129,17 @@ async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|c| berth_net::cert_identity(c.as_ref()))
-                .map(|(role, name)| Caller::Node { role, name })
-                .unwrap_or(Caller::Anonymous);
+                .map(|(role, name)| {
+                    Peer::Node(Caller {
+                        node: name,
+                        role: node_role(role),
+                    })
+                })
+                .unwrap_or(Peer::Anonymous);
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let agent = agent.clone();
+                let cluster = cluster.clone();
                 let caller = caller.clone();
-                async move { Ok::<_, Infallible>(handle(agent, caller, req).await) }
+                async move { Ok::<_, Infallible>(handle(cluster, caller, req).await) }
             });
             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -127,25 +155,29 @@ fn reply<T: Serialize>(status: StatusCode, v: &T) -> Response<Full<Bytes>> {
     r
 }
 
-fn error(e: AgentError) -> Response<Full<Bytes>> {
+fn error(e: ClusterError) -> Response<Full<Bytes>> {
     let code = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     reply(code, &e.to_string())
 }
 
-fn result<T: Serialize>(r: Result<T, AgentError>) -> Response<Full<Bytes>> {
+fn result<T: Serialize>(r: Result<T, ClusterError>) -> Response<Full<Bytes>> {
     match r {
         Ok(v) => reply(StatusCode::OK, &v),
         Err(e) => error(e),
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AgentError> {
-    serde_json::from_slice(body).map_err(|e| AgentError::BadInput(format!("bad request: {e}")))
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClusterError> {
+    serde_json::from_slice(body).map_err(|e| ClusterError::BadInput(format!("bad request: {e}")))
+}
+
+fn forbidden(why: &str) -> Response<Full<Bytes>> {
+    reply(StatusCode::FORBIDDEN, &why)
 }
 
 async fn handle(
-    agent: Arc<Agent>,
-    caller: Caller,
+    cluster: Arc<Cluster>,
+    peer: Peer,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
@@ -157,94 +189,73 @@ async fn handle(
         Err(e) => return reply(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     if path.starts_with("/raft/") {
-        if !matches!(
-            caller,
-            Caller::Node {
-                role: Role::Manager,
-                ..
-            }
-        ) {
-            return reply(StatusCode::FORBIDDEN, &"raft endpoints are for managers");
+        if !matches!(&peer, Peer::Node(c) if c.role == NodeRole::Manager) {
+            return forbidden("raft endpoints are for managers");
         }
-        let (status, bytes) = berth_raft::handle_rpc(&agent.desired.raft(), &path, &body).await;
+        let (status, bytes) = berth_raft::handle_rpc(&cluster.desired.raft(), &path, &body).await;
         let mut r = Response::new(Full::new(Bytes::from(bytes)));
         *r.status_mut() = status;
         return r;
     }
     match path.as_str() {
         PATH_CA => result(
-            agent
-                .cluster
+            cluster
                 .identity()
                 .map(|i| i.ca_pem)
-                .ok_or_else(|| AgentError::Conflict("this node is not in a cluster".into())),
+                .ok_or_else(|| ClusterError::Conflict("this node is not in a cluster".into())),
         ),
         PATH_JOIN => match decode::<JoinRequest>(&body) {
-            Ok(r) => result(super::join::admit(&agent, r).await),
+            Ok(r) => result(cluster.admit(r).await),
             Err(e) => error(e),
         },
         _ => {
-            let Caller::Node { role, name } = caller else {
+            let Peer::Node(caller) = peer else {
                 return reply(
                     StatusCode::UNAUTHORIZED,
                     &"this endpoint needs a node certificate from the cluster CA",
                 );
             };
-            node_endpoint(&agent, role, &name, &path, &body).await
+            node_endpoint(&cluster, &caller, &path, &body).await
         }
     }
 }
 
 async fn node_endpoint(
-    agent: &Arc<Agent>,
-    role: Role,
-    caller: &str,
+    cluster: &Arc<Cluster>,
+    caller: &Caller,
     path: &str,
     body: &[u8],
 ) -> Response<Full<Bytes>> {
     match path {
-        PATH_WRITE => match decode::<berth_store::Request>(body) {
-            Ok(req) => {
-                if !agent.desired.is_leader() {
-                    return error(AgentError::Cluster("not the leader".into()));
-                }
-                result(
-                    agent
-                        .desired
-                        .write_here(req)
-                        .await
-                        .map_err(AgentError::from),
-                )
-            }
-            Err(e) => error(e),
+        PATH_WRITE => forbidden(
+            "raw desired-state writes are not accepted over the node protocol; nodes send typed commands",
+        ),
+        PATH_COMMAND => match serde_json::from_slice::<Command>(body) {
+            Ok(cmd) => result(cluster.apply_from(caller, cmd).await),
+            Err(_) if serde_json::from_slice::<berth_raft::Request>(body).is_ok() => forbidden(
+                "raw desired-state writes are not accepted; nodes send typed commands",
+            ),
+            Err(e) => error(ClusterError::BadInput(format!("bad command: {e}"))),
         },
         PATH_HEARTBEAT => match decode::<Heartbeat>(body) {
-            Ok(hb) if hb.node == caller => {
-                result::<HeartbeatAck>(super::heartbeat::receive(agent, hb).await)
-            }
-            Ok(_) => reply(StatusCode::FORBIDDEN, &"a node heartbeats for itself only"),
+            Ok(hb) if hb.node == caller.node => result::<HeartbeatAck>(cluster.receive(hb).await),
+            Ok(_) => forbidden("a node heartbeats for itself only"),
             Err(e) => error(e),
         },
         PATH_ACTION => match decode::<RemoteAction>(body) {
-            Ok(a) => match a.path.parse() {
-                Ok(p) => {
-                    agent
-                        .desired
-                        .catch_up(a.applied, Duration::from_secs(10))
-                        .await;
-                    result(agent.local_action(&p, a.action).await)
-                }
-                Err(e) => error(AgentError::BadInput(format!("{e}"))),
-            },
+            Ok(a) if a.by.node != caller.node => {
+                forbidden("a node forwards its own users' actions only")
+            }
+            Ok(a) => result(cluster.remote_action(a).await),
             Err(e) => error(e),
         },
-        PATH_VIEW => result(Ok::<_, AgentError>(agent.local_view())),
+        PATH_VIEW => result(Ok::<_, ClusterError>(cluster.local_view())),
         PATH_MEMBERSHIP => match decode::<MembershipOp>(body) {
-            Ok(op) => result(super::admin::apply_membership(agent, role, caller, op).await),
+            Ok(op) => result(cluster.apply_membership(caller, op).await),
             Err(e) => error(e),
         },
-        PATH_RENEW => match decode::<super::records::RenewRequest>(body) {
-            Ok(r) => result(super::renew::issue(agent, caller, r).await),
+        PATH_RENEW => match decode::<RenewRequest>(body) {
+            Ok(r) => result(cluster.issue(caller, r).await),
             Err(e) => error(e),
         },
         _ => reply(StatusCode::NOT_FOUND, &"no such endpoint"),

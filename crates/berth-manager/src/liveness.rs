@@ -33,7 +33,42 @@ impl Default for Timing {
     }
 }
 
+/// Heartbeat and node-down settings that cannot be made safe.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimingError {
+    #[error("--heartbeat ({heartbeat:?}) must be shorter than --down-after ({down_after:?})")]
+    HeartbeatNotShorter {
+        heartbeat: Duration,
+        down_after: Duration,
+    },
+    #[error("--heartbeat must be longer than zero")]
+    ZeroHeartbeat,
+}
+
 impl Timing {
+    /// The whole timing from the two operator settings. A node tolerates
+    /// one lost heartbeat before it fences (`lease = down_after -
+    /// heartbeat`), and is fenced by the time the leader calls it down;
+    /// the stop grace is at most 1 s and a third of `down_after`. With the
+    /// defaults (1 s, 3 s) failover waits exactly `down_after`.
+    pub fn derive(heartbeat: Duration, down_after: Duration) -> Result<Timing, TimingError> {
+        if heartbeat.is_zero() {
+            return Err(TimingError::ZeroHeartbeat);
+        }
+        if heartbeat >= down_after {
+            return Err(TimingError::HeartbeatNotShorter {
+                heartbeat,
+                down_after,
+            });
+        }
+        Ok(Timing {
+            heartbeat,
+            down_after,
+            lease: down_after.saturating_sub(heartbeat).max(heartbeat),
+            stop_grace: Duration::from_secs(1).min(down_after / 3),
+        })
+    }
+
     /// Silence after which a lost node's failover instances may restart
     /// elsewhere: the node is down, and its lease plus the stop grace has
     /// run out whatever the message delays were.
@@ -87,6 +122,26 @@ impl Liveness {
     /// How long ago `node`'s last heartbeat arrived.
     pub fn last_seen(&self, node: &str, now: Duration) -> Option<Duration> {
         self.last.get(node).map(|t| now.saturating_sub(*t))
+    }
+
+    /// The state `cluster status` shows for `node`: a node this leader has
+    /// not heard from for as long as it has led (`led_since`, at least
+    /// `down_after` ago) is as good as down.
+    pub fn shown_state(
+        &self,
+        node: &str,
+        now: Duration,
+        led_since: Option<Duration>,
+    ) -> berth_model::cluster::NodeState {
+        use berth_model::cluster::NodeState as Shown;
+        match self.state(node, now) {
+            NodeState::Up => Shown::Up,
+            NodeState::Down { .. } => Shown::Down,
+            NodeState::Unknown if led_since.is_some_and(|t| now >= t + self.timing.down_after) => {
+                Shown::Down
+            }
+            NodeState::Unknown => Shown::Unknown,
+        }
     }
 
     /// Forgets every node: a new leader starts from nothing.
@@ -159,6 +214,37 @@ mod tests {
             t.failover_after()
         );
         assert!(t.heartbeat < t.down_after);
+    }
+
+    #[test]
+    fn derived_timing_is_the_documented_one_and_stays_safe() {
+        let s = Duration::from_secs;
+        assert_eq!(Timing::derive(s(1), s(3)), Ok(Timing::default()));
+        assert!(Timing::derive(s(3), s(3)).is_err());
+        assert!(Timing::derive(Duration::ZERO, s(3)).is_err());
+        for (hb, down) in [(100, 350), (500, 1_000), (1_000, 10_000), (2_000, 3_000)] {
+            let t = Timing::derive(Duration::from_millis(hb), Duration::from_millis(down))
+                .expect("valid");
+            // The node fences before the leader calls it down, and gets
+            // at least one heartbeat's worth of lease.
+            assert!(t.lease < t.down_after, "{t:?}");
+            assert!(t.lease >= t.heartbeat, "{t:?}");
+            assert!(t.stop_grace <= t.down_after / 3, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_node_silent_for_a_whole_leadership_shows_down() {
+        use berth_model::cluster::NodeState as Shown;
+        let t = Timing::default();
+        let mut l = Liveness::new(t);
+        let s = Duration::from_secs;
+        assert_eq!(l.shown_state("n1", s(12), None), Shown::Unknown);
+        assert_eq!(l.shown_state("n1", s(12), Some(s(10))), Shown::Unknown);
+        assert_eq!(l.shown_state("n1", s(13), Some(s(10))), Shown::Down);
+        l.observe("n1", s(12));
+        assert_eq!(l.shown_state("n1", s(13), Some(s(10))), Shown::Up);
+        assert_eq!(l.shown_state("n1", s(15), Some(s(10))), Shown::Down);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! This crate performs no I/O.
 
+pub mod action;
+pub mod cluster;
 pub mod config;
 pub mod effective;
 pub mod event;
@@ -12,12 +14,14 @@ pub mod path;
 pub mod refs;
 pub mod schema;
 pub mod selector;
+pub mod settings;
 pub mod status;
 pub mod validate;
 
 #[cfg(test)]
 mod test_fixtures;
 
+pub use action::{ActionKind, ActionOutcome, ObjectInfo, SetOutcome};
 pub use config::{
     ConfigDoc, ConfigEditError, ConfigParseError, Entry, KeywordRef, KeywordRefError,
     DEFAULT_SECTION,
@@ -29,4 +33,5 @@ pub use path::*;
 pub use refs::*;
 pub use schema::*;
 pub use selector::*;
+pub use settings::{ObjectSettings, Orchestrate, Topology};
 pub use validate::*;

@@ -98,8 +98,8 @@ pub struct ObjectStatus {
     pub avail: Avail,
     pub frozen: bool,
     pub target: Target,
-    pub topology: String,
-    pub orchestrate: String,
+    pub topology: crate::settings::Topology,
+    pub orchestrate: crate::settings::Orchestrate,
     /// Errors about the object itself: invalid config on disk, private daemon failures.
     #[serde(default)]
     pub log: Vec<String>,

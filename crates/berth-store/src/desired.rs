@@ -14,16 +14,13 @@
 //! own log; it forwards the request to the leader ([`Forward`]).
 
 use crate::{ObjectRecord, StoreError};
-use berth_model::status::Target;
 use berth_raft::{Changes, Network, RaftNode, Request, Response, StateMachine, TlsSlot};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -46,20 +43,20 @@ const WRITE_WAIT: Duration = Duration::from_secs(15);
 /// How long a restarting cluster member waits to hear the committed state.
 pub const RECOVERY_WAIT: Duration = Duration::from_secs(3);
 
-fn key(path: &str) -> String {
+/// The desired-state key of object `path`.
+pub fn obj_key(path: &str) -> String {
     format!("{OBJ_PREFIX}{path}")
 }
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Sends a write to the leader at `addr` (its node address) and returns
-/// what applying it returned there, with the index of its log entry.
-pub trait Forward: Send + Sync {
-    fn forward(
-        &self,
-        addr: String,
-        req: Request,
-    ) -> BoxFuture<'static, Result<(Response, u64), String>>;
+/// Why a proposal was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// This node does not lead; the leader, as last heard, if known:
+    /// `(id, node address)`.
+    #[error("this node is not the Raft leader")]
+    NotLeader(Option<(u64, String)>),
+    #[error(transparent)]
+    Failed(#[from] StoreError),
 }
 
 /// One Raft instance: its id, handle and state machine.
@@ -82,7 +79,6 @@ pub struct Desired {
     inner: RwLock<Arc<Inner>>,
     tls: TlsSlot,
     changes: tokio::sync::broadcast::Sender<Changes>,
-    forwarder: RwLock<Option<Arc<dyn Forward>>>,
 }
 
 fn raft_err(e: impl std::fmt::Display) -> StoreError {
@@ -101,6 +97,11 @@ fn config() -> Result<Arc<Config>, StoreError> {
         // cores, whose leader then lost its quorum acknowledgements and
         // every node its lease.
         heartbeat_interval: 100,
+        // A node cut off from the quorum must not come back with a raised
+        // term: that deposes a healthy leader, and the election that
+        // follows can outlast every node's failover lease. Pre-Vote keeps
+        // its term where it was (the partition test's gap after a heal).
+        enable_pre_vote: Some(true),
         election_timeout_min: ELECTION_QUIET.as_millis() as u64,
         election_timeout_max: 600,
         // openraft sizes several queues up front from these; its defaults
@@ -133,7 +134,6 @@ impl Desired {
             inner: RwLock::new(Arc::new(inner)),
             tls,
             changes,
-            forwarder: RwLock::new(None),
         };
         // A cluster member recovers through its leader, which reaches it
         // only once the node listener runs: the agent waits then.
@@ -182,10 +182,6 @@ impl Desired {
         }
         let _ = self.changes.send(Arc::new(None));
         Ok(())
-    }
-
-    pub fn set_forwarder(&self, f: Arc<dyn Forward>) {
-        *self.forwarder.write().unwrap_or_else(|e| e.into_inner()) = Some(f);
     }
 
     fn current(&self) -> Arc<Inner> {
@@ -292,55 +288,21 @@ impl Desired {
         }
     }
 
-    /// Proposes `req` as the leader; returns what applying it returned and
-    /// the index of its log entry. Fails on a node that does not lead.
-    pub async fn write_here(&self, req: Request) -> Result<(Response, u64), StoreError> {
+    /// Proposes `req` as the leader and waits until it is committed and
+    /// applied here; returns what applying it returned and the index of its
+    /// log entry. A node that does not lead says who does: only
+    /// `berth-cluster` forwards, as a typed command the leader authorizes.
+    pub async fn propose(&self, req: Request) -> Result<(Response, u64), ProposeError> {
         let inner = self.current();
         match inner.raft.client_write(req).await {
             Ok(r) => Ok((r.data, r.log_id.index)),
-            Err(e) => Err(raft_err(e)),
-        }
-    }
-
-    /// Proposes `req` and waits until it is committed and applied; on a
-    /// node that does not lead, the leader is asked to do it.
-    pub async fn write(&self, req: Request) -> Result<Response, StoreError> {
-        let deadline = Instant::now() + WRITE_WAIT;
-        loop {
-            let inner = self.current();
-            let err = match inner.raft.client_write(req.clone()).await {
-                Ok(r) => return Ok(r.data),
-                Err(e) => e,
-            };
-            let Some(fwd) = err.forward_to_leader() else {
-                return Err(raft_err(err));
-            };
-            let forwarder = self
-                .forwarder
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let last_error = match (&fwd.leader_node, forwarder) {
-                (Some(node), Some(f))
-                    if fwd.leader_id != Some(inner.id) && !node.addr.is_empty() =>
-                {
-                    match f.forward(node.addr.clone(), req.clone()).await {
-                        Ok((r, index)) => {
-                            // Read your writes: the caller reads this replica next.
-                            self.wait_applied(index, deadline).await;
-                            return Ok(r);
-                        }
-                        Err(e) => e,
-                    }
-                }
-                _ => "no leader".to_string(),
-            };
-            if Instant::now() > deadline {
-                return Err(StoreError::Db(format!(
-                    "raft: no leader accepted the write within {WRITE_WAIT:?}: {last_error}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(e) => match e.forward_to_leader() {
+                Some(fwd) if fwd.leader_id != Some(inner.id) => Err(ProposeError::NotLeader(
+                    fwd.leader_id
+                        .zip(fwd.leader_node.as_ref().map(|n| n.addr.clone())),
+                )),
+                _ => Err(ProposeError::Failed(raft_err(e))),
+            },
         }
     }
 
@@ -395,7 +357,7 @@ impl Desired {
     }
 
     pub fn get(&self, path: &str) -> Result<Option<ObjectRecord>, StoreError> {
-        self.get_json(&key(path))
+        self.get_json(&obj_key(path))
     }
 
     pub fn list(&self) -> Result<Vec<ObjectRecord>, StoreError> {
@@ -405,53 +367,6 @@ impl Desired {
     /// Every record; one that does not decode is skipped and reported.
     pub fn list_checked(&self) -> Result<(Vec<ObjectRecord>, Vec<StoreError>), StoreError> {
         self.list_json(OBJ_PREFIX)
-    }
-
-    pub async fn put(&self, rec: &ObjectRecord) -> Result<(), StoreError> {
-        self.write(put_request(rec)?).await.map(|_| ())
-    }
-
-    pub async fn delete(&self, path: &str) -> Result<bool, StoreError> {
-        let r = self.write(Request::Delete { key: key(path) }).await?;
-        Ok(r.previous.is_some())
-    }
-
-    /// Sets the target (when given) and the frozen flag of one object, and
-    /// returns the record as it now is.
-    pub async fn set_target(
-        &self,
-        path: &str,
-        target: Option<Target>,
-        frozen: bool,
-    ) -> Result<Option<ObjectRecord>, StoreError> {
-        let mut fields = serde_json::Map::new();
-        if let Some(t) = target {
-            fields.insert("target".into(), serde_json::to_value(t)?);
-        }
-        fields.insert("frozen".into(), serde_json::Value::Bool(frozen));
-        self.write(patch(path, fields)).await?;
-        self.get(path)
-    }
-
-    /// Sets the config text of several objects in one entry: all or none.
-    pub async fn set_configs(&self, configs: &[(String, String)]) -> Result<(), StoreError> {
-        let reqs = configs
-            .iter()
-            .map(|(path, text)| {
-                let mut fields = serde_json::Map::new();
-                fields.insert("config".into(), serde_json::Value::String(text.clone()));
-                patch(path, fields)
-            })
-            .collect();
-        self.write(Request::Batch(reqs)).await.map(|_| ())
-    }
-}
-
-/// A `Patch` of top-level fields of object `path`'s record.
-pub fn patch(path: &str, fields: serde_json::Map<String, serde_json::Value>) -> Request {
-    Request::Patch {
-        key: key(path),
-        fields,
     }
 }
 
@@ -463,8 +378,18 @@ pub fn put_json<T: Serialize>(k: &str, v: &T) -> Result<Request, StoreError> {
     })
 }
 
-fn put_request(rec: &ObjectRecord) -> Result<Request, StoreError> {
-    put_json(&key(&rec.path), rec)
+/// Sets the fields `patch` serializes (a typed patch whose unset fields are
+/// skipped) of the JSON object at `k`, leaving its other fields alone.
+pub fn patch_json<T: Serialize>(k: &str, patch: &T) -> Result<Request, StoreError> {
+    match serde_json::to_value(patch)? {
+        serde_json::Value::Object(fields) => Ok(Request::Patch {
+            key: k.to_string(),
+            fields,
+        }),
+        other => Err(StoreError::Db(format!(
+            "a patch of {k} must be an object, not {other}"
+        ))),
+    }
 }
 
 async fn open_inner(

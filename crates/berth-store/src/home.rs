@@ -1,3 +1,5 @@
+//! The layout of `$BERTH_HOME`, and atomic file writes.
+
 use berth_model::ObjectPath;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +22,24 @@ impl Home {
     }
     /// The Raft storage of one cluster membership (`local` standalone).
     pub fn raft_file(&self, generation: &str) -> PathBuf {
-        berth_store::raft_file(&self.root, generation)
+        crate::raft_file(&self.root, generation)
+    }
+    /// The Raft file generation of a standalone node (and of the node
+    /// that initialized its cluster from there): `local`, or what a node
+    /// that left a cluster started afresh with (`cluster/standalone`).
+    pub fn standalone_generation(&self) -> String {
+        std::fs::read_to_string(self.standalone_marker())
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            .unwrap_or_else(|| "local".to_string())
+    }
+    pub fn standalone_marker(&self) -> PathBuf {
+        self.root.join("cluster").join("standalone")
+    }
+    /// This node's cluster membership: certificate, key, Raft id.
+    pub fn identity_file(&self) -> PathBuf {
+        self.root.join("cluster").join("identity.json")
     }
     pub fn pidfile(&self) -> PathBuf {
         self.root.join("berth.pid")
@@ -102,7 +121,7 @@ fn stage_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<PathB
 
 /// A new, empty temporary file beside `path` (hidden, unique to this
 /// process and call), for staging `path`'s next content.
-pub(crate) fn staging_file(path: &Path, mode: u32) -> std::io::Result<(std::fs::File, PathBuf)> {
+pub fn staging_file(path: &Path, mode: u32) -> std::io::Result<(std::fs::File, PathBuf)> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);

@@ -8,14 +8,16 @@
 //! crash leaves either the old or the new record, never a torn one.
 
 mod desired;
+pub mod home;
 mod record;
 
 pub use berth_raft::{remove as remove_raft_file, Changes, Request, Response, TlsSlot};
 pub use desired::{
-    patch, put_json, raft_file, BoxFuture, Desired, Forward, Membership, ELECTION_QUIET, FIRST_ID,
-    OBJ_PREFIX, RECOVERY_WAIT,
+    obj_key, patch_json, put_json, raft_file, Desired, Membership, ProposeError, ELECTION_QUIET,
+    FIRST_ID, OBJ_PREFIX, RECOVERY_WAIT,
 };
-pub use record::ObjectRecord;
+pub use home::Home;
+pub use record::{delete_object, ObjectPatch, ObjectRecord};
 
 use berth_model::event::Event;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};

@@ -1,4 +1,7 @@
+use crate::desired::{obj_key, patch_json, put_json};
+use crate::StoreError;
 use berth_model::status::Target;
+use berth_raft::Request;
 use serde::{Deserialize, Serialize};
 
 /// The desired state of one object.
@@ -15,4 +18,37 @@ pub struct ObjectRecord {
     /// leader with the target. Empty until the object is first started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+}
+
+impl ObjectRecord {
+    /// Puts the whole record.
+    pub fn put(&self) -> Result<Request, StoreError> {
+        put_json(&obj_key(&self.path), self)
+    }
+}
+
+/// Removes object `path`'s record.
+pub fn delete_object(path: &str) -> Request {
+    Request::Delete { key: obj_key(path) }
+}
+
+/// A change to some fields of an object's record; the others stay as they
+/// are, so an action and an edit racing each other never undo one another.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ObjectPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Vec<String>>,
+}
+
+impl ObjectPatch {
+    /// The patch as a request on object `path` (nothing happens if absent).
+    pub fn request(&self, path: &str) -> Result<Request, StoreError> {
+        patch_json(&obj_key(path), self)
+    }
 }

@@ -67,10 +67,13 @@ async fn desired_state_survives_reopen() {
     let file = dir.path().join("raft.redb");
     {
         let d = Desired::open_standalone(&file).await.expect("open");
-        d.put(&rec("a/x")).await.expect("put");
-        d.put(&rec("b/y")).await.expect("put");
-        assert!(d.delete("b/y").await.expect("delete"));
-        assert!(!d.delete("b/y").await.expect("delete again"));
+        for r in [rec("a/x"), rec("b/y")] {
+            d.propose(r.put().expect("request")).await.expect("put");
+        }
+        let (gone, _) = d.propose(delete_object("b/y")).await.expect("delete");
+        assert!(gone.previous.is_some());
+        let (again, _) = d.propose(delete_object("b/y")).await.expect("delete");
+        assert!(again.previous.is_none());
         d.shutdown().await;
     }
     let d = Desired::open_standalone(&file).await.expect("reopen");
@@ -84,24 +87,39 @@ async fn writers_of_different_fields_do_not_undo_each_other() {
     let d = Desired::open_standalone(&dir.path().join("raft.redb"))
         .await
         .expect("open");
-    d.put(&rec("a/x")).await.expect("put");
-    let got = d
-        .set_target("a/x", None, true)
+    d.propose(rec("a/x").put().expect("request"))
         .await
-        .expect("patch")
-        .expect("present");
+        .expect("put");
+    let freeze = ObjectPatch {
+        frozen: Some(true),
+        ..Default::default()
+    };
+    d.propose(freeze.request("a/x").expect("request"))
+        .await
+        .expect("patch");
+    let got = d.get("a/x").expect("get").expect("present");
     assert!(got.frozen);
     assert_eq!(got.target, Target::Started);
-    d.set_configs(&[("a/x".into(), "[DEFAULT]\nenv = DEV\n".into())])
+    let config = ObjectPatch {
+        config: Some("[DEFAULT]\nenv = DEV\n".into()),
+        ..Default::default()
+    };
+    d.propose(config.request("a/x").expect("request"))
         .await
         .expect("configs");
     let got = d.get("a/x").expect("get").expect("present");
     assert!(got.frozen, "a config write must keep the frozen flag");
     assert_eq!(got.config, "[DEFAULT]\nenv = DEV\n");
+    let stop = ObjectPatch {
+        target: Some(Target::Stopped),
+        ..Default::default()
+    };
+    d.propose(stop.request("a/missing").expect("request"))
+        .await
+        .expect("patch");
     assert_eq!(
-        d.set_target("a/missing", Some(Target::Stopped), true)
-            .await
-            .expect("patch"),
-        None
+        d.get("a/missing").expect("get"),
+        None,
+        "a patch creates nothing"
     );
 }

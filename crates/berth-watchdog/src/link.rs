@@ -1,31 +1,75 @@
-//! The agent's end of the fencing watchdog (`crate::watchdog`): spawns it
-//! when needed, tells it each lease renewal and every failover container
-//! before it starts. If the watchdog died, the next message spawns a new
-//! one and replays the deadline and the guarded containers first.
+//! The agent's end of the fencing watchdog: spawns it when needed, tells it
+//! each lease deadline and every failover container before it starts, and
+//! waits for each to be acknowledged. If the watchdog died, the next message
+//! spawns a new one and replays the deadline and the guarded containers
+//! first. A message that was not acknowledged is an error: the caller then
+//! neither extends its lease nor starts the container (fencing fails
+//! closed).
 
-use crate::watchdog::socket_path;
-use crate::watchdog::state::Msg;
+use crate::socket_path;
+use crate::state::{Ack, Msg};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a freshly spawned watchdog gets to bind its socket.
 const SPAWN_WAIT: Duration = Duration::from_secs(2);
-const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a write and its acknowledgement may take.
+const ACK_WAIT: Duration = Duration::from_millis(500);
+
+struct Conn {
+    out: UnixStream,
+    acks: BufReader<UnixStream>,
+}
+
+impl Conn {
+    fn open(s: UnixStream) -> Result<Conn, String> {
+        let _ = s.set_write_timeout(Some(ACK_WAIT));
+        let _ = s.set_read_timeout(Some(ACK_WAIT));
+        let acks = s.try_clone().map_err(|e| e.to_string())?;
+        Ok(Conn {
+            out: s,
+            acks: BufReader::new(acks),
+        })
+    }
+
+    /// Sends one message and waits for its answer. `Err(Ok(why))`: the
+    /// watchdog refused it; `Err(Err(why))`: the connection failed.
+    fn ask(&mut self, msg: &Msg) -> Result<(), Result<String, String>> {
+        let mut line = serde_json::to_string(msg).map_err(|e| Err(e.to_string()))?;
+        line.push('\n');
+        self.out
+            .write_all(line.as_bytes())
+            .map_err(|e| Err(format!("writing to the watchdog: {e}")))?;
+        let mut answer = String::new();
+        match self.acks.read_line(&mut answer) {
+            Ok(0) => return Err(Err("the watchdog closed the connection".into())),
+            Ok(_) => {}
+            Err(e) => return Err(Err(format!("no answer from the watchdog: {e}"))),
+        }
+        let ack: Ack = serde_json::from_str(&answer)
+            .map_err(|e| Err(format!("bad answer from the watchdog: {e}")))?;
+        if ack.ok {
+            Ok(())
+        } else {
+            Err(Ok(ack.error.unwrap_or_else(|| "refused".into())))
+        }
+    }
+}
 
 #[derive(Default)]
 struct Link {
-    stream: Option<UnixStream>,
+    conn: Option<Conn>,
     kill_at: Option<Duration>,
     guarded: BTreeSet<String>,
-    /// The last failure was reported; quiet until it works again.
-    failing: bool,
+    /// The last failure, until a message is acknowledged again.
+    failure: Option<String>,
 }
 
 pub struct WatchdogLink {
@@ -34,6 +78,16 @@ pub struct WatchdogLink {
     /// the library, which have no berth binary to spawn).
     command: Option<Vec<OsString>>,
     link: Mutex<Link>,
+}
+
+/// Runs blocking socket work without stalling the runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 impl WatchdogLink {
@@ -46,22 +100,21 @@ impl WatchdogLink {
     }
 
     /// Guarded containers must be dead by `kill_at` (boot clock) unless the
-    /// lease is renewed. Called *before* the agent's own lease is extended.
+    /// lease is renewed. Called *before* the agent's own lease is extended,
+    /// which it may be only on `Ok`.
     pub fn lease(&self, kill_at: Duration) -> Result<(), String> {
         let mut l = self.lock();
-        if l.kill_at.is_some_and(|k| k >= kill_at) {
-            return Ok(());
-        }
-        l.kill_at = Some(kill_at);
+        let at = l.kill_at.map_or(kill_at, |k| k.max(kill_at));
+        l.kill_at = Some(at);
         self.send(
             &mut l,
             &Msg::Lease {
-                kill_at_ns: kill_at.as_nanos() as u64,
+                kill_at_ns: at.as_nanos() as u64,
             },
         )
     }
 
-    /// A failover container is about to start: guarded before it runs.
+    /// A failover container is about to start: it may start only on `Ok`.
     pub fn guard(&self, id: &str) -> Result<(), String> {
         let mut l = self.lock();
         l.guarded.insert(id.to_string());
@@ -77,17 +130,25 @@ impl WatchdogLink {
         self.guard(id)
     }
 
+    /// Why the watchdog is unavailable, if its last message failed.
+    pub fn problem(&self) -> Option<String> {
+        self.lock().failure.clone()
+    }
+
     /// The node left its cluster. A watchdog an earlier agent started is
     /// told too; none is started for this.
     pub fn disarm(&self) {
         let mut l = self.lock();
         l.kill_at = None;
         l.guarded.clear();
-        if l.stream.is_none() {
-            l.stream = UnixStream::connect(socket_path(&self.home)).ok();
+        l.failure = None;
+        if l.conn.is_none() {
+            l.conn = UnixStream::connect(socket_path(&self.home))
+                .ok()
+                .and_then(|s| Conn::open(s).ok());
         }
-        if l.stream.is_some() {
-            let _ = self.send(&mut l, &Msg::Disarm);
+        if let Some(c) = l.conn.as_mut() {
+            let _ = blocking(|| c.ask(&Msg::Disarm));
         }
     }
 
@@ -99,72 +160,82 @@ impl WatchdogLink {
         if self.command.is_none() {
             return Ok(());
         }
-        let line = encode(msg);
-        if let Some(s) = l.stream.as_mut() {
-            if s.write_all(line.as_bytes()).is_ok() {
-                l.failing = false;
-                return Ok(());
-            }
-            l.stream = None;
-        }
-        // A new watchdog (or a new connection): the whole state first,
-        // then this message (already part of it for guards and leases).
-        let result = crate::durable(|| self.connect()).and_then(|mut s| {
-            let mut replay = String::new();
-            if let Some(k) = l.kill_at {
-                replay.push_str(&encode(&Msg::Lease {
-                    kill_at_ns: k.as_nanos() as u64,
-                }));
-            }
-            for id in &l.guarded {
-                replay.push_str(&encode(&Msg::Guard { id: id.clone() }));
-            }
-            if matches!(msg, Msg::Disarm) {
-                replay.push_str(&line);
-            }
-            s.write_all(replay.as_bytes())
-                .map_err(|e| format!("writing to the watchdog: {e}"))?;
-            Ok(s)
-        });
-        match result {
-            Ok(s) => {
-                l.stream = Some(s);
-                l.failing = false;
-                Ok(())
+        let result = blocking(|| self.deliver(l, msg));
+        match &result {
+            Ok(()) => {
+                if l.failure.take().is_some() {
+                    tracing::info!("fencing watchdog available again");
+                }
             }
             Err(e) => {
-                if !l.failing {
+                if l.failure.is_none() {
                     tracing::error!("fencing watchdog unavailable: {e}");
                 }
-                l.failing = true;
-                Err(e)
+                l.failure = Some(e.clone());
             }
         }
+        result
     }
 
-    fn connect(&self) -> Result<UnixStream, String> {
-        let sock = socket_path(&self.home);
-        let open = |s: UnixStream| {
-            let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-            s
-        };
-        if let Ok(s) = UnixStream::connect(&sock) {
-            return Ok(open(s));
+    fn deliver(&self, l: &mut Link, msg: &Msg) -> Result<(), String> {
+        if let Some(c) = l.conn.as_mut() {
+            match c.ask(msg) {
+                Ok(()) => return Ok(()),
+                Err(Ok(refused)) => return Err(refused),
+                Err(Err(_)) => l.conn = None,
+            }
         }
-        self.spawn()?;
+        // A new watchdog (or a new connection): the whole state first; for
+        // a lease or a guard that is the message itself.
+        let mut c = self.connect()?;
+        if let Some(k) = l.kill_at {
+            let lease = Msg::Lease {
+                kill_at_ns: k.as_nanos() as u64,
+            };
+            c.ask(&lease).map_err(replay_failure)?;
+        }
+        for id in &l.guarded {
+            c.ask(&Msg::Guard { id: id.clone() })
+                .map_err(replay_failure)?;
+        }
+        l.conn = Some(c);
+        Ok(())
+    }
+
+    fn connect(&self) -> Result<Conn, String> {
+        let sock = socket_path(&self.home);
+        if let Ok(s) = UnixStream::connect(&sock) {
+            return Conn::open(s);
+        }
+        let mut child = self.spawn()?;
         let deadline = Instant::now() + SPAWN_WAIT;
         loop {
-            match UnixStream::connect(&sock) {
-                Ok(s) => return Ok(open(s)),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(format!("{}: {e}", sock.display()))
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            if let Ok(s) = UnixStream::connect(&sock) {
+                // Reaped by init once the agent exits; until then a thread waits.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                return Conn::open(s);
             }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "the watchdog exited at start ({status}); see {}",
+                    self.home.join("watchdog.log").display()
+                ));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{}: not bound within {SPAWN_WAIT:?}",
+                    sock.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
-    fn spawn(&self) -> Result<(), String> {
+    fn spawn(&self) -> Result<Child, String> {
         let Some((exe, args)) = self.command.as_ref().and_then(|c| c.split_first()) else {
             return Err("no watchdog command".into());
         };
@@ -190,17 +261,14 @@ impl WatchdogLink {
             .spawn()
             .map_err(|e| format!("spawning the watchdog: {e}"))?;
         tracing::info!("fencing watchdog started (pid {})", child.id());
-        // Reaped by init once the agent exits; until then a thread waits.
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
-        Ok(())
+        Ok(child)
     }
 }
 
-fn encode(msg: &Msg) -> String {
-    let mut s = serde_json::to_string(msg).unwrap_or_default();
-    s.push('\n');
-    s
+/// Either kind of failure of [`Conn::ask`] during a replay, as one message.
+fn replay_failure(e: Result<String, String>) -> String {
+    match e {
+        Ok(refused) => format!("the watchdog refused the replay: {refused}"),
+        Err(e) => e,
+    }
 }

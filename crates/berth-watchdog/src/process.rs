@@ -1,56 +1,26 @@
-//! The fencing watchdog: a small process, one per node (per berth home),
-//! that kills the node's failover containers when the node's lease runs out
-//! and the agent did not stop them: the agent crashed, hung, or was stopped
-//! while its containers kept running (`design/failover.md`).
-//!
-//! Design note:
-//! - The agent spawns it (`berth daemon watchdog`) in its own session, so
-//!   it outlives the agent, and talks to it over `$BERTH_HOME/watchdog.sock`
-//!   with one JSON line per message (`state::Msg`): each lease renewal
-//!   carries the instant (CLOCK_BOOTTIME, shared by every process) by which
-//!   guarded containers must be dead, and every failover container is
-//!   guarded *before* it starts.
-//! - The kill instant is `lease end + 3/4 stop_grace`: after the agent's own
-//!   stop had its chance, before the managers may start the service
-//!   elsewhere (`lease end + stop_grace`).
-//! - It needs neither the agent nor dockerd: it SIGKILLs every process whose
-//!   cgroup names the container (`procs`). dockerd sees the container die.
-//! - One per home, by an flock held for its whole life.
-//! - A restarted agent connects to the running watchdog, which keeps its
-//!   deadline and guarded set until renewed; a watchdog with no agent and
-//!   nothing left to protect exits.
-//!
-//! Architecture invariant: the watchdog never starts anything, and never
-//! talks to Docker or the network.
+//! The watchdog process itself.
 
-pub mod procs;
-pub mod state;
-
-use crate::cluster::clock::boottime;
-use state::{Msg, State};
+use crate::clock::boottime;
+use crate::state::{Ack, Msg, State};
+use crate::{pid_path, procs, socket_path};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const TICK: Duration = Duration::from_millis(20);
 const FORGET_EVERY: Duration = Duration::from_secs(10);
 
-pub fn socket_path(home: &Path) -> PathBuf {
-    home.join("watchdog.sock")
-}
-
-pub fn pid_path(home: &Path) -> PathBuf {
-    home.join("watchdog.pid")
-}
-
 fn log(line: &str) {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{} watchdog: {line}", crate::now_rfc3339());
+    let _ = writeln!(err, "{now} watchdog: {line}");
 }
 
 /// Runs the watchdog for `home` until nothing needs it. Returns at once if
@@ -127,7 +97,12 @@ pub fn run(home: &Path) -> std::io::Result<()> {
     }
 }
 
+/// One agent connection: every message is answered once applied, so the
+/// agent extends its lease and starts a container only on a taken one.
 fn serve(conn: UnixStream, state: Arc<Mutex<State>>) {
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
     state.lock().unwrap_or_else(|e| e.into_inner()).connected();
     for line in BufReader::new(conn).lines() {
         let Ok(line) = line else { break };
@@ -139,8 +114,11 @@ fn serve(conn: UnixStream, state: Arc<Mutex<State>>) {
                     .unwrap_or_else(|e| e.into_inner())
                     .apply(m, boottime())
             });
-        if let Err(e) = applied {
-            log(&format!("ignored a message: {e}"));
+        if let Err(e) = &applied {
+            log(&format!("refused a message: {e}"));
+        }
+        if out.write_all(Ack::from(applied).line().as_bytes()).is_err() {
+            break;
         }
     }
     state

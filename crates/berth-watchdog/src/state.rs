@@ -24,6 +24,37 @@ pub enum Msg {
     Disarm,
 }
 
+/// The watchdog's answer to one message: whether it took it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<Result<(), String>> for Ack {
+    fn from(r: Result<(), String>) -> Ack {
+        match r {
+            Ok(()) => Ack {
+                ok: true,
+                error: None,
+            },
+            Err(e) => Ack {
+                ok: false,
+                error: Some(e),
+            },
+        }
+    }
+}
+
+impl Ack {
+    pub fn line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_else(|_| r#"{"ok":false}"#.into());
+        s.push('\n');
+        s
+    }
+}
+
 /// Guarded ids with no process, last guarded this long ago, are forgotten.
 pub const FORGET_AFTER: Duration = Duration::from_secs(30);
 /// With no agent connected and nothing left to enforce, the watchdog exits
@@ -201,6 +232,14 @@ mod tests {
         assert!(st.may_exit(s(100)));
         st.connected();
         assert!(!st.may_exit(s(200)));
+    }
+
+    #[test]
+    fn answers_are_one_json_line() {
+        assert_eq!(Ack::from(Ok(())).line(), "{\"ok\":true}\n");
+        let refused: Ack = serde_json::from_str(&Ack::from(Err("bad id".into())).line()).unwrap();
+        assert_eq!(refused.error.as_deref(), Some("bad id"));
+        assert!(!refused.ok);
     }
 
     #[test]

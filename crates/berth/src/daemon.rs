@@ -1,64 +1,77 @@
-//! `berth daemon run|start|stop|status`.
+//! The daemon itself, wired together here: `berth daemon run` opens the
+//! agent (which opens the cluster and the buses), serves the API on the
+//! unix socket, and on SIGTERM leaves every container running.
+//! `berth daemon watchdog` is the fencing watchdog a cluster node spawns.
 
-use crate::args::{DaemonCmd, DaemonOpts};
-use crate::Ctx;
 use anyhow::{bail, Context};
 use berth_agent::{Agent, AgentOptions, Home};
-use berth_api::types::DaemonInfo;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use berth_api_types::bodies::Empty;
+use berth_cli::args::DaemonOpts;
+use berth_manager::liveness::Timing;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::process::{ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
-pub async fn run(ctx: &Ctx, cmd: DaemonCmd) -> anyhow::Result<ExitCode> {
-    match cmd {
-        DaemonCmd::Run(o) => run_foreground(ctx, o).await,
-        DaemonCmd::Start(o) => start(ctx, o).await,
-        DaemonCmd::Stop => stop(ctx).await,
-        DaemonCmd::Status => status(ctx).await,
-        DaemonCmd::Watchdog => {
-            berth_agent::watchdog::run(&ctx.home)
-                .with_context(|| format!("fencing watchdog for {}", ctx.home.display()))?;
-            Ok(ExitCode::SUCCESS)
-        }
+/// Runs `berth daemon run` in the foreground until SIGTERM or Ctrl-C.
+pub fn run(home: PathBuf, o: DaemonOpts) -> ExitCode {
+    report(
+        tokio::runtime::Runtime::new()
+            .context("starting the runtime")
+            .and_then(|rt| rt.block_on(run_foreground(&home, o))),
+    )
+}
+
+/// Runs the fencing watchdog of `home` until nothing needs it.
+pub fn watchdog(home: PathBuf) -> ExitCode {
+    report(
+        berth_watchdog::run(&home)
+            .with_context(|| format!("fencing watchdog for {}", home.display()))
+            .map(|()| ExitCode::SUCCESS),
+    )
+}
+
+fn report(r: anyhow::Result<ExitCode>) -> ExitCode {
+    r.unwrap_or_else(|e| {
+        eprintln!("berth: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The host dockerd's socket: `--docker-socket` (or $BERTH_DOCKER_SOCKET),
+/// else $DOCKER_HOST as the docker CLI reads it, else the default socket.
+/// berth talks to Docker over unix sockets only.
+pub fn docker_socket(flag: Option<&str>, docker_host: Option<&str>) -> anyhow::Result<String> {
+    if let Some(s) = flag {
+        return Ok(s.trim_start_matches("unix://").to_string());
+    }
+    match docker_host.map(str::trim).filter(|h| !h.is_empty()) {
+        None => Ok(berth_engine::HOST_DOCKER_SOCKET.to_string()),
+        Some(h) => match h.strip_prefix("unix://") {
+            Some(path) if path.starts_with('/') => Ok(path.to_string()),
+            _ => bail!(
+                "DOCKER_HOST={h}: berth reaches dockerd over a unix socket only (unix:///path); pass --docker-socket"
+            ),
+        },
     }
 }
 
-fn options(ctx: &Ctx, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
-    if o.heartbeat >= o.down_after {
-        bail!(
-            "--heartbeat ({:?}) must be shorter than --down-after ({:?})",
-            o.heartbeat,
-            o.down_after
-        );
-    }
+fn options(home: &Path, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
+    let timing = Timing::derive(o.heartbeat, o.down_after)?;
     let nodename = o.nodename.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into())
     });
+    let docker_host = std::env::var("DOCKER_HOST").ok();
     Ok(AgentOptions {
-        home: Home::new(ctx.home.clone()),
+        home: Home::new(home),
         nodename,
-        host_docker_socket: o
-            .docker_socket
-            .clone()
-            .map(|s| s.trim_start_matches("unix://").to_string())
-            .unwrap_or_else(|| berth_engine::HOST_DOCKER_SOCKET.to_string()),
+        host_docker_socket: docker_socket(o.docker_socket.as_deref(), docker_host.as_deref())?,
         parallelism: o.parallelism,
         resync: o.resync,
-        timing: berth_agent::Timing {
-            heartbeat: o.heartbeat,
-            down_after: o.down_after,
-            // A node tolerates one lost heartbeat before it fences, and is
-            // fenced by the time the leader calls it down: failover then
-            // waits max(down_after, lease + stop_grace) = down_after.
-            lease: o.down_after.saturating_sub(o.heartbeat).max(o.heartbeat),
-            stop_grace: Duration::from_secs(1).min(o.down_after / 3),
-        },
+        timing,
         watchdog: Some(vec![
             std::env::current_exe()
                 .context("locating the berth binary for the watchdog")?
@@ -66,7 +79,7 @@ fn options(ctx: &Ctx, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
             "daemon".into(),
             "watchdog".into(),
             "--home".into(),
-            ctx.home.clone().into_os_string(),
+            home.as_os_str().to_owned(),
         ]),
     })
 }
@@ -92,7 +105,7 @@ fn set_niceness(nice: i32) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
+async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -100,26 +113,29 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let opts = options(ctx, &o)?;
+    let opts = options(home, &o)?;
     if let Err(e) = set_niceness(o.nice) {
         tracing::warn!(
             "keeping the current scheduling niceness, not {}: {e}",
             o.nice
         );
     }
-    std::fs::create_dir_all(&ctx.home)
-        .with_context(|| format!("creating {}", ctx.home.display()))?;
-    std::fs::set_permissions(&ctx.home, std::fs::Permissions::from_mode(0o711))?;
-    if let Ok(info) = ctx.client().get::<DaemonInfo>("/v1/daemon").await {
+    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o711))?;
+    let client = berth_cli::client::Client::new(&opts.home.socket());
+    if let Ok(info) = client
+        .call::<berth_api_types::DaemonStatus>(&Empty {}, &Empty {})
+        .await
+    {
         bail!(
             "a berth daemon (pid {}) already runs on {}",
             info.pid,
-            ctx.home.display()
+            home.display()
         );
     }
     let agent = Agent::start(opts.clone())
         .await
-        .with_context(|| format!("starting the agent in {}", ctx.home.display()))?;
+        .with_context(|| format!("starting the agent in {}", home.display()))?;
     let pidfile = opts.home.pidfile();
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
     let socket = opts.home.socket();
@@ -148,151 +164,32 @@ async fn run_foreground(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         r = berth_api::serve(agent.clone(), &socket, shutdown) => r,
         _ = grace => Ok(()),
     };
-    agent.events.emit(
-        None,
-        None,
-        "daemon stopping; containers left running".into(),
-        None,
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    agent.desired.shutdown().await;
+    agent.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pidfile);
     served.with_context(|| format!("serving the API on {}", socket.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
-    options(ctx, &o)?;
-    let client = ctx.client();
-    if let Ok(info) = client.get::<DaemonInfo>("/v1/daemon").await {
-        report(ctx, "already running", info.pid, &info.home);
-        return Ok(ExitCode::SUCCESS);
-    }
-    std::fs::create_dir_all(&ctx.home)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(ctx.home.join("berth.log"))?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("daemon").arg("run").arg("--home").arg(&ctx.home);
-    if let Some(s) = &o.docker_socket {
-        cmd.arg("--docker-socket").arg(s);
-    }
-    if let Some(n) = &o.nodename {
-        cmd.arg("--nodename").arg(n);
-    }
-    cmd.arg("--parallelism").arg(o.parallelism.to_string());
-    cmd.arg("--resync")
-        .arg(format!("{}ms", o.resync.as_millis()));
-    cmd.arg("--heartbeat")
-        .arg(format!("{}ms", o.heartbeat.as_millis()));
-    cmd.arg("--down-after")
-        .arg(format!("{}ms", o.down_after.as_millis()));
-    cmd.arg(format!("--nice={}", o.nice));
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0);
-    let mut child = cmd.spawn().context("spawning berth daemon")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(info) = client.get::<DaemonInfo>("/v1/daemon").await {
-            report(ctx, "started", info.pid, &info.home);
-            return Ok(ExitCode::SUCCESS);
-        }
-        if let Some(st) = child.try_wait()? {
-            bail!(
-                "berth daemon exited with {st} during start-up; see {}",
-                ctx.home.join("berth.log").display()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "berth daemon did not answer within 30s; see {}",
-                ctx.home.join("berth.log").display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::docker_socket;
 
-async fn stop(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let pid = match ctx.client().get::<DaemonInfo>("/v1/daemon").await {
-        Ok(info) => info.pid as i32,
-        Err(_) => match std::fs::read_to_string(ctx.home.join("berth.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            // A pidfile can outlive a crash: only signal a berth process.
-            Some(p) if kill(Pid::from_raw(p), None).is_ok() && is_berth(p) => p,
-            _ => {
-                report(ctx, "not running", 0, &ctx.home.display().to_string());
-                return Ok(ExitCode::SUCCESS);
-            }
-        },
-    };
-    kill(Pid::from_raw(pid), Signal::SIGTERM).context("signalling the daemon")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while berth_engine::process_alive(pid) {
-        if Instant::now() > deadline {
-            bail!("berth daemon (pid {pid}) did not stop within 30s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    report(
-        ctx,
-        "stopped; containers left running",
-        pid as u32,
-        &ctx.home.display().to_string(),
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    match ctx.client().get::<DaemonInfo>("/v1/daemon").await {
-        Ok(info) => {
-            if ctx.json() {
-                println!("{}", serde_json::to_string_pretty(&info)?);
-            } else {
-                println!(
-                    "berth daemon running: pid {}, version {}, node {}, home {}, {} objects, docker {}",
-                    info.pid, info.version, info.nodename, info.home, info.objects, info.host_docker_socket
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            if ctx.json() {
-                println!(
-                    "{}",
-                    serde_json::json!({"running": false, "error": e.to_string()})
-                );
-            } else {
-                eprintln!("{e}");
-            }
-            Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
-fn is_berth(pid: i32) -> bool {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let me = std::env::current_exe().ok();
-    matches!((exe, me), (Some(a), Some(b)) if a == b)
-        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "berth")
-}
-
-fn report(ctx: &Ctx, state: &str, pid: u32, home: &str) {
-    if ctx.json() {
-        println!(
-            "{}",
-            serde_json::json!({"daemon": state, "pid": pid, "home": home})
+    #[test]
+    fn docker_host_is_read_as_the_docker_cli_reads_it() {
+        let s = |flag, host| docker_socket(flag, host).map_err(|e| e.to_string());
+        assert_eq!(s(None, None).unwrap(), "/var/run/docker.sock");
+        assert_eq!(s(None, Some("")).unwrap(), "/var/run/docker.sock");
+        assert_eq!(s(None, Some("unix:///run/d.sock")).unwrap(), "/run/d.sock");
+        assert_eq!(
+            s(Some("unix:///a.sock"), Some("unix:///b.sock")).unwrap(),
+            "/a.sock"
         );
-    } else if pid == 0 {
-        println!("berth daemon {state} (home {home})");
-    } else {
-        println!("berth daemon {state} (pid {pid}, home {home})");
+        let tcp = s(None, Some("tcp://10.0.0.1:2375")).unwrap_err();
+        assert!(
+            tcp.contains("unix socket only") && tcp.contains("--docker-socket"),
+            "{tcp}"
+        );
+        assert!(s(None, Some("unix://relative")).is_err());
     }
 }

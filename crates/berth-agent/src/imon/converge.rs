@@ -5,12 +5,12 @@ use crate::privd;
 use berth_drivers::container_docker::{ContainerResource, PullPolicy, LABEL_SPEC};
 use berth_drivers::volume::VolumeSpec;
 use berth_engine::{Engine, EngineError, PrivateDaemon, PrivateDaemonSpec};
-use berth_model::{ConfigDoc, EffectiveConfig};
+use berth_model::{ConfigDoc, ObjectSettings};
 use berth_store::ObjectRecord;
 
 /// An object's config, resolved into what the drivers act on.
 pub(crate) struct Resolved {
-    pub eff: EffectiveConfig,
+    pub settings: ObjectSettings,
     pub volumes: Vec<(String, VolumeSpec)>,
     pub containers: Vec<ContainerResource>,
     pub private: Option<PrivateDaemonSpec>,
@@ -45,8 +45,9 @@ impl Imon {
             }
         }
         let private = privd::spec(&self.agent.opts.home, &self.path, &eff, &id);
+        let settings = berth_drivers::default::settings(&eff)?;
         Ok(Resolved {
-            eff,
+            settings,
             volumes,
             containers,
             private,
@@ -185,8 +186,7 @@ impl Imon {
         }
         // Failover containers of a cluster node run under its lease, which
         // the fencing watchdog enforces should this agent die.
-        let fenced = self.agent.cluster.is_clustered()
-            && r.eff.default.get_str("topology").unwrap_or("failover") != "flex";
+        let fenced = self.agent.cluster.is_clustered() && r.settings.is_failover();
         let mut errors = Vec::new();
         for c in &r.containers {
             let engine = self.tagged(&engine, Some(&c.rid));
@@ -219,7 +219,9 @@ impl Imon {
         let id = match existing {
             Some(cur) if cur.state.running => {
                 if fenced {
-                    self.guard(&c.rid, &cur.id, false);
+                    // Running already: a failed guard lets the lease run
+                    // out (no renewal without the watchdog), which stops it.
+                    let _ = self.guard(&c.rid, &cur.id, false);
                 }
                 if cur.labels.get(LABEL_SPEC) != want {
                     let st = self.res.entry(c.rid.clone()).or_default();
@@ -279,7 +281,7 @@ impl Imon {
             None => self.create(engine, c).await?,
         };
         if fenced {
-            self.guard(&c.rid, &id, true);
+            self.guard(&c.rid, &id, true)?;
         }
         let id = match engine.start(&id).await {
             Ok(()) => id,
@@ -293,7 +295,7 @@ impl Imon {
                 engine.remove(&id).await.map_err(|e| e.to_string())?;
                 let fresh_id = self.create(engine, c).await?;
                 if fenced {
-                    self.guard(&c.rid, &fresh_id, true);
+                    self.guard(&c.rid, &fresh_id, true)?;
                 }
                 engine.start(&fresh_id).await.map_err(|e| e.to_string())?;
                 fresh_id
@@ -316,17 +318,21 @@ impl Imon {
     }
 
     /// Tells the fencing watchdog about a failover container, before it
-    /// starts (`starting`) or once found running. The start goes on if the
-    /// watchdog cannot be reached; the resource's log says so.
-    fn guard(&mut self, rid: &str, id: &str, starting: bool) {
-        let w = &self.agent.cluster.watchdog;
-        let r = if starting { w.guard(id) } else { w.adopt(id) };
-        if let Err(e) = r {
+    /// starts (`starting`) or once found running. Fencing fails closed: a
+    /// container the watchdog did not take does not start.
+    fn guard(&mut self, rid: &str, id: &str, starting: bool) -> Result<(), String> {
+        let c = &self.agent.cluster;
+        let r = if starting { c.guard(id) } else { c.adopt(id) };
+        r.map_err(|e| {
+            let why = format!(
+                "fencing watchdog unavailable ({e}): failover instances do not start without it"
+            );
             self.res
                 .entry(rid.to_string())
                 .or_default()
-                .note(format!("fencing watchdog unavailable: {e}"));
-        }
+                .note(why.clone());
+            why
+        })
     }
 
     async fn create(&mut self, engine: &Engine, c: &ContainerResource) -> Result<String, String> {

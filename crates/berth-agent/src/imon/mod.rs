@@ -15,29 +15,17 @@
 mod converge;
 mod status;
 
-use crate::agent::{ActionKind, ActionOutcome, Agent};
-use crate::cluster::Fence;
+use crate::agent::Agent;
 use crate::error::AgentError;
+use berth_cluster::ObjectOp;
+use berth_manager::duty::Duty;
 use berth_model::status::{Avail, Target};
-use berth_model::ObjectPath;
+use berth_model::{ActionKind, ActionOutcome, ObjectPath};
 use berth_store::ObjectRecord;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
-
-/// See [`Imon::duty`].
-enum Duty {
-    Run,
-    /// Neither start nor stop: a failover instance before the first lease.
-    Hold,
-    /// Stop the local instance; `urgent` for fencing, which must finish
-    /// within the lease's stop grace.
-    Stop {
-        why: &'static str,
-        urgent: bool,
-    },
-}
 
 pub(crate) enum ImonMsg {
     Action(ActionKind, oneshot::Sender<ActionOutcome>),
@@ -96,7 +84,7 @@ impl ResourceState {
             self.log.pop_front();
         }
         self.log
-            .push_back(format!("{} {line}", crate::now_rfc3339()));
+            .push_back(format!("{} {line}", berth_bus::now_rfc3339()));
     }
 }
 
@@ -213,7 +201,7 @@ impl Imon {
             self.obj_log.pop_front();
         }
         self.obj_log
-            .push_back(format!("{} {line}", crate::now_rfc3339()));
+            .push_back(format!("{} {line}", berth_bus::now_rfc3339()));
     }
 
     pub(crate) fn say(&self, line: String) {
@@ -230,13 +218,13 @@ impl Imon {
         self.retry_at = None;
         let mut probe = self.docker.swap(false, Ordering::SeqCst);
         self.config_error = crate::objects::sync_file(&self.agent, &self.path).await;
-        let rec = match self.agent.desired.get(&self.key) {
+        let rec = match self.agent.cluster.desired().get(&self.key) {
             Ok(Some(r)) => r,
             Ok(None) => {
                 // Re-check under the object's lock: a create may be racing us.
                 let agent = self.agent.clone();
                 let _guard = agent.config_locks.lock_one(&self.key).await;
-                if matches!(self.agent.desired.get(&self.key), Ok(None)) {
+                if matches!(self.agent.cluster.desired().get(&self.key), Ok(None)) {
                     self.clean_up_deleted().await;
                     self.agent.forget_imon(&self.key, self.id);
                     return false;
@@ -264,27 +252,11 @@ impl Imon {
                     probe = true;
                     match self.converge_started(&rec, fresh).await {
                         Ok(()) => self.retry_wait = None,
-                        Err(e) => {
-                            // Retry well before the next resync, backing off.
-                            let wait = self
-                                .retry_wait
-                                .map(|w| (w * 2).min(self.agent.opts.resync))
-                                .unwrap_or(RETRY_FIRST);
-                            self.retry_wait = Some(wait);
-                            self.retry_at = Some(tokio::time::Instant::now() + wait);
-                            self.duty_run = false;
-                            self.agent.events.emit(
-                                Some(&self.key),
-                                None,
-                                format!("reconcile failed (retry in {wait:?}): {e}"),
-                                None,
-                            );
-                            self.note_object(e);
-                        }
+                        Err(e) => self.failed_reconcile(e),
                     }
                 }
             }
-            Duty::Hold => self.duty_run = false,
+            Duty::Hold { .. } => self.duty_run = false,
             Duty::Stop { why, urgent } => {
                 self.duty_run = false;
                 for r in self.res.values_mut() {
@@ -292,7 +264,7 @@ impl Imon {
                 }
                 if self.runs_here() {
                     probe = true;
-                    self.say(why.to_string());
+                    self.say(why);
                     self.fencing = urgent;
                     let r = self.converge_stopped(&rec, false).await;
                     self.fencing = false;
@@ -306,26 +278,51 @@ impl Imon {
         true
     }
 
-    /// What this node must do with its instance, placement and lease aside
-    /// from target and frozen.
+    /// A reconcile failed: retry well before the next resync, backing off.
+    fn failed_reconcile(&mut self, e: String) {
+        let wait = self
+            .retry_wait
+            .map(|w| (w * 2).min(self.agent.opts.resync))
+            .unwrap_or(RETRY_FIRST);
+        self.retry_wait = Some(wait);
+        self.retry_at = Some(tokio::time::Instant::now() + wait);
+        self.duty_run = false;
+        self.agent.events.emit(
+            Some(&self.key),
+            None,
+            format!("reconcile failed (retry in {wait:?}): {e}"),
+            None,
+        );
+        self.note_object(e);
+    }
+
+    /// Whether the object runs one instance at a time (fenced by the
+    /// lease); an object whose config does not resolve counts as one.
+    pub(crate) fn is_failover(&self, rec: &ObjectRecord) -> bool {
+        self.agent
+            .settings(&self.path, &rec.config)
+            .map_or(true, |s| s.is_failover())
+    }
+
+    /// What this node must do with its instance, target and frozen aside.
     fn duty(&self, rec: &ObjectRecord) -> Duty {
-        if !self.agent.cluster.is_clustered() {
-            return Duty::Run;
-        }
-        if !rec.placement.iter().any(|n| n == self.agent.nodename()) {
-            return Duty::Stop {
-                why: "not placed on this node: stopping here",
-                urgent: false,
-            };
-        }
-        let failover = crate::cluster::Topology::of(&self.agent, rec).is_none_or(|t| t.failover);
-        match (failover, self.agent.fence()) {
-            (true, Fence::Fenced) => Duty::Stop {
-                why: "failover lease lost (no contact with the manager quorum): stopping here",
-                urgent: true,
-            },
-            (true, Fence::Starting | Fence::CatchingUp) => Duty::Hold,
-            _ => Duty::Run,
+        berth_manager::duty::duty(
+            &rec.placement,
+            self.agent.nodename(),
+            self.is_failover(rec),
+            &self.agent.cluster.fence(),
+        )
+    }
+
+    /// An explicit start here is refused when the node may not run the
+    /// instance now; the target stays started, so it starts once it may.
+    fn may_start(&self, rec: &ObjectRecord) -> Result<(), String> {
+        match self.duty(rec) {
+            Duty::Run => Ok(()),
+            Duty::Hold { why } | Duty::Stop { why, .. } => Err(format!(
+                "not started on {}: {why}; it starts on its own once that clears",
+                self.agent.nodename()
+            )),
         }
     }
 
@@ -372,7 +369,7 @@ impl Imon {
         let lines = std::mem::take(&mut *transcript.lock().unwrap_or_else(|e| e.into_inner()));
         let gone = kind == ActionKind::Delete && result.is_ok();
         if !gone {
-            if let Ok(Some(rec)) = self.agent.desired.get(&self.key) {
+            if let Ok(Some(rec)) = self.agent.cluster.desired().get(&self.key) {
                 self.refresh_status(&rec, true).await;
             }
         }
@@ -385,17 +382,25 @@ impl Imon {
         (outcome, gone)
     }
 
-    /// Sets target and frozen in one store transaction, leaving the config
-    /// as a concurrent `set` may have just written it; returns the record.
+    /// Sets target and frozen in one command, leaving the config as a
+    /// concurrent `set` may have just written it; returns the record.
     async fn set_target(
         &self,
         target: Option<Target>,
         frozen: bool,
     ) -> Result<ObjectRecord, String> {
         self.agent
-            .desired
-            .set_target(&self.key, target, frozen)
+            .submit(ObjectOp::SetTarget {
+                path: self.key.clone(),
+                target,
+                frozen,
+            })
             .await
+            .map_err(|e| e.to_string())?;
+        self.agent
+            .cluster
+            .desired()
+            .get(&self.key)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: no such object", self.key))
     }
@@ -413,6 +418,7 @@ impl Imon {
                 self.say(if rec.frozen { "frozen" } else { "thawed" }.to_string());
                 // Thawed, the object is reconciled now rather than at the next tick.
                 if !rec.frozen && rec.target == Target::Started {
+                    self.may_start(&rec)?;
                     self.converge_started(&rec, false).await?;
                 }
                 Ok(())
@@ -424,6 +430,7 @@ impl Imon {
                     r.restarts = 0;
                     r.failed = false;
                 }
+                self.may_start(&rec)?;
                 self.converge_started(&rec, true).await
             }
             ActionKind::Stop => {
@@ -434,6 +441,7 @@ impl Imon {
             ActionKind::Restart => {
                 self.say("restart: recreating containers from the current config".into());
                 let rec = self.set_target(Some(Target::Started), false).await?;
+                self.may_start(&rec)?;
                 self.converge_stopped(&rec, true).await?;
                 self.res.clear();
                 self.converge_started(&rec, true).await

@@ -40,8 +40,8 @@ impl Imon {
             avail: Avail::NotApplicable,
             frozen: rec.frozen,
             target: rec.target,
-            topology: "failover".into(),
-            orchestrate: "no".into(),
+            topology: berth_model::Topology::Failover,
+            orchestrate: berth_model::Orchestrate::No,
             log,
             resources: Vec::new(),
             docker_socket: None,
@@ -58,18 +58,8 @@ impl Imon {
                 return;
             }
         };
-        status.topology = r
-            .eff
-            .default
-            .get_str("topology")
-            .unwrap_or("failover")
-            .to_string();
-        status.orchestrate = r
-            .eff
-            .default
-            .get_str("orchestrate")
-            .unwrap_or("no")
-            .to_string();
+        status.topology = r.settings.topology;
+        status.orchestrate = r.settings.orchestrate;
         status.docker_socket = Some(match &r.private {
             Some(p) => p.socket.display().to_string(),
             None => self.agent.opts.host_docker_socket.clone(),
@@ -170,10 +160,6 @@ impl Imon {
     }
 
     fn publish(&self, status: ObjectStatus) {
-        self.agent
-            .statuses
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(self.key.clone(), status);
+        self.agent.status.publish_instance(status);
     }
 }

@@ -1,0 +1,44 @@
+//! What the cluster may ask of this node: an object's settings, and an
+//! action on this node's instance (`berth_cluster::LocalNode`).
+
+use crate::agent::Agent;
+use berth_cluster::{BoxFuture, LocalNode};
+use berth_model::{ActionKind, ActionOutcome, ConfigDoc, ObjectPath, ObjectSettings};
+use std::sync::Weak;
+
+pub(crate) struct AgentNode(pub(crate) Weak<Agent>);
+
+impl Agent {
+    /// The settings of `path` with config `text`, resolved on this node.
+    pub(crate) fn settings(&self, path: &ObjectPath, text: &str) -> Result<ObjectSettings, String> {
+        let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
+        let eff =
+            berth_model::resolve(&doc, &self.registry, path, self.nodename()).map_err(|errs| {
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        berth_drivers::default::settings(&eff)
+    }
+}
+
+impl LocalNode for AgentNode {
+    fn settings(&self, path: &ObjectPath, config: &str) -> Option<ObjectSettings> {
+        self.0.upgrade()?.settings(path, config).ok()
+    }
+
+    fn act(&self, path: ObjectPath, kind: ActionKind) -> BoxFuture<'static, ActionOutcome> {
+        let agent = self.0.clone();
+        Box::pin(async move {
+            let key = path.to_string();
+            let Some(agent) = agent.upgrade() else {
+                return ActionOutcome::failed(&key, "the daemon is shutting down");
+            };
+            agent
+                .local_action(&path, kind)
+                .await
+                .unwrap_or_else(|e| ActionOutcome::failed(&key, e))
+        })
+    }
+}

@@ -1,0 +1,228 @@
+//! The daemon API's route table, declared once: each endpoint is a type
+//! naming its method, path, query, body and reply. The server mounts its
+//! handlers by these types (`berth-api`), the OpenAPI document is built
+//! from [`ROUTES`], and the CLI's client calls endpoints by type, so a
+//! path or a body cannot differ between the three.
+//!
+//! Architecture invariant: this crate holds types only; it depends on the
+//! model and serde, nothing that does I/O.
+
+pub mod bodies;
+
+use berth_model::cluster::{ClusterSummary, ClusterView, NodeRecord};
+use berth_model::event::Event;
+use berth_model::status::ObjectStatus;
+use berth_model::{ActionOutcome, ObjectInfo, SetOutcome};
+use bodies::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// How an endpoint answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// One JSON body.
+    Json,
+    /// Server-sent events, each one `Reply` as JSON.
+    Stream,
+}
+
+/// One endpoint of the API.
+pub trait Endpoint {
+    const METHOD: Method;
+    const PATH: &'static str;
+    const ANSWER: Answer;
+    /// Decoded from the query string ([`Empty`] for none).
+    type Query: Serialize + DeserializeOwned + Send + 'static;
+    /// Decoded from the JSON body ([`Empty`] for none).
+    type Body: Serialize + DeserializeOwned + Send + 'static;
+    /// The reply, or each streamed event.
+    type Reply: Serialize + DeserializeOwned + Send + 'static;
+}
+
+/// What the OpenAPI document says of one endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub answer: Answer,
+    /// Query parameters: name, required, description.
+    pub query: &'static [(&'static str, bool, &'static str)],
+    /// The body's schema name in the document's components, if any.
+    pub body: Option<&'static str>,
+    pub reply: &'static str,
+}
+
+macro_rules! endpoints {
+    ($(
+        $name:ident: $method:ident $path:literal $answer:ident,
+        query $query:ty $([$($q:expr),* $(,)?])?,
+        body $body:ty $({$schema:literal})?,
+        reply $reply:ty, $reply_doc:literal,
+        $summary:literal;
+    )*) => {
+        $(
+            #[doc = $summary]
+            pub struct $name;
+            impl Endpoint for $name {
+                const METHOD: Method = Method::$method;
+                const PATH: &'static str = $path;
+                const ANSWER: Answer = Answer::$answer;
+                type Query = $query;
+                type Body = $body;
+                type Reply = $reply;
+            }
+        )*
+        /// Every endpoint, in documentation order.
+        pub const ROUTES: &[RouteInfo] = &[$(RouteInfo {
+            method: Method::$method,
+            path: $path,
+            summary: $summary,
+            answer: Answer::$answer,
+            query: &[$($($q),*)?],
+            body: endpoints!(@schema $($schema)?),
+            reply: $reply_doc,
+        }),*];
+    };
+    (@schema) => { None };
+    (@schema $s:literal) => { Some($s) };
+}
+
+const SELECTOR: (&str, bool, &str) = (
+    "selector",
+    true,
+    "Object selector: globs, ',' union, '+' intersection, '!' negation, kw=value filters",
+);
+const ALLOW_EMPTY: (&str, bool, &str) = (
+    "allow_empty",
+    false,
+    "true: a selection matching nothing is an empty list, not a 404",
+);
+const PATH: (&str, bool, &str) = ("path", true, "Object path, ns/name");
+
+endpoints! {
+    DaemonStatus: Get "/v1/daemon" Json,
+        query Empty, body Empty,
+        reply DaemonInfo, "daemon info",
+        "Daemon identity and version";
+    OpenApi: Get "/v1/openapi.json" Json,
+        query Empty, body Empty,
+        reply serde_json::Value, "OpenAPI document",
+        "This document";
+    KeywordSchema: Get "/v1/schema/keywords" Json,
+        query Empty, body Empty,
+        reply serde_json::Value, "keyword schema",
+        "Keyword schema of every section type";
+    ListObjects: Get "/v1/objects" Json,
+        query SelectorQuery [SELECTOR, ALLOW_EMPTY], body Empty,
+        reply Vec<ObjectInfo>, "object list",
+        "Objects matching a selector";
+    CreateObject: Post "/v1/objects/create" Json,
+        query Empty, body CreateRequest {"CreateRequest"},
+        reply ObjectInfo, "created object",
+        "Create an object";
+    EditObjects: Post "/v1/objects/edit" Json,
+        query Empty, body EditRequest {"EditRequest"},
+        reply Vec<SetOutcome>, "per-object outcome",
+        "Set and unset keywords on selected objects, all or nothing";
+    ObjectAction: Post "/v1/objects/action" Json,
+        query Empty, body ActionRequest {"ActionRequest"},
+        reply ActionOutcome, "action outcome with the Docker commands run",
+        "Run start, stop, restart, freeze, thaw or delete on one object and wait for it";
+    ObjectConfig: Get "/v1/objects/config" Json,
+        query PathQuery [PATH], body Empty,
+        reply ConfigFile, "the config file's text",
+        "The object's config file text";
+    ObjectKeyword: Get "/v1/objects/keyword" Json,
+        query KeywordQuery [
+            PATH,
+            ("kw", true, "section.keyword"),
+            ("eval", false, "true for the effective value"),
+        ], body Empty,
+        reply KeywordValue, "keyword value",
+        "One keyword's value";
+    ObjectStatuses: Get "/v1/objects/status" Json,
+        query SelectorQuery [SELECTOR, ALLOW_EMPTY], body Empty,
+        reply Vec<ObjectStatus>, "object status list",
+        "Status of selected objects on this node";
+    WatchStatuses: Get "/v1/objects/status/watch" Stream,
+        query SelectorQuery [SELECTOR, ALLOW_EMPTY], body Empty,
+        reply Vec<ObjectStatus>, "text/event-stream: the status list, again at every change",
+        "Status of selected objects, then again whenever one changes (berth mon --watch)";
+    SwitchObject: Post "/v1/objects/switch" Json,
+        query Empty, body SwitchRequest {"SwitchRequest"},
+        reply ActionOutcome, "action outcome",
+        "Move a service to a node (switch, takeover), or let the scheduler place it again (giveback)";
+    Events: Get "/v1/events" Stream,
+        query EventsQuery [
+            ("since", false, "replay events after this sequence number"),
+            ("last", false, "replay the last N events"),
+            ("follow", false, "keep streaming (default true)"),
+        ], body Empty,
+        reply Event, "text/event-stream of Event JSON",
+        "Server-sent event stream";
+    ClusterInit: Post "/v1/cluster/init" Json,
+        query Empty, body InitRequest {"InitRequest"},
+        reply ClusterSummary, "cluster summary with join tokens",
+        "Make this node the first manager of a new cluster";
+    ClusterJoin: Post "/v1/cluster/join" Json,
+        query Empty, body JoinRequest {"JoinRequest"},
+        reply ClusterSummary, "cluster summary",
+        "Join the cluster of the manager at addr with a join token";
+    ClusterToken: Post "/v1/cluster/token" Json,
+        query Empty, body TokenRequest {"TokenRequest"},
+        reply TokenReply, "token",
+        "Show or rotate a join token (managers only)";
+    ClusterCaRotate: Post "/v1/cluster/ca/rotate" Json,
+        query Empty, body Empty,
+        reply ClusterSummary, "cluster summary with join tokens",
+        "Replace the cluster CA without downtime; returns the new join tokens (managers only)";
+    ClusterLeave: Post "/v1/cluster/leave" Json,
+        query Empty, body Empty,
+        reply MessageReply, "message",
+        "Leave the cluster: services move elsewhere, the node becomes standalone and empty; the last member dissolves the cluster and keeps its objects";
+    ClusterStatus: Get "/v1/cluster/status" Json,
+        query Empty, body Empty,
+        reply ClusterView, "cluster view",
+        "Nodes, roles, leader, liveness and the instances each node reports";
+    NodeOperation: Post "/v1/nodes/op" Json,
+        query Empty, body NodeOpRequest {"NodeOpRequest"},
+        reply NodeRecord, "node record",
+        "Label, drain, undrain, freeze, thaw, promote, demote or remove a node (managers only)";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(r.path.starts_with("/v1/"), "{}", r.path);
+            assert!(seen.insert(r.path), "twice: {}", r.path);
+            // Bodies go with POST, query strings with GET.
+            if r.body.is_some() {
+                assert_eq!(r.method, Method::Post, "{}", r.path);
+            }
+            if !r.query.is_empty() {
+                assert_eq!(r.method, Method::Get, "{}", r.path);
+            }
+        }
+    }
+}

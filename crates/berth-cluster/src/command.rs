@@ -1,0 +1,303 @@
+//! Typed commands: the only way any node changes desired state.
+//!
+//! A node that does not lead sends its command to the leader over the node
+//! protocol (`/node/v1/command`); the leader authorizes it against the
+//! caller's certificate and only then turns it into a Raft request. Local
+//! commands pass the very same check with this node's own role. There is
+//! no raw store write over the network.
+//!
+//! Each command says which role may send it and which keys it touches:
+//! - [`Command::Object`]: a user's edit or action on objects (`obj/<path>`),
+//!   forwarded by the node the user works on. Any member may forward its
+//!   own users' commands, never another node's; the [`Authorizer`] decides
+//!   what the user may do (for now: root, on its own node, may do all; the
+//!   RBAC issue plugs in here).
+//! - [`Command::Node`], [`Command::Cluster`], [`Command::Place`]: node
+//!   records (roles, labels, drain, freeze), the cluster record (CA, join
+//!   tokens) and placements. Managers only.
+//! - [`Command::All`]: several commands in one Raft entry, all or none,
+//!   each checked on its own.
+//!
+//! What a worker reports about itself (heartbeats, instance reports) is
+//! observed state and never goes through Raft: see `heartbeat`.
+
+use crate::records::{node_key, ClusterPatch, ClusterRecord, CLUSTER_KEY};
+use berth_model::cluster::{NodeRecord, NodeRole};
+use berth_model::status::Target;
+use berth_model::ObjectPath;
+use berth_raft::Request;
+use berth_store::{delete_object, put_json, ObjectPatch, ObjectRecord};
+use serde::{Deserialize, Serialize};
+
+/// The user a forwarded command acts for, and the node it works on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub user: String,
+    pub node: String,
+}
+
+impl UserRef {
+    /// Root on `node`: whoever can reach that node's API socket (mode 0600).
+    pub fn root_on(node: &str) -> UserRef {
+        UserRef {
+            user: "root".into(),
+            node: node.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for UserRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.user, self.node)
+    }
+}
+
+/// One object's new config text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigText {
+    pub path: String,
+    pub config: String,
+}
+
+/// A user's edit or action on objects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectOp {
+    /// New objects (or, at start-up, objects a standalone node migrates).
+    Create(Vec<ObjectRecord>),
+    Delete {
+        path: String,
+    },
+    /// Config texts of several objects, in one entry.
+    SetConfigs(Vec<ConfigText>),
+    /// The target (when given) and the frozen flag.
+    SetTarget {
+        path: String,
+        target: Option<Target>,
+        frozen: bool,
+    },
+    /// `switch`: placed on `to` (the scheduler's choice when empty),
+    /// started and thawed.
+    Move {
+        path: String,
+        to: Vec<String>,
+    },
+}
+
+impl ObjectOp {
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            ObjectOp::Create(recs) => recs.iter().map(|r| r.path.as_str()).collect(),
+            ObjectOp::SetConfigs(cs) => cs.iter().map(|c| c.path.as_str()).collect(),
+            ObjectOp::Delete { path }
+            | ObjectOp::SetTarget { path, .. }
+            | ObjectOp::Move { path, .. } => vec![path.as_str()],
+        }
+    }
+}
+
+/// A change to the node records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeWrite {
+    Put(NodeRecord),
+    Delete { name: String },
+}
+
+/// A change to the cluster record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterWrite {
+    Put(Box<ClusterRecord>),
+    Patch(ClusterPatch),
+    Delete,
+}
+
+/// The orchestrator's choice of nodes for one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub path: String,
+    pub nodes: Vec<String>,
+}
+
+/// A change to desired state, as a node asks the leader for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Object { by: UserRef, op: ObjectOp },
+    Node(NodeWrite),
+    Cluster(ClusterWrite),
+    Place(Vec<Placement>),
+    All(Vec<Command>),
+}
+
+/// Who sent a command: the node its certificate names, with its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub node: String,
+    pub role: NodeRole,
+}
+
+/// What a user may do to objects. The RBAC issue replaces the default.
+pub trait Authorizer: Send + Sync {
+    fn allows(&self, user: &UserRef, op: &ObjectOp) -> bool;
+}
+
+/// Until users exist: root may do everything, nobody else anything.
+pub struct RootOnly;
+
+impl Authorizer for RootOnly {
+    fn allows(&self, user: &UserRef, _op: &ObjectOp) -> bool {
+        user.user == "root"
+    }
+}
+
+/// Why a command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadInput(String),
+}
+
+impl Command {
+    /// Checks `self` against what `caller` may send.
+    pub fn authorize(&self, caller: &Caller, auth: &dyn Authorizer) -> Result<(), Refusal> {
+        let manager_only = |what: &str| {
+            if caller.role == NodeRole::Manager {
+                Ok(())
+            } else {
+                Err(Refusal::Forbidden(format!(
+                    "{} is a worker: only managers may change {what}",
+                    caller.node
+                )))
+            }
+        };
+        match self {
+            Command::Object { by, op } => {
+                if by.node != caller.node {
+                    return Err(Refusal::Forbidden(format!(
+                        "{} may forward its own users' commands only, not those of {by}",
+                        caller.node
+                    )));
+                }
+                if !auth.allows(by, op) {
+                    return Err(Refusal::Forbidden(format!("{by} may not do this")));
+                }
+                for p in op.paths() {
+                    p.parse::<ObjectPath>()
+                        .map_err(|e| Refusal::BadInput(format!("{p:?}: {e}")))?;
+                }
+                Ok(())
+            }
+            Command::Node(w) => {
+                let name = match w {
+                    NodeWrite::Put(r) => r.name.as_str(),
+                    NodeWrite::Delete { name } => name.as_str(),
+                };
+                check_node_name(name)?;
+                manager_only("node records, roles or membership")
+            }
+            Command::Cluster(_) => manager_only("the cluster's CA or join tokens"),
+            Command::Place(ps) => {
+                for p in ps {
+                    p.path
+                        .parse::<ObjectPath>()
+                        .map_err(|e| Refusal::BadInput(format!("{:?}: {e}", p.path)))?;
+                }
+                manager_only("placements")
+            }
+            Command::All(cmds) => cmds.iter().try_for_each(|c| c.authorize(caller, auth)),
+        }
+    }
+
+    /// The Raft request this command is applied as. Its keys are the ones
+    /// the command names, under `obj/`, `node/` or `cluster/` by kind.
+    pub fn request(&self) -> Result<Request, berth_store::StoreError> {
+        Ok(match self {
+            Command::Object { op, .. } => object_request(op)?,
+            Command::Node(NodeWrite::Put(rec)) => put_json(&node_key(&rec.name), rec)?,
+            Command::Node(NodeWrite::Delete { name }) => Request::Delete {
+                key: node_key(name),
+            },
+            Command::Cluster(ClusterWrite::Put(rec)) => put_json(CLUSTER_KEY, rec)?,
+            Command::Cluster(ClusterWrite::Patch(p)) => berth_store::patch_json(CLUSTER_KEY, p)?,
+            Command::Cluster(ClusterWrite::Delete) => Request::Delete {
+                key: CLUSTER_KEY.into(),
+            },
+            Command::Place(ps) => Request::Batch(
+                ps.iter()
+                    .map(|p| {
+                        ObjectPatch {
+                            placement: Some(p.nodes.clone()),
+                            ..Default::default()
+                        }
+                        .request(&p.path)
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Command::All(cmds) => Request::Batch(
+                cmds.iter()
+                    .map(Command::request)
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+}
+
+fn check_node_name(name: &str) -> Result<(), Refusal> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::BadInput(format!("{name:?} is not a node name")))
+    }
+}
+
+fn object_request(op: &ObjectOp) -> Result<Request, berth_store::StoreError> {
+    Ok(match op {
+        ObjectOp::Create(recs) => Request::Batch(
+            recs.iter()
+                .map(ObjectRecord::put)
+                .collect::<Result<_, _>>()?,
+        ),
+        ObjectOp::Delete { path } => delete_object(path),
+        ObjectOp::SetConfigs(cs) => Request::Batch(
+            cs.iter()
+                .map(|c| {
+                    ObjectPatch {
+                        config: Some(c.config.clone()),
+                        ..Default::default()
+                    }
+                    .request(&c.path)
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        ObjectOp::SetTarget {
+            path,
+            target,
+            frozen,
+        } => ObjectPatch {
+            target: *target,
+            frozen: Some(*frozen),
+            ..Default::default()
+        }
+        .request(path)?,
+        ObjectOp::Move { path, to } => ObjectPatch {
+            placement: Some(to.clone()),
+            target: Some(Target::Started),
+            frozen: Some(false),
+            ..Default::default()
+        }
+        .request(path)?,
+    })
+}
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

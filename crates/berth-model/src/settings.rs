@@ -1,0 +1,87 @@
+//! The object-wide settings the cluster acts on, read from an object's
+//! effective config (where keyword defaults are applied) by the driver
+//! that owns their keywords (`berth-drivers`, `default/`).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// `topology`: how many instances run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// One instance at a time, fenced by the node's lease in a cluster.
+    Failover,
+    /// Several instances, each on its own node.
+    Flex,
+}
+
+/// `orchestrate`: what the scheduler does on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Orchestrate {
+    No,
+    Start,
+    Ha,
+}
+
+macro_rules! keyword_enum {
+    ($t:ty, $kw:literal, $($v:ident = $s:literal),+) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok(Self::$v),)+
+                    other => Err(format!(concat!($kw, ": {:?} is not one of {}"), other,
+                        [$($s),+].join(", "))),
+                }
+            }
+        }
+    };
+}
+
+keyword_enum!(Topology, "topology", Failover = "failover", Flex = "flex");
+keyword_enum!(
+    Orchestrate,
+    "orchestrate",
+    No = "no",
+    Start = "start",
+    Ha = "ha"
+);
+
+/// What placement and fencing need from an object's config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSettings {
+    pub topology: Topology,
+    pub orchestrate: Orchestrate,
+    /// Names, globs and `key=value` label selectors of eligible nodes.
+    pub nodes: Vec<String>,
+    pub flex_target: usize,
+    pub priority: i64,
+    pub hard_anti_affinity: Vec<String>,
+    pub soft_anti_affinity: Vec<String>,
+}
+
+impl ObjectSettings {
+    pub fn is_failover(&self) -> bool {
+        self.topology == Topology::Failover
+    }
+
+    /// How many instances the object wants.
+    pub fn instances(&self) -> usize {
+        match self.topology {
+            Topology::Failover => 1,
+            Topology::Flex => self.flex_target,
+        }
+    }
+}
