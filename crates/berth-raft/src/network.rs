@@ -91,6 +91,20 @@ fn rpc_error(e: CallError) -> RPCError<C> {
     }
 }
 
+impl Peer {
+    /// One Raft RPC whose reply is the peer's own `Result`.
+    async fn ask<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        rpc: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, RPCError<C>> {
+        let r: Result<Resp, RaftError<C>> =
+            self.rpc.call(path, rpc, ttl).await.map_err(rpc_error)?;
+        r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+}
+
 impl RaftNetworkV2<C> for Peer {
     type SnapshotData = Vec<u8>;
 
@@ -99,12 +113,8 @@ impl RaftNetworkV2<C> for Peer {
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let r: Result<AppendEntriesResponse<C>, RaftError<C>> = self
-            .rpc
-            .call(PATH_APPEND, &rpc, option.hard_ttl().max(MIN_APPEND_TTL))
+        self.ask(PATH_APPEND, &rpc, option.hard_ttl().max(MIN_APPEND_TTL))
             .await
-            .map_err(rpc_error)?;
-        r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
     async fn vote(
@@ -112,12 +122,7 @@ impl RaftNetworkV2<C> for Peer {
         rpc: VoteRequest<C>,
         option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let r: Result<VoteResponse<C>, RaftError<C>> = self
-            .rpc
-            .call(PATH_VOTE, &rpc, option.hard_ttl())
-            .await
-            .map_err(rpc_error)?;
-        r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        self.ask(PATH_VOTE, &rpc, option.hard_ttl()).await
     }
 
     /// Asked before a node raises its term: a node cut off from its peers
@@ -128,12 +133,7 @@ impl RaftNetworkV2<C> for Peer {
         rpc: VoteRequest<C>,
         option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let r: Result<VoteResponse<C>, RaftError<C>> = self
-            .rpc
-            .call(PATH_PRE_VOTE, &rpc, option.hard_ttl())
-            .await
-            .map_err(rpc_error)?;
-        r.map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        self.ask(PATH_PRE_VOTE, &rpc, option.hard_ttl()).await
     }
 
     async fn full_snapshot(

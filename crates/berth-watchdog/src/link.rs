@@ -116,6 +116,12 @@ impl WatchdogLink {
 
     /// A failover container is about to start: it may start only on `Ok`.
     pub fn guard(&self, id: &str) -> Result<(), String> {
+        // The watchdog refuses anything else; kept, it would spoil replays.
+        if !crate::state::valid_id(id) {
+            return Err(format!(
+                "refused container id {id:?}: not a full container id"
+            ));
+        }
         let mut l = self.lock();
         l.guarded.insert(id.to_string());
         self.send(&mut l, &Msg::Guard { id: id.to_string() })
@@ -270,5 +276,45 @@ fn replay_failure(e: Result<String, String>) -> String {
     match e {
         Ok(refused) => format!("the watchdog refused the replay: {refused}"),
         Err(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_for(path: &std::path::Path) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{} never appeared",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn nothing_is_taken_without_a_watchdog_that_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_path_buf();
+        // A "watchdog" that exits at once: fencing fails closed.
+        let link = WatchdogLink::new(home.clone(), Some(vec!["/bin/false".into()]));
+        let err = link.lease(Duration::from_secs(100)).unwrap_err();
+        assert!(err.contains("exited at start"), "{err}");
+        assert!(link.guard(&"a".repeat(64)).is_err());
+        assert!(link.problem().is_some());
+        // A real one appears: the next message connects, replays and is taken.
+        let served = home.clone();
+        std::thread::spawn(move || crate::run(&served));
+        wait_for(&crate::socket_path(&home));
+        link.lease(Duration::from_secs(200)).unwrap();
+        assert_eq!(link.problem(), None);
+        // An id the watchdog would refuse is refused here, and kept out
+        // of what a reconnect replays.
+        let refused = link.guard("not-a-container-id").unwrap_err();
+        assert!(refused.contains("refused"), "{refused}");
+        link.guard(&"b".repeat(64)).unwrap();
     }
 }

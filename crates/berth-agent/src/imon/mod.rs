@@ -416,9 +416,10 @@ impl Imon {
             ActionKind::Freeze | ActionKind::Thaw => {
                 let rec = self.set_target(None, kind == ActionKind::Freeze).await?;
                 self.say(if rec.frozen { "frozen" } else { "thawed" }.to_string());
-                // Thawed, the object is reconciled now rather than at the next tick.
-                if !rec.frozen && rec.target == Target::Started {
-                    self.may_start(&rec)?;
+                // Thawed, the object is reconciled now rather than at the next
+                // tick, where this node may run it; elsewhere its own node's
+                // pass starts it.
+                if !rec.frozen && rec.target == Target::Started && self.may_start(&rec).is_ok() {
                     self.converge_started(&rec, false).await?;
                 }
                 Ok(())
