@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 
 /// How many status changes the bus holds for its slowest subscriber.
-const STATUS_BUS: usize = 4096;
+const STATUS_BUS: usize = 256;
 
 #[derive(Clone, Debug)]
 pub struct AgentOptions {

@@ -98,16 +98,24 @@ fn pass(
     let Ok(records) = cluster.desired.list() else {
         return (Vec::new(), None);
     };
-    cache.retain(|p, _| records.iter().any(|r| &r.path == p));
+    // Only objects that should run need their settings; the cache keeps
+    // theirs, and is rebuilt each pass (no entry outlives its object).
+    let mut fresh = SettingsCache::with_capacity(cache.len());
     let objects: Vec<ObjectView> = records
         .iter()
-        .map(|rec| ObjectView {
-            path: rec.path.clone(),
-            wanted: rec.target == Target::Started && !rec.frozen,
-            placement: rec.placement.clone(),
-            settings: settings_of(local.as_ref(), cache, rec),
+        .map(|rec| {
+            let wanted = rec.target == Target::Started && !rec.frozen;
+            ObjectView {
+                path: rec.path.clone(),
+                wanted,
+                placement: rec.placement.clone(),
+                settings: wanted
+                    .then(|| settings_of(local.as_ref(), cache, &mut fresh, rec))
+                    .flatten(),
+            }
         })
         .collect();
+    *cache = fresh;
     let me = cluster.nodename().to_string();
     let nodes = if cluster.is_clustered() {
         cluster.node_records()
@@ -153,22 +161,23 @@ fn pass(
     (placements, next)
 }
 
+/// The settings of `rec`, from last pass's cache while its config text is
+/// the same; kept in `fresh` for the next pass.
 fn settings_of(
     local: &dyn crate::LocalNode,
     cache: &mut SettingsCache,
+    fresh: &mut SettingsCache,
     rec: &ObjectRecord,
 ) -> Option<ObjectSettings> {
     let hash = berth_model::fnv1a64(rec.config.as_bytes());
-    match cache.get(&rec.path) {
-        Some((h, s)) if *h == hash => s.clone(),
-        _ => {
-            let s = rec
-                .path
-                .parse::<ObjectPath>()
-                .ok()
-                .and_then(|p| local.settings(&p, &rec.config));
-            cache.insert(rec.path.clone(), (hash, s.clone()));
-            s
-        }
-    }
+    let settings = match cache.remove(&rec.path) {
+        Some((h, s)) if h == hash => s,
+        _ => rec
+            .path
+            .parse::<ObjectPath>()
+            .ok()
+            .and_then(|p| local.settings(&p, &rec.config)),
+    };
+    fresh.insert(rec.path.clone(), (hash, settings.clone()));
+    settings
 }
