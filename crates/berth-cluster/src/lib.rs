@@ -187,10 +187,6 @@ impl Cluster {
         &self.opts.nodename
     }
 
-    pub fn timing(&self) -> Timing {
-        self.opts.timing
-    }
-
     pub fn identity(&self) -> Option<Identity> {
         self.identity
             .read()

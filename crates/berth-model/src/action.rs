@@ -14,17 +14,6 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Start => "start",
-            ActionKind::Stop => "stop",
-            ActionKind::Restart => "restart",
-            ActionKind::Freeze => "freeze",
-            ActionKind::Thaw => "thaw",
-            ActionKind::Delete => "delete",
-        }
-    }
-
     /// Whether the action runs where the object is placed (in a cluster),
     /// rather than only on the node that received it.
     pub fn runs_where_placed(self) -> bool {
