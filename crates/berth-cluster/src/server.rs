@@ -25,7 +25,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 pub const PATH_CA: &str = "/join/v1/ca";
 pub const PATH_JOIN: &str = "/join/v1/join";
@@ -37,8 +36,6 @@ pub const PATH_ACTION: &str = "/node/v1/action";
 pub const PATH_VIEW: &str = "/node/v1/view";
 pub const PATH_MEMBERSHIP: &str = "/node/v1/membership";
 pub const PATH_RENEW: &str = "/node/v1/renew";
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who is calling, from the connection's verified client certificate.
 #[derive(Clone, Debug)]
@@ -91,15 +88,7 @@ pub(crate) fn listen(cluster: &Arc<Cluster>, id: &Identity) -> Result<(), Cluste
 
 async fn serve(cluster: Arc<Cluster>, listener: tokio::net::TcpListener) {
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("node listener: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+        let (tcp, peer) = berth_raft::accept(&listener, "node listener").await;
         let Some(tls) = cluster
             .listener
             .tls
@@ -112,16 +101,8 @@ async fn serve(cluster: Arc<Cluster>, listener: tokio::net::TcpListener) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let cluster = cluster.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::warn!("refused a connection from {peer}: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!("refused a connection from {peer}: no TLS handshake");
-                    return;
-                }
+            let Some(stream) = berth_raft::handshake(&acceptor, tcp, peer).await else {
+                return;
             };
             let caller = stream
                 .get_ref()

@@ -21,7 +21,7 @@ mod types;
 pub use log_store::LogStore;
 pub use network::{Network, Peer, TlsSlot};
 pub use rpc::{CallError, RpcClient};
-pub use server::{handle_rpc, serve, RaftNode, MAX_BODY};
+pub use server::{accept, handle_rpc, handshake, serve, RaftNode, MAX_BODY};
 pub use state_machine::{Changes, StateMachine};
 pub use types::{Request, Response, TypeConfig};
 

@@ -22,6 +22,48 @@ pub const MAX_BODY: usize = 256 << 20;
 /// Serves Raft RPCs on `listener` until the task is dropped. Connections
 /// that fail the TLS handshake (plaintext, no or foreign certificate) are
 /// closed before any request is read.
+/// The next TCP connection on `listener`, with Nagle off. A failing
+/// accept (out of file descriptors and the like) is logged, not spun on.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+    what: &str,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return (tcp, peer);
+            }
+            Err(e) => {
+                tracing::warn!("{what}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The TLS handshake of a connection from `peer`, bounded in time; `None`
+/// (logged) when it fails.
+pub async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(t)) => Some(t),
+        Ok(Err(e)) => {
+            tracing::warn!("refused a connection from {peer}: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                "refused a connection from {peer}: no TLS handshake within {HANDSHAKE_TIMEOUT:?}"
+            );
+            None
+        }
+    }
+}
+
 pub async fn serve(
     raft: RaftNode,
     listener: tokio::net::TcpListener,
@@ -29,29 +71,12 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors and the like: do not spin.
-                tracing::warn!("raft listener: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+        let (tcp, peer) = accept(&listener, "raft listener").await;
         let acceptor = acceptor.clone();
         let raft = raft.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    tracing::warn!("refused raft connection from {peer}: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!("refused raft connection from {peer}: no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
-                    return;
-                }
+            let Some(tls) = handshake(&acceptor, tcp, peer).await else {
+                return;
             };
             // Only managers take part in Raft; workers' certificates are
             // from the same CA but carry the worker role.
