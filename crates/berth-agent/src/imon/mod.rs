@@ -103,6 +103,8 @@ pub(crate) struct Imon {
     pub fencing: bool,
     /// Whether the last pass found this node responsible for running it.
     pub duty_run: bool,
+    /// Why the fence keeps the instance from running here, for the status.
+    pub held: Option<String>,
     /// After a failed reconcile: when to try again (any pass consumes it),
     /// and the last wait, doubled on each failure in a row.
     pub retry_at: Option<tokio::time::Instant>,
@@ -130,6 +132,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         transcript: None,
         fencing: false,
         duty_run: false,
+        held: None,
         retry_at: None,
         retry_wait: None,
         docker: docker.clone(),
@@ -241,7 +244,20 @@ impl Imon {
         };
         let agent = self.agent.clone();
         let _permit = agent.docker_permits.acquire().await;
-        match self.duty(&rec) {
+        let duty = self.duty(&rec);
+        self.held = match &duty {
+            Duty::Hold { .. } | Duty::Stop { urgent: true, .. }
+                if rec.target == Target::Started && !rec.frozen =>
+            {
+                self.agent
+                    .cluster
+                    .fence()
+                    .problem()
+                    .map(|p| format!("not running here: {p}"))
+            }
+            _ => None,
+        };
+        match duty {
             Duty::Run => {
                 // A node that just became responsible (placed here, lease
                 // regained) starts the instance now: a container it stopped

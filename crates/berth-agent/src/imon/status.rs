@@ -34,6 +34,7 @@ impl Imon {
         if let Some(e) = &self.config_error {
             log.push(e.clone());
         }
+        log.extend(self.held.clone());
         let mut status = ObjectStatus {
             path: self.key.clone(),
             node: self.agent.nodename().to_string(),
