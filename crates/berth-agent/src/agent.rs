@@ -110,6 +110,11 @@ impl Agent {
         Ok(agent)
     }
 
+    /// The cluster this node belongs to (a cluster of one when standalone).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
     pub fn nodename(&self) -> &str {
         &self.opts.nodename
     }

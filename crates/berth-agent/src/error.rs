@@ -6,6 +6,8 @@ use berth_store::StoreError;
 pub enum AgentError {
     #[error("{0}: no such object")]
     NotFound(String),
+    #[error("{0}: no such key")]
+    NoKey(String),
     #[error("selector {0:?} matches no object")]
     NoMatch(String),
     #[error("{0}: object already exists")]
@@ -32,7 +34,7 @@ impl AgentError {
     /// HTTP status the API maps this error to.
     pub fn http_status(&self) -> u16 {
         match self {
-            AgentError::NotFound(_) | AgentError::NoMatch(_) => 404,
+            AgentError::NotFound(_) | AgentError::NoKey(_) | AgentError::NoMatch(_) => 404,
             AgentError::Exists(_) => 409,
             AgentError::Invalid(_) | AgentError::BadInput(_) => 400,
             AgentError::ShuttingDown => 503,

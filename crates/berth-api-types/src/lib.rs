@@ -8,12 +8,14 @@
 //! model and serde, nothing that does I/O.
 
 pub mod bodies;
+pub mod kv;
 
 use berth_model::cluster::{ClusterSummary, ClusterView, NodeRecord};
 use berth_model::event::Event;
 use berth_model::status::ObjectStatus;
 use berth_model::{ActionOutcome, ObjectInfo, SetOutcome};
 use bodies::*;
+use kv::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -204,6 +206,35 @@ endpoints! {
         query Empty, body NodeOpRequest {"NodeOpRequest"},
         reply NodeRecord, "node record",
         "Label, drain, undrain, freeze, thaw, promote, demote or remove a node (managers only)";
+    KvGet: Get "/v1/kv" Json,
+        query KvQuery [
+            ("key", true, "key, or prefix with recurse"),
+            ("recurse", false, "true: every entry under the prefix"),
+        ], body Empty,
+        reply KvEntries, "entries and their index",
+        "Entries of the Consul-compatible KV store";
+    KvKeysList: Get "/v1/kv/keys" Json,
+        query KvKeysQuery [
+            ("prefix", true, "key prefix"),
+            ("separator", false, "fold keys after this separator"),
+        ], body Empty,
+        reply KvKeys, "keys and their index",
+        "Keys under a prefix";
+    KvPut: Post "/v1/kv/put" Json,
+        query Empty, body KvPutRequest {"KvPutRequest"},
+        reply KvWritten, "whether it was written",
+        "Write one key, optionally as a compare-and-set";
+    KvDelete: Post "/v1/kv/delete" Json,
+        query Empty, body KvDeleteRequest {"KvDeleteRequest"},
+        reply KvWritten, "whether it was deleted",
+        "Delete one key, a prefix, or a key at an index";
+    KvWatch: Get "/v1/kv/watch" Stream,
+        query KvQuery [
+            ("key", true, "key, or prefix with recurse"),
+            ("recurse", false, "true: every entry under the prefix"),
+        ], body Empty,
+        reply KvEntries, "server-sent events, each the entries and their index",
+        "The entries now, then again at every change";
 }
 
 #[cfg(test)]

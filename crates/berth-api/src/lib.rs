@@ -4,9 +4,11 @@
 //! document's paths and the client's calls all come from the endpoint
 //! table in `berth-api-types`.
 //!
-//! Architecture invariant: handlers only translate HTTP to agent calls; no
-//! business logic lives here.
+//! Architecture invariant: handlers only translate HTTP to agent calls
+//! (and, for `berth kv`, to the KV store's reads and writes of
+//! `berth-kv` and `berth-consul`); no business logic lives here.
 
+mod kv;
 mod openapi;
 mod routes;
 

@@ -61,6 +61,8 @@ pub fn document() -> Value {
             "JoinRequest": {"type": "object", "properties": {"addr": {"type": "string"}, "token": {"type": "string"}, "advertise": {"type": ["string", "null"], "description": "ip:port peers dial; the address that reaches addr when absent"}}, "required": ["addr", "token"]},
             "TokenRequest": {"type": "object", "properties": {"role": {"enum": ["worker", "manager"]}, "rotate": {"type": "boolean"}}, "required": ["role"]},
             "NodeOpRequest": {"type": "object", "properties": {"node": {"type": "string"}, "op": {"enum": ["label", "drain", "undrain", "freeze", "thaw", "promote", "demote", "remove"]}, "set": {"type": "array", "items": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}, "required": ["node", "op"]},
+            "KvPutRequest": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": ["string", "null"], "contentEncoding": "base64"}, "flags": {"type": "integer"}, "cas": {"type": ["integer", "null"]}}, "required": ["key"]},
+            "KvDeleteRequest": {"type": "object", "properties": {"key": {"type": "string"}, "recurse": {"type": "boolean"}, "cas": {"type": ["integer", "null"]}}, "required": ["key"]},
             "Keywords": berth_drivers::registry().json_schema()
         }}
     })

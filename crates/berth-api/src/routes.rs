@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 type S = State<Arc<Agent>>;
 
-pub(crate) struct ApiError(AgentError);
+pub(crate) struct ApiError(pub(crate) AgentError);
 
 impl From<AgentError> for ApiError {
     fn from(e: AgentError) -> Self {
@@ -84,6 +84,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         ClusterLeave => cluster_leave,
         ClusterStatus => cluster_status,
         NodeOperation => node_op,
+        KvGet => crate::kv::get,
+        KvKeysList => crate::kv::keys,
+        KvPut => crate::kv::put,
+        KvDelete => crate::kv::delete,
+        KvWatch => crate::kv::watch,
     );
     r.with_state(agent)
 }
@@ -189,7 +194,7 @@ async fn status(State(a): S, Query(q): Query<SelectorQuery>) -> Reply<ObjectStat
     Ok(Json(a.statuses_of(&q.selector, q.allow_empty)?))
 }
 
-fn sse_of<T: serde::Serialize>(item: &T) -> Result<SseEvent, Infallible> {
+pub(crate) fn sse_of<T: serde::Serialize>(item: &T) -> Result<SseEvent, Infallible> {
     Ok(SseEvent::default().data(serde_json::to_string(item).unwrap_or_default()))
 }
 

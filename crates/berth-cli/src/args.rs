@@ -113,11 +113,79 @@ pub enum Top {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         words: Vec<String>,
     },
+    /// Read and write the Consul-compatible KV store (the same keys the
+    /// Consul API serves on --consul-addr).
+    #[command(
+        after_help = "Examples:\n  berth kv put container/key1 docker\n  berth kv get container/key1\n  berth kv get container/ --recurse --format json\n  berth kv ls container/\n  berth kv del container/ --recurse\n  berth kv watch container/ --recurse",
+        arg_required_else_help = true
+    )]
+    Kv {
+        #[command(subcommand)]
+        cmd: KvCmd,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  berth completion bash > /etc/bash_completion.d/berth")]
     Completion { shell: clap_complete::Shell },
     #[command(external_subcommand)]
     Object(Vec<String>),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KvCmd {
+    /// Write a key. VALUE `-` reads standard input, `@FILE` a file; no
+    /// VALUE stores an empty value.
+    #[command(
+        after_help = "Examples:\n  berth kv put container/key1 docker\n  berth kv put app/config @config.json\n  berth kv put app/leader me --cas 0   # only if absent"
+    )]
+    Put {
+        key: String,
+        value: Option<String>,
+        /// Opaque number stored with the key.
+        #[arg(long, default_value_t = 0)]
+        flags: u64,
+        /// Write only if the key's ModifyIndex is this; 0: only if absent.
+        #[arg(long)]
+        cas: Option<u64>,
+    },
+    /// Print a key's value, or with --recurse every key under a prefix.
+    #[command(
+        after_help = "Examples:\n  berth kv get container/key1\n  berth kv get container/ --recurse"
+    )]
+    Get {
+        key: String,
+        #[arg(long)]
+        recurse: bool,
+    },
+    /// Delete a key, or with --recurse every key under a prefix.
+    #[command(
+        after_help = "Examples:\n  berth kv del container/key1\n  berth kv del container/ --recurse\n  berth kv del app/lock --cas 42"
+    )]
+    Del {
+        key: String,
+        #[arg(long)]
+        recurse: bool,
+        /// Delete only if the key's ModifyIndex is this.
+        #[arg(long, conflicts_with = "recurse")]
+        cas: Option<u64>,
+    },
+    /// List keys under a prefix, folded at `/` like directories.
+    #[command(after_help = "Examples:\n  berth kv ls\n  berth kv ls container/")]
+    Ls {
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Fold keys at this separator (empty: list every key).
+        #[arg(long, default_value = "/")]
+        separator: String,
+    },
+    /// Print a key (or with --recurse a prefix) now and at every change.
+    #[command(
+        after_help = "Examples:\n  berth kv watch app/config\n  berth kv watch app/ --recurse --format json"
+    )]
+    Watch {
+        key: String,
+        #[arg(long)]
+        recurse: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -163,6 +231,35 @@ pub struct DaemonOpts {
     /// root; without, the daemon keeps its niceness and says so.
     #[arg(long, default_value_t = -10, value_parser = clap::value_parser!(i32).range(-20..=19), allow_negative_numbers = true)]
     pub nice: i32,
+    /// Address of the Consul-compatible HTTP API (KV, sessions, status),
+    /// or `none` to serve none. Examples: 127.0.0.1:8500, 0.0.0.0:8500.
+    #[arg(long, env = "BERTH_CONSUL_ADDR", default_value = "127.0.0.1:8500", value_parser = parse_listen)]
+    pub consul_addr: Listen,
+}
+
+/// An address to listen on, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    On(std::net::SocketAddr),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Off => f.write_str("none"),
+            Listen::On(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s == "none" {
+        return Ok(Listen::Off);
+    }
+    s.parse()
+        .map(Listen::On)
+        .map_err(|_| format!("{s:?} is not an address and port (like 127.0.0.1:8500) or none"))
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -58,6 +58,7 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     cmd.arg("--down-after")
         .arg(format!("{}ms", o.down_after.as_millis()));
     cmd.arg(format!("--nice={}", o.nice));
+    cmd.arg("--consul-addr").arg(o.consul_addr.to_string());
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

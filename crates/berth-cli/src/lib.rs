@@ -11,6 +11,7 @@ pub mod client;
 mod cluster;
 mod commands;
 mod daemon;
+mod kv;
 mod render;
 
 use args::{Common, Format, ObjectCli, Top};
@@ -117,6 +118,7 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::Doc { keyword } => commands::doc(&ctx, keyword.as_deref()),
         Top::Cluster { cmd } => cluster::run(&ctx, cmd).await,
         Top::Node { words } => cluster::node(&ctx, words).await,
+        Top::Kv { cmd } => kv::run(&ctx, cmd).await,
         Top::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

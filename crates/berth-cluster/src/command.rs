@@ -15,6 +15,10 @@
 //! - [`Command::Node`], [`Command::Cluster`], [`Command::Place`]: node
 //!   records (roles, labels, drain, freeze), the cluster record (CA, join
 //!   tokens) and placements. Managers only.
+//! - [`Command::Kv`]: a write to the Consul-compatible KV store or its
+//!   sessions (`kv/`, `kvt/`, `session/`, `sessionrenew/`, `lockdelay/`),
+//!   forwarded like a user's object command; decided when applied, with
+//!   the leader's clock stamped in.
 //! - [`Command::All`]: several commands in one Raft entry, all or none,
 //!   each checked on its own.
 //!
@@ -120,6 +124,95 @@ pub struct Placement {
     pub nodes: Vec<String>,
 }
 
+/// A write to the KV store or its sessions, as a client asks for it; the
+/// leader adds the time when it proposes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvWrite {
+    Txn(Vec<berth_kv::TxnOp>),
+    SessionCreate(berth_kv::Session),
+    SessionDestroy { id: String },
+    SessionRenew { id: String },
+}
+
+impl KvWrite {
+    fn check(&self) -> Result<(), Refusal> {
+        match self {
+            KvWrite::Txn(ops) => {
+                if ops.len() > berth_kv::MAX_TXN_OPS {
+                    return Err(Refusal::BadInput(format!(
+                        "a transaction holds at most {} operations",
+                        berth_kv::MAX_TXN_OPS
+                    )));
+                }
+                ops.iter().try_for_each(|op| {
+                    check_kv_key(op.key())?;
+                    let value = match op {
+                        berth_kv::TxnOp::Set { value, .. }
+                        | berth_kv::TxnOp::Cas { value, .. }
+                        | berth_kv::TxnOp::Lock { value, .. }
+                        | berth_kv::TxnOp::Unlock { value, .. } => value.as_ref(),
+                        _ => None,
+                    };
+                    match value {
+                        Some(v) if v.len() > berth_kv::MAX_VALUE => Err(Refusal::BadInput(
+                            format!("value of {:?} is over 512 KiB", op.key()),
+                        )),
+                        _ => Ok(()),
+                    }
+                })
+            }
+            KvWrite::SessionCreate(s) => check_session_id(&s.id),
+            KvWrite::SessionDestroy { id } | KvWrite::SessionRenew { id } => check_session_id(id),
+        }
+    }
+
+    fn op(&self, now_ms: u64) -> berth_kv::Op {
+        match self {
+            KvWrite::Txn(ops) => berth_kv::Op::Txn {
+                ops: ops.clone(),
+                now_ms,
+            },
+            KvWrite::SessionCreate(s) => berth_kv::Op::SessionCreate { session: s.clone() },
+            KvWrite::SessionDestroy { id } => berth_kv::Op::SessionDestroy {
+                id: id.clone(),
+                now_ms,
+            },
+            KvWrite::SessionRenew { id } => berth_kv::Op::SessionRenew {
+                id: id.clone(),
+                now_ms,
+            },
+        }
+    }
+}
+
+/// A KV key: no `..` segment and no NUL, which Consul's clients treat as
+/// path tricks; the length is Consul's.
+pub fn check_kv_key(key: &str) -> Result<(), Refusal> {
+    if key.contains('\0') || key.split('/').any(|s| s == "..") {
+        return Err(Refusal::BadInput(format!("invalid key {key:?}")));
+    }
+    if key.len() > 4096 {
+        return Err(Refusal::BadInput("key is over 4096 bytes".into()));
+    }
+    Ok(())
+}
+
+fn check_session_id(id: &str) -> Result<(), Refusal> {
+    if id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        Ok(())
+    } else {
+        Err(Refusal::BadInput(format!("{id:?} is not a session id")))
+    }
+}
+
+/// The leader's wall clock, in ms since the epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A change to desired state, as a node asks the leader for it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,6 +221,7 @@ pub enum Command {
     Node(NodeWrite),
     Cluster(ClusterWrite),
     Place(Vec<Placement>),
+    Kv { by: UserRef, write: KvWrite },
     All(Vec<Command>),
 }
 
@@ -141,6 +235,11 @@ pub struct Caller {
 /// What a user may do to objects. The RBAC issue replaces the default.
 pub trait Authorizer: Send + Sync {
     fn allows(&self, user: &UserRef, op: &ObjectOp) -> bool;
+    /// A write to the KV store. Consul without ACLs allows everyone, and
+    /// so does berth until tokens exist.
+    fn allows_kv(&self, _user: &UserRef, _write: &KvWrite) -> bool {
+        true
+    }
 }
 
 /// Until users exist: root may do everything, nobody else anything.
@@ -200,6 +299,18 @@ impl Command {
                 manager_only("node records, roles or membership")
             }
             Command::Cluster(_) => manager_only("the cluster's CA or join tokens"),
+            Command::Kv { by, write } => {
+                if by.node != caller.node {
+                    return Err(Refusal::Forbidden(format!(
+                        "{} may forward its own users' commands only, not those of {by}",
+                        caller.node
+                    )));
+                }
+                if !auth.allows_kv(by, write) {
+                    return Err(Refusal::Forbidden(format!("{by} may not do this")));
+                }
+                write.check()
+            }
             Command::Place(ps) => {
                 for p in ps {
                     p.path
@@ -237,6 +348,7 @@ impl Command {
                     })
                     .collect::<Result<_, _>>()?,
             ),
+            Command::Kv { write, .. } => Request::Kv(write.op(now_ms())),
             Command::All(cmds) => Request::Batch(
                 cmds.iter()
                     .map(Command::request)

@@ -37,10 +37,11 @@ mod submit;
 mod tokens;
 mod view;
 
-pub use command::{Command, ConfigText, ObjectOp, UserRef};
+pub use command::{check_kv_key, Command, ConfigText, KvWrite, ObjectOp, UserRef};
 pub use error::ClusterError;
 pub use identity::Identity;
 pub use records::ClusterRecord;
+pub use submit::CommandReply;
 
 use berth_bus::{EventBus, StatusBus};
 use berth_manager::duty::Fence;

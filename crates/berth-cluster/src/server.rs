@@ -36,6 +36,7 @@ pub const PATH_ACTION: &str = "/node/v1/action";
 pub const PATH_VIEW: &str = "/node/v1/view";
 pub const PATH_MEMBERSHIP: &str = "/node/v1/membership";
 pub const PATH_RENEW: &str = "/node/v1/renew";
+pub const PATH_READ_INDEX: &str = "/node/v1/read-index";
 
 /// Who is calling, from the connection's verified client certificate.
 #[derive(Clone, Debug)]
@@ -231,6 +232,7 @@ async fn node_endpoint(
             Err(e) => error(e),
         },
         PATH_VIEW => result(Ok::<_, ClusterError>(cluster.local_view())),
+        PATH_READ_INDEX => result(cluster.leader_read_index().await),
         PATH_MEMBERSHIP => match decode::<MembershipOp>(body) {
             Ok(op) => result(cluster.apply_membership(caller, op).await),
             Err(e) => error(e),

@@ -25,6 +25,9 @@ pub struct CommandReply {
     pub index: u64,
     /// Whether a key it deleted or replaced existed before.
     pub existed: bool,
+    /// What a KV command returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv: Option<berth_kv::Outcome>,
 }
 
 impl From<Refusal> for ClusterError {
@@ -67,6 +70,7 @@ impl Cluster {
                     return Ok(CommandReply {
                         index,
                         existed: resp.previous.is_some(),
+                        kv: resp.kv,
                     })
                 }
                 Err(ProposeError::NotLeader(Some((_, addr)))) if !addr.is_empty() => {
@@ -110,11 +114,45 @@ impl Cluster {
             Ok((resp, index)) => Ok(CommandReply {
                 index,
                 existed: resp.previous.is_some(),
+                kv: resp.kv,
             }),
             Err(ProposeError::NotLeader(_)) => Err(ClusterError::NoLeader(Some(
                 "leadership changed; retry at the new leader".into(),
             ))),
             Err(ProposeError::Failed(e)) => Err(e.into()),
         }
+    }
+}
+
+impl Cluster {
+    /// Waits until this replica holds everything the leader had committed
+    /// when asked (a linearizable read, as Consul's `?consistent`). On a
+    /// follower, the leader confirms its leadership with a quorum and says
+    /// up to which index to catch up.
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        if self.desired.is_leader() {
+            return self.desired.linearizable().await.map_err(Into::into);
+        }
+        let addr = self.leader_addr()?;
+        let index: u64 = self.call(&addr, server::PATH_READ_INDEX, &()).await?;
+        self.desired.catch_up(index, WRITE_WAIT).await;
+        if self.desired.applied_index() < index {
+            return Err(ClusterError::NoLeader(Some(format!(
+                "this replica did not reach the leader's index {index}"
+            ))));
+        }
+        Ok(())
+    }
+
+    /// The leader's side of [`Cluster::read_barrier`]: its applied index
+    /// once a quorum confirmed it still leads.
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, ClusterError> {
+        if !self.desired.is_leader() {
+            return Err(ClusterError::NoLeader(Some(
+                "this node is not the leader".into(),
+            )));
+        }
+        self.desired.linearizable().await?;
+        Ok(self.desired.applied_index())
     }
 }

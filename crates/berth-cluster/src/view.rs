@@ -65,7 +65,7 @@ impl LeaderView {
 }
 
 impl Cluster {
-    pub(crate) fn node_records(&self) -> Vec<NodeRecord> {
+    pub fn node_records(&self) -> Vec<NodeRecord> {
         match self.desired.list_json::<NodeRecord>(NODE_PREFIX) {
             Ok((v, _)) => v,
             Err(_) => Vec::new(),

@@ -140,9 +140,49 @@ pub(crate) fn move_from_log_file(log_db: &Database, sm_db: &Database) -> io::Res
     txn.commit().map_err(io)
 }
 
-/// Applies one request to the key/value table; returns the previous value.
-fn apply_request(kv: &mut redb::Table<&str, &str>, req: Request) -> io::Result<Option<String>> {
-    Ok(match req {
+/// The state machine's table as the KV operations see it.
+struct KvTable<'a, 't>(&'a mut redb::Table<'t, &'static str, &'static str>);
+
+impl berth_kv::Read for KvTable<'_, '_> {
+    fn get(&self, key: &str) -> io::Result<Option<String>> {
+        Ok(self.0.get(key).map_err(io)?.map(|v| v.value().to_string()))
+    }
+
+    fn scan(&self, prefix: &str) -> io::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for item in self.0.range(prefix..).map_err(io)? {
+            let (k, v) = item.map_err(io)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+}
+
+impl berth_kv::Table for KvTable<'_, '_> {
+    fn put(&mut self, key: &str, value: &str) -> io::Result<()> {
+        self.0.insert(key, value).map_err(io)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &str) -> io::Result<()> {
+        self.0.remove(key).map_err(io)?;
+        Ok(())
+    }
+}
+
+/// Applies one request, the log entry at `index`, to the key/value table;
+/// returns what it returns, and appends the keys it wrote to `touched`.
+fn apply_request(
+    kv: &mut redb::Table<&'static str, &'static str>,
+    req: Request,
+    index: u64,
+    touched: &mut Vec<String>,
+) -> io::Result<Response> {
+    req.keys(touched);
+    let previous = match req {
         Request::Put { key, value } => kv
             .insert(key.as_str(), value.as_str())
             .map_err(io)?
@@ -157,14 +197,17 @@ fn apply_request(kv: &mut redb::Table<&str, &str>, req: Request) -> io::Result<O
                 .map_err(io)?
                 .map(|v| v.value().to_string());
             let Some(text) = current else {
-                return Ok(None);
+                return Ok(Response::default());
             };
             // A value that is not a JSON object cannot be patched; it is kept
             // as is rather than failing the whole log.
             let Ok(serde_json::Value::Object(mut obj)) =
                 serde_json::from_str::<serde_json::Value>(&text)
             else {
-                return Ok(Some(text));
+                return Ok(Response {
+                    previous: Some(text),
+                    kv: None,
+                });
             };
             for (k, v) in fields {
                 obj.insert(k, v);
@@ -174,13 +217,37 @@ fn apply_request(kv: &mut redb::Table<&str, &str>, req: Request) -> io::Result<O
             Some(text)
         }
         Request::Batch(reqs) => {
-            let mut last = None;
+            let mut last = Response::default();
             for r in reqs {
-                last = apply_request(kv, r)?;
+                last = apply_request(kv, r, index, touched)?;
             }
-            last
+            return Ok(last);
         }
-    })
+        Request::Kv(op) => {
+            let outcome = match berth_kv::apply(&op, index, &mut KvTable(kv)) {
+                Ok(applied) => {
+                    touched.extend(applied.touched);
+                    applied.outcome
+                }
+                // A record that does not decode fails this operation, not
+                // the log; the storage failing is fatal as for any entry.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => berth_kv::Outcome::Txn {
+                    results: Vec::new(),
+                    errors: vec![berth_kv::TxnError {
+                        op_index: 0,
+                        what: e.to_string(),
+                        kind: berth_kv::ErrorKind::Conflict,
+                    }],
+                },
+                Err(e) => return Err(e),
+            };
+            return Ok(Response {
+                previous: None,
+                kv: Some(outcome),
+            });
+        }
+    };
+    Ok(Response { previous, kv: None })
 }
 
 impl RaftStateMachine<C> for StateMachine {
@@ -217,10 +284,7 @@ impl RaftStateMachine<C> for StateMachine {
                 let response = match entry.payload {
                     EntryPayload::Blank => Response::default(),
                     EntryPayload::Normal(req) => {
-                        req.keys(&mut touched);
-                        Response {
-                            previous: apply_request(&mut kv, req)?,
-                        }
+                        apply_request(&mut kv, req, log_id.index, &mut touched)?
                     }
                     EntryPayload::Membership(m) => {
                         let stored = StoredMembership::new(Some(log_id), m);

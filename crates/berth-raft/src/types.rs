@@ -20,16 +20,21 @@ pub enum Request {
     },
     /// Several requests applied in one entry: all or none.
     Batch(Vec<Request>),
+    /// A write to the Consul-compatible KV store or its sessions, decided
+    /// when applied (`berth_kv::apply`).
+    Kv(berth_kv::Op),
 }
 
 impl Request {
-    /// Appends the keys this request writes.
+    /// Appends the keys this request names (a KV operation's keys are
+    /// known only once it is applied).
     pub fn keys(&self, out: &mut Vec<String>) {
         match self {
             Request::Put { key, .. } | Request::Delete { key } | Request::Patch { key, .. } => {
                 out.push(key.clone())
             }
             Request::Batch(v) => v.iter().for_each(|r| r.keys(out)),
+            Request::Kv(_) => {}
         }
     }
 }
@@ -41,6 +46,7 @@ impl fmt::Display for Request {
             Request::Delete { key } => write!(f, "delete {key}"),
             Request::Patch { key, .. } => write!(f, "patch {key}"),
             Request::Batch(v) => write!(f, "batch of {}", v.len()),
+            Request::Kv(_) => write!(f, "kv operation"),
         }
     }
 }
@@ -50,6 +56,9 @@ impl fmt::Display for Request {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     pub previous: Option<String>,
+    /// What a KV operation returned (of the last one of a batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv: Option<berth_kv::Outcome>,
 }
 
 openraft::declare_raft_types!(

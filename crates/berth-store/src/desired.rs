@@ -328,6 +328,14 @@ impl Desired {
             .map_err(|e| StoreError::Db(e.to_string()))
     }
 
+    /// Every raw key and value under `prefix`, in key order.
+    pub fn scan_raw(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.current()
+            .sm
+            .list(prefix)
+            .map_err(|e| StoreError::Db(e.to_string()))
+    }
+
     pub fn get_json<T: DeserializeOwned>(&self, k: &str) -> Result<Option<T>, StoreError> {
         match self.get_raw(k)? {
             Some(v) => Ok(Some(decode(k, &v)?)),
@@ -452,4 +460,15 @@ fn decode<T: DeserializeOwned>(k: &str, text: &str) -> Result<T, StoreError> {
         key: k.to_string(),
         source: e,
     })
+}
+
+/// The replica as the KV store's reads see it.
+impl berth_kv::Read for Desired {
+    fn get(&self, key: &str) -> std::io::Result<Option<String>> {
+        self.get_raw(key).map_err(std::io::Error::other)
+    }
+
+    fn scan(&self, prefix: &str) -> std::io::Result<Vec<(String, String)>> {
+        self.scan_raw(prefix).map_err(std::io::Error::other)
+    }
 }

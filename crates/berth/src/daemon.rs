@@ -136,6 +136,25 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
     let agent = Agent::start(opts.clone())
         .await
         .with_context(|| format!("starting the agent in {}", home.display()))?;
+    let consul = match o.consul_addr {
+        berth_cli::args::Listen::Off => None,
+        berth_cli::args::Listen::On(addr) => Some(
+            berth_consul::serve(
+                berth_consul::ConsulOptions {
+                    addr,
+                    datacenter: "berth".into(),
+                },
+                agent.cluster().clone(),
+            )
+            .await
+            .with_context(|| {
+                format!("serving the Consul API on {addr} (--consul-addr ADDR, or none)")
+            })?,
+        ),
+    };
+    if let berth_cli::args::Listen::On(addr) = o.consul_addr {
+        tracing::info!("Consul-compatible API listening on http://{addr}");
+    }
     let pidfile = opts.home.pidfile();
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
     let socket = opts.home.socket();
@@ -164,6 +183,9 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         r = berth_api::serve(agent.clone(), &socket, shutdown) => r,
         _ = grace => Ok(()),
     };
+    if let Some(c) = consul {
+        c.abort();
+    }
     agent.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pidfile);

@@ -157,6 +157,9 @@ impl Env {
             // A short resync keeps tests that wait on it (hand edits) quick.
             .args(["daemon", "run", "--nodename", &self.node, "--resync", "2s"])
             .args(&self.daemon_args)
+            // Daemons of parallel tests share the host's loopback: none
+            // serves the Consul API unless its test asks for one.
+            .env("BERTH_CONSUL_ADDR", "none")
             .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .env("BERTH_HOME", self.home())
             .stdin(Stdio::null())
