@@ -110,6 +110,11 @@ impl Agent {
         Ok(agent)
     }
 
+    /// What this node's monitors observe, for the registrator.
+    pub fn status_bus(&self) -> &Arc<StatusBus> {
+        &self.status
+    }
+
     /// The cluster this node belongs to (a cluster of one when standalone).
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster

@@ -235,6 +235,46 @@ pub struct DaemonOpts {
     /// or `none` to serve none. Examples: 127.0.0.1:8500, 0.0.0.0:8500.
     #[arg(long, env = "BERTH_CONSUL_ADDR", default_value = "127.0.0.1:8500", value_parser = parse_listen)]
     pub consul_addr: Listen,
+    /// Register containers' exposed ports at their own addresses too, not
+    /// only their published ports at the node's (registrator's -internal).
+    #[arg(long)]
+    pub registrator_internal: bool,
+    /// Address of the DNS server (UDP and TCP), or `none`.
+    #[arg(long, env = "BERTH_DNS_ADDR", default_value = "127.0.0.1:8600", value_parser = parse_listen)]
+    pub dns_addr: Listen,
+    /// The domain the DNS server answers for: <service>.service.<domain>.
+    #[arg(long, default_value = "berth", value_parser = parse_domain)]
+    pub dns_domain: String,
+    /// Upstream resolver for every other name, ADDR[:PORT] (repeatable, tried in order).
+    #[arg(long = "dns-recursor", value_parser = parse_recursor)]
+    pub dns_recursors: Vec<std::net::SocketAddr>,
+    /// TTL of the DNS answers (Consul's default is 0).
+    #[arg(long, default_value = "0s", value_parser = berth_model::parse_duration)]
+    pub dns_ttl: std::time::Duration,
+}
+
+fn parse_domain(s: &str) -> Result<String, String> {
+    let d = s.trim_matches('.').to_ascii_lowercase();
+    let ok = !d.is_empty()
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(d)
+    } else {
+        Err(format!("{s:?} is not a domain name"))
+    }
+}
+
+fn parse_recursor(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{s:?} is not an address, ADDR or ADDR:PORT"))
 }
 
 /// An address to listen on, or none.

@@ -59,6 +59,16 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
         .arg(format!("{}ms", o.down_after.as_millis()));
     cmd.arg(format!("--nice={}", o.nice));
     cmd.arg("--consul-addr").arg(o.consul_addr.to_string());
+    if o.registrator_internal {
+        cmd.arg("--registrator-internal");
+    }
+    cmd.arg("--dns-addr").arg(o.dns_addr.to_string());
+    cmd.arg("--dns-domain").arg(&o.dns_domain);
+    for r in &o.dns_recursors {
+        cmd.arg("--dns-recursor").arg(r.to_string());
+    }
+    cmd.arg("--dns-ttl")
+        .arg(format!("{}ms", o.dns_ttl.as_millis()));
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -19,6 +19,11 @@
 //!   sessions (`kv/`, `kvt/`, `session/`, `sessionrenew/`, `lockdelay/`),
 //!   forwarded like a user's object command; decided when applied, with
 //!   the leader's clock stamped in.
+//! - [`Command::Catalog`]: catalog registrations and check states. A node
+//!   writes its own (its registrator, its checks); managers write any
+//!   node's (node health, deregistration of critical services); a user's
+//!   registration (Consul's `/v1/catalog/register`) is forwarded like a KV
+//!   write, with the user's identity.
 //! - [`Command::All`]: several commands in one Raft entry, all or none,
 //!   each checked on its own.
 //!
@@ -217,11 +222,22 @@ fn now_ms() -> u64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Command {
-    Object { by: UserRef, op: ObjectOp },
+    Object {
+        by: UserRef,
+        op: ObjectOp,
+    },
     Node(NodeWrite),
     Cluster(ClusterWrite),
     Place(Vec<Placement>),
-    Kv { by: UserRef, write: KvWrite },
+    Kv {
+        by: UserRef,
+        write: KvWrite,
+    },
+    Catalog {
+        /// `None`: the node's own report.
+        by: Option<UserRef>,
+        ops: Vec<berth_kv::catalog::CatalogOp>,
+    },
     All(Vec<Command>),
 }
 
@@ -238,6 +254,10 @@ pub trait Authorizer: Send + Sync {
     /// A write to the KV store. Consul without ACLs allows everyone, and
     /// so does berth until tokens exist.
     fn allows_kv(&self, _user: &UserRef, _write: &KvWrite) -> bool {
+        true
+    }
+    /// A user's catalog registration: allowed, as in Consul without ACLs.
+    fn allows_catalog(&self, _user: &UserRef, _ops: &[berth_kv::catalog::CatalogOp]) -> bool {
         true
     }
 }
@@ -319,6 +339,30 @@ impl Command {
                 }
                 manager_only("placements")
             }
+            Command::Catalog { by: Some(by), ops } => {
+                if by.node != caller.node {
+                    return Err(Refusal::Forbidden(format!(
+                        "{} may forward its own users' commands only, not those of {by}",
+                        caller.node
+                    )));
+                }
+                if !auth.allows_catalog(by, ops) {
+                    return Err(Refusal::Forbidden(format!("{by} may not do this")));
+                }
+                Ok(())
+            }
+            Command::Catalog { by: None, ops } => {
+                match ops.iter().find(|op| op.node() != caller.node) {
+                    Some(op) if caller.role != NodeRole::Manager => {
+                        Err(Refusal::Forbidden(format!(
+                        "{} is a worker: it registers its own services and checks only, not {}'s",
+                        caller.node,
+                        op.node()
+                    )))
+                    }
+                    _ => Ok(()),
+                }
+            }
             Command::All(cmds) => cmds.iter().try_for_each(|c| c.authorize(caller, auth)),
         }
     }
@@ -349,6 +393,7 @@ impl Command {
                     .collect::<Result<_, _>>()?,
             ),
             Command::Kv { write, .. } => Request::Kv(write.op(now_ms())),
+            Command::Catalog { ops, .. } => Request::Kv(berth_kv::Op::Catalog(ops.clone())),
             Command::All(cmds) => Request::Batch(
                 cmds.iter()
                     .map(Command::request)

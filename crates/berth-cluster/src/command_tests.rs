@@ -176,3 +176,34 @@ fn the_wire_format_is_stable() {
     // A raw store request is not a command.
     assert!(serde_json::from_str::<Command>(r#"{"Delete":{"key":"cluster/info"}}"#).is_err());
 }
+
+#[test]
+fn a_worker_writes_its_own_catalog_records_only() {
+    use berth_kv::catalog::{CatalogOp, Health};
+    let status = |node: &str| Command::Catalog {
+        by: None,
+        ops: vec![CatalogOp::SetStatus {
+            node: node.into(),
+            id: "serfHealth".into(),
+            status: Health::Critical,
+            output: String::new(),
+            now_ms: 0,
+        }],
+    };
+    assert!(status("w1").authorize(&worker("w1"), &RootOnly).is_ok());
+    assert!(matches!(
+        status("m1").authorize(&worker("w1"), &RootOnly),
+        Err(Refusal::Forbidden(_))
+    ));
+    // The leader marks other nodes' health.
+    assert!(status("w1").authorize(&manager("m1"), &RootOnly).is_ok());
+    // A user's registration is forwarded by the user's own node only.
+    let user = |node: &str| Command::Catalog {
+        by: Some(UserRef::root_on(node)),
+        ops: vec![CatalogOp::DeregisterNode {
+            node: "external".into(),
+        }],
+    };
+    assert!(user("w1").authorize(&worker("w1"), &RootOnly).is_ok());
+    assert!(user("w2").authorize(&worker("w1"), &RootOnly).is_err());
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 /// A standalone node has no node address: it leads at its API's.
 fn or_self(c: &crate::Consul, addr: String) -> String {
     if addr.is_empty() {
-        c.opts.addr.to_string()
+        c.opts.addr.map(|a| a.to_string()).unwrap_or_default()
     } else {
         addr
     }

@@ -14,9 +14,15 @@
 //! goes through `Cluster::submit`.
 
 mod agent;
+mod agent_api;
+mod catalog;
+mod checks;
 pub mod duration;
 mod kv;
+mod node_health;
 pub mod params;
+mod register;
+mod render;
 mod reply;
 mod session;
 pub mod store;
@@ -41,7 +47,10 @@ pub use txn::decode_txn;
 /// What the API needs to run.
 #[derive(Clone, Debug)]
 pub struct ConsulOptions {
-    pub addr: SocketAddr,
+    /// Where to serve the HTTP API; `None` serves none, but the node still
+    /// keeps its catalog records, runs its checks and, as leader, the
+    /// session timers and node health.
+    pub addr: Option<SocketAddr>,
     /// `Config.Datacenter` in `/v1/agent/self`: the cluster's name.
     pub datacenter: String,
 }
@@ -51,31 +60,41 @@ pub(crate) struct Consul {
     pub watches: Watches,
     pub opts: ConsulOptions,
     pub timers: ttl::Timers,
+    pub checks: checks::Runner,
 }
 
 pub(crate) type State = axum::extract::State<Arc<Consul>>;
 
-/// Binds the API and serves it; also starts the watch relay and the
-/// session TTL timers. Fails only if the address cannot be bound.
+/// Starts the node's catalog and session loops and, with an address,
+/// binds the API and serves it. Fails only if the address cannot be bound.
 pub async fn serve(
     opts: ConsulOptions,
     cluster: Arc<Cluster>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(opts.addr).await?;
+) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let listener = match opts.addr {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+        None => None,
+    };
     let consul = Arc::new(Consul {
         watches: Watches::default(),
         timers: ttl::Timers::default(),
+        checks: checks::Runner::default(),
         cluster: cluster.clone(),
         opts,
     });
     tokio::spawn(consul.watches.clone().relay(cluster.desired().clone()));
     tokio::spawn(ttl::run(consul.clone()));
+    tokio::spawn(checks::run(consul.clone()));
+    tokio::spawn(node_health::run(consul.clone()));
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
     let app = router(consul);
-    Ok(tokio::spawn(async move {
+    Ok(Some(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("consul api: {e}");
         }
-    }))
+    })))
 }
 
 fn router(consul: Arc<Consul>) -> Router {
@@ -95,6 +114,34 @@ fn router(consul: Arc<Consul>) -> Router {
         .route("/v1/status/leader", get(agent::leader))
         .route("/v1/status/peers", get(agent::peers))
         .route("/v1/agent/self", get(agent::agent_self))
+        .route("/v1/agent/members", get(agent_api::members))
+        .route("/v1/agent/services", get(agent_api::services))
+        .route("/v1/agent/checks", get(agent_api::checks))
+        .route(
+            "/v1/agent/service/register",
+            put(agent_api::service_register),
+        )
+        .route(
+            "/v1/agent/service/deregister/{*id}",
+            put(agent_api::service_deregister),
+        )
+        .route("/v1/agent/check/register", put(agent_api::check_register))
+        .route(
+            "/v1/agent/check/deregister/{*id}",
+            put(agent_api::check_deregister),
+        )
+        .route("/v1/agent/check/update/{*id}", put(agent_api::check_update))
+        .route("/v1/agent/check/{verb}/{*id}", put(agent_api::check_ttl))
+        .route("/v1/catalog/register", put(agent_api::catalog_register))
+        .route("/v1/catalog/deregister", put(agent_api::catalog_deregister))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{name}", get(catalog::service))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/node/{name}", get(catalog::node))
+        .route("/v1/health/service/{name}", get(catalog::health_service))
+        .route("/v1/health/checks/{name}", get(catalog::health_checks))
+        .route("/v1/health/state/{state}", get(catalog::health_state))
+        .route("/v1/health/node/{name}", get(catalog::health_node))
         // Values up to 512 KiB and transactions of 128 of them: bodies
         // past Consul's limits are refused with its 413, by the handlers.
         .layer(DefaultBodyLimit::max(80 * 1024 * 1024))
@@ -188,6 +235,13 @@ pub(crate) fn no_leader(e: berth_cluster::ClusterError) -> ApiError {
         berth_cluster::ClusterError::NoLeader(_) => ApiError::internal("No cluster leader"),
         e => e.into(),
     }
+}
+
+/// This node's wall clock, ms since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A random duration up to `max`.

@@ -121,6 +121,10 @@ impl Engine {
         }
     }
 
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     pub fn socket(&self) -> &str {
         &self.socket
     }

@@ -6,6 +6,7 @@
 
 mod calls;
 mod client;
+mod discovery;
 mod dockerd;
 mod error;
 
@@ -14,6 +15,7 @@ pub use client::{
     split_image, ContainerSpec, ContainerState, Engine, EngineEvent, ManagedContainer, MountSpec,
     PortSpec, LABEL_PATH,
 };
+pub use discovery::{ContainerEvent, ContainerFacts, PortFact};
 pub use dockerd::{bridge_name, ping_socket, process_alive, PrivateDaemon, PrivateDaemonSpec};
 pub use error::EngineError;
 

@@ -15,7 +15,7 @@ pub struct Applied {
 }
 
 /// The table as a transaction sees it: its own writes over the base.
-struct Overlay<'a> {
+pub(crate) struct Overlay<'a> {
     base: &'a dyn Read,
     writes: BTreeMap<String, Option<String>>,
 }
@@ -64,11 +64,11 @@ impl Overlay<'_> {
             .insert(keys::tombstone(key), Some(index.to_string()));
     }
 
-    fn put_raw(&mut self, key: String, value: String) {
+    pub(crate) fn put_raw(&mut self, key: String, value: String) {
         self.writes.insert(key, Some(value));
     }
 
-    fn delete_raw(&mut self, key: String) {
+    pub(crate) fn delete_raw(&mut self, key: String) {
         self.writes.insert(key, None);
     }
 }
@@ -133,6 +133,12 @@ pub fn apply(op: &Op, index: u64, t: &mut dyn Table) -> io::Result<Applied> {
             }
         }
         Op::SessionDestroy { id, now_ms } => Outcome::Session(destroy(&mut o, id, index, *now_ms)?),
+        Op::Catalog(ops) => {
+            for op in ops {
+                crate::catalog_apply::step(&mut o, op, index)?;
+            }
+            Outcome::Catalog
+        }
         Op::SessionRenew { id, now_ms } => {
             let s = read::session(&o, id)?;
             if s.is_some() {

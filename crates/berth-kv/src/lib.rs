@@ -15,6 +15,8 @@
 //! it is evaluated against an overlay, then committed.
 
 mod apply;
+pub mod catalog;
+mod catalog_apply;
 mod entry;
 pub mod keys;
 mod op;

@@ -116,6 +116,8 @@ pub enum Op {
         id: String,
         now_ms: u64,
     },
+    /// Catalog writes, in order, in one entry.
+    Catalog(Vec<crate::catalog::CatalogOp>),
 }
 
 /// Why an operation of a transaction failed.
@@ -147,4 +149,5 @@ pub enum Outcome {
     },
     /// A session operation: the session, or `None` if it does not exist.
     Session(Option<Session>),
+    Catalog,
 }

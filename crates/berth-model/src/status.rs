@@ -88,6 +88,21 @@ pub struct ResourceStatus {
     pub container_id: Option<String>,
     #[serde(default)]
     pub restarts: u32,
+    /// How the registrator puts the container in the catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceInfo>,
+}
+
+/// A container's catalog registration (`service_name`, `service_tags`,
+/// `service_port`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The container's port; `None`: its first published one.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 /// Status of one object on this node.

@@ -136,25 +136,53 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
     let agent = Agent::start(opts.clone())
         .await
         .with_context(|| format!("starting the agent in {}", home.display()))?;
-    let consul = match o.consul_addr {
+    let consul_addr = match o.consul_addr {
         berth_cli::args::Listen::Off => None,
-        berth_cli::args::Listen::On(addr) => Some(
-            berth_consul::serve(
-                berth_consul::ConsulOptions {
-                    addr,
-                    datacenter: "berth".into(),
-                },
-                agent.cluster().clone(),
-            )
-            .await
-            .with_context(|| {
-                format!("serving the Consul API on {addr} (--consul-addr ADDR, or none)")
-            })?,
-        ),
+        berth_cli::args::Listen::On(addr) => Some(addr),
     };
-    if let berth_cli::args::Listen::On(addr) = o.consul_addr {
+    let consul = berth_consul::serve(
+        berth_consul::ConsulOptions {
+            addr: consul_addr,
+            datacenter: "berth".into(),
+        },
+        agent.cluster().clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "serving the Consul API on {} (--consul-addr ADDR, or none)",
+            o.consul_addr
+        )
+    })?;
+    if let Some(addr) = consul_addr {
         tracing::info!("Consul-compatible API listening on http://{addr}");
     }
+    let dns = match o.dns_addr {
+        berth_cli::args::Listen::Off => None,
+        berth_cli::args::Listen::On(addr) => {
+            let dns_opts = berth_dns::DnsOptions {
+                addr,
+                domain: o.dns_domain.clone(),
+                datacenter: "berth".into(),
+                ttl: o.dns_ttl.as_secs() as u32,
+                recursors: o.dns_recursors.clone(),
+            };
+            let h = berth_dns::serve(dns_opts, agent.cluster().desired().clone())
+                .await
+                .with_context(|| format!("serving DNS on {addr} (--dns-addr ADDR, or none)"))?;
+            tracing::info!("DNS listening on {addr} (udp, tcp) for .{}", o.dns_domain);
+            Some(h)
+        }
+    };
+    tokio::spawn(berth_registrator::run(
+        berth_registrator::RegistratorOptions {
+            host_docker_socket: opts.host_docker_socket.clone(),
+            internal: o.registrator_internal,
+            resync: opts.resync,
+        },
+        agent.cluster().clone(),
+        agent.status_bus().clone(),
+    ));
     let pidfile = opts.home.pidfile();
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
     let socket = opts.home.socket();
@@ -183,8 +211,8 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         r = berth_api::serve(agent.clone(), &socket, shutdown) => r,
         _ = grace => Ok(()),
     };
-    if let Some(c) = consul {
-        c.abort();
+    for task in consul.into_iter().chain(dns) {
+        task.abort();
     }
     agent.shutdown().await;
     let _ = std::fs::remove_file(&socket);

@@ -119,8 +119,9 @@ impl Imon {
                 c.rid.clone(),
                 (c.spec.name.clone(), (avail, problem.clone(), id.clone())),
             );
-            let rs =
+            let mut rs =
                 self.resource_status(&c.rid, "container.docker", c.label(), avail, problem, id);
+            rs.service = Some(c.service.clone());
             status.resources.push(rs);
         }
         // A Docker error is asked again next time rather than remembered.
@@ -157,6 +158,7 @@ impl Imon {
             log,
             container_id,
             restarts: st.restarts,
+            service: None,
         }
     }
 

@@ -51,5 +51,8 @@ pub static TABLE: KeywordTable = KeywordTable {
         kw("read_only", KwType::Bool, Some("false"), "Mount the container's root filesystem read-only.", Some("true")),
         kw("user", KwType::String, None, "User (name or uid[:gid]) the container runs as.", Some("1000:1000")),
         kw("privileged", KwType::Bool, Some("false"), "Give the container extended privileges.", Some("false")),
+        kw("service_name", KwType::String, None, "Name the container is registered under in the catalog and DNS (<service>.service.<domain>). Default: <name>-<namespace>.", Some("web")),
+        kw("service_tags", KwType::List, None, "Catalog tags of the service, space-separated (<tag>.<service>.service.<domain>).", Some("v1 primary")),
+        kw("service_port", KwType::Int, None, "The container port the service answers on; registered as its published host port when it has one. Default: the first published port.", Some("80")),
     ],
 };

@@ -34,6 +34,8 @@ pub struct ContainerResource {
     pub restart: u32,
     pub restart_delay: Duration,
     pub stop_timeout: Duration,
+    /// Its catalog registration.
+    pub service: berth_model::status::ServiceInfo,
 }
 
 /// `<ns>..<name>`, or `<name>` in the root namespace.
@@ -128,7 +130,20 @@ impl ContainerResource {
             .get_int("restart")
             .map_err(|e| format!("restart: {e}"))?
             .unwrap_or(0);
+        let service_port = s
+            .get_int("service_port")
+            .map_err(|e| format!("service_port: {e}"))?
+            .map(|p| u16::try_from(p).map_err(|_| format!("service_port: {p} is not a port")))
+            .transpose()?;
+        let service = berth_model::status::ServiceInfo {
+            name: field("service_name")
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}-{}", path.name, path.namespace)),
+            tags: list("service_tags"),
+            port: service_port,
+        };
         Ok(ContainerResource {
+            service,
             rid: s.name.clone(),
             spec,
             pull_policy,

@@ -160,6 +160,7 @@ impl Env {
             // Daemons of parallel tests share the host's loopback: none
             // serves the Consul API unless its test asks for one.
             .env("BERTH_CONSUL_ADDR", "none")
+            .env("BERTH_DNS_ADDR", "none")
             .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .env("BERTH_HOME", self.home())
             .stdin(Stdio::null())

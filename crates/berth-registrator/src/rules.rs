@@ -1,0 +1,247 @@
+//! Which registrations a container makes: registrator's rules for
+//! containers with `SERVICE_*` metadata, berth's keywords for its own.
+
+use berth_engine::{ContainerFacts, PortFact};
+use berth_kv::catalog::{Check, CheckDef, Health, Service, Source};
+use berth_model::status::ServiceInfo;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// One service with its checks. A `docker` check's status is Docker's
+/// healthcheck state; the others' are the check runner's.
+pub type Registration = (Service, Vec<Check>);
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Labels win over environment variables.
+struct Meta<'a> {
+    labels: &'a HashMap<String, String>,
+    env: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> Meta<'a> {
+    fn of(f: &'a ContainerFacts) -> Meta<'a> {
+        Meta {
+            labels: &f.labels,
+            env: f.env.iter().filter_map(|e| e.split_once('=')).collect(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.labels
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| self.env.get(key).copied())
+    }
+
+    /// `SERVICE_<port>_<what>`, else `SERVICE_<what>`.
+    fn for_port(&self, port: u16, what: &str) -> Option<&str> {
+        self.get(&format!("SERVICE_{port}_{what}"))
+            .or_else(|| self.get(&format!("SERVICE_{what}")))
+    }
+
+    fn any(&self) -> bool {
+        self.labels.keys().any(|k| k.starts_with("SERVICE_"))
+            || self.env.keys().any(|k| k.starts_with("SERVICE_"))
+    }
+}
+
+/// `registry:5000/library/redis:6` → `redis`.
+pub fn image_base(image: &str) -> String {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
+    last.split(':').next().unwrap_or(last).to_string()
+}
+
+fn duration(s: Option<&str>) -> Option<Duration> {
+    let s = s?.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000)
+    } else {
+        return None;
+    };
+    num.parse::<u64>()
+        .ok()
+        .map(|n| Duration::from_millis(n * scale))
+}
+
+fn docker_health(f: &ContainerFacts, node: &str, id: &str) -> Option<Check> {
+    let status = match f.health.as_deref()? {
+        "healthy" => Health::Passing,
+        _ => Health::Critical,
+    };
+    Some(Check {
+        node: node.to_string(),
+        id: format!("service:{id}:docker"),
+        name: "Docker healthcheck".into(),
+        status,
+        output: format!("docker: {}", f.health.as_deref().unwrap_or_default()),
+        ..Default::default()
+    })
+}
+
+/// Where a port is reached from outside the container.
+fn reach(p: &PortFact, f: &ContainerFacts, node_addr: &str, internal: bool) -> (String, u16) {
+    match p.public {
+        Some(public) if !internal => {
+            let host = if p.host_ip.is_empty() || p.host_ip == "0.0.0.0" {
+                node_addr.to_string()
+            } else {
+                p.host_ip.clone()
+            };
+            (host, public)
+        }
+        _ => (f.ip.clone(), p.private),
+    }
+}
+
+/// Registrator's semantics, for a container that is not berth's.
+pub fn registrator(
+    f: &ContainerFacts,
+    node: &str,
+    node_addr: &str,
+    internal: bool,
+) -> Vec<Registration> {
+    let m = Meta::of(f);
+    if !m.any() || m.get("SERVICE_IGNORE").is_some() {
+        return Vec::new();
+    }
+    let ports: Vec<&PortFact> = f
+        .ports
+        .iter()
+        .filter(|p| internal || p.public.is_some())
+        .collect();
+    let group = ports.len() > 1;
+    let base = image_base(&f.image);
+    let mut out = Vec::new();
+    for p in ports {
+        if m.get(&format!("SERVICE_{}_IGNORE", p.private)).is_some() {
+            continue;
+        }
+        let own_name = m.get(&format!("SERVICE_{}_NAME", p.private));
+        let name = match (own_name, m.get("SERVICE_NAME")) {
+            (Some(n), _) | (None, Some(n)) => n.to_string(),
+            (None, None) if group => format!("{base}-{}", p.private),
+            (None, None) => base.clone(),
+        };
+        let mut id = format!("{node}:{}:{}", f.name, p.private);
+        if p.proto == "udp" {
+            id.push_str(":udp");
+        }
+        if let Some(given) = m.for_port(p.private, "ID") {
+            id = given.to_string();
+        }
+        let tags = m
+            .for_port(p.private, "TAGS")
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (address, port) = reach(p, f, node_addr, internal);
+        let interval =
+            duration(m.for_port(p.private, "CHECK_INTERVAL")).unwrap_or(DEFAULT_INTERVAL);
+        let timeout = duration(m.for_port(p.private, "CHECK_TIMEOUT")).unwrap_or_default();
+        let mut def = CheckDef {
+            interval_ms: interval.as_millis() as u64,
+            timeout_ms: timeout.as_millis() as u64,
+            ..Default::default()
+        };
+        if let Some(path) = m.for_port(p.private, "CHECK_HTTP") {
+            def.http = format!("http://{address}:{port}{path}");
+        } else if m.for_port(p.private, "CHECK_TCP").is_some() {
+            def.tcp = format!("{address}:{port}");
+        } else if let Some(ttl) = duration(m.for_port(p.private, "CHECK_TTL")) {
+            def = CheckDef {
+                ttl_ms: ttl.as_millis() as u64,
+                ..Default::default()
+            };
+        } else {
+            def = CheckDef::default();
+        }
+        let mut checks = Vec::new();
+        if def != CheckDef::default() {
+            checks.push(Check {
+                node: node.to_string(),
+                id: format!("service:{id}"),
+                name: format!("Service '{name}' check"),
+                status: Health::Critical,
+                def,
+                ..Default::default()
+            });
+        }
+        checks.extend(docker_health(f, node, &id));
+        let service = Service {
+            node: node.to_string(),
+            id,
+            name,
+            tags,
+            address,
+            port,
+            meta: BTreeMap::new(),
+            source: Source::Registrator,
+            create_index: 0,
+            modify_index: 0,
+        };
+        out.push((service, checks));
+    }
+    out
+}
+
+/// A container berth runs for `path`'s resource `rid`.
+pub fn berth(
+    f: &ContainerFacts,
+    svc: &ServiceInfo,
+    path: &str,
+    rid: &str,
+    node: &str,
+    node_addr: &str,
+) -> Registration {
+    let published = |p: &PortFact| p.public.is_some();
+    let chosen = match svc.port {
+        Some(want) => f
+            .ports
+            .iter()
+            .find(|p| p.private == want && published(p))
+            .map(|p| reach(p, f, node_addr, false))
+            .unwrap_or_else(|| (f.ip.clone(), want)),
+        None => f
+            .ports
+            .iter()
+            .find(|p| published(p))
+            .map(|p| reach(p, f, node_addr, false))
+            .unwrap_or_else(|| (f.ip.clone(), 0)),
+    };
+    let id = format!("{node}:{}", f.name);
+    let checks = docker_health(f, node, &id).into_iter().collect();
+    let meta = BTreeMap::from([
+        ("berth-path".to_string(), path.to_string()),
+        ("berth-rid".to_string(), rid.to_string()),
+    ]);
+    let service = Service {
+        node: node.to_string(),
+        id,
+        name: svc.name.clone(),
+        tags: svc.tags.clone(),
+        address: chosen.0,
+        port: chosen.1,
+        meta,
+        source: Source::Berth,
+        create_index: 0,
+        modify_index: 0,
+    };
+    (service, checks)
+}
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;

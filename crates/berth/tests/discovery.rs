@@ -1,0 +1,329 @@
+//! The catalog, DNS and the registrator on one node: real clients only
+//! (py-consul, dig, dnsmasq as the recursor, docker run for registrator
+//! metadata).
+
+mod common;
+
+use common::{docker, unique, Env, IMAGE};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A UDP port that is also free on TCP.
+fn free_dual_port() -> u16 {
+    loop {
+        let p = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+struct Node {
+    env: Env,
+    http: u16,
+    dns: u16,
+}
+
+fn node(extra: &[&str]) -> Node {
+    let (http, dns) = (free_port(), free_dual_port());
+    let (h, d) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{dns}"));
+    let mut args = vec!["--consul-addr", &h, "--dns-addr", &d];
+    args.extend_from_slice(extra);
+    Node {
+        env: Env::start_with(&args),
+        http,
+        dns,
+    }
+}
+
+fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn curl(port: u16, method: &str, path: &str, body: Option<&str>) -> String {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-X", method]);
+    if let Some(b) = body {
+        c.args(["--data-binary", b]);
+    }
+    let out = c
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn dig(n: &Node, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &n.dns.to_string(),
+            "+time=2",
+            "+tries=1",
+        ])
+        .args(args)
+        .output()
+        .expect("dig (bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn short(n: &Node, args: &[&str]) -> Vec<String> {
+    let mut a = vec!["+short"];
+    a.extend_from_slice(args);
+    let mut v: Vec<String> = dig(n, &a).lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+fn register(n: &Node, node: &str, addr: &str, id: &str, name: &str, tags: &[&str], port: u16) {
+    let tags: Vec<String> = tags.iter().map(|t| format!("{t:?}")).collect();
+    let body = format!(
+        r#"{{"Node":"{node}","Address":"{addr}","Service":{{"ID":"{id}","Service":"{name}","Tags":[{}],"Port":{port}}}}}"#,
+        tags.join(",")
+    );
+    assert_eq!(
+        curl(n.http, "PUT", "/v1/catalog/register", Some(&body)).trim(),
+        "true"
+    );
+}
+
+#[test]
+fn dig_gets_a_srv_tags_nxdomain_and_truncation_as_from_consul() {
+    let n = node(&[]);
+    let svc = unique("web");
+    register(&n, "ext1", "10.9.0.1", "w1", &svc, &["v1"], 8081);
+    register(&n, "ext2", "10.9.0.2", "w2", &svc, &["v2"], 8082);
+    let a = short(&n, &[&format!("{svc}.service.berth"), "A"]);
+    assert_eq!(a, ["10.9.0.1", "10.9.0.2"]);
+    // Case does not matter.
+    assert_eq!(
+        short(&n, &[&format!("{}.SERVICE.Berth", svc.to_uppercase()), "A"]),
+        a
+    );
+    assert_eq!(
+        short(&n, &[&format!("v2.{svc}.service.berth")]),
+        ["10.9.0.2"]
+    );
+    let srv = dig(&n, &[&format!("_{svc}._tcp.service.berth"), "SRV"]);
+    assert!(srv.contains("1 1 8081 ext1.node.berth."), "{srv}");
+    assert!(srv.contains("1 1 8082 ext2.node.berth."), "{srv}");
+    let additional = srv.split("ADDITIONAL SECTION:").nth(1).unwrap_or_default();
+    assert!(
+        additional.contains("ext1.node.berth.") && additional.contains("10.9.0.1"),
+        "{srv}"
+    );
+    assert_eq!(
+        short(&n, &[&format!("_{svc}._v1.service.berth"), "SRV"]),
+        ["1 1 8081 ext1.node.berth."]
+    );
+    assert_eq!(short(&n, &["ext2.node.berth"]), ["10.9.0.2"]);
+    let nx = dig(&n, &["nothing-here.service.berth"]);
+    assert!(
+        nx.contains("status: NXDOMAIN") && nx.contains("flags: qr aa"),
+        "{nx}"
+    );
+    assert!(
+        nx.split("AUTHORITY SECTION:")
+            .nth(1)
+            .is_some_and(|a| a.contains("SOA")),
+        "{nx}"
+    );
+    // The name exists, not with this type: empty, authoritative, with SOA.
+    let empty = dig(&n, &[&format!("{svc}.service.berth"), "AAAA"]);
+    assert!(
+        empty.contains("status: NOERROR") && empty.contains("ANSWER: 0") && empty.contains("SOA"),
+        "{empty}"
+    );
+
+    // Forty instances: cut to 512 bytes over UDP without EDNS, with TC;
+    // whole over TCP.
+    let many = unique("many");
+    for i in 0..40 {
+        register(
+            &n,
+            &format!("m{i}"),
+            &format!("10.8.0.{}", i + 1),
+            &format!("m{i}"),
+            &many,
+            &[],
+            80,
+        );
+    }
+    let udp = dig(
+        &n,
+        &["+noedns", "+ignore", &format!("{many}.service.berth")],
+    );
+    assert!(udp.contains(" tc ") || udp.contains(" tc;"), "{udp}");
+    let size: usize = udp
+        .lines()
+        .find_map(|l| l.strip_prefix(";; MSG SIZE  rcvd: "))
+        .and_then(|s| s.trim().parse().ok())
+        .expect("a size");
+    assert!(size <= 512, "{size} bytes over UDP without EDNS");
+    assert_eq!(
+        short(&n, &["+tcp", &format!("{many}.service.berth")]).len(),
+        40
+    );
+}
+
+#[test]
+fn other_names_go_to_the_recursor() {
+    let port = free_dual_port();
+    let mut dnsmasq: Child = Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=root",
+            &format!("--port={port}"),
+            "--address=/upstream.test/10.7.7.7",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq");
+    let recursor = format!("127.0.0.1:{port}");
+    let n = node(&["--dns-recursor", &recursor]);
+    let answer = short(&n, &["www.upstream.test"]);
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+    assert_eq!(answer, ["10.7.7.7"]);
+}
+
+#[test]
+fn malformed_packets_are_ignored_and_serving_goes_on() {
+    let n = node(&[]);
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    for junk in [
+        &b""[..],
+        b"\x00",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        &[0u8; 600],
+    ] {
+        let _ = s.send_to(junk, ("127.0.0.1", n.dns));
+    }
+    register(&n, "ext", "10.9.9.9", "x", "after-junk", &[], 1);
+    assert_eq!(short(&n, &["after-junk.service.berth"]), ["10.9.9.9"]);
+}
+
+/// Removes the container even when the test fails.
+struct Removed(String);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+#[test]
+fn a_docker_run_with_service_metadata_is_registered_and_removed() {
+    let n = node(&[]);
+    let name = unique("reg");
+    let _gone = Removed(name.clone());
+    let svc = unique("regsvc");
+    let hostport = free_port();
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-l",
+        &format!("SERVICE_NAME={svc}"),
+        "-e",
+        "SERVICE_TAGS=blue",
+        "-p",
+        &format!("127.0.0.1:{hostport}:80"),
+        IMAGE,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q = format!("{svc}.service.berth");
+    wait_until("the container in DNS", 10, || {
+        short(&n, &[&q]) == ["127.0.0.1"]
+    });
+    let cat = curl(n.http, "GET", &format!("/v1/catalog/service/{svc}"), None);
+    assert!(
+        cat.contains(&format!("\"ServicePort\":{hostport}")) && cat.contains("blue"),
+        "{cat}"
+    );
+    assert!(
+        cat.contains(&format!(":{name}:80")),
+        "the id is node:container:port: {cat}"
+    );
+    let _ = docker(&["rm", "-f", &name]);
+    wait_until("the container out of DNS", 10, || {
+        dig(&n, &[&q]).contains("NXDOMAIN")
+    });
+}
+
+#[test]
+fn a_berth_service_is_registered_under_its_service_name() {
+    let n = node(&[]);
+    let path = format!("{}/web", unique("disc"));
+    let svc = unique("berthweb");
+    n.env.create_svc(
+        &path,
+        &[
+            &format!("container#0.service_name={svc}"),
+            "container#0.service_tags=edge",
+        ],
+    );
+    n.env.ok(&[&path, "start"]);
+    let q = format!("{svc}.service.berth");
+    wait_until("the berth service in DNS", 20, || {
+        !short(&n, &[&q]).is_empty()
+    });
+    assert!(!short(&n, &[&format!("edge.{svc}.service.berth")]).is_empty());
+    let (ns, name) = path.split_once('/').expect("ns/name");
+    assert_eq!(
+        short(&n, &[&format!("{name}.{ns}.svc.berth")]),
+        short(&n, &[&q])
+    );
+    n.env.ok(&[&path, "stop"]);
+    wait_until("the stopped service out of DNS", 20, || {
+        dig(&n, &[&q]).contains("NXDOMAIN")
+    });
+}
+
+#[test]
+fn py_consul_registers_services_with_checks_and_reads_health() {
+    let n = node(&[]);
+    let python =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/py-clients/bin/python");
+    assert!(python.exists(), "run scripts/py-clients");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/consul_catalog.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([
+            "127.0.0.1",
+            &n.http.to_string(),
+            &unique("py"),
+            &n.dns.to_string(),
+        ])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
