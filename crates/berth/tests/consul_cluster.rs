@@ -154,3 +154,163 @@ fn a_lock_has_exactly_one_holder_across_a_leader_kill() {
         Some(true)
     );
 }
+
+/// One A query to `server`; the response code and the number of answers,
+/// or `None` without an answer within a second.
+fn query_a(sock: &std::net::UdpSocket, server: &str, name: &str, id: u16) -> Option<(u8, u16)> {
+    let mut q = Vec::with_capacity(64);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    sock.send_to(&q, server).ok()?;
+    let mut buf = [0u8; 1500];
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        if n >= 12 && buf[..2] == id.to_be_bytes() {
+            return Some((buf[3] & 0x0f, u16::from_be_bytes([buf[6], buf[7]])));
+        }
+    }
+    None
+}
+
+fn dns_a(node: &Node, name: &str) -> Vec<String> {
+    let out = std::process::Command::new("dig")
+        .args([
+            "@".to_string() + &node.addr,
+            "-p".into(),
+            "8600".into(),
+            "+short".into(),
+            "+time=1".into(),
+            name.into(),
+        ])
+        .output()
+        .expect("dig");
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+fn register_service(node: &Node, name: &str) {
+    let body = format!(
+        r#"{{"Name":"{name}","ID":"{name}-{}","Port":80}}"#,
+        node.name
+    );
+    let (code, text) = consul(node, "PUT", "/v1/agent/service/register", Some(&body));
+    assert_eq!(code, 200, "{text}");
+}
+
+#[test]
+fn dns_never_answers_nxdomain_for_a_running_service_through_a_leader_kill() {
+    let mut bed = Testbed::new(3);
+    bed.form_cluster(3);
+    let lead = leader(&bed, 0);
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != lead).collect();
+    let owner = survivors[0];
+    register_service(&bed.nodes[owner], "steady");
+    let asked = survivors[1];
+    let server = format!("{}:8600", bed.nodes[asked].addr);
+    wait_until("the service in the survivor's DNS", 10, || {
+        dns_a(&bed.nodes[asked], "steady.service.berth").len() == 1
+    });
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let loop_server = server.clone();
+    let looper = std::thread::spawn(move || {
+        let mut results = Vec::with_capacity(2000);
+        let until = Instant::now() + Duration::from_secs(90);
+        for i in 0..2000u16 {
+            if i == 200 {
+                let _ = tx.send(());
+            }
+            if Instant::now() > until {
+                break;
+            }
+            results.push(query_a(&sock, &loop_server, "steady.service.berth", i));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        results
+    });
+    rx.recv().expect("the loop started");
+    kill_leader(&mut bed, asked);
+    let results = looper.join().expect("the query loop");
+    assert_eq!(results.len(), 2000, "the loop ran out of time");
+    let nx = results.iter().filter(|r| matches!(r, Some((3, _)))).count();
+    let empty = results.iter().filter(|r| matches!(r, Some((0, 0)))).count();
+    let lost = results.iter().filter(|r| r.is_none()).count();
+    assert_eq!(
+        (nx, empty, lost),
+        (0, 0, 0),
+        "NXDOMAIN, empty and unanswered out of 2000"
+    );
+}
+
+#[test]
+fn a_killed_nodes_services_turn_critical_everywhere_and_its_sessions_end() {
+    let mut bed = Testbed::new(3);
+    bed.form_cluster(3);
+    for i in 0..3 {
+        register_service(&bed.nodes[i], "everywhere");
+    }
+    for i in 0..3 {
+        wait_until("all three instances in DNS", 15, || {
+            dns_a(&bed.nodes[i], "everywhere.service.berth").len() == 3
+        });
+    }
+    let lead = leader(&bed, 0);
+    let victim = (0..3).find(|i| *i != lead).expect("a follower");
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let s = session(&bed.nodes[victim], "on-the-victim");
+    let (_, ok) = consul(
+        &bed.nodes[victim],
+        "PUT",
+        &format!("/v1/kv/held?acquire={s}"),
+        Some("x"),
+    );
+    assert_eq!(ok.trim(), "true");
+    let dead_addr = bed.nodes[victim].addr.clone();
+    let t0 = Instant::now();
+    bed.kill(victim);
+    for &i in &survivors {
+        wait_until("the dead node's instance out of DNS", 15, || {
+            let a = dns_a(&bed.nodes[i], "everywhere.service.berth");
+            a.len() == 2 && !a.contains(&dead_addr)
+        });
+    }
+    eprintln!(
+        "out of every survivor's DNS {:?} after the kill",
+        t0.elapsed()
+    );
+    let (_, health) = consul(
+        &bed.nodes[survivors[0]],
+        "GET",
+        "/v1/health/service/everywhere",
+        None,
+    );
+    let v: Value = serde_json::from_str(&health).expect("json");
+    let critical: Vec<&str> = v
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|e| {
+            e["Checks"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["Status"] == "critical"))
+        })
+        .filter_map(|e| e["Node"]["Node"].as_str())
+        .collect();
+    assert_eq!(critical, [bed.nodes[victim].name.as_str()]);
+    // Its session is invalidated: the lock is free again.
+    wait_until("the dead node's session to end", 15, || {
+        holder(&bed.nodes[survivors[0]], "held").is_none()
+    });
+}

@@ -310,6 +310,8 @@ impl Testbed {
             .nsenter(BIN)
             .args(["daemon", "run", "--nodename", &node.name, "--resync", "2s"])
             .args(["--docker-socket", &node.docker_socket()])
+            // DNS on the node's bed address, so a test reaches it from the host.
+            .args(["--dns-addr", &format!("{}:8600", node.addr)])
             .env("BERTH_HOME", node.home())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
