@@ -42,6 +42,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use watch::{Interest, Watches};
 
+pub use session::decode_session;
 pub use txn::decode_txn;
 
 /// What the API needs to run.

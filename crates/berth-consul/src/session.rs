@@ -189,16 +189,18 @@ pub async fn create(state: State, body: Bytes) -> ApiResult {
     if !c.known_node(&s.node) {
         return Err(ApiError::internal("Missing node registration"));
     }
-    // Until the catalog holds checks, a session can only rest on the
-    // node's own liveness.
-    if let Some(other) = s
-        .node_checks
-        .iter()
-        .chain(&s.service_checks)
-        .find(|c| c.as_str() != SERF_HEALTH)
-    {
+    // Each check the session rests on must be registered on its node
+    // (serfHealth is every member's).
+    let registered =
+        berth_kv::catalog::checks(c.desired().as_ref(), None).map_err(ApiError::from)?;
+    if let Some(missing) = s.node_checks.iter().chain(&s.service_checks).find(|id| {
+        id.as_str() != SERF_HEALTH
+            && !registered
+                .iter()
+                .any(|ch| ch.node == s.node && &ch.id == *id)
+    }) {
         return Err(ApiError::internal(format!(
-            "Missing check '{other}' registration"
+            "Missing check '{missing}' registration"
         )));
     }
     s.id = uuid::Uuid::new_v4().to_string();

@@ -10,6 +10,7 @@
 use crate::session::SERF_HEALTH;
 use crate::{Consul, Replica};
 use berth_cluster::KvWrite;
+use berth_kv::catalog::Health;
 use berth_kv::keys;
 use berth_model::cluster::NodeState;
 use std::collections::HashMap;
@@ -79,25 +80,45 @@ fn due(c: &Consul) -> Vec<String> {
     out
 }
 
-/// Sessions bound to a node that is down or gone.
+/// Sessions whose checks failed: one of them critical or deregistered,
+/// or, for `serfHealth` not in the catalog yet, its node down or gone.
 async fn orphans(c: &Arc<Consul>) -> Vec<String> {
-    let r = Replica(c.desired());
-    let Ok(sessions) = berth_kv::sessions(&r) else {
+    let d = c.desired();
+    let Ok(sessions) = berth_kv::sessions(d.as_ref()) else {
         return Vec::new();
     };
-    if sessions.is_empty() || !c.cluster.is_clustered() {
+    let Ok(checks) = berth_kv::catalog::checks(d.as_ref(), None) else {
         return Vec::new();
+    };
+    let mut view = None;
+    let mut out = Vec::new();
+    for s in sessions {
+        let mut failed = false;
+        for id in s.node_checks.iter().chain(&s.service_checks) {
+            match checks.iter().find(|ch| ch.node == s.node && &ch.id == id) {
+                Some(ch) => failed |= ch.status == Health::Critical,
+                None if id == SERF_HEALTH => {
+                    if !c.cluster.is_clustered() {
+                        continue;
+                    }
+                    if view.is_none() {
+                        view = Some(c.cluster.view().await);
+                    }
+                    let v = view
+                        .as_ref()
+                        .map(|v| v.nodes.as_slice())
+                        .unwrap_or_default();
+                    failed |= match v.iter().find(|n| n.record.name == s.node) {
+                        None => true,
+                        Some(n) => n.state == NodeState::Down,
+                    };
+                }
+                None => failed = true,
+            }
+        }
+        if failed {
+            out.push(s.id);
+        }
     }
-    let view = c.cluster.view().await;
-    sessions
-        .into_iter()
-        .filter(|s| s.node_checks.iter().any(|k| k == SERF_HEALTH))
-        .filter(
-            |s| match view.nodes.iter().find(|n| n.record.name == s.node) {
-                None => true,
-                Some(n) => n.state == NodeState::Down,
-            },
-        )
-        .map(|s| s.id)
-        .collect()
+    out
 }

@@ -81,6 +81,20 @@ assert ttl["Status"] == "passing" and ttl["Output"] == "all good", ttl
 assert c.agent.check.ttl_fail(ttl_id, "broken") is True
 assert [ch for ch in c.health.node(node)[1] if ch["CheckID"] == ttl_id][0]["Status"] == "critical"
 
+# A session resting on a check ends when the check turns critical.
+sc = f"{prefix}-sesscheck"
+assert c.agent.check.register(sc, check=consul.Check.ttl("60s"), check_id=sc) is True
+assert c.agent.check.ttl_pass(sc) is True
+sid = c.session.create(checks=["serfHealth", sc], lock_delay=0)
+assert c.session.info(sid)[1]["NodeChecks"] == ["serfHealth", sc]
+try:
+    c.session.create(checks=["no-such-check"])
+    raise AssertionError("a session on a missing check was created")
+except consul.base.ConsulException as ex:
+    assert "Missing check" in str(ex), ex
+assert c.agent.check.ttl_fail(sc) is True
+wait("the session on a failed check to end", 10, lambda: c.session.info(sid)[1] is None)
+
 # An external node, registered and deregistered through the catalog.
 ext = f"{prefix}-ext"
 assert c.catalog.register(ext, "10.20.30.40", service={"Service": f"{prefix}-db", "Port": 5432}) is True
