@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub type Obj = Map<String, Value>;
 
+/// The shortest `DeregisterCriticalServiceAfter` Consul honours.
+const MIN_DEREGISTER: Duration = Duration::from_secs(60);
+
 pub fn object(body: &[u8]) -> Result<Obj, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("Request decode failed: {e}")))
 }
@@ -116,7 +119,11 @@ pub fn check(o: &Obj, node: &str, default_id: &str, default_name: &str) -> Resul
         ttl_ms: dur(o, "TTL")?.as_millis() as u64,
         interval_ms: dur(o, "Interval")?.as_millis() as u64,
         timeout_ms: dur(o, "Timeout")?.as_millis() as u64,
-        deregister_critical_after_ms: dur(o, "DeregisterCriticalServiceAfter")?.as_millis() as u64,
+        deregister_critical_after_ms: match dur(o, "DeregisterCriticalServiceAfter")? {
+            // Consul's documented minimum.
+            d if !d.is_zero() => d.max(MIN_DEREGISTER).as_millis() as u64,
+            _ => 0,
+        },
     };
     if (!def.http.is_empty() || !def.tcp.is_empty()) && def.interval_ms == 0 {
         return Err(ApiError::bad(
@@ -216,6 +223,14 @@ mod tests {
         assert_eq!(checks[0].id, "service:web");
         assert_eq!(checks[0].status, Health::Critical);
         assert_eq!(checks[0].def.deregister_critical_after_ms, 60_000);
+        let o =
+            object(br#"{"Name":"x","Check":{"TTL":"10s","DeregisterCriticalServiceAfter":"5s"}}"#)
+                .unwrap();
+        let (_, checks) = service(&o, "n1", "Name").unwrap();
+        assert_eq!(
+            checks[0].def.deregister_critical_after_ms, 60_000,
+            "Consul's minimum"
+        );
     }
 
     #[test]

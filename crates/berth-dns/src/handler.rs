@@ -5,14 +5,12 @@
 use crate::answer::{self, Ctx, Found};
 use crate::names::{self, Lookup};
 use crate::{forward, DnsOptions};
-use berth_store::Desired;
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::xfer::Protocol;
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use std::sync::Arc;
 
 /// What a UDP answer without EDNS may weigh (RFC 1035).
 const CLASSIC_UDP: u16 = 512;
@@ -21,7 +19,7 @@ const OUR_PAYLOAD: u16 = 4096;
 
 pub struct Handler {
     pub opts: DnsOptions,
-    pub desired: Arc<Desired>,
+    pub view: crate::view::Shared,
 }
 
 impl Handler {
@@ -53,6 +51,18 @@ impl Handler {
     }
 }
 
+/// The most an rdata can weigh on the wire; unknown kinds force the
+/// exact encoding.
+fn rdata_bound(d: &RData) -> usize {
+    match d {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::SRV(s) => 6 + s.target().len() + 2,
+        RData::SOA(s) => s.mname().len() + s.rname().len() + 4 + 20,
+        _ => 65535,
+    }
+}
+
 /// Drops answer pairs from the end until the message fits; says whether
 /// it dropped any.
 fn fit(
@@ -64,6 +74,20 @@ fn fit(
     edns: Option<&Edns>,
     max: usize,
 ) -> bool {
+    // Most answers are far below the limit: a bound that counts every
+    // name in full spares the exact encoding.
+    let qlen = query.name().len() + 2;
+    let bound = |r: &Record| r.name().len() + 2 + 10 + rdata_bound(r.data());
+    let upper = 12
+        + qlen
+        + 4
+        + answers.iter().map(bound).sum::<usize>()
+        + extra.iter().flatten().map(bound).sum::<usize>()
+        + soa.iter().map(bound).sum::<usize>()
+        + if edns.is_some() { 11 } else { 0 };
+    if upper <= max {
+        return false;
+    }
     let size = |answers: &[Record], extra: &[Option<Record>]| {
         let mut m = Message::new();
         m.set_header(*header);
@@ -117,13 +141,8 @@ impl RequestHandler for Handler {
             domain: &self.opts.domain,
             ttl: self.opts.ttl,
         };
-        let found = match answer::find(self.desired.as_ref(), &qname, qtype, &lookup, &ctx) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!("dns {qname}: {e}");
-                return self.fail(request, rh, ResponseCode::ServFail).await;
-            }
-        };
+        let view = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let found = answer::find(&view, &qname, qtype, &lookup, &ctx);
         let mut header = Header::response_from_request(request.header());
         header.set_authoritative(true);
         let (mut answers, mut extra) = match found {

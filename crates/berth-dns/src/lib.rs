@@ -10,6 +10,9 @@
 //! fits in 512 bytes (TC when cut); with EDNS, in the client's size.
 //! Other names go to the recursors.
 //!
+//! Answers come from an in-memory view of the catalog, rebuilt from the
+//! replica at every catalog change (`view.rs`).
+//!
 //! Architecture invariant: DNS only reads: the replica, never the leader,
 //! so a leader change never takes a running service out of an answer.
 
@@ -17,6 +20,7 @@ mod answer;
 mod forward;
 mod handler;
 pub mod names;
+mod view;
 
 use berth_store::Desired;
 use hickory_server::ServerFuture;
@@ -42,7 +46,9 @@ pub async fn serve(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let udp = tokio::net::UdpSocket::bind(opts.addr).await?;
     let tcp = tokio::net::TcpListener::bind(opts.addr).await?;
-    let mut server = ServerFuture::new(handler::Handler { opts, desired });
+    let view = crate::view::Shared::default();
+    tokio::spawn(view::follow(desired, view.clone()));
+    let mut server = ServerFuture::new(handler::Handler { opts, view });
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5));
     Ok(tokio::spawn(async move {

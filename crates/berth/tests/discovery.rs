@@ -327,3 +327,29 @@ fn py_consul_registers_services_with_checks_and_reads_health() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_service_critical_past_deregister_critical_service_after_is_deregistered() {
+    let n = node(&[]);
+    let svc = unique("doomed");
+    // A TCP check on a port nothing listens on: critical from the start.
+    let closed = free_port();
+    let body = format!(
+        r#"{{"Name":"{svc}","Port":1,"Check":{{"TCP":"127.0.0.1:{closed}","Interval":"1s","DeregisterCriticalServiceAfter":"1m"}}}}"#
+    );
+    curl(n.http, "PUT", "/v1/agent/service/register", Some(&body));
+    let path = format!("/v1/catalog/service/{svc}");
+    assert!(curl(n.http, "GET", &path, None).contains(&svc));
+    wait_until("the check to turn critical", 10, || {
+        curl(n.http, "GET", &format!("/v1/health/checks/{svc}"), None).contains("critical")
+    });
+    // Consul's minimum is a minute: still there well before it.
+    std::thread::sleep(Duration::from_secs(20));
+    assert!(
+        curl(n.http, "GET", &path, None).contains(&svc),
+        "deregistered too early"
+    );
+    wait_until("the deregistration", 90, || {
+        curl(n.http, "GET", &path, None).trim() == "[]"
+    });
+}
