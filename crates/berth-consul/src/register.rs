@@ -148,7 +148,9 @@ pub fn check(o: &Obj, node: &str, default_id: &str, default_name: &str) -> Resul
         service_id: text(o, "ServiceID")?,
         service_name: String::new(),
         def,
-        critical_since_ms: None,
+        // A check that starts critical has been so since now: the clock
+        // of DeregisterCriticalServiceAfter starts here.
+        critical_since_ms: (status == Health::Critical).then(crate::now_ms),
         create_index: 0,
         modify_index: 0,
     })

@@ -19,6 +19,8 @@ pub mod catalog;
 mod catalog_apply;
 mod entry;
 pub mod keys;
+#[cfg(test)]
+mod mem_table;
 mod op;
 mod read;
 

@@ -235,7 +235,7 @@ impl Registrator {
                         id: c.id.clone(),
                         status: c.status,
                         output: c.output.clone(),
-                        now_ms: now_ms(),
+                        now_ms: rules::now_ms(),
                     });
                 }
             }
@@ -262,10 +262,4 @@ impl Registrator {
 fn same_service(a: &Service, b: &Service) -> bool {
     (&a.name, &a.tags, &a.address, a.port, &a.meta, a.source)
         == (&b.name, &b.tags, &b.address, b.port, &b.meta, b.source)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -13,6 +13,12 @@ pub type Registration = (Service, Vec<Check>);
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Labels win over environment variables.
 struct Meta<'a> {
     labels: &'a HashMap<String, String>,
@@ -77,6 +83,7 @@ fn docker_health(f: &ContainerFacts, node: &str, id: &str) -> Option<Check> {
         _ => Health::Critical,
     };
     Some(Check {
+        critical_since_ms: (status == Health::Critical).then(now_ms),
         node: node.to_string(),
         id: format!("service:{id}:docker"),
         name: "Docker healthcheck".into(),
@@ -176,6 +183,7 @@ pub fn registrator(
                 name: format!("Service '{name}' check"),
                 status: Health::Critical,
                 def,
+                critical_since_ms: Some(now_ms()),
                 ..Default::default()
             });
         }

@@ -4,16 +4,9 @@
 
 mod common;
 
-use common::{unique, Env};
+use common::{free_port, unique, Env};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A daemon serving the Consul API on a port of its own.
 fn consul_env() -> (Env, u16) {

@@ -4,17 +4,10 @@
 
 mod common;
 
-use common::{docker, unique, Env, IMAGE};
+use common::{docker, free_port, unique, Env, IMAGE};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A UDP port that is also free on TCP.
 fn free_dual_port() -> u16 {

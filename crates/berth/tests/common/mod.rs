@@ -20,6 +20,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// A TCP port free on 127.0.0.1 now (another process may take it before
+/// the caller binds it; tests that need one retry or fail clearly).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A unique, RFC 1123-safe token for names.
 pub fn unique(prefix: &str) -> String {
     format!(
