@@ -195,6 +195,19 @@ impl Cluster {
             .clone()
     }
 
+    /// The host part of the address peers reach this node at; loopback on
+    /// a standalone node. Services registered without an address of
+    /// their own are reached here.
+    pub fn advertised_host(&self) -> String {
+        self.identity()
+            .map(|i| {
+                i.advertise
+                    .rsplit_once(':')
+                    .map_or(i.advertise.clone(), |(h, _)| h.to_string())
+            })
+            .unwrap_or_else(|| "127.0.0.1".into())
+    }
+
     pub fn is_clustered(&self) -> bool {
         self.identity
             .read()

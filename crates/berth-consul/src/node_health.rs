@@ -26,15 +26,7 @@ async fn submit(c: &Consul, ops: Vec<CatalogOp>) {
 /// This node's catalog record and node check.
 fn own_records(c: &Consul) -> Vec<CatalogOp> {
     let me = c.cluster.nodename().to_string();
-    let address = c
-        .cluster
-        .identity()
-        .map(|i| {
-            i.advertise
-                .rsplit_once(':')
-                .map_or(i.advertise.clone(), |(h, _)| h.to_string())
-        })
-        .unwrap_or_else(|| "127.0.0.1".into());
+    let address = c.cluster.advertised_host();
     vec![
         CatalogOp::RegisterNode(Node {
             name: me.clone(),

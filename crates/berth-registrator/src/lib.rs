@@ -143,21 +143,10 @@ impl Registrator {
         Ok(e)
     }
 
-    fn node_addr(&self) -> String {
-        self.cluster
-            .identity()
-            .map(|i| {
-                i.advertise
-                    .rsplit_once(':')
-                    .map_or(i.advertise.clone(), |(h, _)| h.to_string())
-            })
-            .unwrap_or_else(|| "127.0.0.1".into())
-    }
-
     /// What runs here now, as registrations.
     async fn wanted(&self) -> Result<Vec<Registration>, String> {
         let node = self.cluster.nodename().to_string();
-        let addr = self.node_addr();
+        let addr = self.cluster.advertised_host();
         let host = self.engine(&self.opts.host_docker_socket).await?;
         let mut out = Vec::new();
         let on_host = self.host_facts(&host).await?;
