@@ -4,10 +4,7 @@
 
 pub mod container_docker;
 pub mod default;
-mod shell;
 pub mod volume;
-
-pub use shell::split_command;
 
 use berth_model::Registry;
 

@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::config::{parse_section_name, ConfigDoc, DEFAULT_SECTION};
 use crate::path::ObjectPath;
 use crate::refs::{expand, RefContext};
-use crate::schema::{check_value, parse_bool, parse_duration, split_list, KeywordTable, Registry};
+use crate::schema::{
+    check_keyword, parse_bool, parse_duration, split_list, KeywordTable, Registry,
+};
 use crate::validate::{
     section_line, section_table, split_scope, validate, ConfigError, TYPE_KEYWORD,
 };
@@ -66,9 +68,11 @@ impl Section {
         self.parse_with(kw, parse_duration)
     }
 
-    /// The value of a keyword split on whitespace; empty when unset.
-    pub fn get_list(&self, kw: &str) -> Vec<String> {
-        self.get_str(kw).map(split_list).unwrap_or_default()
+    /// The value of a keyword split into words ([`crate::QUOTING_DOC`]);
+    /// empty when unset.
+    pub fn get_list(&self, kw: &str) -> Result<Vec<String>, String> {
+        self.parse_with(kw, split_list)
+            .map(Option::unwrap_or_default)
     }
 }
 
@@ -160,7 +164,7 @@ fn resolve_section(
         match expand(value, ctx) {
             Ok(expanded) => {
                 if value.contains('{') {
-                    if let Err(e) = check_value(&kw.kind, &expanded) {
+                    if let Err(e) = check_keyword(kw, &expanded) {
                         err(line, kw.name, format!("after expansion: {e}"));
                     }
                 }

@@ -86,8 +86,8 @@ fn typed_getters() {
         c.get_duration("start_timeout"),
         Ok(Some(Duration::from_secs(30)))
     );
-    assert_eq!(c.get_list("command"), vec!["sleep", "infinity"]);
-    assert!(c.get_list("nope").is_empty());
+    assert_eq!(c.get_list("command").unwrap(), vec!["sleep", "infinity"]);
+    assert!(c.get_list("nope").unwrap().is_empty());
     assert!(c.get_int("image").is_err());
     let err = c.get_bool("image").unwrap_err();
     assert!(err.contains("[container#2] image"), "{err}");

@@ -89,6 +89,23 @@ fn compile(pattern: &str) -> Vec<Token> {
     tokens
 }
 
+/// Whether every `[` of `pattern` opens a class that is closed.
+pub fn classes_closed(pattern: &str) -> bool {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '[' {
+            match parse_class(&chars, i + 1) {
+                Some((_, next)) => i = next,
+                None => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 /// Matches `text` against a shell-style glob `pattern`.
 ///
 /// Supports `*` (any run of characters), `?` (one character), `[abc]`,

@@ -12,11 +12,13 @@ pub mod glob;
 pub mod hash;
 pub mod path;
 pub mod refs;
+pub mod rules;
 pub mod schema;
 pub mod selector;
 pub mod settings;
 pub mod status;
 pub mod validate;
+pub mod words;
 
 #[cfg(test)]
 mod test_fixtures;
@@ -31,7 +33,9 @@ pub use glob::glob_match;
 pub use hash::fnv1a64;
 pub use path::*;
 pub use refs::*;
+pub use rules::Rule;
 pub use schema::*;
 pub use selector::*;
 pub use settings::{ObjectSettings, Orchestrate, Topology};
 pub use validate::*;
+pub use words::{split_words, QUOTING_DOC};

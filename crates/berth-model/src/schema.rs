@@ -7,6 +7,8 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::config::{parse_section_name, DEFAULT_SECTION};
+use crate::rules::Rule;
+use crate::words::split_words;
 
 /// The type of a keyword value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +78,20 @@ pub struct Keyword {
     pub text: &'static str,
     /// An example value.
     pub example: Option<&'static str>,
+    /// The constraint on the value beyond its type.
+    #[serde(serialize_with = "ser_rule")]
+    pub rule: Rule,
+}
+
+fn ser_rule<S: Serializer>(rule: &Rule, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rule.describe())
+}
+
+impl Keyword {
+    /// The same keyword with a value constraint.
+    pub const fn with_rule(self, rule: Rule) -> Keyword {
+        Keyword { rule, ..self }
+    }
 }
 
 /// The keywords of one section family and resource type.
@@ -140,7 +156,18 @@ impl Registry {
     pub fn lookup(&self, dotted: &str) -> Option<(&KeywordTable, &Keyword)> {
         let parts: Vec<&str> = dotted.split('.').collect();
         let (family, rtype, name) = match parts.as_slice() {
-            [name] => (DEFAULT_SECTION.to_string(), None, *name),
+            // A bare name is DEFAULT's, else the first table's that has it.
+            [name] => {
+                return self
+                    .table(DEFAULT_SECTION, None)
+                    .and_then(|t| t.get(name).map(|k| (t, k)))
+                    .or_else(|| {
+                        self.tables
+                            .iter()
+                            .copied()
+                            .find_map(|t| t.get(name).map(|k| (t, k)))
+                    })
+            }
             [section, name] => (family_of(section), None, *name),
             [section, rtype, name] => (family_of(section), Some(*rtype), *name),
             _ => return None,
@@ -187,6 +214,16 @@ fn table_schema(t: &KeywordTable) -> Value {
         kw.insert("description".into(), json!(k.text));
         if let Some(example) = k.example {
             kw.insert("examples".into(), json!([example]));
+        }
+        if let Rule::Range { min, max } = k.rule {
+            kw.insert("minimum".into(), json!(min));
+            kw.insert("maximum".into(), json!(max));
+        }
+        if k.rule != Rule::None {
+            kw.insert("rule".into(), json!(k.rule.describe()));
+        }
+        if k.required {
+            kw.insert("minLength".into(), json!(1));
         }
         if k.required {
             required.push(k.name);
@@ -281,15 +318,43 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(1u64 << shift).ok_or_else(err)
 }
 
-/// Splits a list value on whitespace.
-pub fn split_list(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
+/// Splits a list value into words, quoted as a shell would
+/// ([`crate::words::QUOTING_DOC`]).
+pub fn split_list(s: &str) -> Result<Vec<String>, String> {
+    split_words(s)
+}
+
+/// Checks a value against everything its keyword says: no NUL byte, not
+/// empty when required, its type, then its rule. The error names the value
+/// and the rule it broke.
+pub fn check_keyword(kw: &Keyword, value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err(format!(
+            "invalid value {value:?}: NUL bytes are not allowed"
+        ));
+    }
+    if kw.required && value.trim().is_empty() {
+        return Err("a required keyword cannot be empty".to_string());
+    }
+    check_value(&kw.kind, value)?;
+    kw.rule.check(value).map_err(|e| {
+        // A list's error names the bad word; name the whole value too.
+        let e = if e.contains(&format!("{value:?}")) {
+            e
+        } else {
+            format!("invalid value {value:?}: {e}")
+        };
+        format!("{e} (rule: {})", kw.rule.describe())
+    })
 }
 
 /// Checks a raw value against a keyword type.
 pub fn check_value(kind: &KwType, value: &str) -> Result<(), String> {
     match kind {
-        KwType::String | KwType::List => Ok(()),
+        KwType::String => Ok(()),
+        KwType::List => split_words(value).map(|_| ()).map_err(|e| {
+            format!("invalid list {value:?}: {e} (rule: words, quoted as in a shell)")
+        }),
         KwType::Int => value
             .trim()
             .parse::<i64>()

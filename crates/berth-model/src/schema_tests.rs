@@ -96,8 +96,8 @@ fn check_value_table() {
 
 #[test]
 fn lists() {
-    assert_eq!(split_list("  a b\n\tc "), vec!["a", "b", "c"]);
-    assert!(split_list("   ").is_empty());
+    assert_eq!(split_list("  a b\n\tc ").unwrap(), vec!["a", "b", "c"]);
+    assert!(split_list("   ").unwrap().is_empty());
 }
 
 #[test]
@@ -141,7 +141,10 @@ fn registry_lookup() {
         ),
         ("container.docker.userns", None),
         ("container.nope", None),
-        ("image", None),
+        // A bare name found in no DEFAULT keyword is looked up everywhere.
+        ("image", Some(("container", Some("docker"), "image"))),
+        ("userns", Some(("container", Some("podman"), "userns"))),
+        ("nope", None),
         ("a.b.c.d", None),
     ];
     for (q, want) in cases {

@@ -38,6 +38,9 @@ pub enum SelectorError {
     /// A path glob has too many `/`-separated parts.
     #[error("invalid path pattern {0:?}: expected name, namespace/name or namespace/kind/name")]
     InvalidPath(String),
+    /// A path glob has a `[` class that is never closed.
+    #[error("unbalanced '[' in selector element {0:?}: a character class needs its ']'")]
+    UnbalancedBracket(String),
     /// A path glob names an unknown kind.
     #[error("invalid kind {0:?} in selector: expected one of svc, sec, cfg, usr")]
     InvalidKind(String),
@@ -116,6 +119,12 @@ fn parse_matcher(atom: &str) -> Result<Matcher, SelectorError> {
     };
     if namespace.is_empty() || name.is_empty() || kind.is_empty() {
         return Err(SelectorError::InvalidPath(atom.to_string()));
+    }
+    if [namespace, kind, name]
+        .iter()
+        .any(|p| !crate::glob::classes_closed(p))
+    {
+        return Err(SelectorError::UnbalancedBracket(atom.to_string()));
     }
     if !has_glob_chars(kind) && kind.parse::<Kind>().is_err() {
         return Err(SelectorError::InvalidKind(kind.to_string()));
@@ -395,6 +404,11 @@ mod tests {
             ("a/b/c/d", SelectorError::InvalidPath("a/b/c/d".into())),
             ("a/", SelectorError::InvalidPath("a/".into())),
             ("ns/foo/x", SelectorError::InvalidKind("foo".into())),
+            (
+                "app[1-*/*",
+                SelectorError::UnbalancedBracket("app[1-*/*".into()),
+            ),
+            ("a/b[", SelectorError::UnbalancedBracket("a/b[".into())),
         ];
         for (sel, want) in cases {
             assert_eq!(Selector::parse(sel), Err(want), "selector {sel:?}");

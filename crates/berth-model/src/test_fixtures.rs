@@ -1,5 +1,6 @@
 //! Small fake keyword tables shared by unit tests.
 
+use crate::rules::Rule;
 use crate::schema::{Keyword, KeywordTable, KwType, Registry};
 
 const fn kw(name: &'static str, kind: KwType) -> Keyword {
@@ -11,6 +12,7 @@ const fn kw(name: &'static str, kind: KwType) -> Keyword {
         scopable: false,
         text: "test keyword",
         example: None,
+        rule: Rule::None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::config::{is_scope_name, parse_section_name, ConfigDoc, Entry, DEFAULT_SECTION};
 use crate::refs::check_refs;
-use crate::schema::{check_value, KeywordTable, Registry};
+use crate::schema::{check_keyword, KeywordTable, Registry};
 
 /// The keyword selecting a resource's type.
 pub const TYPE_KEYWORD: &str = "type";
@@ -144,6 +144,9 @@ pub fn validate(doc: &ConfigDoc, registry: &Registry) -> Vec<ConfigError> {
 
 fn check_entry(table: &KeywordTable, section: &str, entry: &Entry) -> Result<(), String> {
     let (name, scope) = split_scope(&entry.key);
+    if entry.value.contains('\0') {
+        return Err("NUL bytes are not allowed in a value".to_string());
+    }
     if name == TYPE_KEYWORD && section != DEFAULT_SECTION && table.get(name).is_none() {
         // `type` selects the table; section_table already vetted its value.
         return match scope {
@@ -165,7 +168,7 @@ fn check_entry(table: &KeywordTable, section: &str, entry: &Entry) -> Result<(),
     }
     check_refs(&entry.value).map_err(|e| e.to_string())?;
     if !entry.value.contains('{') {
-        check_value(&kw.kind, &entry.value)?;
+        check_keyword(kw, &entry.value)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-use berth_model::{Keyword, KeywordTable, KwType};
+use berth_model::{Keyword, KeywordTable, KwType, Rule};
 
 const fn kw(
     name: &'static str,
@@ -15,6 +15,7 @@ const fn kw(
         scopable: true,
         text,
         example,
+        rule: Rule::None,
     }
 }
 
@@ -32,19 +33,20 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: true,
             text: "Image to run. Used from the local engine if present, else handled per pull_policy.",
             example: Some("127.0.0.1:5000/local/pause:1"),
+            rule: Rule::Image,
         },
         kw("pull_policy", KwType::Enum(&["missing", "always", "never", "host"]), Some("missing"),
            "missing: use the local image, pull when absent. always: pull before each create. never: local only. host: when absent from a private daemon, copy it from the host's dockerd (docker save | docker load), else pull.",
            Some("host")),
         kw("command", KwType::String, None, "Command and arguments, split like a shell would.", Some("sleep 3600")),
         kw("entrypoint", KwType::String, None, "Entrypoint override, split like a shell would.", Some("/bin/sh -c")),
-        kw("environment", KwType::List, None, "Environment variables, as space-separated KEY=VALUE words.", Some("LOG=debug MODE=prd")),
-        kw("ports", KwType::List, None, "Published ports: [ip:]hostport:containerport[/proto], space-separated.", Some("8080:80/tcp")),
-        kw("volume_mounts", KwType::List, None, "Mounts: <volume name or /host/dir>:<container dir>[:ro], space-separated.", Some("data:/data /srv/conf:/etc/app:ro")),
+        kw("environment", KwType::List, None, "Environment variables, as KEY=VALUE words. Words are separated by spaces. Quotes group words and are removed: D=\"x y=z\" is the one variable D with the value x y=z. A backslash escapes the next character, outside quotes and inside \"...\"; inside '...' every character is literal.", Some("LOG=debug MODE=prd")).with_rule(Rule::KeyValues),
+        kw("ports", KwType::List, None, "Published ports: [ip:]hostport:containerport[/proto], space-separated.", Some("8080:80/tcp")).with_rule(Rule::Ports),
+        kw("volume_mounts", KwType::List, None, "Mounts: <volume name or /host/dir>:<container dir>[:ro], space-separated.", Some("data:/data /srv/conf:/etc/app:ro")).with_rule(Rule::Mounts),
         kw("netns", KwType::String, None, "Network mode: host, none, bridge, or a docker network name.", Some("host")),
         kw("hostname", KwType::String, None, "Container hostname.", Some("{name}")),
-        kw("labels", KwType::List, None, "Extra container labels, as space-separated KEY=VALUE words.", Some("team=one")),
-        kw("restart", KwType::Int, Some("3"), "How many times the agent restarts the container after it exits unexpectedly, before marking the resource failed. A start action resets the count.", Some("5")),
+        kw("labels", KwType::List, None, "Extra container labels, as space-separated KEY=VALUE words.", Some("team=one")).with_rule(Rule::KeyValues),
+        kw("restart", KwType::Int, Some("3"), "How many times the agent restarts the container after it exits unexpectedly, before marking the resource failed. A start action resets the count.", Some("5")).with_rule(Rule::Range { min: 0, max: 1_000_000 }),
         kw("restart_delay", KwType::Duration, Some("1s"), "Delay before each restart.", Some("500ms")),
         kw("stop_timeout", KwType::Duration, Some("10s"), "Grace period between SIGTERM and SIGKILL on stop.", Some("30s")),
         kw("healthcheck", KwType::String, None, "Shell command docker runs inside the container to check its health.", Some("wget -q -O- localhost/health")),
@@ -53,6 +55,6 @@ pub static TABLE: KeywordTable = KeywordTable {
         kw("privileged", KwType::Bool, Some("false"), "Give the container extended privileges.", Some("false")),
         kw("service_name", KwType::String, None, "Name the container is registered under in the catalog and DNS (<service>.service.<domain>). Default: <name>-<namespace>.", Some("web")),
         kw("service_tags", KwType::List, None, "Catalog tags of the service, space-separated (<tag>.<service>.service.<domain>).", Some("v1 primary")),
-        kw("service_port", KwType::Int, None, "The container port the service answers on; registered as its published host port when it has one. Default: the first published port.", Some("80")),
+        kw("service_port", KwType::Int, None, "The container port the service answers on; registered as its published host port when it has one. Default: the first published port.", Some("80")).with_rule(Rule::Range { min: 1, max: 65535 }),
     ],
 };

@@ -3,9 +3,9 @@
 
 pub mod keywords;
 
-use crate::split_command;
 use berth_engine::{ContainerSpec, MountSpec, PortSpec};
-use berth_model::{ObjectPath, Section};
+use berth_model::rules::{parse_key_value, parse_mount as mount_parts, parse_port as port_parts};
+use berth_model::{split_words, ObjectPath, Section};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -62,30 +62,28 @@ impl ContainerResource {
         let field = |kw: &str| s.get_str(kw).filter(|v| !v.is_empty());
         let words = |kw: &str| -> Result<Option<Vec<String>>, String> {
             field(kw)
-                .map(|v| split_command(v).map_err(|e| format!("{kw}: {e}")))
+                .map(|v| split_words(v).map_err(|e| format!("{kw}: {e}")))
                 .transpose()
         };
         let list = |kw: &str| s.get_list(kw);
         let mut labels = HashMap::new();
-        for pair in list("labels") {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("labels: {pair:?} is not KEY=VALUE"))?;
+        for pair in list("labels")? {
+            let (k, v) = parse_key_value(&pair).map_err(|e| format!("labels: {e}"))?;
             labels.insert(k.to_string(), v.to_string());
         }
         labels.insert(LABEL_PATH.into(), path.to_string());
         labels.insert(LABEL_RID.into(), s.name.clone());
         labels.insert(LABEL_ID.into(), object_id.to_string());
         labels.insert(LABEL_NODE.into(), nodename.to_string());
-        let env = list("environment");
-        if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
-            return Err(format!("environment: {bad:?} is not KEY=VALUE"));
+        let env = list("environment")?;
+        if let Some(e) = env.iter().find_map(|e| parse_key_value(e).err()) {
+            return Err(format!("environment: {e}"));
         }
-        let ports = list("ports")
+        let ports = list("ports")?
             .iter()
             .map(|p| parse_port(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let mounts = list("volume_mounts")
+        let mounts = list("volume_mounts")?
             .iter()
             .map(|m| parse_mount(m))
             .collect::<Result<Vec<_>, _>>()?;
@@ -139,7 +137,7 @@ impl ContainerResource {
             name: field("service_name")
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{}-{}", path.name, path.namespace)),
-            tags: list("service_tags"),
+            tags: list("service_tags")?,
             port: service_port,
         };
         Ok(ContainerResource {
@@ -176,44 +174,20 @@ fn fingerprint(spec: &ContainerSpec) -> String {
 }
 
 fn parse_port(p: &str) -> Result<PortSpec, String> {
-    let bad = || format!("ports: {p:?} is not [ip:]hostport:containerport[/proto]");
-    let (body, proto) = match p.split_once('/') {
-        Some((b, proto @ ("tcp" | "udp" | "sctp"))) => (b, proto),
-        Some(_) => return Err(bad()),
-        None => (p, "tcp"),
-    };
-    let parts: Vec<&str> = body.rsplitn(3, ':').collect();
-    let num = |s: &str| s.parse::<u16>().map_err(|_| bad());
-    let (host_ip, host_port, container_port) = match parts.as_slice() {
-        [c] => (None, None, num(c)?),
-        [c, h] => (None, Some(num(h)?), num(c)?),
-        [c, h, ip] => (Some(ip.to_string()), Some(num(h)?), num(c)?),
-        _ => return Err(bad()),
-    };
+    let parts = port_parts(p).map_err(|e| format!("ports: {e}"))?;
     Ok(PortSpec {
-        host_ip,
-        host_port,
-        container_port,
-        proto: proto.to_string(),
+        host_ip: parts.host_ip,
+        host_port: parts.host_port,
+        container_port: parts.container_port,
+        proto: parts.proto.to_string(),
     })
 }
 
 fn parse_mount(m: &str) -> Result<MountSpec, String> {
-    let parts: Vec<&str> = m.split(':').collect();
-    let (source, target, read_only) = match parts.as_slice() {
-        [s, t] => (s, t, false),
-        [s, t, "ro"] => (s, t, true),
-        [s, t, "rw"] => (s, t, false),
-        _ => return Err(format!("volume_mounts: {m:?} is not source:target[:ro]")),
-    };
-    if source.is_empty() || !target.starts_with('/') {
-        return Err(format!(
-            "volume_mounts: {m:?} needs a source and an absolute container path"
-        ));
-    }
+    let (source, target, read_only) = mount_parts(m).map_err(|e| format!("volume_mounts: {e}"))?;
     Ok(MountSpec {
-        source: source.to_string(),
-        target: target.to_string(),
+        source,
+        target,
         read_only,
     })
 }

@@ -1,4 +1,4 @@
-use berth_model::{Keyword, KeywordTable, KwType};
+use berth_model::{Keyword, KeywordTable, KwType, Rule};
 
 pub static TABLE: KeywordTable = KeywordTable {
     family: "DEFAULT",
@@ -13,6 +13,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "Unique identifier of the object, generated at create. Used for the private daemon's exec-root and the berth.id container label.",
             example: Some("1ed0b4b5-d576-4e4d-8e46-1e714b5cded5"),
+            rule: Rule::None,
         },
         Keyword {
             name: "env",
@@ -22,6 +23,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "Environment tag of the object (DEV, INT, PRD...). Free-form; usable in selectors (env=PRD).",
             example: Some("PRD"),
+            rule: Rule::None,
         },
         Keyword {
             name: "app",
@@ -31,6 +33,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "Application code the object belongs to. Free-form; usable in selectors (app=APP1).",
             example: Some("APP1"),
+            rule: Rule::None,
         },
         Keyword {
             name: "nodes",
@@ -40,6 +43,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "Nodes the object may run on: names, globs or label selectors. Used by the cluster scheduler.",
             example: Some("node1 node2"),
+            rule: Rule::None,
         },
         Keyword {
             name: "topology",
@@ -49,6 +53,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "failover: one instance runs at a time. flex: several instances run on different nodes.",
             example: Some("failover"),
+            rule: Rule::None,
         },
         Keyword {
             name: "hard_anti_affinity",
@@ -58,6 +63,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "Services (paths or globs on them) this one never runs on the same node as. Placement skips nodes they are placed on.",
             example: Some("app1-prd/db app1-prd/db2"),
+            rule: Rule::None,
         },
         Keyword {
             name: "soft_anti_affinity",
@@ -67,6 +73,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "Services (paths or globs on them) this one avoids: nodes they are placed on are used only when no other node will do.",
             example: Some("app1-prd/*"),
+            rule: Rule::None,
         },
         Keyword {
             name: "flex_target",
@@ -76,6 +83,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "topology=flex: how many instances run, each on its own node. Change it with `berth <svc> scale N`.",
             example: Some("3"),
+            rule: Rule::Range { min: 0, max: 10_000 },
         },
         Keyword {
             name: "orchestrate",
@@ -85,6 +93,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "no: instances stay where they were placed when started. start: the same, placed by the scheduler. ha: also move to another node when their node is lost.",
             example: Some("ha"),
+            rule: Rule::None,
         },
         Keyword {
             name: "docker_data_dir",
@@ -94,6 +103,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: true,
             text: "When set, the object runs its containers on a private dockerd whose --data-root is this directory (references expanded). Its socket is $BERTH_HOME/namespaces/<ns>/<name>/docker.sock.",
             example: Some("/srv/{path}/docker"),
+            rule: Rule::AbsPath,
         },
         Keyword {
             name: "docker_socket_group",
@@ -103,6 +113,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: true,
             text: "Unix group owning the private dockerd socket (mode 0660). Only root and members of the group can use the service's docker.",
             example: Some("team1"),
+            rule: Rule::None,
         },
         Keyword {
             name: "priority",
@@ -112,6 +123,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             scopable: false,
             text: "Start order among objects, lowest first. Also orders failover restarts in a cluster.",
             example: Some("10"),
+            rule: Rule::None,
         },
     ],
 };

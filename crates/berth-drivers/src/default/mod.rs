@@ -22,12 +22,12 @@ pub fn settings(eff: &EffectiveConfig) -> Result<ObjectSettings, String> {
     Ok(ObjectSettings {
         topology: required(d, "topology")?.parse()?,
         orchestrate: required(d, "orchestrate")?.parse()?,
-        nodes: d.get_list("nodes"),
+        nodes: d.get_list("nodes")?,
         flex_target: usize::try_from(flex_target)
             .map_err(|_| format!("[DEFAULT] flex_target: {flex_target} is negative"))?,
         priority: int(d, "priority")?,
-        hard_anti_affinity: d.get_list("hard_anti_affinity"),
-        soft_anti_affinity: d.get_list("soft_anti_affinity"),
+        hard_anti_affinity: d.get_list("hard_anti_affinity")?,
+        soft_anti_affinity: d.get_list("soft_anti_affinity")?,
     })
 }
 

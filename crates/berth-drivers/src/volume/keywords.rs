@@ -1,4 +1,4 @@
-use berth_model::{Keyword, KeywordTable, KwType};
+use berth_model::{Keyword, KeywordTable, KwType, Rule};
 
 /// Both volume types share their `type` keyword.
 const TYPE: Keyword = Keyword {
@@ -9,6 +9,7 @@ const TYPE: Keyword = Keyword {
     scopable: false,
     text: "docker: a named docker volume. directory: a host directory.",
     example: Some("directory"),
+    rule: Rule::None,
 };
 
 pub static DOCKER_TABLE: KeywordTable = KeywordTable {
@@ -25,6 +26,7 @@ pub static DOCKER_TABLE: KeywordTable = KeywordTable {
             scopable: true,
             text: "Volume name. Defaults to <ns>..<name>.vol.<idx>. Mount it with container volume_mounts=<name>:/dir.",
             example: Some("{namespace}-data"),
+            rule: Rule::None,
         },
     ],
 };
@@ -43,6 +45,7 @@ pub static DIRECTORY_TABLE: KeywordTable = KeywordTable {
             scopable: true,
             text: "Absolute host directory.",
             example: Some("/srv/{path}/data"),
+            rule: Rule::AbsPath,
         },
     ],
 };

@@ -60,6 +60,9 @@ impl ConfigDoc {
     /// a `key = value` line, a comment (`#`, `;`), a blank line nor a
     /// continuation line (indented, directly after a key or continuation).
     pub fn parse(text: &str) -> Result<ConfigDoc, ConfigParseError> {
+        // A UTF-8 byte-order mark (as Windows editors write) is no part of
+        // the text; it is not written back.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut lines = Vec::new();
         let mut prev_is_value = false;
         for (i, (body, eol)) in line::split_lines(text).into_iter().enumerate() {
