@@ -14,6 +14,9 @@ pub struct CreateRequest {
     pub kws: Vec<String>,
     #[serde(default)]
     pub config: Option<String>,
+    /// What errors in `config` are reported against (the user's file).
+    #[serde(default)]
+    pub config_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,6 +99,45 @@ pub struct DaemonInfo {
     pub home: String,
     pub host_docker_socket: String,
     pub objects: usize,
+    /// The host's dockerd, then each private daemon.
+    #[serde(default)]
+    pub docker: Vec<DockerReport>,
+    #[serde(default)]
+    pub store: StoreReport,
+    #[serde(default)]
+    pub cluster: ClusterReport,
+}
+
+/// One Docker daemon the node talks to, as the daemon reached it just now.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DockerReport {
+    /// `host`, or the path of the object owning a private daemon.
+    pub daemon: String,
+    pub socket: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Whether desired state can be written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StoreReport {
+    /// `ok`, `degraded` (writes fail, reads are served) or `read-only`.
+    pub state: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+/// This node's place in the cluster.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterReport {
+    /// `standalone`, `leader`, `manager` or `worker`.
+    pub role: String,
+    #[serde(default)]
+    pub leader: Option<String>,
+    pub term: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -94,7 +94,35 @@ pub fn router(agent: Arc<Agent>) -> Router {
 }
 
 async fn daemon_info(State(a): S) -> Reply<DaemonStatus> {
+    let h = a.health().await;
+    let (error, since) = match &h.store {
+        berth_agent::StoreHealth::Ok => (None, None),
+        berth_agent::StoreHealth::Degraded { error, since }
+        | berth_agent::StoreHealth::ReadOnly { error, since } => {
+            (Some(error.clone()), Some(since.clone()))
+        }
+    };
     Ok(Json(DaemonInfo {
+        docker: h
+            .docker
+            .iter()
+            .map(|d| DockerReport {
+                daemon: d.daemon.clone(),
+                socket: d.socket.clone(),
+                ok: d.error.is_none(),
+                error: d.error.clone(),
+            })
+            .collect(),
+        store: StoreReport {
+            state: h.store.as_str().to_string(),
+            error,
+            since,
+        },
+        cluster: ClusterReport {
+            role: h.role.to_string(),
+            leader: h.leader.clone(),
+            term: h.term,
+        },
         version: env!("CARGO_PKG_VERSION").to_string(),
         nodename: a.nodename().to_string(),
         pid: std::process::id(),
@@ -114,7 +142,15 @@ async fn list_objects(State(a): S, Query(q): Query<SelectorQuery>) -> Reply<List
 }
 
 async fn create(State(a): S, Json(r): Json<CreateRequest>) -> Reply<CreateObject> {
-    Ok(Json(a.create(&r.path, &r.kws, r.config.as_deref()).await?))
+    Ok(Json(
+        a.create(
+            &r.path,
+            &r.kws,
+            r.config.as_deref(),
+            r.config_name.as_deref(),
+        )
+        .await?,
+    ))
 }
 
 async fn edit(State(a): S, Json(r): Json<EditRequest>) -> Reply<EditObjects> {

@@ -22,6 +22,24 @@ pub struct Common {
     pub format: Option<Format>,
 }
 
+const MON_HELP: &str = "\
+Cells, one per object and node:
+  O   up: every resource is up
+  X   down: no resource is up
+  !   first letter: warn, some resources up and some not, or a resource
+      failed; after other letters: this node's instance has a warning
+      (a failed resource, or an entry in `print status`'s warn lines)
+  /   not applicable: the object has no resources
+  ?   the node is unreachable, its instance unknown
+  ^   the instance is placed on this node (standalone: the object is
+      meant to run)
+  *   the object is frozen: the daemon takes no action on it
+
+Examples:
+  berth mon
+  berth mon 'app[12]-*/*' --watch
+  berth mon --format json";
+
 const TOP_EXAMPLES: &str = "\
 Object commands: berth <selector> <command>
   set, unset, get, print config, config show, print status, status,
@@ -64,7 +82,7 @@ pub enum Top {
     )]
     Create(CreateArgs),
     /// Show the services grid (like svcmon).
-    #[command(after_help = "Examples:\n  berth mon\n  berth mon 'app[12]-*/*' --watch")]
+    #[command(after_help = MON_HELP)]
     Mon {
         /// Object selector; all objects when omitted.
         selector: Option<String>,
@@ -377,13 +395,24 @@ pub enum CaCmd {
     Rotate,
 }
 
-/// `berth node <name> <command>`.
+/// Administer one cluster node: berth node <name> <command>.
 #[derive(Parser, Debug)]
-#[command(name = "berth node <name>", no_binary_name = true)]
+#[command(name = "berth node", no_binary_name = true)]
 pub struct NodeCli {
+    /// Node name.
     pub name: String,
+    #[command(flatten)]
+    pub common: Common,
     #[command(subcommand)]
     pub cmd: NodeCmd,
+}
+
+/// `berth node ls`.
+#[derive(Parser, Debug)]
+#[command(name = "berth node ls", no_binary_name = true)]
+pub struct NodeLsCli {
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Subcommand, Debug)]
@@ -432,8 +461,14 @@ pub enum DaemonCmd {
     /// them. A restart within that time bounces nothing.
     #[command(after_help = "Examples:\n  berth daemon stop")]
     Stop,
-    /// Is the daemon running? Exit code 1 when not.
-    #[command(after_help = "Examples:\n  berth daemon status --format json")]
+    /// Is the daemon running, and healthy? Shows each Docker daemon's
+    /// connection (the host's and every private one), the store (ok;
+    /// degraded or read-only: writes fail, reads are served) and the
+    /// cluster role and leader. Exit code 1 when it is not running or the
+    /// store is not ok.
+    #[command(
+        after_help = "Examples:\n  berth daemon status\n  berth daemon status --format json"
+    )]
     Status,
     /// The fencing watchdog a cluster node's daemon spawns for itself.
     #[command(hide = true)]
@@ -454,7 +489,7 @@ Examples:
   berth app1-prd/svc1 delete";
 
 #[derive(Parser, Debug)]
-#[command(name = "berth <selector>", no_binary_name = true, after_help = OBJECT_EXAMPLES)]
+#[command(name = "berth", no_binary_name = true, after_help = OBJECT_EXAMPLES)]
 pub struct ObjectCli {
     /// Object selector.
     pub selector: String,
@@ -465,9 +500,18 @@ pub struct ObjectCli {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct KwList {
-    /// section.keyword[=value] (repeatable).
-    #[arg(long = "kw", required = true)]
+pub struct SetList {
+    /// keyword=value, or section.keyword=value for a resource
+    /// (container#0.image=busybox); repeatable.
+    #[arg(long = "kw", required = true, value_name = "[SECTION.]KEYWORD=VALUE")]
+    pub kw: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UnsetList {
+    /// keyword, or section.keyword for a resource (container#0.ports);
+    /// repeatable.
+    #[arg(long = "kw", required = true, value_name = "[SECTION.]KEYWORD")]
     pub kw: Vec<String>,
 }
 
@@ -484,10 +528,10 @@ pub enum ObjCmd {
     #[command(
         after_help = "Examples:\n  berth 'app*-*/*' set --kw env=DEV --kw container#0.image=local/pause:1"
     )]
-    Set(KwList),
+    Set(SetList),
     /// Remove keywords.
     #[command(after_help = "Examples:\n  berth app1-prd/svc1 unset --kw app")]
-    Unset(KwList),
+    Unset(UnsetList),
     /// Print a keyword's value.
     #[command(
         after_help = "Examples:\n  berth app1-prd/svc1 get --kw container#0.image\n  berth app1-prd/svc1 get --kw docker_data_dir --eval"

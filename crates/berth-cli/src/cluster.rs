@@ -1,11 +1,10 @@
 //! `berth cluster ...` and `berth node ...`.
 
-use crate::args::{ClusterCmd, NodeCli, NodeCmd};
+use crate::args::{ClusterCmd, Common, NodeCli, NodeCmd, NodeLsCli};
 use crate::Ctx;
 use berth_api_types as api;
 use berth_api_types::bodies::{Empty, InitRequest, JoinRequest, NodeOpRequest, TokenRequest};
 use berth_model::cluster::{ClusterView, NodeOp, NodeRole, NodeState};
-use clap::Parser;
 use comfy_table::{presets::NOTHING, Table};
 use std::process::ExitCode;
 
@@ -189,9 +188,21 @@ fn nodes_table(v: &ClusterView) -> Table {
     t
 }
 
-pub async fn node(ctx: &Ctx, words: Vec<String>) -> anyhow::Result<ExitCode> {
-    let client = ctx.client();
-    if words.first().map(String::as_str) == Some("ls") && words.len() == 1 {
+fn parse_or_exit<T: clap::Parser>(words: &[String]) -> Result<T, ExitCode> {
+    T::try_parse_from(words).map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+    })
+}
+
+pub async fn node(outer: &Common, words: Vec<String>) -> anyhow::Result<ExitCode> {
+    if words.first().map(String::as_str) == Some("ls") {
+        let ls = match parse_or_exit::<NodeLsCli>(&words[1..]) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        };
+        let ctx = Ctx::from(&crate::merge(&ls.common, outer));
+        let client = ctx.client();
         let v = client
             .call::<api::ClusterStatus>(&Empty {}, &Empty {})
             .await?;
@@ -205,13 +216,12 @@ pub async fn node(ctx: &Ctx, words: Vec<String>) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let cli = match NodeCli::try_parse_from(&words) {
+    let cli = match parse_or_exit::<NodeCli>(&words) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
-        }
+        Err(code) => return Ok(code),
     };
+    let ctx = Ctx::from(&crate::merge(&cli.common, outer));
+    let client = ctx.client();
     let op = match cli.cmd {
         NodeCmd::Label { kw, unset } => {
             if kw.is_empty() && unset.is_empty() {

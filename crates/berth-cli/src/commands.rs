@@ -41,14 +41,24 @@ pub async fn create(
 ) -> anyhow::Result<ExitCode> {
     let config = match config {
         Some(p) => {
-            Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                crate::Usage(format!(
+                    "{}: not UTF-8 text (invalid byte at offset {})",
+                    p.display(),
+                    e.utf8_error().valid_up_to()
+                ))
+            })?;
+            Some((text, p.display().to_string()))
         }
         None => None,
     };
+    let (config, config_name) = config.unzip();
     let req = CreateRequest {
         path: path.to_string(),
         kws: kw.to_vec(),
         config,
+        config_name,
     };
     let info = ctx
         .client()
@@ -111,7 +121,7 @@ fn draw(ctx: &Ctx, st: &[ObjectStatus], view: &ClusterView, clear: bool) -> anyh
     if ctx.json() {
         print_json(&st)?;
     } else {
-        if clear {
+        if clear && std::io::stdout().is_terminal() {
             print!("\x1b[2J\x1b[H");
         }
         print!("{}", render::mon_grid(st, view));
@@ -205,7 +215,10 @@ pub fn doc(ctx: &Ctx, keyword: Option<&str>) -> anyhow::Result<ExitCode> {
             }
             let family: Vec<_> = reg.tables.iter().filter(|t| t.family == k).collect();
             if family.is_empty() {
-                anyhow::bail!("no keyword or section {k:?}; try `berth doc` for the full list");
+                return Err(crate::Usage(format!(
+                    "no keyword or section {k:?}; try `berth doc` for the full list"
+                ))
+                .into());
             }
             for t in family {
                 print!("{}", render::doc_table(t));
@@ -302,6 +315,13 @@ async fn edit(
 }
 
 async fn get(ctx: &Ctx, selector: &str, kw: &str, eval: bool) -> anyhow::Result<ExitCode> {
+    let bare = kw.split_once('@').map_or(kw, |(k, _)| k);
+    if berth_drivers::registry().lookup(bare).is_none() {
+        return Err(crate::Usage(format!(
+            "unknown keyword {kw:?}; try `berth doc` for the full list"
+        ))
+        .into());
+    }
     let mut all = Vec::new();
     for o in select(ctx, selector).await? {
         let q = KeywordQuery {

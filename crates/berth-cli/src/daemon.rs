@@ -134,12 +134,14 @@ async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             if ctx.json() {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
-                println!(
-                    "berth daemon running: pid {}, version {}, node {}, home {}, {} objects, docker {}",
-                    info.pid, info.version, info.nodename, info.home, info.objects, info.host_docker_socket
-                );
+                print!("{}", status_text(&info));
             }
-            Ok(ExitCode::SUCCESS)
+            // Running but unable to write desired state is not healthy.
+            Ok(if info.store.state == "ok" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Err(e) => {
             if ctx.json() {
@@ -153,6 +155,33 @@ async fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn status_text(info: &DaemonInfo) -> String {
+    let mut out = format!(
+        "berth daemon running: pid {}, version {}, node {}, home {}, {} objects\n",
+        info.pid, info.version, info.nodename, info.home, info.objects
+    );
+    for d in &info.docker {
+        let state = match &d.error {
+            None => "ok".to_string(),
+            Some(e) => format!("NOT ANSWERING: {e}"),
+        };
+        out += &format!("  docker {}: {} {state}\n", d.daemon, d.socket);
+    }
+    out += &format!("  store: {}", info.store.state);
+    if let Some(e) = &info.store.error {
+        out += &format!(" since {}: {e}", info.store.since.as_deref().unwrap_or("?"));
+    }
+    out += "\n";
+    let c = &info.cluster;
+    out += &format!(
+        "  cluster: {}, leader {}, term {}\n",
+        c.role,
+        c.leader.as_deref().unwrap_or("unknown"),
+        c.term
+    );
+    out
 }
 
 fn is_berth(pid: i32) -> bool {

@@ -61,16 +61,30 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth: {e:#}");
-            let usage = matches!(
-                e.downcast_ref::<client::ClientError>(),
-                Some(client::ClientError::Api { usage: true, .. })
-            );
+            let usage = e.downcast_ref::<Usage>().is_some()
+                || matches!(
+                    e.downcast_ref::<client::ClientError>(),
+                    Some(client::ClientError::Api { usage: true, .. })
+                );
             if usage {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// A usage error found by the client itself: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Usage(pub String);
+
+/// Global flags given after a subcommand win over those given before.
+pub(crate) fn merge(inner: &Common, outer: &Common) -> Common {
+    Common {
+        home: inner.home.clone().or_else(|| outer.home.clone()),
+        format: inner.format.or(outer.format),
     }
 }
 
@@ -81,7 +95,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn from(common: &Common) -> Ctx {
+    pub(crate) fn from(common: &Common) -> Ctx {
         Ctx {
             home: home(common),
             format: common.format.unwrap_or_default(),
@@ -117,7 +131,7 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::Events { last, no_follow } => commands::events(&ctx, last, !no_follow).await,
         Top::Doc { keyword } => commands::doc(&ctx, keyword.as_deref()),
         Top::Cluster { cmd } => cluster::run(&ctx, cmd).await,
-        Top::Node { words } => cluster::node(&ctx, words).await,
+        Top::Node { words } => cluster::node(&common, words).await,
         Top::Kv { cmd } => kv::run(&ctx, cmd).await,
         Top::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
@@ -131,10 +145,7 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
                 }
             };
-            let merged = Common {
-                home: obj.common.home.clone().or(common.home),
-                format: obj.common.format.or(common.format),
-            };
+            let merged = merge(&obj.common, &common);
             commands::object(&Ctx::from(&merged), &obj.selector, obj.cmd).await
         }
     }

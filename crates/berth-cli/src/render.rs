@@ -210,6 +210,13 @@ pub fn doc_keyword(t: &KeywordTable, k: &Keyword) -> String {
     if !cands.is_empty() {
         let _ = writeln!(out, "  values:    {}", cands.join(", "));
     }
+    let rule = k.rule.describe();
+    if !rule.is_empty() {
+        let _ = writeln!(out, "  rule:      {rule}");
+    }
+    if k.kind == berth_model::KwType::List {
+        let _ = writeln!(out, "  quoting:   {}", berth_model::QUOTING_DOC);
+    }
     let _ = writeln!(out, "  default:   {}", k.default.unwrap_or("-"));
     let _ = writeln!(out, "  required:  {}", k.required);
     if k.scopable {
@@ -239,6 +246,7 @@ pub fn keyword_json(t: &KeywordTable, k: &Keyword) -> serde_json::Value {
         "required": k.required,
         "scopable": k.scopable,
         "example": k.example,
+        "rule": k.rule.describe(),
         "text": k.text,
     })
 }

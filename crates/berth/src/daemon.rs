@@ -106,14 +106,7 @@ fn set_niceness(nice: i32) -> std::io::Result<()> {
 }
 
 async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| {
-                "info,openraft=warn,hickory_server=warn,hickory_proto=warn".into()
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init();
     let opts = options(home, &o)?;
     if let Err(e) = set_niceness(o.nice) {
         tracing::warn!(

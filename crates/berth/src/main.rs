@@ -3,6 +3,7 @@
 //! daemon's API.
 
 mod daemon;
+mod logging;
 
 use berth_cli::args::{DaemonCmd, Top};
 use std::process::ExitCode;

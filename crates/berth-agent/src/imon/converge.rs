@@ -311,7 +311,8 @@ impl Imon {
                         now.state.exit_code.unwrap_or(-1)
                     ))
                 }
-                _ => {}
+                Some(_) => self.say(format!("{}: up", c.rid)),
+                None => {}
             }
         }
         Ok(())

@@ -389,6 +389,15 @@ impl Imon {
                 self.refresh_status(&rec, true).await;
             }
         }
+        // A start's events end with the state it reached.
+        let started = matches!(kind, ActionKind::Start | ActionKind::Restart);
+        if started && result.is_ok() {
+            if let Some(st) = self.agent.status.instance(&self.key) {
+                self.agent
+                    .events
+                    .emit(Some(&self.key), None, st.avail.as_str().to_string(), None);
+            }
+        }
         let outcome = ActionOutcome {
             path: self.key.clone(),
             ok: result.is_ok(),
