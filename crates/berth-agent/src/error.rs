@@ -23,6 +23,12 @@ pub enum AgentError {
     Engine(#[from] EngineError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A file berth could not write, full disk included: not bad input.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("the daemon is shutting down")]
     ShuttingDown,
     /// Everything the cluster refuses or cannot do, no leader included.
@@ -39,7 +45,19 @@ impl AgentError {
             AgentError::Invalid(_) | AgentError::BadInput(_) => 400,
             AgentError::ShuttingDown => 503,
             AgentError::Cluster(e) => e.http_status(),
-            AgentError::Store(_) | AgentError::Engine(_) | AgentError::Io(_) => 500,
+            AgentError::Write { source, .. } if source.raw_os_error() == Some(libc_enospc()) => 507,
+            AgentError::Store(_)
+            | AgentError::Engine(_)
+            | AgentError::Io(_)
+            | AgentError::Write { .. } => 500,
+        }
+    }
+
+    /// The error of writing `path`.
+    pub fn write(path: &std::path::Path, source: std::io::Error) -> AgentError {
+        AgentError::Write {
+            path: path.to_path_buf(),
+            source,
         }
     }
 
@@ -50,4 +68,9 @@ impl AgentError {
             _ => None,
         }
     }
+}
+
+/// ENOSPC, without a libc dependency for one constant.
+const fn libc_enospc() -> i32 {
+    28
 }

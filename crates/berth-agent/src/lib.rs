@@ -9,9 +9,11 @@
 
 mod agent;
 mod config_file;
+mod create_origin;
 mod engines;
 mod error;
 mod facade;
+mod health;
 mod imon;
 mod local_node;
 mod objects;
@@ -19,8 +21,9 @@ mod privd;
 
 pub use agent::{Agent, AgentOptions};
 pub use berth_manager::liveness::Timing;
-pub use berth_store::Home;
+pub use berth_store::{Home, StoreHealth};
 pub use error::AgentError;
+pub use health::{DockerHealth, NodeHealth};
 
 /// Runs fsyncing work (config files, store transactions) without stalling
 /// the runtime's other tasks on this worker thread.

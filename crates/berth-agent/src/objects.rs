@@ -6,6 +6,7 @@
 
 use crate::agent::Agent;
 use crate::config_file::{self, text_hash};
+use crate::create_origin::Origin;
 use crate::error::AgentError;
 use berth_cluster::{ConfigText, ObjectOp};
 use berth_model::status::Target;
@@ -61,6 +62,17 @@ impl Agent {
         path: &ObjectPath,
         text: &str,
     ) -> Result<ConfigDoc, AgentError> {
+        self.check_config_from(path, text, None)
+    }
+
+    /// [`Self::check_config`], naming `origin`'s file for the lines that
+    /// came from it.
+    fn check_config_from(
+        &self,
+        path: &ObjectPath,
+        text: &str,
+        origin: Option<&Origin<'_>>,
+    ) -> Result<ConfigDoc, AgentError> {
         let file = self.opts.home.config_file(path);
         let doc = ConfigDoc::parse(text).map_err(|e| {
             AgentError::Invalid(vec![format!(
@@ -75,12 +87,10 @@ impl Agent {
             return Err(AgentError::Invalid(
                 errs.iter()
                     .map(|e| {
-                        format!(
-                            "{}:{}: {}",
-                            file.display(),
-                            e.line,
-                            strip_line(&e.to_string())
-                        )
+                        let message = strip_line(&e.to_string()).to_string();
+                        origin
+                            .and_then(|o| o.locate(e, &message))
+                            .unwrap_or_else(|| format!("{}:{}: {message}", file.display(), e.line))
                     })
                     .collect(),
             ));
@@ -147,7 +157,9 @@ impl Agent {
         path: &str,
         kws: &[String],
         config: Option<&str>,
+        config_name: Option<&str>,
     ) -> Result<ObjectInfo, AgentError> {
+        let name = config_name.unwrap_or("--config");
         let path: ObjectPath = path
             .parse()
             .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
@@ -163,18 +175,25 @@ impl Agent {
         if self.cluster.desired().get(&key)?.is_some() || file.exists() {
             return Err(AgentError::Exists(key));
         }
-        let mut doc = ConfigDoc::parse(config.unwrap_or("")).map_err(|e| {
-            AgentError::Invalid(vec![format!("--config:{}: {}", e.line, e.message)])
-        })?;
+        let user = ConfigDoc::parse(config.unwrap_or(""))
+            .map_err(|e| AgentError::Invalid(vec![format!("{name}:{}: {}", e.line, e.message)]))?;
+        let assignments = parse_assignments(kws)?;
+        let mut doc = user.clone();
         if doc.get("DEFAULT", "id").is_none() {
             set_checked(&mut doc, "DEFAULT", "id", &uuid::Uuid::new_v4().to_string())?;
         }
-        for (r, v) in parse_assignments(kws)? {
-            set_checked(&mut doc, &r.section, &r.key, &v)?;
+        for (r, v) in &assignments {
+            set_checked(&mut doc, &r.section, &r.key, v)?;
         }
         let text = doc.render();
-        self.check_config(&path, &text)?;
-        let staged = crate::durable(|| config_file::stage(&file, &text))?;
+        let origin = Origin {
+            name,
+            doc: &user,
+            kws: &assignments,
+        };
+        self.check_config_from(&path, &text, Some(&origin))?;
+        let staged = crate::durable(|| config_file::stage(&file, &text))
+            .map_err(|e| AgentError::write(&file, e))?;
         let rec = ObjectRecord {
             path: key.clone(),
             config: text,
@@ -235,6 +254,10 @@ impl Agent {
                     c.rec.config.clone()
                 }
                 Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    errors.push(format!("{}: not UTF-8 text", file.display()));
+                    continue;
+                }
                 Err(_) => c.rec.config.clone(),
             };
             let mut doc = match ConfigDoc::parse(&current) {
@@ -277,10 +300,7 @@ impl Agent {
                     for (_, _, _, s) in staged {
                         s.discard();
                     }
-                    return Err(AgentError::BadInput(format!(
-                        "writing {}: {e}",
-                        file.display()
-                    )));
+                    return Err(AgentError::write(file, e));
                 }
             }
         }

@@ -48,7 +48,26 @@ pub fn remove(path: &Path) {
 /// a log commit carries only log pages, and applies never wait for the
 /// log's write lock.
 pub fn open(path: &Path) -> std::io::Result<(LogStore, StateMachine)> {
-    let open_db = |p: &Path| {
+    let log_db = open_db(path)?;
+    let sm_db = open_db(&state_machine_file(path))?;
+    state_machine::move_from_log_file(&log_db, &sm_db)?;
+    Ok((LogStore::new(log_db)?, StateMachine::new(sm_db)?))
+}
+
+/// Opens the log half again, after an I/O error left redb refusing every
+/// call on the old handle (it must be closed and opened again). The state
+/// machine's file stays open, so reads go on meanwhile.
+pub fn reopen_log(path: &Path) -> std::io::Result<LogStore> {
+    LogStore::new(open_db(path)?)
+}
+
+/// Opens the state machine's half again (see [`reopen_log`]).
+pub fn reopen_state_machine(path: &Path) -> std::io::Result<StateMachine> {
+    StateMachine::new(open_db(&state_machine_file(path))?)
+}
+
+fn open_db(p: &Path) -> std::io::Result<Arc<redb::Database>> {
+    {
         // An instance of this process that just shut down may still hold
         // the file for a moment: its last tasks drop their handles after
         // `shutdown` returns. Another process never does (the daemon's
@@ -65,9 +84,5 @@ pub fn open(path: &Path) -> std::io::Result<(LogStore, StateMachine)> {
                 other => return other.map(Arc::new).map_err(codec::io),
             }
         }
-    };
-    let log_db = open_db(path)?;
-    let sm_db = open_db(&state_machine_file(path))?;
-    state_machine::move_from_log_file(&log_db, &sm_db)?;
-    Ok((LogStore::new(log_db)?, StateMachine::new(sm_db)?))
+    }
 }

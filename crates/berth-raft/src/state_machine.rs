@@ -71,6 +71,12 @@ impl StateMachine {
         self.changes.subscribe()
     }
 
+    /// Whether the file still answers reads: after an I/O error, redb
+    /// refuses every call on the handle until it is opened again.
+    pub fn readable(&self) -> bool {
+        self.get("").is_ok()
+    }
+
     /// A value of the replicated desired state.
     pub fn get(&self, key: &str) -> io::Result<Option<String>> {
         let txn = self.db.begin_read().map_err(io)?;

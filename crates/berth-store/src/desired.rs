@@ -62,9 +62,13 @@ pub enum ProposeError {
 /// One Raft instance: its id, handle and state machine.
 struct Inner {
     id: u64,
+    /// The log's file.
+    path: PathBuf,
     raft: RaftNode,
     sm: StateMachine,
     relay: tokio::task::JoinHandle<()>,
+    /// A storage error stopped the Raft core: it must be opened again.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 /// What a node knows of the Raft membership.
@@ -79,6 +83,9 @@ pub struct Desired {
     inner: RwLock<Arc<Inner>>,
     tls: TlsSlot,
     changes: tokio::sync::broadcast::Sender<Changes>,
+    health: crate::health::HealthCell,
+    /// One recovery at a time.
+    recovery: tokio::sync::Mutex<()>,
 }
 
 fn raft_err(e: impl std::fmt::Display) -> StoreError {
@@ -134,6 +141,8 @@ impl Desired {
             inner: RwLock::new(Arc::new(inner)),
             tls,
             changes,
+            health: Default::default(),
+            recovery: Default::default(),
         };
         // A cluster member recovers through its leader, which reaches it
         // only once the node listener runs: the agent waits then.
@@ -293,9 +302,23 @@ impl Desired {
     /// log entry. A node that does not lead says who does: only
     /// `berth-cluster` forwards, as a typed command the leader authorizes.
     pub async fn propose(&self, req: Request) -> Result<(Response, u64), ProposeError> {
+        self.recover().await?;
         let inner = self.current();
         match inner.raft.client_write(req).await {
-            Ok(r) => Ok((r.data, r.log_id.index)),
+            Ok(r) => {
+                self.health.set_ok();
+                Ok((r.data, r.log_id.index))
+            }
+            Err(openraft::error::RaftError::Fatal(f))
+                if !matches!(f, openraft::error::Fatal::Stopped)
+                    || inner.broken.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                inner
+                    .broken
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                let e = self.health.fault(&f.to_string(), &inner.path);
+                Err(ProposeError::Failed(e))
+            }
             Err(e) => match e.forward_to_leader() {
                 Some(fwd) if fwd.leader_id != Some(inner.id) => Err(ProposeError::NotLeader(
                     fwd.leader_id
@@ -304,6 +327,63 @@ impl Desired {
                 _ => Err(ProposeError::Failed(raft_err(e))),
             },
         }
+    }
+
+    /// The store's health: degraded from a write that failed for want of
+    /// storage until a write succeeds again.
+    pub fn health(&self) -> crate::StoreHealth {
+        self.health.get()
+    }
+
+    /// After a storage error stopped the Raft core: opens the log again
+    /// (and the state machine, if it stopped answering too) and starts a
+    /// new core on them, at most once a second. Reads go on from the state
+    /// machine meanwhile. A no-op while the core runs.
+    async fn recover(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.current().broken.load(SeqCst) {
+            return Ok(());
+        }
+        let _one = self.recovery.lock().await;
+        let old = self.current();
+        if !old.broken.load(SeqCst) {
+            return Ok(());
+        }
+        self.health.may_retry()?;
+        let _ = old.raft.shutdown().await;
+        old.relay.abort();
+        let sm = old.sm.readable().then(|| old.sm.clone());
+        match reopen_inner(&old.path, old.id, sm, &self.tls, &self.changes).await {
+            Ok(inner) => {
+                *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
+                let deadline = Instant::now() + Duration::from_secs(3);
+                while self.current().raft.current_leader().await.is_none()
+                    && Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tracing::info!(
+                    "raft storage {} opened again after a storage error",
+                    old.path.display()
+                );
+                Ok(())
+            }
+            Err(e) => Err(self.health.fault(&format!("reopening: {e}"), &old.path)),
+        }
+    }
+
+    /// While degraded, checks whether writes work again with one small
+    /// write, so the health shown is current even when nothing else
+    /// writes.
+    pub async fn probe(&self) {
+        if matches!(self.health.get(), crate::StoreHealth::Ok) {
+            return;
+        }
+        let req = Request::Put {
+            key: PROBE_KEY.to_string(),
+            value: serde_json::json!(berth_model_now_ms()).to_string(),
+        };
+        let _ = self.propose(req).await;
     }
 
     /// Whether this node's state machine has every entry the leader had
@@ -400,6 +480,16 @@ pub fn patch_json<T: Serialize>(k: &str, patch: &T) -> Result<Request, StoreErro
     }
 }
 
+/// Where [`Desired::probe`] writes.
+pub const PROBE_KEY: &str = "store/probe";
+
+fn berth_model_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 async fn open_inner(
     path: &Path,
     id: u64,
@@ -408,6 +498,44 @@ async fn open_inner(
     changes: &tokio::sync::broadcast::Sender<Changes>,
 ) -> Result<Inner, StoreError> {
     let (log, sm) = berth_raft::open(path).map_err(|e| StoreError::Db(e.to_string()))?;
+    let inner = start_inner(path, id, log, sm, tls, changes).await?;
+    if standalone && !inner.raft.is_initialized().await.map_err(raft_err)? {
+        let members = BTreeMap::from([(
+            id,
+            BasicNode {
+                addr: String::new(),
+            },
+        )]);
+        inner.raft.initialize(members).await.map_err(raft_err)?;
+    }
+    Ok(inner)
+}
+
+/// Opens the log again, and the state machine unless `sm` is still good.
+async fn reopen_inner(
+    path: &Path,
+    id: u64,
+    sm: Option<StateMachine>,
+    tls: &TlsSlot,
+    changes: &tokio::sync::broadcast::Sender<Changes>,
+) -> Result<Inner, StoreError> {
+    let db = |e: std::io::Error| StoreError::Db(e.to_string());
+    let log = berth_raft::reopen_log(path).map_err(db)?;
+    let sm = match sm {
+        Some(sm) => sm,
+        None => berth_raft::reopen_state_machine(path).map_err(db)?,
+    };
+    start_inner(path, id, log, sm, tls, changes).await
+}
+
+async fn start_inner(
+    path: &Path,
+    id: u64,
+    log: berth_raft::LogStore,
+    sm: StateMachine,
+    tls: &TlsSlot,
+    changes: &tokio::sync::broadcast::Sender<Changes>,
+) -> Result<Inner, StoreError> {
     let raft = RaftNode::new(
         id,
         config()?,
@@ -417,15 +545,6 @@ async fn open_inner(
     )
     .await
     .map_err(raft_err)?;
-    if standalone && !raft.is_initialized().await.map_err(raft_err)? {
-        let members = BTreeMap::from([(
-            id,
-            BasicNode {
-                addr: String::new(),
-            },
-        )]);
-        raft.initialize(members).await.map_err(raft_err)?;
-    }
     let mut rx = sm.subscribe();
     let out = changes.clone();
     let relay = tokio::spawn(async move {
@@ -443,9 +562,11 @@ async fn open_inner(
     });
     Ok(Inner {
         id,
+        path: path.to_path_buf(),
         raft,
         sm,
         relay,
+        broken: Default::default(),
     })
 }
 

@@ -8,6 +8,7 @@
 //! crash leaves either the old or the new record, never a torn one.
 
 mod desired;
+mod health;
 pub mod home;
 mod record;
 
@@ -16,6 +17,7 @@ pub use desired::{
     obj_key, patch_json, put_json, raft_file, Desired, Membership, ProposeError, ELECTION_QUIET,
     FIRST_ID, OBJ_PREFIX, RECOVERY_WAIT,
 };
+pub use health::StoreHealth;
 pub use home::Home;
 pub use record::{delete_object, ObjectPatch, ObjectRecord};
 
@@ -36,6 +38,10 @@ pub const EVENT_RETENTION: u64 = 100_000;
 pub enum StoreError {
     #[error("store database: {0}")]
     Db(String),
+    /// Desired state cannot be written for want of storage; the message
+    /// names the file.
+    #[error("{0}")]
+    Degraded(String),
     #[error("store record {key}: {source}")]
     Decode {
         key: String,

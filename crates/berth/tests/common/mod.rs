@@ -126,15 +126,33 @@ impl Env {
         Env::start_as(&unique("n"), args)
     }
 
+    /// A daemon whose home is a tmpfs of `size` (`2m`), for disk-full
+    /// tests; the clean-up unmounts it.
+    pub fn start_on_tmpfs(size: &str) -> Env {
+        let home = new_home();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(home.path())
+            .status()
+            .expect("mount");
+        assert!(
+            st.success(),
+            "mounting a tmpfs on {}",
+            home.path().display()
+        );
+        Env::start_in(home, &unique("n"), &[])
+    }
+
     /// A daemon whose node name is `node`: tests of name clashes only,
     /// since its clean-up removes the host's containers of that node name.
     pub fn start_as(node: &str, args: &[&str]) -> Env {
+        Env::start_in(new_home(), node, args)
+    }
+
+    fn start_in(home: tempfile::TempDir, node: &str, args: &[&str]) -> Env {
         ensure_image();
         let mut env = Env {
-            home: tempfile::Builder::new()
-                .prefix("berth-it-")
-                .tempdir()
-                .expect("tempdir"),
+            home,
             node: node.to_string(),
             daemon: None,
             daemon_args: args.iter().map(|s| s.to_string()).collect(),
@@ -345,6 +363,13 @@ impl Env {
         // Private data roots may hold mounts; unmount before the temp dir goes.
         unmount_under(self.home());
     }
+}
+
+fn new_home() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("berth-it-")
+        .tempdir()
+        .expect("tempdir")
 }
 
 /// Lazily unmounts everything mounted below `root`, deepest first.
