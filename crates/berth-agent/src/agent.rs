@@ -30,6 +30,8 @@ pub struct AgentOptions {
     pub parallelism: usize,
     /// Period of the level-triggered safety-net reconcile.
     pub resync: Duration,
+    /// How long a warning whose condition is not seen to clear is shown.
+    pub warn_ttl: Duration,
     /// Heartbeat, node-down and lease timing of the cluster.
     pub timing: Timing,
     /// The command that runs the fencing watchdog (`berth daemon watchdog

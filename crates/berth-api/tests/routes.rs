@@ -18,6 +18,7 @@ async fn every_route_of_the_table_is_mounted_at_its_method() {
         host_docker_socket: dir.path().join("no-docker.sock").display().to_string(),
         parallelism: 1,
         resync: Duration::from_secs(30),
+        warn_ttl: Duration::from_secs(300),
         timing: Timing::default(),
         watchdog: None,
     })

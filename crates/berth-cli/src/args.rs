@@ -235,6 +235,11 @@ pub struct DaemonOpts {
     /// checks in between. Examples: 30s, 2m.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub resync: std::time::Duration,
+    /// How long a warning stays in `mon` and `print status` when its
+    /// condition is not seen to clear (a later successful pass removes it
+    /// at once; `berth <sel> clear` by hand).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub warn_ttl: std::time::Duration,
     /// Cluster heartbeat period.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub heartbeat: std::time::Duration,
@@ -605,6 +610,11 @@ pub enum ObjCmd {
     /// List the selected objects.
     #[command(after_help = "Examples:\n  berth 'app*-*/*' ls")]
     Ls,
+    /// Forget this node's warnings and failed states of the objects (the
+    /// `!` in mon), as om3's clear does. The daemon also drops a warning
+    /// when its condition clears, or after --warn-ttl.
+    #[command(after_help = "Examples:\n  berth app1-prd/svc1 clear\n  berth 'app*-*/*' clear")]
+    Clear,
     /// Stop and delete the objects (data directories are kept).
     #[command(after_help = "Examples:\n  berth app1-prd/svc1 delete")]
     Delete,

@@ -257,6 +257,7 @@ pub async fn object(ctx: &Ctx, selector: &str, cmd: ObjCmd) -> anyhow::Result<Ex
             .await
         }
         ObjCmd::Thaw => action(ctx, selector, ActionKind::Thaw, ActionArgs { local: false }).await,
+        ObjCmd::Clear => action(ctx, selector, ActionKind::Clear, ActionArgs { local: true }).await,
         ObjCmd::Delete => {
             action(
                 ctx,

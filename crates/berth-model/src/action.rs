@@ -11,6 +11,8 @@ pub enum ActionKind {
     Freeze,
     Thaw,
     Delete,
+    /// Forget this node's warnings and failed states of the object.
+    Clear,
 }
 
 impl ActionKind {

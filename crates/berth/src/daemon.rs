@@ -71,6 +71,7 @@ fn options(home: &Path, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
         host_docker_socket: docker_socket(o.docker_socket.as_deref(), docker_host.as_deref())?,
         parallelism: o.parallelism,
         resync: o.resync,
+        warn_ttl: o.warn_ttl,
         timing,
         watchdog: Some(vec![
             std::env::current_exe()

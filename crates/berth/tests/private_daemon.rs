@@ -207,6 +207,16 @@ fn a_killed_private_daemon_is_restarted_with_its_container() {
         std::thread::sleep(Duration::from_millis(200));
     }
     env.wait_status("heal/svc", 30, |s| s["avail"] == "up");
+    // Healed, its warnings go with the next passes that succeed.
+    env.wait_status("heal/svc", 30, |s| {
+        let quiet = |v: &serde_json::Value| v.as_array().is_none_or(|a| a.is_empty());
+        quiet(&s["log"])
+            && s["resources"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().all(|r| quiet(&r["log"])))
+    });
+    let mon = env.ok(&["mon", "heal/svc"]);
+    assert!(!mon.contains('!'), "{mon}");
 }
 
 #[test]

@@ -225,12 +225,9 @@ impl Imon {
                 }
                 if cur.labels.get(LABEL_SPEC) != want {
                     let st = self.res.entry(c.rid.clone()).or_default();
-                    if !st.log.iter().any(|l| l.contains("config changed")) {
-                        st.note(
-                            "config changed since the container was created; restart to apply"
-                                .into(),
-                        );
-                    }
+                    st.note(
+                        "config changed since the container was created; restart to apply".into(),
+                    );
                 }
                 return Ok(());
             }

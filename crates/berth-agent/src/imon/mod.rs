@@ -14,6 +14,7 @@
 
 mod converge;
 mod status;
+mod warnings;
 
 use crate::agent::Agent;
 use crate::error::AgentError;
@@ -22,10 +23,11 @@ use berth_manager::duty::Duty;
 use berth_model::status::{Avail, Target};
 use berth_model::{ActionKind, ActionOutcome, ObjectPath};
 use berth_store::ObjectRecord;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
+use warnings::Warnings;
 
 pub(crate) enum ImonMsg {
     Action(ActionKind, oneshot::Sender<ActionOutcome>),
@@ -64,7 +66,6 @@ impl ImonHandle {
     }
 }
 
-const LOG_KEEP: usize = 10;
 /// First wait before retrying a failed reconcile; it doubles up to the resync period.
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -75,16 +76,12 @@ pub(crate) struct ResourceState {
     pub failed: bool,
     /// When the next automatic restart is due, after `restart_delay`.
     pub restart_at: Option<tokio::time::Instant>,
-    pub log: VecDeque<String>,
+    pub log: Warnings,
 }
 
 impl ResourceState {
     pub(crate) fn note(&mut self, line: String) {
-        if self.log.len() >= LOG_KEEP {
-            self.log.pop_front();
-        }
-        self.log
-            .push_back(format!("{} {line}", berth_bus::now_rfc3339()));
+        self.log.note(line);
     }
 }
 
@@ -95,7 +92,7 @@ pub(crate) struct Imon {
     pub key: String,
     pub res: HashMap<String, ResourceState>,
     /// Object-level problems: invalid config on disk, private daemon errors.
-    pub obj_log: VecDeque<String>,
+    pub obj_log: Warnings,
     pub config_error: Option<String>,
     /// Transcript of the action in progress, if any.
     pub transcript: Option<Arc<Mutex<Vec<String>>>>,
@@ -127,7 +124,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         agent,
         path,
         res: HashMap::new(),
-        obj_log: VecDeque::new(),
+        obj_log: Warnings::default(),
         config_error: None,
         transcript: None,
         fencing: false,
@@ -200,11 +197,16 @@ impl Imon {
     }
 
     pub(crate) fn note_object(&mut self, line: String) {
-        if self.obj_log.len() >= LOG_KEEP {
-            self.obj_log.pop_front();
+        self.obj_log.note(line);
+    }
+
+    /// A pass that started at `t` succeeded: what was noted before is no
+    /// longer true.
+    fn conditions_cleared(&mut self, t: tokio::time::Instant) {
+        self.obj_log.clear_before(t);
+        for r in self.res.values_mut() {
+            r.log.clear_before(t);
         }
-        self.obj_log
-            .push_back(format!("{} {line}", berth_bus::now_rfc3339()));
     }
 
     pub(crate) fn say(&self, line: String) {
@@ -219,6 +221,7 @@ impl Imon {
     /// One automatic pass. Returns false when the object no longer exists.
     async fn pass(&mut self) -> bool {
         self.retry_at = None;
+        let began = tokio::time::Instant::now();
         let mut probe = self.docker.swap(false, Ordering::SeqCst);
         self.config_error = crate::objects::sync_file(&self.agent, &self.path).await;
         let rec = match self.agent.cluster.desired().get(&self.key) {
@@ -267,7 +270,10 @@ impl Imon {
                 if !rec.frozen && rec.target == Target::Started {
                     probe = true;
                     match self.converge_started(&rec, fresh).await {
-                        Ok(()) => self.retry_wait = None,
+                        Ok(()) => {
+                            self.retry_wait = None;
+                            self.conditions_cleared(began);
+                        }
                         Err(e) => self.failed_reconcile(e),
                     }
                 }
@@ -284,8 +290,9 @@ impl Imon {
                     self.fencing = urgent;
                     let r = self.converge_stopped(&rec, false).await;
                     self.fencing = false;
-                    if let Err(e) = r {
-                        self.note_object(format!("stopping: {e}"));
+                    match r {
+                        Ok(()) => self.conditions_cleared(began),
+                        Err(e) => self.note_object(format!("stopping: {e}")),
                     }
                 }
             }
@@ -471,6 +478,16 @@ impl Imon {
                 self.converge_stopped(&rec, true).await?;
                 self.res.clear();
                 self.converge_started(&rec, true).await
+            }
+            ActionKind::Clear => {
+                self.obj_log.clear();
+                for r in self.res.values_mut() {
+                    r.log.clear();
+                    r.failed = false;
+                    r.restarts = 0;
+                }
+                self.say("warnings and failed states cleared".into());
+                Ok(())
             }
             ActionKind::Delete => {
                 let rec = self.set_target(Some(Target::Stopped), true).await?;

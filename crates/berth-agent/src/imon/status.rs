@@ -30,7 +30,12 @@ impl Imon {
     /// Rebuilds the status; with `probe` false, Docker is asked only about
     /// resources the last probe did not cover.
     pub(crate) async fn refresh_status(&mut self, rec: &ObjectRecord, probe: bool) {
-        let mut log: Vec<String> = self.obj_log.iter().cloned().collect();
+        let ttl = self.agent.opts.warn_ttl;
+        self.obj_log.expire(ttl);
+        for r in self.res.values_mut() {
+            r.log.expire(ttl);
+        }
+        let mut log: Vec<String> = self.obj_log.lines().cloned().collect();
         if let Some(e) = &self.config_error {
             log.push(e.clone());
         }
@@ -145,7 +150,7 @@ impl Imon {
         container_id: Option<String>,
     ) -> ResourceStatus {
         let st = self.res.entry(rid.to_string()).or_default();
-        let mut log: Vec<String> = st.log.iter().cloned().collect();
+        let mut log: Vec<String> = st.log.lines().cloned().collect();
         if !problem.is_empty() {
             log.push(problem);
         }
