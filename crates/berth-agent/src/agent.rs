@@ -32,6 +32,8 @@ pub struct AgentOptions {
     pub resync: Duration,
     /// How long a warning whose condition is not seen to clear is shown.
     pub warn_ttl: Duration,
+    /// The /16 private daemons' bridges take their /24 from.
+    pub private_bridge_pool: berth_engine::BridgePool,
     /// Heartbeat, node-down and lease timing of the cluster.
     pub timing: Timing,
     /// The command that runs the fencing watchdog (`berth daemon watchdog
@@ -101,6 +103,9 @@ impl Agent {
                 None,
             );
         }
+        let known: std::collections::BTreeSet<String> =
+            records.iter().map(|r| r.path.clone()).collect();
+        crate::privd::sweep(&agent.opts.home, |p| known.contains(&p.to_string())).await;
         for rec in records {
             if let Ok(path) = rec.path.parse::<ObjectPath>() {
                 agent.imon(&path);

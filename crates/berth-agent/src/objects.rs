@@ -95,7 +95,28 @@ impl Agent {
                     .collect(),
             ));
         }
+        if let Some(why) = self.unfit_private_daemon(path, &doc) {
+            return Err(AgentError::Invalid(vec![format!(
+                "{}: {why}",
+                file.display()
+            )]));
+        }
         Ok(doc)
+    }
+
+    /// Whether the object's private daemon, if it has one, could not bind
+    /// its sockets on this node.
+    fn unfit_private_daemon(&self, path: &ObjectPath, doc: &ConfigDoc) -> Option<String> {
+        let eff = berth_model::resolve(doc, &self.registry, path, &self.opts.nodename).ok()?;
+        let id = doc.get("DEFAULT", "id").unwrap_or_default();
+        let spec = crate::privd::spec(
+            &self.opts.home,
+            path,
+            &eff,
+            &id,
+            self.opts.private_bridge_pool,
+        )?;
+        crate::privd::unfit_paths(&spec)
     }
 
     /// Objects matched by `selector`, sorted by path. No match is an error.

@@ -19,6 +19,7 @@ async fn every_route_of_the_table_is_mounted_at_its_method() {
         parallelism: 1,
         resync: Duration::from_secs(30),
         warn_ttl: Duration::from_secs(300),
+        private_bridge_pool: Default::default(),
         timing: Timing::default(),
         watchdog: None,
     })

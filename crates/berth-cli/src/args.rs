@@ -240,6 +240,10 @@ pub struct DaemonOpts {
     /// at once; `berth <sel> clear` by hand).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub warn_ttl: std::time::Duration,
+    /// The /16 network private dockerds' bridges take a /24 from each.
+    /// Move it where 10.213.0.0/16 is in use on the site.
+    #[arg(long, default_value = "10.213.0.0/16")]
+    pub private_bridge_pool: berth_model::settings::BridgePool,
     /// Cluster heartbeat period.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub heartbeat: std::time::Duration,

@@ -53,6 +53,8 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     cmd.arg("--parallelism").arg(o.parallelism.to_string());
     cmd.arg("--resync")
         .arg(format!("{}ms", o.resync.as_millis()));
+    cmd.arg("--private-bridge-pool")
+        .arg(o.private_bridge_pool.to_string());
     cmd.arg("--warn-ttl")
         .arg(format!("{}ms", o.warn_ttl.as_millis()));
     cmd.arg("--heartbeat")

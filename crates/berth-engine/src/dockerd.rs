@@ -22,7 +22,14 @@ pub struct PrivateDaemonSpec {
     pub log_file: PathBuf,
     /// Group owning the socket (mode 0660). `None` leaves it root-only.
     pub socket_group: Option<String>,
+    /// The /16 private bridges take their /24 from.
+    pub bridge_pool: BridgePool,
+    /// A symlink to `socket` at a readable path, when `socket` had to be
+    /// shortened.
+    pub socket_link: Option<PathBuf>,
 }
+
+pub use berth_model::settings::BridgePool;
 
 pub struct PrivateDaemon {
     pub spec: PrivateDaemonSpec,
@@ -92,7 +99,14 @@ impl PrivateDaemon {
             })?;
         }
         check_writable(&s.data_root)?;
-        ensure_bridge(&bridge_name(&s.socket)).await?;
+        if let Some(link) = &s.socket_link {
+            std::fs::create_dir_all(parent(link))?;
+            let _ = std::fs::remove_file(link);
+            std::os::unix::fs::symlink(&s.socket, link).map_err(|e| {
+                EngineError::PrivateDaemon(format!("cannot link {}: {e}", link.display()))
+            })?;
+        }
+        ensure_bridge(&bridge_name(&s.socket), s.bridge_pool).await?;
         reap_orphan_containerd(&s.exec_root).await;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -157,9 +171,88 @@ impl PrivateDaemon {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let bridge = bridge_name(&self.spec.socket);
-        let _ = tokio::task::spawn_blocking(move || ip(&["link", "del", &bridge])).await;
+        self.clean_up().await;
         Ok(())
+    }
+
+    /// Stops the daemon if it runs, then removes what it leaves behind when
+    /// it dies without cleaning up: its bridge, the mounts under its
+    /// exec-root and below its data-root, its socket and pidfile. Safe
+    /// whatever state the daemon is in, and when it never ran.
+    pub async fn stop_and_clean(&self) -> Result<(), EngineError> {
+        if self.running_pid().is_some() {
+            return self.stop().await;
+        }
+        self.clean_up().await;
+        Ok(())
+    }
+
+    async fn clean_up(&self) {
+        let s = self.spec.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if ip(&["link", "show", &bridge_name(&s.socket)]).is_ok() {
+                let _ = ip(&["link", "del", &bridge_name(&s.socket)]);
+            }
+            if !s.exec_root.as_os_str().is_empty() {
+                unmount_under(&s.exec_root, true);
+            }
+            // The data-root itself may be the operator's own mount point.
+            if !s.data_root.as_os_str().is_empty() {
+                unmount_under(&s.data_root, false);
+            }
+            let _ = std::fs::remove_file(&s.socket);
+            let _ = std::fs::remove_file(&s.pidfile);
+            if let Some(link) = &s.socket_link {
+                let _ = std::fs::remove_file(link);
+            }
+        })
+        .await;
+    }
+}
+
+/// Lazily unmounts every mount below `root` (and `root` itself with
+/// `itself`), deepest first. `root` itself is also unmounted when it is a
+/// bind mount within its parent's file system, as dockerd makes of its
+/// data-root; a file system of its own there is the operator's and stays.
+pub fn unmount_under(root: &Path, itself: bool) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mounts: Vec<Mount> = info.lines().filter_map(Mount::parse).collect();
+    let is_bind = |m: &Mount| {
+        mounts
+            .iter()
+            .any(|p| p.id == m.parent && p.dev == m.dev && p.point != m.point)
+    };
+    let mut points: Vec<&Mount> = mounts
+        .iter()
+        .filter(|m| m.point.starts_with(root))
+        .filter(|m| m.point != root || itself || is_bind(m))
+        .collect();
+    points.sort_by_key(|m| std::cmp::Reverse(m.point.as_os_str().len()));
+    for m in points {
+        let _ = nix::mount::umount2(&m.point, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// One line of `/proc/self/mountinfo`.
+struct Mount {
+    id: u64,
+    parent: u64,
+    dev: String,
+    point: PathBuf,
+}
+
+impl Mount {
+    fn parse(line: &str) -> Option<Mount> {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        Some(Mount {
+            id: f.first()?.parse().ok()?,
+            parent: f.get(1)?.parse().ok()?,
+            dev: f.get(2)?.to_string(),
+            // Spaces and the like are escaped as octal.
+            point: PathBuf::from(f.get(4)?.replace("\\040", " ")),
+        })
     }
 }
 
@@ -224,9 +317,6 @@ pub fn bridge_name(socket: &Path) -> String {
     format!("bb{:012x}", h & 0xffff_ffff_ffff)
 }
 
-/// The pool private bridges take their /24 from.
-const BRIDGE_POOL: &str = "10.213";
-
 fn ip(args: &[&str]) -> Result<String, EngineError> {
     let out = std::process::Command::new("ip")
         .args(args)
@@ -247,14 +337,15 @@ fn ip(args: &[&str]) -> Result<String, EngineError> {
 const BRIDGE_LOCK_FILE: &str = "/run/berth-bridges.lock";
 
 /// Creates the bridge with a free /24 from the pool, unless it exists.
-async fn ensure_bridge(name: &str) -> Result<(), EngineError> {
+async fn ensure_bridge(name: &str, pool: BridgePool) -> Result<(), EngineError> {
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || ensure_bridge_locked(&name))
+    tokio::task::spawn_blocking(move || ensure_bridge_locked(&name, pool))
         .await
         .map_err(|e| EngineError::PrivateDaemon(format!("bridge set-up: {e}")))?
 }
 
-fn ensure_bridge_locked(name: &str) -> Result<(), EngineError> {
+fn ensure_bridge_locked(name: &str, pool: BridgePool) -> Result<(), EngineError> {
+    let prefix = pool.prefix();
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -267,20 +358,14 @@ fn ensure_bridge_locked(name: &str) -> Result<(), EngineError> {
         return Ok(());
     }
     let used = ip(&["-o", "-4", "addr", "show"])?;
-    let free = (0..=255u32).find(|k| !used.contains(&format!(" {BRIDGE_POOL}.{k}.")));
+    let free = (0..=255u32).find(|k| !used.contains(&format!(" {prefix}.{k}.")));
     let Some(k) = free else {
         return Err(EngineError::PrivateDaemon(format!(
-            "no free /24 left in {BRIDGE_POOL}.0.0/16 for a private bridge"
+            "no free /24 left in {pool} for a private bridge (see --private-bridge-pool)"
         )));
     };
     ip(&["link", "add", "name", name, "type", "bridge"])?;
-    ip(&[
-        "addr",
-        "add",
-        &format!("{BRIDGE_POOL}.{k}.1/24"),
-        "dev",
-        name,
-    ])?;
+    ip(&["addr", "add", &format!("{prefix}.{k}.1/24"), "dev", name])?;
     ip(&["link", "set", name, "up"])?;
     Ok(())
 }

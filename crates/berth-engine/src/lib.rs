@@ -16,7 +16,10 @@ pub use client::{
     PortSpec, LABEL_PATH,
 };
 pub use discovery::{ContainerEvent, ContainerFacts, PortFact};
-pub use dockerd::{bridge_name, ping_socket, process_alive, PrivateDaemon, PrivateDaemonSpec};
+pub use dockerd::{
+    bridge_name, ping_socket, process_alive, unmount_under, BridgePool, PrivateDaemon,
+    PrivateDaemonSpec,
+};
 pub use error::EngineError;
 
 /// Default socket of the host's Docker Engine.

@@ -85,3 +85,40 @@ impl ObjectSettings {
         }
     }
 }
+
+/// A /16 of IPv4 addresses, `10.213.0.0/16` by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgePool(pub [u8; 2]);
+
+impl Default for BridgePool {
+    fn default() -> Self {
+        BridgePool([10, 213])
+    }
+}
+
+impl std::str::FromStr for BridgePool {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a /16 network such as 10.213.0.0/16");
+        let (net, len) = s.split_once('/').ok_or_else(bad)?;
+        let ip: std::net::Ipv4Addr = net.parse().map_err(|_| bad())?;
+        let o = ip.octets();
+        if len != "16" || o[2] != 0 || o[3] != 0 {
+            return Err(bad());
+        }
+        Ok(BridgePool([o[0], o[1]]))
+    }
+}
+
+impl std::fmt::Display for BridgePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.0.0/16", self.0[0], self.0[1])
+    }
+}
+
+impl BridgePool {
+    /// `10.213`, the first two octets.
+    pub fn prefix(&self) -> String {
+        format!("{}.{}", self.0[0], self.0[1])
+    }
+}

@@ -82,13 +82,33 @@ impl Home {
             .join(&p.namespace)
             .join(&p.name)
     }
-    pub fn docker_socket(&self, p: &ObjectPath) -> PathBuf {
+    /// Where the object's private docker socket is shown:
+    /// `namespaces/<ns>/<name>/docker.sock`.
+    pub fn docker_socket_link(&self, p: &ObjectPath) -> PathBuf {
         self.object_var(p).join("docker.sock")
+    }
+
+    /// The object's private docker socket: the readable path when it fits
+    /// a unix socket's address, else a short hashed one (`s/<hash>.sock`),
+    /// with a symlink at the readable path. Valid namespace and name can be
+    /// 63 characters each, too long together for the 108 bytes of
+    /// `sun_path`.
+    pub fn docker_socket(&self, p: &ObjectPath) -> PathBuf {
+        let readable = self.docker_socket_link(p);
+        if readable.as_os_str().len() <= MAX_SOCKET_PATH {
+            return readable;
+        }
+        let h = berth_model::fnv1a64(readable.as_os_str().as_encoded_bytes());
+        self.root.join("s").join(format!("{h:016x}.sock"))
     }
     pub fn docker_exec_root(&self, id: &str) -> PathBuf {
         self.root.join("dockerx").join(id)
     }
 }
+
+/// The longest path a unix socket can be bound at (`sun_path` is 108
+/// bytes, with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
 
 /// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync dir.
 pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {

@@ -72,6 +72,7 @@ fn options(home: &Path, o: &DaemonOpts) -> anyhow::Result<AgentOptions> {
         parallelism: o.parallelism,
         resync: o.resync,
         warn_ttl: o.warn_ttl,
+        private_bridge_pool: o.private_bridge_pool,
         timing,
         watchdog: Some(vec![
             std::env::current_exe()

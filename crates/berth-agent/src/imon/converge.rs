@@ -44,7 +44,13 @@ impl Imon {
                 _ => {}
             }
         }
-        let private = privd::spec(&self.agent.opts.home, &self.path, &eff, &id);
+        let private = privd::spec(
+            &self.agent.opts.home,
+            &self.path,
+            &eff,
+            &id,
+            self.agent.opts.private_bridge_pool,
+        );
         let settings = berth_drivers::default::settings(&eff)?;
         Ok(Resolved {
             settings,

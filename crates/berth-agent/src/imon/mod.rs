@@ -492,6 +492,8 @@ impl Imon {
             ActionKind::Delete => {
                 let rec = self.set_target(Some(Target::Stopped), true).await?;
                 self.converge_stopped(&rec, true).await?;
+                let private = self.resolve(&rec).ok().and_then(|r| r.private);
+                crate::privd::remove_runtime(&self.agent.opts.home, &self.path, private).await;
                 crate::objects::remove_object(&self.agent, &self.path, self.id)
                     .await
                     .map_err(|e| e.to_string())?;
