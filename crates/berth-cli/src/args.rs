@@ -144,6 +144,9 @@ pub enum Top {
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  berth completion bash > /etc/bash_completion.d/berth")]
     Completion { shell: clap_complete::Shell },
+    /// Write man pages (berth.1 and one per subcommand) into DIR.
+    #[command(after_help = "Examples:\n  berth manpages /usr/local/share/man/man1")]
+    Manpages { dir: PathBuf },
     #[command(external_subcommand)]
     Object(Vec<String>),
 }

@@ -109,6 +109,28 @@ impl Ctx {
     }
 }
 
+/// berth.1, and berth-<sub>.1 for each subcommand, and the object
+/// commands' page (berth-object.1), from the clap grammar.
+fn manpages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, cmd: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.name(name.to_string())).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", path.display());
+        Ok(())
+    };
+    let top = Cli::command();
+    write("berth", top.clone())?;
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write(&format!("berth-{}", sub.get_name()), sub.clone())?;
+    }
+    write("berth-object", args::ObjectCli::command())?;
+    Ok(())
+}
+
 fn default_home() -> PathBuf {
     if nix::unistd::Uid::effective().is_root() {
         PathBuf::from("/var/lib/berth")
@@ -135,6 +157,10 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::Kv { cmd } => kv::run(&ctx, cmd).await,
         Top::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Top::Manpages { dir } => {
+            manpages(&dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Top::Object(words) => {

@@ -183,6 +183,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
     let socket = opts.home.socket();
     tracing::info!("berth daemon listening on {}", socket.display());
+    let notifier = tokio::spawn(crate::notify::ready_and_watchdog(socket.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         let mut term =
@@ -194,6 +195,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        crate::notify::send("STOPPING=1");
         let _ = stop_tx.send(true);
     };
     // Open event streams would hold a graceful shutdown forever: give
@@ -207,6 +209,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         r = berth_api::serve(agent.clone(), &socket, shutdown) => r,
         _ = grace => Ok(()),
     };
+    notifier.abort();
     for task in consul.into_iter().chain(dns) {
         task.abort();
     }

@@ -4,6 +4,7 @@
 
 mod daemon;
 mod logging;
+mod notify;
 
 use berth_cli::args::{DaemonCmd, Top};
 use std::process::ExitCode;

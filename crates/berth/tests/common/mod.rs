@@ -174,6 +174,17 @@ impl Env {
         self.home.path()
     }
 
+    /// The pid of the daemon this test started.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(|c| c.id())
+    }
+
+    /// Sets an environment variable for the next daemon start.
+    pub fn set_daemon_env(&mut self, key: &str, value: &str) {
+        self.daemon_env.retain(|(k, _)| k != key);
+        self.daemon_env.push((key.to_string(), value.to_string()));
+    }
+
     pub fn start_daemon(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
