@@ -136,6 +136,7 @@ impl Cluster {
                 .await?
             }
         });
+        desired.spawn_maintenance();
         let lease = lease::LeaseKeeper::new(opts.timing, &opts.home, opts.watchdog.clone());
         Ok(Arc::new(Cluster {
             view: Mutex::new(view::LeaderView::new(opts.timing)),

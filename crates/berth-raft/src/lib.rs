@@ -66,6 +66,40 @@ pub fn reopen_state_machine(path: &Path) -> std::io::Result<StateMachine> {
     StateMachine::new(open_db(&state_machine_file(path))?)
 }
 
+/// Files smaller than this are never worth compacting.
+pub const COMPACT_MIN_BYTES: u64 = 4 << 20;
+
+/// Whether `db` (the file at `path`) is mostly free space: at least
+/// [`COMPACT_MIN_BYTES`] long, less than half of it in use.
+pub(crate) fn sparse(db: &redb::Database, path: &Path) -> std::io::Result<bool> {
+    let len = std::fs::metadata(path)?.len();
+    if len < COMPACT_MIN_BYTES {
+        return Ok(false);
+    }
+    let txn = db.begin_write().map_err(codec::io)?;
+    let stats = txn.stats().map_err(codec::io)?;
+    txn.abort().map_err(codec::io)?;
+    let used = stats.allocated_pages() * stats.page_size() as u64;
+    Ok(used * 2 < len)
+}
+
+/// Compacts a file that is mostly free space (a large value set then
+/// removed, a log since purged): redb reuses free pages but never gives
+/// them back.
+fn compact_if_sparse(db: &mut redb::Database, path: &Path) {
+    if !sparse(db, path).unwrap_or(false) {
+        return;
+    }
+    let before = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    match db.compact() {
+        Ok(_) => {
+            let after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            tracing::info!("compacted {}: {before} -> {after} bytes", path.display());
+        }
+        Err(e) => tracing::warn!("compacting {}: {e}", path.display()),
+    }
+}
+
 fn open_db(p: &Path) -> std::io::Result<Arc<redb::Database>> {
     {
         // An instance of this process that just shut down may still hold
@@ -81,7 +115,11 @@ fn open_db(p: &Path) -> std::io::Result<Arc<redb::Database>> {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                other => return other.map(Arc::new).map_err(codec::io),
+                Ok(mut db) => {
+                    compact_if_sparse(&mut db, p);
+                    return Ok(Arc::new(db));
+                }
+                Err(e) => return Err(codec::io(e)),
             }
         }
     }

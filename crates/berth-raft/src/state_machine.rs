@@ -27,6 +27,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 const LAST_APPLIED: &str = "last_applied";
 const MEMBERSHIP: &str = "membership";
 const SNAPSHOT: &str = "snapshot";
+/// The snapshot's payload, raw: inside the JSON of [`SNAPSHOT`] a byte
+/// string is an array of numbers, four times its size.
+const SNAPSHOT_DATA: &str = "snapshot_data";
 
 type C = TypeConfig;
 
@@ -36,12 +39,33 @@ struct SnapshotBody {
     kv: BTreeMap<String, String>,
 }
 
-/// The current snapshot, kept so a lagging follower can be sent one.
+/// The current snapshot, kept so a lagging follower can be sent one. Its
+/// `data` is stored apart, under [`SNAPSHOT_DATA`]; files written before
+/// that have it here.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     last_log_id: Option<LogIdOf<C>>,
     last_membership: StoredMembershipOf<C>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     data: Vec<u8>,
+}
+
+/// Records the snapshot `s` (meta and data) in `meta`.
+fn put_snapshot(
+    meta: &mut redb::Table<&str, &[u8]>,
+    last_log_id: &Option<LogIdOf<C>>,
+    last_membership: &StoredMembershipOf<C>,
+    data: &[u8],
+) -> io::Result<()> {
+    let head = StoredSnapshot {
+        last_log_id: *last_log_id,
+        last_membership: last_membership.clone(),
+        data: Vec::new(),
+    };
+    meta.insert(SNAPSHOT, encode(&head)?.as_slice())
+        .map_err(io)?;
+    meta.insert(SNAPSHOT_DATA, data).map_err(io)?;
+    Ok(())
 }
 
 /// What an applied batch changed: the keys written, or `None` when a
@@ -69,6 +93,57 @@ impl StateMachine {
     /// everything.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Changes> {
         self.changes.subscribe()
+    }
+
+    /// Whether the file at `path` (this state machine's) is mostly free
+    /// space.
+    pub fn sparse(&self, path: &std::path::Path) -> bool {
+        crate::sparse(&self.db, path).unwrap_or(false)
+    }
+
+    /// Whether the stored snapshot is much larger than the state is now
+    /// (a large value came and went): a new snapshot frees its pages.
+    pub fn stale_snapshot(&self) -> bool {
+        let sizes = || -> io::Result<(usize, usize)> {
+            let txn = self.db.begin_read().map_err(io)?;
+            let meta = txn.open_table(META).map_err(io)?;
+            let snap = meta
+                .get(SNAPSHOT_DATA)
+                .map_err(io)?
+                .map(|v| v.value().len())
+                .unwrap_or(0);
+            let mut kv = 0;
+            for item in txn.open_table(KV).map_err(io)?.iter().map_err(io)? {
+                let (k, v) = item.map_err(io)?;
+                kv += k.value().len() + v.value().len();
+            }
+            Ok((snap, kv))
+        };
+        sizes().is_ok_and(|(snap, kv)| snap > 2 * kv + (1 << 20))
+    }
+
+    /// Writes a compact copy of the state machine to a new file at `dst`,
+    /// fsynced, for the caller to rename over the old one. The old handle
+    /// keeps serving reads meanwhile: a new file is a new inode, with a
+    /// lock of its own. Applies must be stopped (the Raft core shut down).
+    pub fn rewrite(&self, dst: &std::path::Path) -> io::Result<()> {
+        let _ = std::fs::remove_file(dst);
+        let new = Database::create(dst).map_err(io)?;
+        let old = self.db.begin_read().map_err(io)?;
+        let txn = new.begin_write().map_err(io)?;
+        {
+            let mut kv = txn.open_table(KV).map_err(io)?;
+            for item in old.open_table(KV).map_err(io)?.iter().map_err(io)? {
+                let (k, v) = item.map_err(io)?;
+                kv.insert(k.value(), v.value()).map_err(io)?;
+            }
+            let mut meta = txn.open_table(META).map_err(io)?;
+            for item in old.open_table(META).map_err(io)?.iter().map_err(io)? {
+                let (k, v) = item.map_err(io)?;
+                meta.insert(k.value(), v.value()).map_err(io)?;
+            }
+        }
+        txn.commit().map_err(io)
     }
 
     /// Whether the file still answers reads: after an I/O error, redb
@@ -329,11 +404,6 @@ impl RaftStateMachine<C> for StateMachine {
         snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
         let body: SnapshotBody = decode(&snapshot)?;
-        let stored = StoredSnapshot {
-            last_log_id: meta.last_log_id,
-            last_membership: meta.last_membership.clone(),
-            data: snapshot,
-        };
         let txn = self.db.begin_write().map_err(io)?;
         {
             let mut kv = txn.open_table(KV).map_err(io)?;
@@ -346,8 +416,7 @@ impl RaftStateMachine<C> for StateMachine {
                 .map_err(io)?;
             m.insert(MEMBERSHIP, encode(&meta.last_membership)?.as_slice())
                 .map_err(io)?;
-            m.insert(SNAPSHOT, encode(&stored)?.as_slice())
-                .map_err(io)?;
+            put_snapshot(&mut m, &meta.last_log_id, &meta.last_membership, &snapshot)?;
         }
         txn.commit().map_err(io)?;
         let _ = self.changes.send(Arc::new(None));
@@ -360,7 +429,12 @@ impl RaftStateMachine<C> for StateMachine {
         let Some(v) = meta.get(SNAPSHOT).map_err(io)? else {
             return Ok(None);
         };
-        let s: StoredSnapshot = decode(v.value())?;
+        let mut s: StoredSnapshot = decode(v.value())?;
+        if s.data.is_empty() {
+            if let Some(d) = meta.get(SNAPSHOT_DATA).map_err(io)? {
+                s.data = d.value().to_vec();
+            }
+        }
         Ok(Some(openraft::Snapshot {
             meta: openraft::SnapshotMeta {
                 last_log_id: s.last_log_id,
@@ -400,12 +474,13 @@ impl RaftSnapshotBuilder<C> for StateMachine {
                 data: encode(&SnapshotBody { kv })?,
             }
         };
-        let bytes = encode(&stored)?;
         let txn = self.db.begin_write().map_err(io)?;
-        txn.open_table(META)
-            .map_err(io)?
-            .insert(SNAPSHOT, bytes.as_slice())
-            .map_err(io)?;
+        put_snapshot(
+            &mut txn.open_table(META).map_err(io)?,
+            &stored.last_log_id,
+            &stored.last_membership,
+            &stored.data,
+        )?;
         txn.commit().map_err(io)?;
         Ok(openraft::Snapshot {
             meta: openraft::SnapshotMeta {

@@ -60,12 +60,12 @@ pub enum ProposeError {
 }
 
 /// One Raft instance: its id, handle and state machine.
-struct Inner {
-    id: u64,
+pub(crate) struct Inner {
+    pub(crate) id: u64,
     /// The log's file.
-    path: PathBuf,
-    raft: RaftNode,
-    sm: StateMachine,
+    pub(crate) path: PathBuf,
+    pub(crate) raft: RaftNode,
+    pub(crate) sm: StateMachine,
     relay: tokio::task::JoinHandle<()>,
     /// A storage error stopped the Raft core: it must be opened again.
     broken: std::sync::atomic::AtomicBool,
@@ -117,6 +117,12 @@ fn config() -> Result<Arc<Config>, StoreError> {
         api_batch_capacity: 256,
         notification_channel_size: Some(1024),
         state_machine_channel_size: Some(256),
+        // The log is purged behind a snapshot every 1000 entries (and when
+        // its file passes a size, `maintenance`), keeping 500 for
+        // followers that lag a little; the files stay small.
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+        max_in_snapshot_log_to_keep: 500,
+        purge_batch_size: 256,
         ..Default::default()
     }
     .validate()
@@ -350,26 +356,59 @@ impl Desired {
             return Ok(());
         }
         self.health.may_retry()?;
+        self.restart_core(old, false).await.map_err(|e| {
+            self.health
+                .fault(&format!("reopening: {e}"), &self.current().path)
+        })
+    }
+
+    /// Stops the Raft core and starts a new one on the files opened again:
+    /// the log (compacted on opening when mostly free), and the state
+    /// machine when it stopped answering or, with `compact_sm`, rewritten
+    /// to a compact new file first.
+    pub(crate) async fn restart_core(
+        &self,
+        old: Arc<Inner>,
+        compact_sm: bool,
+    ) -> Result<(), StoreError> {
         let _ = old.raft.shutdown().await;
         old.relay.abort();
-        let sm = old.sm.readable().then(|| old.sm.clone());
-        match reopen_inner(&old.path, old.id, sm, &self.tls, &self.changes).await {
-            Ok(inner) => {
-                *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
-                let deadline = Instant::now() + Duration::from_secs(3);
-                while self.current().raft.current_leader().await.is_none()
-                    && Instant::now() < deadline
-                {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+        let sm = match (old.sm.readable(), compact_sm) {
+            (false, _) => None,
+            (true, false) => Some(old.sm.clone()),
+            (true, true) => match crate::maintenance::rewrite_state_machine(&old.sm, &old.path) {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(
+                        "compacting the state machine of {}: {e}",
+                        old.path.display()
+                    );
+                    Some(old.sm.clone())
                 }
-                tracing::info!(
-                    "raft storage {} opened again after a storage error",
-                    old.path.display()
-                );
-                Ok(())
-            }
-            Err(e) => Err(self.health.fault(&format!("reopening: {e}"), &old.path)),
+            },
+        };
+        let inner = reopen_inner(&old.path, old.id, sm, &self.tls, &self.changes).await?;
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.current().raft.current_leader().await.is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        tracing::info!("raft storage {} opened again", old.path.display());
+        Ok(())
+    }
+
+    /// Leaves the storage maintenance (snapshots by size, compaction) to a
+    /// task of its own; it ends with the last handle on this store.
+    pub fn spawn_maintenance(self: &Arc<Self>) {
+        tokio::spawn(crate::maintenance::run(Arc::downgrade(self)));
+    }
+
+    pub(crate) fn current_inner(&self) -> Arc<Inner> {
+        self.current()
+    }
+
+    pub(crate) async fn lock_recovery(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.recovery.lock().await
     }
 
     /// While degraded, checks whether writes work again with one small

@@ -10,6 +10,7 @@
 mod desired;
 mod health;
 pub mod home;
+mod maintenance;
 mod record;
 
 pub use berth_raft::{remove as remove_raft_file, Changes, Request, Response, TlsSlot};
