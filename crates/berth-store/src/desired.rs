@@ -86,6 +86,9 @@ pub struct Desired {
     health: crate::health::HealthCell,
     /// One recovery at a time.
     recovery: tokio::sync::Mutex<()>,
+    /// Writes hold it shared; a restart of the core for compaction holds
+    /// it alone, so no write in flight sees the core stop.
+    gate: tokio::sync::RwLock<()>,
 }
 
 fn raft_err(e: impl std::fmt::Display) -> StoreError {
@@ -149,6 +152,7 @@ impl Desired {
             changes,
             health: Default::default(),
             recovery: Default::default(),
+            gate: Default::default(),
         };
         // A cluster member recovers through its leader, which reaches it
         // only once the node listener runs: the agent waits then.
@@ -308,6 +312,7 @@ impl Desired {
     /// log entry. A node that does not lead says who does: only
     /// `berth-cluster` forwards, as a typed command the leader authorizes.
     pub async fn propose(&self, req: Request) -> Result<(Response, u64), ProposeError> {
+        let _writing = self.gate.read().await;
         self.recover().await?;
         let inner = self.current();
         match inner.raft.client_write(req).await {
@@ -407,8 +412,16 @@ impl Desired {
         self.current()
     }
 
-    pub(crate) async fn lock_recovery(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.recovery.lock().await
+    /// For a restart of the core outside a write: no recovery and no
+    /// write runs meanwhile.
+    pub(crate) async fn exclusive(
+        &self,
+    ) -> (
+        tokio::sync::RwLockWriteGuard<'_, ()>,
+        tokio::sync::MutexGuard<'_, ()>,
+    ) {
+        let gate = self.gate.write().await;
+        (gate, self.recovery.lock().await)
     }
 
     /// While degraded, checks whether writes work again with one small

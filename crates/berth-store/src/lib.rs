@@ -77,7 +77,10 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store file.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = Database::create(path)?;
+        // redb's default page cache is 1 GiB: an event log written hard
+        // (bulk edits, many containers) would keep growing the daemon's
+        // RSS up to it. A few MiB hold the pages that are read.
+        let db = Database::builder().set_cache_size(4 << 20).create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(OBJECTS)?;
         txn.open_table(EVENTS)?;

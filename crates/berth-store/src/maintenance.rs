@@ -53,7 +53,12 @@ pub(crate) async fn run(desired: Weak<Desired>) {
                 continue;
             }
         }
-        let purged_now = inner.raft.metrics().borrow_watched().purged.map(|l| l.index);
+        let purged_now = inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .purged
+            .map(|l| l.index);
         purged |= purged_now > purged_at_compaction;
         let recent = compacted.is_some_and(|t| t.elapsed() < COMPACT_EVERY);
         let big = log_len > berth_raft::COMPACT_MIN_BYTES
@@ -78,7 +83,7 @@ pub(crate) async fn run(desired: Weak<Desired>) {
             continue;
         }
         compacted = Some(Instant::now());
-        let _one = d.lock_recovery().await;
+        let _alone = d.exclusive().await;
         let inner = d.current_inner();
         let before = (len(&inner.path), len(&sm_file));
         match d.restart_core(inner, sm_sparse).await {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 /// Runs `berth daemon run` in the foreground until SIGTERM or Ctrl-C.
 pub fn run(home: PathBuf, o: DaemonOpts) -> ExitCode {
+    crate::memory::limit_arenas();
     report(
         tokio::runtime::Runtime::new()
             .context("starting the runtime")
@@ -184,6 +185,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
     let socket = opts.home.socket();
     tracing::info!("berth daemon listening on {}", socket.display());
     let notifier = tokio::spawn(crate::notify::ready_and_watchdog(socket.clone()));
+    let trimmer = tokio::spawn(crate::memory::trim_loop());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         let mut term =
@@ -210,6 +212,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         _ = grace => Ok(()),
     };
     notifier.abort();
+    trimmer.abort();
     for task in consul.into_iter().chain(dns) {
         task.abort();
     }

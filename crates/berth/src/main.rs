@@ -4,6 +4,7 @@
 
 mod daemon;
 mod logging;
+mod memory;
 mod notify;
 
 use berth_cli::args::{DaemonCmd, Top};
