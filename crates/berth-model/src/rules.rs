@@ -4,7 +4,7 @@
 //! references) are also the parsers the drivers use, so a value that passes
 //! at write time cannot fail to parse at start.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 use crate::words::split_words;
 
@@ -236,7 +236,7 @@ fn check_domain(d: &str) -> Result<(), String> {
     }
     if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return v6
-            .parse::<std::net::Ipv6Addr>()
+            .parse::<core::net::Ipv6Addr>()
             .map(|_| ())
             .map_err(|_| format!("bad registry address {host:?}"));
     }

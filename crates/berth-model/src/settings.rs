@@ -101,7 +101,7 @@ impl std::str::FromStr for BridgePool {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("{s:?} is not a /16 network such as 10.213.0.0/16");
         let (net, len) = s.split_once('/').ok_or_else(bad)?;
-        let ip: std::net::Ipv4Addr = net.parse().map_err(|_| bad())?;
+        let ip: core::net::Ipv4Addr = net.parse().map_err(|_| bad())?;
         let o = ip.octets();
         if len != "16" || o[2] != 0 || o[3] != 0 {
             return Err(bad());
