@@ -63,7 +63,18 @@ impl HealthCell {
     /// log at `log_file`, and returns the error to give the writer.
     pub fn fault(&self, what: &str, log_file: &Path) -> StoreError {
         let error = describe(what, log_file);
-        let since = now_rfc3339();
+        let mut g = self.lock();
+        if g.is_none() {
+            tracing::error!("desired state cannot be written: {error}");
+        }
+        // Keep the first failure's time.
+        let since = match g.as_ref() {
+            Some((
+                StoreHealth::Degraded { since, .. } | StoreHealth::ReadOnly { since, .. },
+                _,
+            )) => since.clone(),
+            _ => now_rfc3339(),
+        };
         let health = if what.contains("os error 30") {
             StoreHealth::ReadOnly {
                 error: error.clone(),
@@ -74,18 +85,6 @@ impl HealthCell {
                 error: error.clone(),
                 since,
             }
-        };
-        let mut g = self.lock();
-        if g.is_none() {
-            tracing::error!("desired state cannot be written: {error}");
-        }
-        let since = g.as_ref().map(|(h, _)| h.clone());
-        let health = match since {
-            // Keep the first failure's time.
-            Some(StoreHealth::Degraded { since, .. } | StoreHealth::ReadOnly { since, .. }) => {
-                with_since(health, since)
-            }
-            _ => health,
         };
         *g = Some((health, Instant::now()));
         StoreError::Degraded(error)
@@ -104,14 +103,6 @@ impl HealthCell {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(StoreHealth, Instant)>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-fn with_since(h: StoreHealth, since: String) -> StoreHealth {
-    match h {
-        StoreHealth::Degraded { error, .. } => StoreHealth::Degraded { error, since },
-        StoreHealth::ReadOnly { error, .. } => StoreHealth::ReadOnly { error, since },
-        StoreHealth::Ok => StoreHealth::Ok,
     }
 }
 

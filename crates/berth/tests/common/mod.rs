@@ -383,21 +383,9 @@ fn new_home() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
-/// Lazily unmounts everything mounted below `root`, deepest first.
+/// Lazily unmounts everything mounted below `root`, and `root` itself.
 pub fn unmount_under(root: &Path) {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return;
-    };
-    let root = root.display().to_string();
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .filter(|m| m.starts_with(&root))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").arg("-l").arg(p).status();
-    }
+    berth_engine::unmount_under(root, true);
 }
 
 fn glob_pidfiles(dir: &Path) -> Vec<PathBuf> {
