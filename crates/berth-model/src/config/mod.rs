@@ -63,6 +63,12 @@ impl ConfigDoc {
         // A UTF-8 byte-order mark (as Windows editors write) is no part of
         // the text; it is not written back.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.starts_with('\u{feff}') {
+            return Err(ConfigParseError {
+                line: 1,
+                message: "a second byte-order mark at the start of the file".to_string(),
+            });
+        }
         let mut lines = Vec::new();
         let mut prev_is_value = false;
         for (i, (body, eol)) in line::split_lines(text).into_iter().enumerate() {

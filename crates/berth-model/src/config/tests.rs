@@ -66,6 +66,8 @@ fn parse_errors() {
         ("k = v\n[]\n", 2),
         ("\n\n= v\n", 3),
         ("# c\n  indented junk\n", 2),
+        // A second byte-order mark would become the first on re-parse.
+        ("\u{feff}\u{feff}[a]\r[b=\n", 1),
     ];
     for (text, line) in cases {
         let err = ConfigDoc::parse(text).unwrap_err();
