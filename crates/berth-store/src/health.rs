@@ -87,7 +87,7 @@ impl HealthCell {
             }
         };
         *g = Some((health, Instant::now()));
-        StoreError::Degraded(error)
+        StoreError::Degraded(with_outcome(error, what))
     }
 
     /// Err while the last failure is under [`RETRY_EVERY`] old.
@@ -133,6 +133,17 @@ fn describe(what: &str, log_file: &Path) -> String {
     format!("{role} {name}: {cause}")
 }
 
+/// A failed apply comes after the append: the writer's change may be in
+/// the log already, and then takes effect when a new core replays it. The
+/// writer must not be told it failed outright.
+fn with_outcome(error: String, what: &str) -> String {
+    if what.contains("Apply(") {
+        format!("{error}; outcome unknown: the change may be in the Raft log, and is then applied once the store recovers")
+    } else {
+        error
+    }
+}
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -141,7 +152,8 @@ fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use super::{describe, HealthCell, StoreHealth};
+    use crate::StoreError;
     use std::path::Path;
 
     #[test]
@@ -158,5 +170,26 @@ mod tests {
             describe(a, log),
             "raft state machine raft-local.sm.redb: Read-only file system (os error 30)"
         );
+    }
+
+    #[test]
+    fn a_failed_apply_is_an_unknown_outcome_not_a_failure() {
+        let log = Path::new("/h/raft-local.redb");
+        let cell = HealthCell::default();
+        let a = "when Write Apply(LogId { index: 5 }): I/O error: No space left on device (os error 28)";
+        let StoreError::Degraded(told) = cell.fault(a, log) else {
+            panic!("not degraded")
+        };
+        assert!(told.contains("outcome unknown"), "{told}");
+        let StoreHealth::Degraded { error, .. } = cell.get() else {
+            panic!("health not degraded")
+        };
+        assert!(!error.contains("outcome"), "{error}");
+        let w =
+            "when Write Log(LogId { index: 6 }): I/O error: No space left on device (os error 28)";
+        let StoreError::Degraded(told) = cell.fault(w, log) else {
+            panic!("not degraded")
+        };
+        assert!(!told.contains("outcome"), "{told}");
     }
 }

@@ -63,6 +63,29 @@ fn a_full_disk_degrades_the_store_until_space_is_freed() {
         text(&set)
     );
 
+    // A start on the full disk: what it reports is what happened. It
+    // fails before any container exists, or says its outcome is unknown.
+    let start = env.berth(&[p, "start"]);
+    let running = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=berth.path={p}"),
+        "--filter",
+        &format!("label=berth.node={}", env.node),
+    ]);
+    let running = !String::from_utf8_lossy(&running.stdout).trim().is_empty();
+    if start.status.success() {
+        assert!(running, "start said it worked: {}", text(&start));
+    } else {
+        assert_eq!(code(&start), Some(1), "{}", text(&start));
+        assert!(
+            !running || text(&start).contains("outcome unknown"),
+            "start failed, yet its container runs: {}",
+            text(&start)
+        );
+    }
+
     // Reads are served.
     assert!(env.ok(&["ls"]).contains(p));
     assert!(env.ok(&[p, "print", "config"]).contains("container#0"));
