@@ -55,6 +55,16 @@ pub struct Agent {
     /// together under it, and edits of different objects run in parallel.
     pub(crate) config_locks: ConfigLocks,
     pub(crate) docker_permits: Semaphore,
+    /// The node's DNS server, for containers with `dns_berth`; set once
+    /// it serves.
+    pub(crate) container_dns: std::sync::OnceLock<Arc<dyn ContainerDns>>,
+}
+
+/// Where a container with `dns_berth` gets its nameserver: the node's DNS
+/// server, asked to answer on the gateway of the container's bridge.
+pub trait ContainerDns: Send + Sync {
+    /// Serves DNS on `ip` port 53 (idempotent).
+    fn serve_on(&self, ip: std::net::IpAddr) -> Result<(), String>;
 }
 
 impl Agent {
@@ -88,6 +98,7 @@ impl Agent {
             imons: Mutex::new(HashMap::new()),
             config_locks: ConfigLocks::default(),
             docker_permits: Semaphore::new(opts.parallelism.max(1)),
+            container_dns: std::sync::OnceLock::new(),
             opts,
         });
         agent.events.emit(None, None, "daemon started".into(), None);
@@ -115,6 +126,12 @@ impl Agent {
         tokio::spawn(follow_desired(agent.clone()));
         tokio::spawn(follow_fence(agent.clone()));
         Ok(agent)
+    }
+
+    /// Hands the agent the node's DNS server once it serves, for containers
+    /// with `dns_berth`. A second call is ignored.
+    pub fn set_container_dns(&self, dns: Arc<dyn ContainerDns>) {
+        let _ = self.container_dns.set(dns);
     }
 
     /// What this node's monitors observe, for the registrator.

@@ -19,7 +19,7 @@ mod local_node;
 mod objects;
 mod privd;
 
-pub use agent::{Agent, AgentOptions};
+pub use agent::{Agent, AgentOptions, ContainerDns};
 pub use berth_manager::liveness::Timing;
 pub use berth_store::{Home, StoreHealth};
 pub use error::AgentError;

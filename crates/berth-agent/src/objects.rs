@@ -95,7 +95,10 @@ impl Agent {
                     .collect(),
             ));
         }
-        if let Some(why) = self.unfit_private_daemon(path, &doc) {
+        if let Some(why) = self
+            .unfit_private_daemon(path, &doc)
+            .or_else(|| self.conflicting_keywords(path, &doc))
+        {
             return Err(AgentError::Invalid(vec![format!(
                 "{}: {why}",
                 file.display()
@@ -117,6 +120,14 @@ impl Agent {
             self.opts.private_bridge_pool,
         )?;
         crate::privd::unfit_paths(&spec)
+    }
+
+    fn conflicting_keywords(&self, path: &ObjectPath, doc: &ConfigDoc) -> Option<String> {
+        let eff = berth_model::resolve(doc, &self.registry, path, &self.opts.nodename).ok()?;
+        let why = eff
+            .resources_of("container")
+            .find_map(berth_drivers::container_docker::conflicts);
+        why
     }
 
     /// Objects matched by `selector`, sorted by path. No match is an error.

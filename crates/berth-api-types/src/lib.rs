@@ -8,6 +8,7 @@
 //! model and serde, nothing that does I/O.
 
 pub mod bodies;
+pub mod catalog;
 pub mod kv;
 
 use berth_model::cluster::{ClusterSummary, ClusterView, NodeRecord};
@@ -15,6 +16,7 @@ use berth_model::event::Event;
 use berth_model::status::ObjectStatus;
 use berth_model::{ActionOutcome, ObjectInfo, SetOutcome};
 use bodies::*;
+use catalog::*;
 use kv::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -235,6 +237,21 @@ endpoints! {
         ], body Empty,
         reply KvEntries, "server-sent events, each the entries and their index",
         "The entries now, then again at every change";
+    CatalogServices: Get "/v1/catalog/services" Json,
+        query Empty, body Empty,
+        reply ServiceList, "services and their instance counts",
+        "Services of the catalog (the one the Consul API serves)";
+    CatalogService: Get "/v1/catalog/service" Json,
+        query ServiceQuery [
+            ("name", true, "service name"),
+            ("tag", false, "only instances with this tag"),
+        ], body Empty,
+        reply ServiceInstances, "instances and their health",
+        "Instances of one service";
+    IngressRoutes: Get "/v1/ingress/routes" Json,
+        query Empty, body Empty,
+        reply RouteTable, "host routes, their backends and counters",
+        "This node's ingress routes";
 }
 
 #[cfg(test)]

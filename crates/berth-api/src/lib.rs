@@ -8,6 +8,7 @@
 //! (and, for `berth kv`, to the KV store's reads and writes of
 //! `berth-kv` and `berth-consul`); no business logic lives here.
 
+mod catalog;
 mod kv;
 mod openapi;
 mod routes;
@@ -17,11 +18,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use routes::router;
+pub use catalog::IngressSlot;
+pub use routes::{router, router_with};
 
 /// Serves the API on `socket` until `shutdown` resolves.
 pub async fn serve(
     agent: Arc<Agent>,
+    ingress: IngressSlot,
     socket: &Path,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -36,7 +39,7 @@ pub async fn serve(
     nix::sys::stat::umask(old);
     let listener = listener?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
-    axum::serve(listener, router(agent))
+    axum::serve(listener, router_with(agent, ingress))
         .with_graceful_shutdown(shutdown)
         .await
 }

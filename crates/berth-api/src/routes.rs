@@ -63,6 +63,11 @@ macro_rules! mount {
 }
 
 pub fn router(agent: Arc<Agent>) -> Router {
+    router_with(agent, None)
+}
+
+/// [`router`], with this node's ingress for `berth ingress routes`.
+pub fn router_with(agent: Arc<Agent>, ingress: crate::catalog::IngressSlot) -> Router {
     let r = mount!(Router::new(),
         DaemonStatus => daemon_info,
         OpenApi => |_: S| async { Json(crate::openapi::document()) },
@@ -89,8 +94,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         KvPut => crate::kv::put,
         KvDelete => crate::kv::delete,
         KvWatch => crate::kv::watch,
+        CatalogServices => crate::catalog::services,
+        CatalogService => crate::catalog::service,
+        IngressRoutes => crate::catalog::routes,
     );
-    r.with_state(agent)
+    r.with_state(agent).layer(axum::Extension(ingress))
 }
 
 async fn daemon_info(State(a): S) -> Reply<DaemonStatus> {

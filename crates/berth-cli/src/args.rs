@@ -74,7 +74,7 @@ pub enum Top {
     )]
     Daemon {
         #[command(subcommand)]
-        cmd: DaemonCmd,
+        cmd: Box<DaemonCmd>,
     },
     /// Create an object.
     #[command(
@@ -141,6 +141,24 @@ pub enum Top {
         #[command(subcommand)]
         cmd: KvCmd,
     },
+    /// Read the catalog of services (the one the Consul API and DNS serve).
+    #[command(
+        after_help = "Examples:\n  berth catalog services\n  berth catalog service web --tag v1 --format json",
+        arg_required_else_help = true
+    )]
+    Catalog {
+        #[command(subcommand)]
+        cmd: CatalogCmd,
+    },
+    /// Show this node's ingress (--ingress-http): host routes and backends.
+    #[command(
+        after_help = "Examples:\n  berth ingress routes\n  berth ingress routes --format json",
+        arg_required_else_help = true
+    )]
+    Ingress {
+        #[command(subcommand)]
+        cmd: IngressCmd,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  berth completion bash > /etc/bash_completion.d/berth")]
     Completion { shell: clap_complete::Shell },
@@ -149,6 +167,30 @@ pub enum Top {
     Manpages { dir: PathBuf },
     #[command(external_subcommand)]
     Object(Vec<String>),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCmd {
+    /// Every service, with its tags and how many instances pass.
+    #[command(after_help = "Examples:\n  berth catalog services")]
+    Services,
+    /// The instances of one service: node, address, port, tags, health.
+    #[command(
+        after_help = "Examples:\n  berth catalog service web\n  berth catalog service web --tag v1"
+    )]
+    Service {
+        name: String,
+        /// Only instances with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IngressCmd {
+    /// Host routes, their backends, health and counters.
+    #[command(after_help = "Examples:\n  berth ingress routes --format json")]
+    Routes,
 }
 
 #[derive(Subcommand, Debug)]
@@ -278,6 +320,14 @@ pub struct DaemonOpts {
     /// Upstream resolver for every other name, ADDR[:PORT] (repeatable, tried in order).
     #[arg(long = "dns-recursor", value_parser = parse_recursor)]
     pub dns_recursors: Vec<std::net::SocketAddr>,
+    /// Address of the HTTP ingress (host routes from the catalog's
+    /// ingress_hosts and dns=<host> tags), or none. Off by default.
+    /// Example: 0.0.0.0:80.
+    #[arg(long, env = "BERTH_INGRESS_HTTP", default_value = "none", value_parser = parse_listen)]
+    pub ingress_http: Listen,
+    /// Request bodies over this many bytes get 413 from the ingress.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub ingress_max_body: u64,
     /// TTL of the DNS answers (Consul's default is 0).
     #[arg(long, default_value = "0s", value_parser = berth_model::parse_duration)]
     pub dns_ttl: std::time::Duration,

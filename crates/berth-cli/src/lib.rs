@@ -7,6 +7,7 @@
 //! `daemon run` and `daemon watchdog` are the binary's own (`crates/berth`).
 
 pub mod args;
+mod catalog;
 pub mod client;
 mod cluster;
 mod commands;
@@ -144,7 +145,7 @@ fn default_home() -> PathBuf {
 async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::from(&common);
     match top {
-        Top::Daemon { cmd } => daemon::run(&ctx, cmd).await,
+        Top::Daemon { cmd } => daemon::run(&ctx, *cmd).await,
         Top::Create(a) => commands::create(&ctx, &a.path, &a.kw, a.config.as_deref()).await,
         Top::Mon { selector, watch } => {
             commands::mon(&ctx, selector.as_deref().unwrap_or("*"), watch).await
@@ -155,6 +156,8 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::Cluster { cmd } => cluster::run(&ctx, cmd).await,
         Top::Node { words } => cluster::node(&common, words).await,
         Top::Kv { cmd } => kv::run(&ctx, cmd).await,
+        Top::Catalog { cmd } => catalog::run(&ctx, cmd).await,
+        Top::Ingress { cmd } => catalog::ingress(&ctx, cmd).await,
         Top::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

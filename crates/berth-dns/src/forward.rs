@@ -45,6 +45,19 @@ async fn tcp(to: SocketAddr, bytes: &[u8]) -> Option<Message> {
     Message::from_vec(&buf).ok()
 }
 
+/// The `nameserver` lines of a resolv.conf, on port 53.
+pub fn host_nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "nameserver").then_some(())?;
+            let ip: std::net::IpAddr = w.next()?.parse().ok()?;
+            Some(SocketAddr::new(ip, 53))
+        })
+        .collect()
+}
+
 /// The first recursor's answer, if any answers.
 pub async fn ask(recursors: &[SocketAddr], request: &Request) -> Option<Message> {
     let q = question(request)?;
@@ -93,5 +106,18 @@ pub async fn relay<R: ResponseHandler>(
             h.set_response_code(hickory_proto::op::ResponseCode::ServFail);
             h.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nameservers_of_a_resolv_conf() {
+        let conf = "# generated\nsearch lan\nnameserver 10.0.0.2\nnameserver ::1\nnameserver junk\noptions edns0\n";
+        let got: Vec<String> = super::host_nameservers(conf)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(got, ["10.0.0.2:53", "[::1]:53"]);
     }
 }

@@ -39,21 +39,96 @@ pub struct DnsOptions {
     pub recursors: Vec<SocketAddr>,
 }
 
-/// Binds UDP and TCP on `opts.addr` and serves until the process ends.
-pub async fn serve(
+/// The running DNS server: the listener on `--dns-addr`, and the ones
+/// added on container bridges for `dns_berth`, all answering from one view.
+pub struct DnsServer {
     opts: DnsOptions,
-    desired: Arc<Desired>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    view: view::Shared,
+    listeners: std::sync::Mutex<std::collections::HashMap<SocketAddr, tokio::task::JoinHandle<()>>>,
+}
+
+/// Binds UDP and TCP on `opts.addr` and serves until the process ends.
+pub async fn serve(opts: DnsOptions, desired: Arc<Desired>) -> std::io::Result<Arc<DnsServer>> {
     let udp = tokio::net::UdpSocket::bind(opts.addr).await?;
     let tcp = tokio::net::TcpListener::bind(opts.addr).await?;
     let view = crate::view::Shared::default();
     tokio::spawn(view::follow(desired, view.clone()));
-    let mut server = ServerFuture::new(handler::Handler { opts, view });
+    let handler = handler::Handler {
+        opts: opts.clone(),
+        view: view.clone(),
+    };
+    let main = spawn_server(handler, udp, tcp);
+    let listeners = std::sync::Mutex::new([(opts.addr, main)].into_iter().collect());
+    Ok(Arc::new(DnsServer {
+        opts,
+        view,
+        listeners,
+    }))
+}
+
+impl DnsServer {
+    /// Serves on `ip` port 53 too, for the containers of a bridge whose
+    /// gateway `ip` is; a no-op when it already does. Names outside the
+    /// domain go to the recursors, or without any to the host's
+    /// nameservers, so that such a container resolves everything.
+    pub fn serve_on(&self, ip: std::net::IpAddr) -> std::io::Result<()> {
+        let addr = SocketAddr::new(ip, 53);
+        let mut listeners = self.lock();
+        if listeners.get(&addr).is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        let udp = std::net::UdpSocket::bind(addr)?;
+        udp.set_nonblocking(true)?;
+        let tcp = std::net::TcpListener::bind(addr)?;
+        tcp.set_nonblocking(true)?;
+        let mut opts = self.opts.clone();
+        if opts.recursors.is_empty() {
+            opts.recursors = forward::host_nameservers(
+                &std::fs::read_to_string(RESOLV_CONF).unwrap_or_default(),
+            );
+        }
+        let handler = handler::Handler {
+            opts,
+            view: self.view.clone(),
+        };
+        let h = spawn_server(
+            handler,
+            tokio::net::UdpSocket::from_std(udp)?,
+            tokio::net::TcpListener::from_std(tcp)?,
+        );
+        tracing::info!("DNS listening on {addr} (udp, tcp) for containers with dns_berth");
+        listeners.insert(addr, h);
+        Ok(())
+    }
+
+    /// Stops every listener.
+    pub fn shutdown(&self) {
+        for (_, h) in self.lock().drain() {
+            h.abort();
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<SocketAddr, tokio::task::JoinHandle<()>>>
+    {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+fn spawn_server(
+    handler: handler::Handler,
+    udp: tokio::net::UdpSocket,
+    tcp: tokio::net::TcpListener,
+) -> tokio::task::JoinHandle<()> {
+    let mut server = ServerFuture::new(handler);
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5));
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) = server.block_until_done().await {
             tracing::error!("dns: {e}");
         }
-    }))
+    })
 }

@@ -56,6 +56,9 @@ pub struct ContainerSpec {
     pub privileged: bool,
     pub healthcheck: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// Nameservers for the container's resolv.conf; Docker's default
+    /// when empty.
+    pub dns: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -349,6 +352,26 @@ impl Engine {
         res
     }
 
+    /// The IPv4 gateway of a network (`bridge` for Docker's default), the
+    /// address its containers reach this host on.
+    pub async fn network_gateway(
+        &self,
+        network: &str,
+    ) -> Result<Option<std::net::Ipv4Addr>, EngineError> {
+        let n = match self.docker.inspect_network(network, None).await {
+            Ok(n) => n,
+            Err(e) => {
+                let e = EngineError::docker("network inspect", e);
+                return if e.is_not_found() { Ok(None) } else { Err(e) };
+            }
+        };
+        let configs = n.ipam.and_then(|i| i.config).unwrap_or_default();
+        Ok(configs
+            .iter()
+            .filter_map(|c| c.gateway.as_deref()?.parse().ok())
+            .next())
+    }
+
     pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
         exists("volume inspect", self.docker.inspect_volume(name).await)
     }
@@ -457,6 +480,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         network_mode: spec.network_mode.clone(),
         privileged: Some(spec.privileged),
         readonly_rootfs: Some(spec.read_only),
+        dns: (!spec.dns.is_empty()).then(|| spec.dns.clone()),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -504,6 +528,9 @@ fn create_cli_args(spec: &ContainerSpec) -> String {
     }
     if let Some(n) = &spec.network_mode {
         a.push(format!("--network {n}"));
+    }
+    for d in &spec.dns {
+        a.push(format!("--dns {d}"));
     }
     if let Some(h) = &spec.hostname {
         a.push(format!("--hostname {h}"));

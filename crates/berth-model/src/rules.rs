@@ -25,6 +25,9 @@ pub enum Rule {
     KeyValues,
     /// An absolute path.
     AbsPath,
+    /// Words of the form `host[/path]`, the host a DNS name or a
+    /// `*.domain` wildcard.
+    HostRoutes,
 }
 
 impl Rule {
@@ -38,6 +41,7 @@ impl Rule {
             Rule::Image => "a docker image reference, [host[:port]/]path[:tag][@digest]".into(),
             Rule::KeyValues => "KEY=VALUE words".into(),
             Rule::AbsPath => "an absolute path".into(),
+            Rule::HostRoutes => "host[/path] words, the host a DNS name or *.domain".into(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Rule {
             Rule::Mounts => each(|w| parse_mount(w).map(|_| ())),
             Rule::Image => check_image(value),
             Rule::KeyValues => each(|w| parse_key_value(w).map(|_| ())),
+            Rule::HostRoutes => each(|w| parse_host_route(w).map(|_| ())),
             Rule::AbsPath => {
                 if value.starts_with('/') {
                     Ok(())
@@ -149,6 +154,50 @@ pub fn parse_mount(m: &str) -> Result<(String, String, bool), String> {
         ));
     }
     Ok((source.to_string(), target.to_string(), read_only))
+}
+
+/// An ingress route, `host[/path]`: the host lowercased, a wildcard
+/// `*.domain` kept as such, the path prefix (`/` when none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRoute {
+    pub host: String,
+    pub path: String,
+}
+
+impl HostRoute {
+    /// `*.domain`: matches any name under `domain`, not `domain` itself.
+    pub fn wildcard(&self) -> Option<&str> {
+        self.host.strip_prefix("*.")
+    }
+}
+
+pub fn parse_host_route(w: &str) -> Result<HostRoute, String> {
+    let (host, path) = match w.find('/') {
+        Some(i) => (&w[..i], &w[i..]),
+        None => (w, "/"),
+    };
+    let bad = |why: &str| Err(format!("{w:?} is not host[/path]: {why}"));
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if name.is_empty() || name.len() > 253 {
+        return bad("the host is empty or too long");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if !name.split('.').all(label_ok) {
+        return bad("the host is not a DNS name");
+    }
+    if path.contains(|c: char| c.is_ascii_control() || c == '?' || c == '#') {
+        return bad("the path has a control character, '?' or '#'");
+    }
+    Ok(HostRoute {
+        host: host.to_ascii_lowercase(),
+        path: path.to_string(),
+    })
 }
 
 /// `KEY=VALUE` with a non-empty KEY.

@@ -75,3 +75,29 @@ fn rules() {
     assert!(Rule::Ports.check("8080:80 53/udp").is_ok());
     assert!(Rule::Ports.check("8080:80 abc").is_err());
 }
+
+#[test]
+fn host_routes() {
+    let r = parse_host_route("Shop.Example.test/api").expect("route");
+    assert_eq!(
+        (r.host.as_str(), r.path.as_str()),
+        ("shop.example.test", "/api")
+    );
+    assert_eq!(r.wildcard(), None);
+    let w = parse_host_route("*.example.test").expect("wildcard");
+    assert_eq!((w.wildcard(), w.path.as_str()), (Some("example.test"), "/"));
+    for bad in [
+        "",
+        "/x",
+        "*.",
+        "a..b",
+        "-a.test",
+        "a_b.test",
+        "a.test/x?y",
+        "*.*.test",
+    ] {
+        assert!(parse_host_route(bad).is_err(), "{bad:?}");
+    }
+    assert!(Rule::HostRoutes.check("a.test b.test/v1").is_ok());
+    assert!(Rule::HostRoutes.check("a.test b_c").is_err());
+}

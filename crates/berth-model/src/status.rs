@@ -103,6 +103,9 @@ pub struct ServiceInfo {
     /// The container's port; `None`: its first published one.
     #[serde(default)]
     pub port: Option<u16>,
+    /// `host[/path]` routes of the ingress (`ingress_hosts`).
+    #[serde(default)]
+    pub ingress_hosts: Vec<String>,
 }
 
 /// Status of one object on this node.

@@ -205,6 +205,9 @@ pub fn registrator(
     out
 }
 
+/// The service meta key carrying `ingress_hosts`, space-separated.
+pub const INGRESS_HOSTS_META: &str = "berth-ingress-hosts";
+
 /// A container berth runs for `path`'s resource `rid`.
 pub fn berth(
     f: &ContainerFacts,
@@ -231,10 +234,13 @@ pub fn berth(
     };
     let id = format!("{node}:{}", f.name);
     let checks = docker_health(f, node, &id).into_iter().collect();
-    let meta = BTreeMap::from([
+    let mut meta = BTreeMap::from([
         ("berth-path".to_string(), path.to_string()),
         ("berth-rid".to_string(), rid.to_string()),
     ]);
+    if !svc.ingress_hosts.is_empty() {
+        meta.insert(INGRESS_HOSTS_META.to_string(), svc.ingress_hosts.join(" "));
+    }
     let service = Service {
         node: node.to_string(),
         id,

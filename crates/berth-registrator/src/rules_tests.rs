@@ -131,6 +131,7 @@ fn a_berth_container_uses_its_keywords() {
         name: "web-prd".into(),
         tags: vec!["v1".into()],
         port: Some(80),
+        ingress_hosts: vec!["shop.test".into(), "*.shop.test/api".into()],
     };
     let (s, checks) = berth(&f, &svc, "prd/web", "container#0", "n1", "10.0.0.1");
     assert_eq!(
@@ -138,5 +139,6 @@ fn a_berth_container_uses_its_keywords() {
         ("web-prd", "10.0.0.1", 8080)
     );
     assert_eq!(s.meta["berth-path"], "prd/web");
+    assert_eq!(s.meta[INGRESS_HOSTS_META], "shop.test *.shop.test/api");
     assert_eq!(checks[0].status, Health::Critical);
 }

@@ -11,6 +11,7 @@ use berth_manager::liveness::Timing;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs `berth daemon run` in the foreground until SIGTERM or Ctrl-C.
@@ -168,7 +169,20 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
                 .await
                 .with_context(|| format!("serving DNS on {addr} (--dns-addr ADDR, or none)"))?;
             tracing::info!("DNS listening on {addr} (udp, tcp) for .{}", o.dns_domain);
+            agent.set_container_dns(Arc::new(ContainersDns(h.clone())));
             Some(h)
+        }
+    };
+    let ingress = match o.ingress_http {
+        berth_cli::args::Listen::Off => None,
+        berth_cli::args::Listen::On(addr) => {
+            let mut io = berth_ingress::IngressOptions::on(addr);
+            io.max_body = o.ingress_max_body;
+            let i = berth_ingress::serve(io, agent.cluster().desired().clone())
+                .await
+                .with_context(|| format!("serving the ingress on {addr} (--ingress-http ADDR)"))?;
+            tracing::info!("ingress listening on http://{addr}");
+            Some(i)
         }
     };
     tokio::spawn(berth_registrator::run(
@@ -208,19 +222,35 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     let served = tokio::select! {
-        r = berth_api::serve(agent.clone(), &socket, shutdown) => r,
+        r = berth_api::serve(agent.clone(), ingress.clone(), &socket, shutdown) => r,
         _ = grace => Ok(()),
     };
     notifier.abort();
     trimmer.abort();
-    for task in consul.into_iter().chain(dns) {
+    if let Some(task) = consul {
         task.abort();
+    }
+    if let Some(dns) = dns {
+        dns.shutdown();
+    }
+    if let Some(i) = ingress {
+        i.shutdown();
     }
     agent.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pidfile);
     served.with_context(|| format!("serving the API on {}", socket.display()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The node's DNS server, as the agent asks it to answer on a container
+/// bridge for `dns_berth`.
+struct ContainersDns(Arc<berth_dns::DnsServer>);
+
+impl berth_agent::ContainerDns for ContainersDns {
+    fn serve_on(&self, ip: std::net::IpAddr) -> Result<(), String> {
+        self.0.serve_on(ip).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

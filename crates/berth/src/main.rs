@@ -12,13 +12,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = berth_cli::parse();
-    match &cli.cmd {
-        Top::Daemon {
-            cmd: DaemonCmd::Run(o),
-        } => daemon::run(berth_cli::home(&cli.common), o.clone()),
-        Top::Daemon {
-            cmd: DaemonCmd::Watchdog,
-        } => daemon::watchdog(berth_cli::home(&cli.common)),
-        _ => berth_cli::run(cli),
+    if let Top::Daemon { cmd } = &cli.cmd {
+        match cmd.as_ref() {
+            DaemonCmd::Run(o) => return daemon::run(berth_cli::home(&cli.common), o.clone()),
+            DaemonCmd::Watchdog => return daemon::watchdog(berth_cli::home(&cli.common)),
+            _ => {}
+        }
     }
+    berth_cli::run(cli)
 }

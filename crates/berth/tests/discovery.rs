@@ -285,6 +285,22 @@ fn a_berth_service_is_registered_under_its_service_name() {
         !short(&n, &[&q]).is_empty()
     });
     assert!(!short(&n, &[&format!("edge.{svc}.service.berth")]).is_empty());
+    // The same catalog through berth's own CLI.
+    let list = n.env.json(&["catalog", "services"]);
+    let entry = list["services"]
+        .as_array()
+        .and_then(|v| v.iter().find(|s| s["name"] == svc.as_str()))
+        .unwrap_or_else(|| panic!("{list:#}"))
+        .clone();
+    assert_eq!(
+        (entry["instances"].as_u64(), entry["passing"].as_u64()),
+        (Some(1), Some(1)),
+        "{entry}"
+    );
+    let inst = n.env.json(&["catalog", "service", &svc, "--tag", "edge"]);
+    assert_eq!(inst["instances"][0]["path"], path.as_str(), "{inst:#}");
+    let none = n.env.berth(&["catalog", "service", &svc, "--tag", "nope"]);
+    assert_eq!(none.status.code(), Some(1), "{none:?}");
     let (ns, name) = path.split_once('/').expect("ns/name");
     assert_eq!(
         short(&n, &[&format!("{name}.{ns}.svc.berth")]),
@@ -345,4 +361,93 @@ fn a_service_critical_past_deregister_critical_service_after_is_deregistered() {
     wait_until("the deregistration", 90, || {
         curl(n.http, "GET", &path, None).trim() == "[]"
     });
+}
+
+#[test]
+fn a_container_with_dns_berth_resolves_services_and_outside_names() {
+    let port = free_dual_port();
+    let mut dnsmasq: Child = Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=root",
+            &format!("--port={port}"),
+            "--address=/upstream.test/10.7.7.8",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq");
+    let recursor = format!("127.0.0.1:{port}");
+    let mut n = node(&["--dns-recursor", &recursor]);
+    let ns = unique("dnsb");
+    let svc = unique("dnsbweb");
+    let (web, client) = (format!("{ns}/web"), format!("{ns}/client"));
+    n.env
+        .create_svc(&web, &[&format!("container#0.service_name={svc}")]);
+    n.env.create_svc(&client, &["container#0.dns_berth=true"]);
+    // A nameserver needs a bridge: refused at write time, nothing written.
+    let refused = n
+        .env
+        .berth(&[&client, "set", "--kw", "container#0.netns=host"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("dns_berth"));
+    assert!(n
+        .env
+        .fails(&[&client, "get", "--kw", "container#0.netns"])
+        .contains("not set"));
+
+    n.env.ok(&[&web, "start"]);
+    n.env.ok(&[&client, "start"]);
+    let name = format!("{ns}..client.container.0");
+    let resolv = docker(&["exec", &name, "cat", "/etc/resolv.conf"]);
+    let resolv = String::from_utf8_lossy(&resolv.stdout).to_string();
+    let gw = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+    ]);
+    let gw = String::from_utf8_lossy(&gw.stdout).trim().to_string();
+    let servers: Vec<&str> = resolv
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .collect();
+    assert_eq!(servers, [gw.as_str()], "{resolv}");
+    let lookup = |q: &str| {
+        let out = docker(&["exec", &name, "/bin/busybox", "nslookup", q]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let q = format!("{svc}.service.berth");
+    wait_until("the service in DNS", 20, || !short(&n, &[&q]).is_empty());
+    let want = short(&n, &[&q]);
+    let got = lookup(&q);
+    for ip in &want {
+        assert!(
+            got.contains(&format!("Address: {ip}")),
+            "{got}\nwant {want:?}"
+        );
+    }
+    // A daemon restart leaves the container running, and it resolves again.
+    let id = || {
+        let out = docker(&["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", &name]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let before = id();
+    n.env.stop_daemon();
+    n.env.start_daemon();
+    wait_until("resolving after a daemon restart", 20, || {
+        lookup(&q).contains(&format!("Address: {}", want[0]))
+    });
+    assert_eq!(id(), before, "the container was recreated or restarted");
+    let outside = lookup("www.upstream.test");
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+    assert!(outside.contains("10.7.7.8"), "{outside}");
+    n.env.ok(&[&client, "stop"]);
+    n.env.ok(&[&web, "stop"]);
 }

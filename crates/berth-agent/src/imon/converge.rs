@@ -229,6 +229,13 @@ impl Imon {
                     // out (no renewal without the watchdog), which stops it.
                     let _ = self.guard(&c.rid, &cur.id, false);
                 }
+                if c.dns_berth {
+                    // After a daemon restart: the container still asks the
+                    // gateway, so berth answers there again.
+                    if let Err(e) = self.berth_nameserver(engine, &c.spec).await {
+                        self.res.entry(c.rid.clone()).or_default().note(e);
+                    }
+                }
                 if cur.labels.get(LABEL_SPEC) != want {
                     let st = self.res.entry(c.rid.clone()).or_default();
                     st.note(
@@ -343,7 +350,38 @@ impl Imon {
         self.ensure_image(engine, c)
             .await
             .map_err(|e| e.to_string())?;
-        engine.create(&c.spec).await.map_err(|e| e.to_string())
+        if !c.dns_berth {
+            return engine.create(&c.spec).await.map_err(|e| e.to_string());
+        }
+        let mut spec = c.spec.clone();
+        spec.dns = vec![self.berth_nameserver(engine, &spec).await?.to_string()];
+        engine.create(&spec).await.map_err(|e| e.to_string())
+    }
+
+    /// The gateway of the container's bridge, where the node's DNS is made
+    /// to answer for it.
+    async fn berth_nameserver(
+        &self,
+        engine: &Engine,
+        spec: &berth_engine::ContainerSpec,
+    ) -> Result<std::net::IpAddr, String> {
+        let network = match spec.network_mode.as_deref() {
+            None | Some("default") => "bridge",
+            Some(n) => n,
+        };
+        let gateway = engine
+            .network_gateway(network)
+            .await
+            .map_err(|e| format!("dns_berth: {e}"))?
+            .ok_or_else(|| format!("dns_berth: network {network} has no IPv4 gateway"))?;
+        let ip = std::net::IpAddr::V4(gateway);
+        let dns =
+            self.agent.container_dns.get().ok_or(
+                "dns_berth: berth's DNS is not serving (--dns-addr none, or not started yet)",
+            )?;
+        dns.serve_on(ip)
+            .map_err(|e| format!("dns_berth: serving DNS on {ip}:53: {e}"))?;
+        Ok(ip)
     }
 
     async fn ensure_image(

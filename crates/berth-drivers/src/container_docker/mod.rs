@@ -15,6 +15,8 @@ pub const LABEL_ID: &str = "berth.id";
 pub const LABEL_NODE: &str = "berth.node";
 /// Fingerprint of the spec the container was created from, to spot drift.
 pub const LABEL_SPEC: &str = "berth.spec";
+/// On a container that resolves through the node's berth DNS.
+pub const LABEL_DNS: &str = "berth.dns";
 
 /// How the image gets onto the engine when it is not there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,9 @@ pub struct ContainerResource {
     pub stop_timeout: Duration,
     /// Its catalog registration.
     pub service: berth_model::status::ServiceInfo,
+    /// Resolve through the node's berth DNS (`dns_berth`): the agent sets
+    /// the nameserver when it creates the container.
+    pub dns_berth: bool,
 }
 
 /// `<ns>..<name>`, or `<name>` in the root namespace.
@@ -75,6 +80,13 @@ impl ContainerResource {
         labels.insert(LABEL_RID.into(), s.name.clone());
         labels.insert(LABEL_ID.into(), object_id.to_string());
         labels.insert(LABEL_NODE.into(), nodename.to_string());
+        let dns_berth = s
+            .get_bool("dns_berth")
+            .map_err(|e| format!("dns_berth: {e}"))?
+            .unwrap_or(false);
+        if dns_berth {
+            labels.insert(LABEL_DNS.into(), "berth".into());
+        }
         let env = list("environment")?;
         if let Some(e) = env.iter().find_map(|e| parse_key_value(e).err()) {
             return Err(format!("environment: {e}"));
@@ -115,6 +127,7 @@ impl ContainerResource {
                 .unwrap_or(false),
             healthcheck: field("healthcheck").map(str::to_string),
             stop_timeout: Some(stop_timeout.as_secs() as i64),
+            dns: Vec::new(),
         };
         let fingerprint = fingerprint(&spec);
         spec.labels.insert(LABEL_SPEC.into(), fingerprint);
@@ -139,6 +152,7 @@ impl ContainerResource {
                 .unwrap_or_else(|| format!("{}-{}", path.name, path.namespace)),
             tags: list("service_tags")?,
             port: service_port,
+            ingress_hosts: list("ingress_hosts")?,
         };
         Ok(ContainerResource {
             service,
@@ -148,12 +162,27 @@ impl ContainerResource {
             restart: u32::try_from(restart.max(0)).unwrap_or(u32::MAX),
             restart_delay: dur("restart_delay")?,
             stop_timeout,
+            dns_berth,
         })
     }
 
     pub fn label(&self) -> String {
         format!("docker container {}@{}", self.spec.name, self.spec.image)
     }
+}
+
+/// Keywords that are valid one by one but not together, refused at write
+/// time: `dns_berth` needs a bridge network for its nameserver.
+pub fn conflicts(s: &Section) -> Option<String> {
+    let dns_berth = s.get_bool("dns_berth").ok().flatten().unwrap_or(false);
+    let netns = s.get_str("netns").unwrap_or("");
+    let shared = netns == "host" || netns == "none" || netns.starts_with("container:");
+    (dns_berth && shared).then(|| {
+        format!(
+            "{}: dns_berth=true needs a bridge network for its nameserver, and netns={netns} has none",
+            s.name
+        )
+    })
 }
 
 /// A hash of the spec's debug form, minus labels berth adds per node.

@@ -1,0 +1,136 @@
+//! The headers a proxy changes: hop-by-hop ones removed (RFC 9110 7.6.1),
+//! the client's address and the original host and scheme set. The peer is
+//! not a trusted proxy, so what it sent in `X-Forwarded-*` and
+//! `Forwarded` is replaced, never appended to.
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
+use std::net::IpAddr;
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The protocol a request asks to upgrade to (`Upgrade`, with `Connection:
+/// upgrade`), such as `websocket`.
+pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
+    let asks = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| h.get(UPGRADE).cloned()).flatten()
+}
+
+/// Removes the hop-by-hop headers, and those `Connection` names.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(*n);
+    }
+}
+
+/// Sets who asked, for which host, over which scheme.
+pub fn set_forwarded(h: &mut HeaderMap, client: IpAddr, host: &str, proto: &str) {
+    let ip = client.to_canonical();
+    let node = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut forwarded = format!("for={node};proto={proto}");
+    if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+        forwarded.push_str(&format!(";host=\"{host}\""));
+    }
+    let pairs = [
+        ("x-forwarded-for", ip.to_string()),
+        ("x-forwarded-proto", proto.to_string()),
+        ("x-forwarded-host", host.to_string()),
+        ("forwarded", forwarded),
+    ];
+    for (name, value) in pairs {
+        h.remove(name);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            if !value.is_empty() {
+                h.insert(name, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn an_upgrade_needs_both_headers() {
+        let h = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert_eq!(upgrade_of(&h).unwrap(), "websocket");
+        assert!(upgrade_of(&map(&[("upgrade", "websocket")])).is_none());
+    }
+
+    #[test]
+    fn forwarded_headers_are_replaced_not_appended() {
+        let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")]);
+        set_forwarded(
+            &mut h,
+            "::ffff:127.0.0.1".parse().unwrap(),
+            "shop.test",
+            "http",
+        );
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "shop.test");
+        assert_eq!(
+            h["forwarded"],
+            "for=127.0.0.1;proto=http;host=\"shop.test\""
+        );
+        set_forwarded(&mut h, "::1".parse().unwrap(), "", "http");
+        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+        assert!(h.get("x-forwarded-host").is_none());
+    }
+}

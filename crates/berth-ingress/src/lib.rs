@@ -1,0 +1,213 @@
+//! berth's ingress: an HTTP proxy in every node's daemon
+//! (`--ingress-http`, off unless given), on hyper 1 and hyper-util,
+//! serving HTTP/1.1 and h2c. Routes come from the catalog: a service's
+//! `ingress_hosts` (registered as service meta) and registrator tags
+//! `dns=<host>`, exact hosts or `*.domain`, with a path prefix. Requests go
+//! round robin to the instances that are not critical and not ejected,
+//! on any node; the client's address is set in `X-Forwarded-For` and
+//! `Forwarded`.
+//!
+//! A route change is a new table read by the next request: no reload, and
+//! no open connection or tunnel is touched.
+//!
+//! Architecture invariant: the ingress only reads the local replica, as
+//! DNS does; it never writes to the store.
+
+mod balance;
+mod headers;
+mod proxy;
+mod table;
+
+pub use table::{Backend, Route, Table};
+
+use balance::Balancer;
+use berth_api_types::catalog as api;
+use berth_store::Desired;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct IngressOptions {
+    pub http: SocketAddr,
+    /// Request bodies over this are refused with 413.
+    pub max_body: u64,
+    /// The request head's limit; over it, 431.
+    pub max_header: usize,
+    /// Connections at once; more are closed at accept.
+    pub max_connections: usize,
+    /// For a backend's answer to start.
+    pub backend_timeout: Duration,
+}
+
+impl IngressOptions {
+    pub fn on(http: SocketAddr) -> IngressOptions {
+        IngressOptions {
+            http,
+            max_body: 64 << 20,
+            max_header: 64 << 10,
+            max_connections: 10_000,
+            backend_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct Ingress {
+    opts: IngressOptions,
+    table: Arc<RwLock<Arc<Table>>>,
+    balancer: Balancer,
+    client: Client<HttpConnector, proxy::OutBody>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Binds `opts.http` and serves until [`Ingress::shutdown`].
+pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Result<Arc<Ingress>> {
+    let listener = tokio::net::TcpListener::bind(opts.http).await?;
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector);
+    // Subscribed before the first build, so no change falls in between.
+    let changes = desired.subscribe();
+    let ingress = Arc::new(Ingress {
+        opts,
+        table: Arc::new(RwLock::new(Arc::new(Table::build(desired.as_ref())?))),
+        balancer: Balancer::default(),
+        client,
+        tasks: Default::default(),
+    });
+    let follow = tokio::spawn(follow(desired, changes, ingress.table.clone()));
+    let accept = tokio::spawn(accept(ingress.clone(), listener));
+    ingress.lock_tasks().extend([follow, accept]);
+    Ok(ingress)
+}
+
+impl Ingress {
+    fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn shutdown(&self) {
+        for t in self.lock_tasks().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// The routes as served now, with each backend's counters.
+    pub fn report(&self) -> api::RouteTable {
+        report(&self.table(), Some(&self.balancer), Some(self.opts.http))
+    }
+}
+
+/// The routes the catalog asks for, as `berth ingress routes` shows them
+/// on a node whose ingress is off.
+pub fn routes_of(desired: &Desired) -> std::io::Result<api::RouteTable> {
+    Ok(report(&Table::build(desired)?, None, None))
+}
+
+fn report(t: &Table, b: Option<&Balancer>, listening: Option<SocketAddr>) -> api::RouteTable {
+    let routes = t
+        .routes()
+        .into_iter()
+        .map(|r| api::Route {
+            host: r.host.host.clone(),
+            path: r.host.path.clone(),
+            service: r.service.clone(),
+            backends: r
+                .backends
+                .iter()
+                .map(|be| {
+                    let stats = b.map(|b| b.stats(be.addr));
+                    let count = |f: fn(&balance::Stats) -> u64| stats.as_deref().map_or(0, f);
+                    api::RouteBackend {
+                        addr: be.addr.to_string(),
+                        node: be.node.clone(),
+                        health: be.health.as_str().to_string(),
+                        in_rotation: b
+                            .map_or(be.health != berth_kv::catalog::Health::Critical, |b| {
+                                b.in_rotation(be)
+                            }),
+                        requests: count(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed)),
+                        errors: count(|s| s.errors.load(std::sync::atomic::Ordering::Relaxed)),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    api::RouteTable {
+        listening: listening.map(|a| a.to_string()),
+        routes,
+    }
+}
+
+async fn accept(ingress: Arc<Ingress>, listener: tokio::net::TcpListener) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(ingress.opts.max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, not spin.
+                tracing::warn!("ingress: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let ingress = ingress.clone();
+        let max_header = ingress.opts.max_header;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = hyper::service::service_fn(move |req| ingress.clone().handle(req, peer));
+            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            b.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .max_buf_size(max_header);
+            let _ = b
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn touches_catalog(keys: &[String]) -> bool {
+    keys.iter().any(|k| k.starts_with("catalog/"))
+}
+
+/// Keeps `shared` current with the replica until the process ends.
+async fn follow(
+    desired: Arc<Desired>,
+    mut rx: tokio::sync::broadcast::Receiver<berth_store::Changes>,
+    shared: Arc<RwLock<Arc<Table>>>,
+) {
+    loop {
+        loop {
+            match rx.recv().await {
+                Ok(c) => match c.as_ref() {
+                    Some(keys) if !touches_catalog(keys) => continue,
+                    _ => break,
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+        while rx.try_recv().is_ok() {}
+        match Table::build(desired.as_ref()) {
+            Ok(t) => *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t),
+            Err(e) => tracing::warn!("ingress routes: {e}"),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! One request through the ingress: its route, a backend in rotation, the
+//! request forwarded with its hop-by-hop headers removed and the client's
+//! address set, and the answer streamed back. An idempotent request
+//! without a body that fails before an answer is tried once more on
+//! another backend; upgrades (WebSocket) are tunnelled once the backend
+//! answers 101.
+
+use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_of};
+use crate::Ingress;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type OutBody = BoxBody<Bytes, BoxError>;
+
+fn plain(status: StatusCode, text: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(text)).map_err(|n| match n {}).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The request's host, without a port.
+fn host_of(req: &Request<Incoming>) -> Option<String> {
+    let raw = match req.headers().get(HOST) {
+        Some(h) => h.to_str().ok()?.to_string(),
+        None => req.uri().authority()?.as_str().to_string(),
+    };
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        format!("[{}]", rest.split(']').next()?)
+    } else {
+        raw.rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(raw.as_str(), |(h, _)| h)
+            .to_string()
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// Safe to send twice: an idempotent method and no body to replay.
+fn replayable(req: &Request<Incoming>) -> bool {
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    let no_body = req.headers().get(TRANSFER_ENCODING).is_none()
+        && req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0");
+    idempotent && no_body
+}
+
+impl Ingress {
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Infallible> {
+        let Some(host) = host_of(&req) else {
+            return Ok(plain(
+                StatusCode::BAD_REQUEST,
+                "a request needs a Host\n".into(),
+            ));
+        };
+        let path = req.uri().path().to_string();
+        let table = self.table();
+        let Some(route) = table.find(&host, &path) else {
+            return Ok(plain(
+                StatusCode::NOT_FOUND,
+                format!("no route for host {host}\n"),
+            ));
+        };
+        let too_big = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > self.opts.max_body);
+        if too_big {
+            return Ok(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {} bytes\n", self.opts.max_body),
+            ));
+        }
+        let upgrade = upgrade_of(req.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let replay = upgrade.is_none() && replayable(&req);
+        let (parts, body) = req.into_parts();
+        let limit = usize::try_from(self.opts.max_body).unwrap_or(usize::MAX);
+        let mut body: Option<OutBody> = Some(Limited::new(body, limit).boxed());
+        let mut headers = parts.headers.clone();
+        strip_hop_by_hop(&mut headers);
+        set_forwarded(&mut headers, peer.ip(), &host, "http");
+        if let Some(u) = &upgrade {
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(UPGRADE, u.clone());
+        }
+        if !headers.contains_key(HOST) {
+            if let Ok(h) = HeaderValue::from_str(&host) {
+                headers.insert(HOST, h);
+            }
+        }
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let mut tried = Vec::new();
+        loop {
+            let Some(backend) = self.balancer.pick(route, &tried) else {
+                let text = if tried.is_empty() {
+                    format!("no healthy backend for {}\n", route.service)
+                } else {
+                    format!("every backend of {} failed\n", route.service)
+                };
+                let status = if tried.is_empty() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                return Ok(plain(status, text));
+            };
+            tried.push(backend.addr);
+            let stats = self.balancer.stats(backend.addr);
+            stats.requests.fetch_add(1, Ordering::Relaxed);
+            let Ok(uri) = Uri::try_from(format!("http://{}{pq}", backend.addr)) else {
+                return Ok(plain(
+                    StatusCode::BAD_REQUEST,
+                    "a bad request target\n".into(),
+                ));
+            };
+            let mut out = Request::new(match body.take() {
+                Some(b) if !replay => b,
+                _ => Empty::new().map_err(|n| match n {}).boxed(),
+            });
+            *out.method_mut() = parts.method.clone();
+            *out.uri_mut() = uri;
+            *out.headers_mut() = headers.clone();
+            let sent =
+                tokio::time::timeout(self.opts.backend_timeout, self.client.request(out)).await;
+            let failure = match sent {
+                Ok(Ok(resp)) => return Ok(self.answer(resp, client_upgrade)),
+                Ok(Err(e)) => {
+                    // Refused, reset or closed before an answer: out of
+                    // rotation for a while.
+                    stats.eject();
+                    format!("{e}")
+                }
+                Err(_) => format!("no answer within {:?}", self.opts.backend_timeout),
+            };
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("ingress: {} via {}: {failure}", host, backend.addr);
+            if !replay || tried.len() >= 2 {
+                let status = if failure.starts_with("no answer") {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                return Ok(plain(
+                    status,
+                    format!("backend {}: {failure}\n", backend.addr),
+                ));
+            }
+        }
+    }
+
+    /// The backend's answer for the client; a 101 starts the tunnel.
+    fn answer(
+        &self,
+        mut resp: Response<Incoming>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<Body> {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client) = client_upgrade {
+                let backend = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    let (Ok(c), Ok(b)) = tokio::join!(client, backend) else {
+                        return;
+                    };
+                    let _ =
+                        tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(b))
+                            .await;
+                });
+                let (parts, _) = resp.into_parts();
+                return Response::from_parts(parts, Empty::new().map_err(|n| match n {}).boxed());
+            }
+        }
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, body.boxed())
+    }
+}

@@ -1,0 +1,164 @@
+//! The route table: host routes read from the catalog, each with the
+//! instances behind it. Built from the replica at each catalog change, so
+//! a request is a lookup, and a change is in force within milliseconds.
+
+use berth_kv::catalog::{self as cat, Health};
+use berth_kv::Read;
+use berth_model::rules::{parse_host_route, HostRoute};
+use berth_registrator::rules::INGRESS_HOSTS_META;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+/// One instance behind a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub node: String,
+    pub health: Health,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub host: HostRoute,
+    pub service: String,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    /// Exact host → its routes, longest path first.
+    exact: HashMap<String, Vec<Route>>,
+    /// `*.domain` routes: domain → its routes, longest path first.
+    wildcard: HashMap<String, Vec<Route>>,
+}
+
+/// The routes an instance asks for: its `ingress_hosts` and its
+/// registrator tags `dns=<host>`.
+fn wanted(s: &cat::Service) -> Vec<HostRoute> {
+    let from_meta = s
+        .meta
+        .get(INGRESS_HOSTS_META)
+        .into_iter()
+        .flat_map(|v| v.split_whitespace());
+    let from_tags = s.tags.iter().filter_map(|t| t.strip_prefix("dns="));
+    from_meta
+        .chain(from_tags)
+        .filter_map(|w| parse_host_route(w).ok())
+        .collect()
+}
+
+impl Table {
+    pub fn build(t: &dyn Read) -> std::io::Result<Table> {
+        let nodes: HashMap<String, String> = cat::nodes(t)?
+            .into_iter()
+            .map(|n| (n.name, n.address))
+            .collect();
+        let mut worst: HashMap<(String, String), Health> = HashMap::new();
+        let mut node_worst: HashMap<String, Health> = HashMap::new();
+        for c in cat::checks(t, None)? {
+            let slot = if c.service_id.is_empty() {
+                node_worst.entry(c.node).or_default()
+            } else {
+                worst.entry((c.node, c.service_id)).or_default()
+            };
+            *slot = (*slot).max(c.status);
+        }
+        let mut routes: BTreeMap<(String, String), Route> = BTreeMap::new();
+        for s in cat::services(t, None)? {
+            let hosts = wanted(&s);
+            if hosts.is_empty() || s.port == 0 {
+                continue;
+            }
+            let ip = if s.address.is_empty() {
+                nodes.get(&s.node).map(String::as_str).unwrap_or_default()
+            } else {
+                s.address.as_str()
+            };
+            let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            let health = worst
+                .get(&(s.node.clone(), s.id.clone()))
+                .copied()
+                .unwrap_or_default()
+                .max(node_worst.get(&s.node).copied().unwrap_or_default());
+            let backend = Backend {
+                addr: SocketAddr::new(ip, s.port),
+                node: s.node.clone(),
+                health,
+            };
+            for h in hosts {
+                let r = routes
+                    .entry((h.host.clone(), h.path.clone()))
+                    .or_insert_with(|| Route {
+                        host: h,
+                        service: s.name.clone(),
+                        backends: Vec::new(),
+                    });
+                // Two services claiming one route: the first by name keeps it.
+                if r.service == s.name {
+                    r.backends.push(backend.clone());
+                }
+            }
+        }
+        let mut table = Table::default();
+        for (_, mut r) in routes {
+            r.backends.sort_by_key(|b| b.addr);
+            let slot = match r.host.wildcard() {
+                Some(domain) => table.wildcard.entry(domain.to_string()).or_default(),
+                None => table.exact.entry(r.host.host.clone()).or_default(),
+            };
+            slot.push(r);
+        }
+        for v in table.exact.values_mut().chain(table.wildcard.values_mut()) {
+            v.sort_by_key(|r| std::cmp::Reverse(r.host.path.len()));
+        }
+        Ok(table)
+    }
+
+    /// The route for a request: an exact host before a wildcard, the
+    /// longest matching wildcard domain, then the longest path prefix.
+    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(r) = self.exact.get(&host).and_then(|rs| longest(rs, path)) {
+            return Some(r);
+        }
+        let mut rest = host.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(r) = self.wildcard.get(parent).and_then(|rs| longest(rs, path)) {
+                return Some(r);
+            }
+            rest = parent;
+        }
+        None
+    }
+
+    /// Every route, sorted by host then path.
+    pub fn routes(&self) -> Vec<&Route> {
+        let mut v: Vec<&Route> = self
+            .exact
+            .values()
+            .chain(self.wildcard.values())
+            .flatten()
+            .collect();
+        v.sort_by(|a, b| (&a.host.host, &a.host.path).cmp(&(&b.host.host, &b.host.path)));
+        v
+    }
+}
+
+/// `prefix` matches whole path segments: `/api` takes `/api` and
+/// `/api/x`, not `/apix`.
+fn path_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || (path.starts_with(prefix)
+            && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
+}
+
+fn longest<'a>(routes: &'a [Route], path: &str) -> Option<&'a Route> {
+    routes.iter().find(|r| path_matches(&r.host.path, path))
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;

@@ -1,0 +1,294 @@
+//! The HTTP ingress on one node, driven with curl and raw sockets: host
+//! routes from the catalog (registrator tags `dns=<host>` and a berth
+//! service's `ingress_hosts`), round robin, the client's address, retries
+//! past a dead backend, 404 and 503, a route added under load, and an
+//! upgraded connection that outlives a route change.
+
+mod common;
+
+use common::{free_port, unique, Env};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Node {
+    env: Env,
+    http: u16,
+    ingress: u16,
+}
+
+fn node() -> Node {
+    let (http, ingress) = (free_port(), free_port());
+    let (h, i) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{ingress}"));
+    Node {
+        env: Env::start_with(&[
+            "--consul-addr",
+            &h,
+            "--dns-addr",
+            "none",
+            "--ingress-http",
+            &i,
+        ]),
+        http,
+        ingress,
+    }
+}
+
+fn py(script: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script)
+}
+
+/// A backend process, killed when dropped.
+struct Backend(Child);
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn backend(port: u16, name: &str) -> Backend {
+    let mut child = Command::new("python3")
+        .arg(py("ingress_backend.py"))
+        .args([&port.to_string(), name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let out = child.stdout.take().expect("stdout");
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    Backend(child)
+}
+
+fn consul(n: &Node, method: &str, path: &str, body: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-X", method, "--data-binary", body])
+        .arg(format!("http://127.0.0.1:{}{path}", n.http))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn register(n: &Node, id: &str, name: &str, port: u16, host: &str, check: &str) {
+    let body = format!(
+        r#"{{"ID":"{id}","Name":"{name}","Address":"127.0.0.1","Port":{port},"Tags":["dns={host}"]{check}}}"#
+    );
+    consul(n, "PUT", "/v1/agent/service/register", &body);
+}
+
+/// Status code and body of a GET through the ingress.
+fn get(n: &Node, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &format!("Host: {host}"),
+        ])
+        .args(extra)
+        .arg(format!("http://127.0.0.1:{}{path}", n.ingress))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn host_routes_balance_keep_the_client_address_and_survive_a_dead_backend() {
+    let n = node();
+    let svc = unique("shop");
+    let host = format!("{svc}.test");
+    let (pa, pb) = (free_port(), free_port());
+    let a = backend(pa, "a");
+    let _b = backend(pb, "b");
+    register(&n, &format!("{svc}-a"), &svc, pa, &host, "");
+    register(&n, &format!("{svc}-b"), &svc, pb, &host, "");
+    wait_until("the route", 10, || get(&n, &host, "/", &[]).0 == 200);
+
+    // Round robin over both; the client's address replaces a forged one.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (code, body) = get(&n, &host, "/x?y=1", &["-H", "X-Forwarded-For: 6.6.6.6"]);
+        assert_eq!(code, 200, "{body}");
+        let v = json(&body);
+        assert_eq!(v["xff"], serde_json::json!(["127.0.0.1"]), "{v}");
+        assert_eq!(v["host"], host.as_str());
+        assert_eq!(v["fhost"], host.as_str());
+        assert_eq!(v["proto"], "http");
+        assert_eq!(v["path"], "/x?y=1");
+        assert_eq!(
+            v["forwarded"],
+            format!("for=127.0.0.1;proto=http;host=\"{host}\"")
+        );
+        assert!(v["connection"].is_null(), "hop-by-hop header passed: {v}");
+        seen.insert(v["name"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+
+    // A backend dies: idempotent requests never fail.
+    drop(a);
+    for i in 0..30 {
+        let (code, body) = get(&n, &host, "/", &[]);
+        assert_eq!(code, 200, "request {i} after the kill: {body}");
+        assert_eq!(json(&body)["name"], "b");
+    }
+
+    // Unknown host: 404; a route whose only instance is critical: 503.
+    let (code, body) = get(&n, &unique("nothing"), "/", &[]);
+    assert_eq!(
+        (code, body.starts_with("no route for host")),
+        (404, true),
+        "{body}"
+    );
+    let sick = unique("sick");
+    register(
+        &n,
+        &sick,
+        &sick,
+        free_port(),
+        &format!("{sick}.test"),
+        r#","Check":{"TTL":"30s"}"#,
+    );
+    wait_until("the critical route", 10, || {
+        get(&n, &format!("{sick}.test"), "/", &[]).0 == 503
+    });
+
+    // The route table shows both backends, one of them ejected or failing.
+    let routes = n.env.json(&["ingress", "routes"]);
+    let route = routes["routes"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["host"] == host.as_str()))
+        .unwrap_or_else(|| panic!("{routes:#}"))
+        .clone();
+    assert_eq!(route["service"], svc.as_str());
+    let backends = route["backends"].as_array().expect("backends");
+    assert_eq!(backends.len(), 2, "{route:#}");
+    let requests: u64 = backends.iter().filter_map(|b| b["requests"].as_u64()).sum();
+    assert!(requests >= 34, "{route:#}");
+    assert!(
+        backends
+            .iter()
+            .any(|b| b["in_rotation"] == false && b["errors"].as_u64() > Some(0)),
+        "{route:#}"
+    );
+}
+
+#[test]
+fn a_route_added_under_load_drops_nothing_and_a_tunnel_outlives_it() {
+    let n = node();
+    let svc = unique("load");
+    let host = format!("{svc}.test");
+    let port = free_port();
+    let _be = backend(port, "load");
+    register(&n, &format!("{svc}-1"), &svc, port, &host, "");
+    wait_until("the route", 10, || get(&n, &host, "/", &[]).0 == 200);
+
+    let mut tunnel = Command::new("python3")
+        .arg(py("upgrade_client.py"))
+        .args([&n.ingress.to_string(), host.as_str()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(tunnel.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("open"));
+
+    let ingress = n.ingress;
+    let loop_host = host.clone();
+    let load = std::thread::spawn(move || {
+        let mut failed = Vec::new();
+        // One curl for 1000 requests on one keep-alive connection.
+        let urls: Vec<String> = (0..1000)
+            .flat_map(|i| {
+                [
+                    "-o".to_string(),
+                    "/dev/null".to_string(),
+                    format!("http://127.0.0.1:{ingress}/r{i}"),
+                ]
+            })
+            .collect();
+        let out = Command::new("curl")
+            .args(["-s", "-w", "%{http_code}\n", "-H"])
+            .arg(format!("Host: {loop_host}"))
+            .args(&urls)
+            .output()
+            .expect("curl");
+        let codes = String::from_utf8_lossy(&out.stdout).to_string();
+        for (i, c) in codes.lines().enumerate() {
+            if c != "200" {
+                failed.push((i, c.chars().take(80).collect::<String>()));
+            }
+        }
+        (codes.lines().count(), failed)
+    });
+    let other = unique("added");
+    let other_port = free_port();
+    let _other_be = backend(other_port, "added");
+    register(&n, &other, &other, other_port, &format!("{other}.test"), "");
+    let t0 = Instant::now();
+    wait_until("the added route", 10, || {
+        get(&n, &format!("{other}.test"), "/", &[]).0 == 200
+    });
+    let took = t0.elapsed();
+    let (count, failed) = load.join().expect("load thread");
+    assert_eq!(count, 1000);
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(took < Duration::from_secs(5), "the route took {took:?}");
+
+    let stdin = tunnel.stdin.as_mut().expect("stdin");
+    writeln!(stdin).expect("go on");
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ok"));
+    assert!(tunnel.wait().expect("wait").success());
+}
+
+#[test]
+fn a_berth_service_is_routed_by_its_ingress_hosts() {
+    let n = node();
+    let path = format!("{}/web", unique("ingr"));
+    let host = format!("{}.test", unique("web"));
+    let port = free_port();
+    n.env.create_svc(
+        &path,
+        &[
+            r#"container#0.command=/bin/sh -c "mkdir -p /www && echo berth-web > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www""#,
+            &format!("container#0.ports={port}:80"),
+            &format!("container#0.ingress_hosts={host}"),
+        ],
+    );
+    // A bad host route is refused at write time.
+    let bad = n
+        .env
+        .berth(&[&path, "set", "--kw", "container#0.ingress_hosts=bad_host"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    n.env.ok(&[&path, "start"]);
+    wait_until("the berth service through the ingress", 20, || {
+        get(&n, &host, "/", &[]) == (200, "berth-web\n".to_string())
+    });
+    n.env.ok(&[&path, "stop"]);
+    wait_until("the stopped service gone from its route", 20, || {
+        matches!(get(&n, &host, "/", &[]).0, 404 | 503)
+    });
+}

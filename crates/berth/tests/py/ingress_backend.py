@@ -1,0 +1,57 @@
+"""A backend for the ingress tests: answers every GET with what it saw
+(its name, the Host, the forwarding headers, the path) as JSON, and an
+Upgrade request with 101 and then an echo of every byte it gets.
+
+Usage: ingress_backend.py PORT NAME
+"""
+import json
+import socketserver
+import sys
+from http.server import BaseHTTPRequestHandler
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.headers.get("Upgrade"):
+            self.send_response(101)
+            self.send_header("Upgrade", self.headers["Upgrade"])
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                data = self.connection.recv(4096)
+                if not data:
+                    return
+                self.connection.sendall(data)
+        body = json.dumps({
+            "name": NAME,
+            "host": self.headers.get("Host"),
+            "xff": self.headers.get_all("X-Forwarded-For"),
+            "proto": self.headers.get("X-Forwarded-Proto"),
+            "fhost": self.headers.get("X-Forwarded-Host"),
+            "forwarded": self.headers.get("Forwarded"),
+            "connection": self.headers.get("Connection"),
+            "path": self.path,
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+if __name__ == "__main__":
+    PORT, NAME = int(sys.argv[1]), sys.argv[2]
+    with Server(("127.0.0.1", PORT), Handler) as s:
+        print("ready", flush=True)
+        s.serve_forever()
