@@ -21,9 +21,16 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
     ejected_until: Mutex<Option<Instant>>,
+    /// Out of rotation by the ingress's active check.
+    pub check_failing: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
+    /// Out of rotation for a failed active check or an ejection.
+    pub fn down(&self) -> bool {
+        self.check_failing.load(Ordering::Relaxed) || self.ejected()
+    }
+
     pub fn ejected(&self) -> bool {
         let g = self.ejected_until.lock().unwrap_or_else(|e| e.into_inner());
         g.is_some_and(|t| Instant::now() < t)
@@ -62,7 +69,7 @@ impl Balancer {
 
     /// Whether the backend takes new requests now.
     pub fn in_rotation(&self, b: &Backend) -> bool {
-        b.health != Health::Critical && !self.stats(b.addr).ejected()
+        b.health != Health::Critical && !self.stats(b.addr).down()
     }
 
     /// The next backend of `r`, skipping `tried`; `None` when no instance
@@ -71,7 +78,11 @@ impl Balancer {
         let healthy: Vec<&Backend> = r
             .backends
             .iter()
-            .filter(|b| b.health != Health::Critical && !tried.contains(&b.addr))
+            .filter(|b| {
+                b.health != Health::Critical
+                    && !tried.contains(&b.addr)
+                    && !self.stats(b.addr).check_failing.load(Ordering::Relaxed)
+            })
             .collect();
         if healthy.is_empty() {
             return None;
@@ -102,6 +113,7 @@ mod tests {
                     addr: a.parse().expect("addr"),
                     node: "n1".into(),
                     health: *h,
+                    check: None,
                 })
                 .collect(),
         }

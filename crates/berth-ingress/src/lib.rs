@@ -4,8 +4,9 @@
 //! `ingress_hosts` (registered as service meta) and registrator tags
 //! `dns=<host>`, exact hosts or `*.domain`, with a path prefix. Requests go
 //! round robin to the instances that are not critical and not ejected,
-//! on any node; the client's address is set in `X-Forwarded-For` and
-//! `Forwarded`.
+//! on any node, and that pass the ingress's own active check where the
+//! service sets one (`checks.rs`); the client's address is set in
+//! `X-Forwarded-For` and `Forwarded`.
 //!
 //! A route change is a new table read by the next request: no reload, and
 //! no open connection or tunnel is touched.
@@ -14,6 +15,7 @@
 //! DNS does; it never writes to the store.
 
 mod balance;
+mod checks;
 mod headers;
 mod proxy;
 mod table;
@@ -83,7 +85,8 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
     });
     let follow = tokio::spawn(follow(desired, changes, ingress.table.clone()));
     let accept = tokio::spawn(accept(ingress.clone(), listener));
-    ingress.lock_tasks().extend([follow, accept]);
+    let checks = tokio::spawn(checks::supervise(ingress.clone()));
+    ingress.lock_tasks().extend([follow, accept, checks]);
     Ok(ingress)
 }
 

@@ -5,7 +5,8 @@
 use berth_kv::catalog::{self as cat, Health};
 use berth_kv::Read;
 use berth_model::rules::{parse_host_route, HostRoute};
-use berth_registrator::rules::INGRESS_HOSTS_META;
+use berth_model::status::ActiveCheck;
+use berth_registrator::rules::{INGRESS_CHECK_META, INGRESS_HOSTS_META};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
@@ -15,6 +16,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub node: String,
     pub health: Health,
+    /// The ingress's own check of it, if its service has one.
+    pub check: Option<ActiveCheck>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +89,10 @@ impl Table {
                 addr: SocketAddr::new(ip, s.port),
                 node: s.node.clone(),
                 health,
+                check: s
+                    .meta
+                    .get(INGRESS_CHECK_META)
+                    .and_then(|m| ActiveCheck::decode(m)),
             };
             for h in hosts {
                 let r = routes
@@ -131,6 +138,19 @@ impl Table {
             rest = parent;
         }
         None
+    }
+
+    /// Every backend with an active check, once each.
+    pub fn checked(&self) -> Vec<(SocketAddr, ActiveCheck)> {
+        let mut v: Vec<(SocketAddr, ActiveCheck)> = self
+            .routes()
+            .iter()
+            .flat_map(|r| &r.backends)
+            .filter_map(|b| Some((b.addr, b.check.clone()?)))
+            .collect();
+        v.sort_by(|a, b| (a.0, &a.1.path).cmp(&(b.0, &b.1.path)));
+        v.dedup();
+        v
     }
 
     /// Every route, sorted by host then path.

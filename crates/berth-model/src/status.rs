@@ -106,6 +106,41 @@ pub struct ServiceInfo {
     /// `host[/path]` routes of the ingress (`ingress_hosts`).
     #[serde(default)]
     pub ingress_hosts: Vec<String>,
+    /// The ingress's active check of each instance (`ingress_check`).
+    #[serde(default)]
+    pub ingress_check: Option<ActiveCheck>,
+}
+
+/// An HTTP check the ingress runs on an instance to keep it in rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ActiveCheck {
+    pub path: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub fall: u32,
+    pub rise: u32,
+}
+
+impl ActiveCheck {
+    /// `path interval_ms timeout_ms fall rise`, as service meta carries it.
+    pub fn encode(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.path, self.interval_ms, self.timeout_ms, self.fall, self.rise
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<ActiveCheck> {
+        let mut w = s.split_whitespace();
+        let c = ActiveCheck {
+            path: w.next()?.to_string(),
+            interval_ms: w.next()?.parse().ok()?,
+            timeout_ms: w.next()?.parse().ok()?,
+            fall: w.next()?.parse().ok()?,
+            rise: w.next()?.parse().ok()?,
+        };
+        (w.next().is_none() && c.path.starts_with('/') && c.interval_ms > 0).then_some(c)
+    }
 }
 
 /// Status of one object on this node.
@@ -127,4 +162,30 @@ pub struct ObjectStatus {
     /// The nodes the object is placed on (cluster), empty before a start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+}
+
+#[cfg(test)]
+mod active_check_tests {
+    use super::ActiveCheck;
+
+    #[test]
+    fn an_active_check_survives_its_meta_form() {
+        let c = ActiveCheck {
+            path: "/health".into(),
+            interval_ms: 500,
+            timeout_ms: 200,
+            fall: 2,
+            rise: 3,
+        };
+        assert_eq!(ActiveCheck::decode(&c.encode()), Some(c));
+        for bad in [
+            "",
+            "health 1 1 1 1",
+            "/h 0 1 1 1",
+            "/h 1 1 1",
+            "/h 1 1 1 1 x",
+        ] {
+            assert_eq!(ActiveCheck::decode(bad), None, "{bad:?}");
+        }
+    }
 }

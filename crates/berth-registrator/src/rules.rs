@@ -207,6 +207,8 @@ pub fn registrator(
 
 /// The service meta key carrying `ingress_hosts`, space-separated.
 pub const INGRESS_HOSTS_META: &str = "berth-ingress-hosts";
+/// The service meta key carrying the ingress's active check.
+pub const INGRESS_CHECK_META: &str = "berth-ingress-check";
 
 /// A container berth runs for `path`'s resource `rid`.
 pub fn berth(
@@ -240,6 +242,9 @@ pub fn berth(
     ]);
     if !svc.ingress_hosts.is_empty() {
         meta.insert(INGRESS_HOSTS_META.to_string(), svc.ingress_hosts.join(" "));
+    }
+    if let Some(c) = &svc.ingress_check {
+        meta.insert(INGRESS_CHECK_META.to_string(), c.encode());
     }
     let service = Service {
         node: node.to_string(),

@@ -292,3 +292,54 @@ fn a_berth_service_is_routed_by_its_ingress_hosts() {
         matches!(get(&n, &host, "/", &[]).0, 404 | 503)
     });
 }
+
+#[test]
+fn an_instance_failing_its_active_check_leaves_rotation_and_comes_back() {
+    let n = node();
+    let ns = unique("ichk");
+    let host = format!("{ns}.test");
+    for i in 1..=2 {
+        let cmd = format!(
+            r#"container#0.command=/bin/sh -c "mkdir -p /www && echo web{i} > /www/index.html && echo ok > /www/health && exec /bin/busybox httpd -f -p 80 -h /www""#
+        );
+        n.env.create_svc(
+            &format!("{ns}/web{i}"),
+            &[
+                &cmd,
+                &format!("container#0.ports={}:80", free_port()),
+                "container#0.service_name=checked",
+                &format!("container#0.ingress_hosts={host}"),
+                "container#0.ingress_check=/health",
+                "container#0.ingress_check_interval=300ms",
+            ],
+        );
+        n.env.ok(&[&format!("{ns}/web{i}"), "start"]);
+    }
+    let bodies =
+        |count: usize| -> Vec<String> { (0..count).map(|_| get(&n, &host, "/", &[]).1).collect() };
+    wait_until("both instances in rotation", 30, || {
+        let b = bodies(4);
+        b.contains(&"web1\n".to_string()) && b.contains(&"web2\n".to_string())
+    });
+    let ctr = format!("{ns}..web1.container.0");
+    let rm = common::docker(&["exec", &ctr, "/bin/busybox", "rm", "/www/health"]);
+    assert!(rm.status.success(), "{rm:?}");
+    // Two failed checks, 300 ms apart: out of rotation well within 3 s.
+    let t0 = Instant::now();
+    wait_until("web1 out of rotation", 10, || {
+        bodies(4).iter().all(|b| b == "web2\n")
+    });
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    for b in bodies(20) {
+        assert_eq!(b, "web2\n");
+    }
+    let routes = n.env.json(&["ingress", "routes"]);
+    let out_of_rotation = routes["routes"][0]["backends"]
+        .as_array()
+        .map(|v| v.iter().filter(|b| b["in_rotation"] == false).count());
+    assert_eq!(out_of_rotation, Some(1), "{routes:#}");
+    common::docker(&["exec", &ctr, "sh", "-c", "echo ok > /www/health"]);
+    wait_until("web1 back in rotation", 10, || {
+        bodies(4).contains(&"web1\n".to_string())
+    });
+}

@@ -153,6 +153,7 @@ impl ContainerResource {
             tags: list("service_tags")?,
             port: service_port,
             ingress_hosts: list("ingress_hosts")?,
+            ingress_check: active_check(s)?,
         };
         Ok(ContainerResource {
             service,
@@ -169,6 +170,32 @@ impl ContainerResource {
     pub fn label(&self) -> String {
         format!("docker container {}@{}", self.spec.name, self.spec.image)
     }
+}
+
+/// The ingress's active check, when `ingress_check` names a path.
+fn active_check(s: &Section) -> Result<Option<berth_model::status::ActiveCheck>, String> {
+    let Some(path) = s.get_str("ingress_check").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let ms = |kw: &str, dflt: u64| -> Result<u64, String> {
+        Ok(s.get_duration(kw)
+            .map_err(|e| format!("{kw}: {e}"))?
+            .map_or(dflt, |d| d.as_millis() as u64)
+            .max(1))
+    };
+    let count = |kw: &str| -> Result<u32, String> {
+        Ok(s.get_int(kw)
+            .map_err(|e| format!("{kw}: {e}"))?
+            .unwrap_or(2)
+            .clamp(1, 100) as u32)
+    };
+    Ok(Some(berth_model::status::ActiveCheck {
+        path: path.to_string(),
+        interval_ms: ms("ingress_check_interval", 2000)?,
+        timeout_ms: ms("ingress_check_timeout", 1000)?,
+        fall: count("ingress_check_fall")?,
+        rise: count("ingress_check_rise")?,
+    }))
 }
 
 /// Keywords that are valid one by one but not together, refused at write
