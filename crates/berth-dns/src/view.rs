@@ -85,9 +85,8 @@ impl View {
 
 pub type Shared = Arc<RwLock<Arc<View>>>;
 
-fn touches_catalog(keys: &[String]) -> bool {
-    keys.iter()
-        .any(|k| k.starts_with("catalog/") || k.starts_with(cat::TOMBSTONES))
+fn catalog_key(k: &str) -> bool {
+    k.starts_with("catalog/") || k.starts_with(cat::TOMBSTONES)
 }
 
 /// Keeps `shared` current with the replica until the process ends.
@@ -98,17 +97,8 @@ pub async fn follow(desired: Arc<Desired>, shared: Shared) {
             Ok(v) => *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v),
             Err(e) => tracing::warn!("dns view: {e}"),
         }
-        // Wait for a change of the catalog; take what else came with it.
-        loop {
-            match rx.recv().await {
-                Ok(c) => match c.as_ref() {
-                    Some(keys) if !touches_catalog(keys) => continue,
-                    _ => break,
-                },
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
+        if !berth_store::next_change(&mut rx, catalog_key).await {
+            return;
         }
-        while let Ok(_more) = rx.try_recv() {}
     }
 }

@@ -186,28 +186,13 @@ async fn accept(ingress: Arc<Ingress>, listener: tokio::net::TcpListener) {
     }
 }
 
-fn touches_catalog(keys: &[String]) -> bool {
-    keys.iter().any(|k| k.starts_with("catalog/"))
-}
-
 /// Keeps `shared` current with the replica until the process ends.
 async fn follow(
     desired: Arc<Desired>,
     mut rx: tokio::sync::broadcast::Receiver<berth_store::Changes>,
     shared: Arc<RwLock<Arc<Table>>>,
 ) {
-    loop {
-        loop {
-            match rx.recv().await {
-                Ok(c) => match c.as_ref() {
-                    Some(keys) if !touches_catalog(keys) => continue,
-                    _ => break,
-                },
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-        }
-        while rx.try_recv().is_ok() {}
+    while berth_store::next_change(&mut rx, |k| k.starts_with("catalog/")).await {
         match Table::build(desired.as_ref()) {
             Ok(t) => *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t),
             Err(e) => tracing::warn!("ingress routes: {e}"),

@@ -645,3 +645,25 @@ impl berth_kv::Read for Desired {
         self.scan_raw(prefix).map_err(std::io::Error::other)
     }
 }
+
+/// Waits for an applied change that touches a key `wanted` accepts (or
+/// for a lag, which may hide one), then takes what else came with it, so
+/// a burst is one wake. False once the state machine is gone.
+pub async fn next_change(
+    rx: &mut tokio::sync::broadcast::Receiver<Changes>,
+    wanted: impl Fn(&str) -> bool,
+) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match rx.recv().await {
+            Ok(c) => match c.as_ref() {
+                Some(keys) if !keys.iter().any(|k| wanted(k)) => continue,
+                _ => break,
+            },
+            Err(RecvError::Lagged(_)) => break,
+            Err(RecvError::Closed) => return false,
+        }
+    }
+    while rx.try_recv().is_ok() {}
+    true
+}

@@ -15,8 +15,8 @@ mod record;
 
 pub use berth_raft::{remove as remove_raft_file, Changes, Request, Response, TlsSlot};
 pub use desired::{
-    obj_key, patch_json, put_json, raft_file, Desired, Membership, ProposeError, ELECTION_QUIET,
-    FIRST_ID, OBJ_PREFIX, RECOVERY_WAIT,
+    next_change, obj_key, patch_json, put_json, raft_file, Desired, Membership, ProposeError,
+    ELECTION_QUIET, FIRST_ID, OBJ_PREFIX, RECOVERY_WAIT,
 };
 pub use health::StoreHealth;
 pub use home::Home;

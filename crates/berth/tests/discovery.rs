@@ -172,10 +172,9 @@ fn dig_gets_a_srv_tags_nxdomain_and_truncation_as_from_consul() {
     );
 }
 
-#[test]
-fn other_names_go_to_the_recursor() {
-    let port = free_dual_port();
-    let mut dnsmasq: Child = Command::new("dnsmasq")
+/// A dnsmasq on 127.0.0.1:`port` answering `upstream.test` names with `addr`.
+fn upstream(port: u16, addr: &str) -> Child {
+    Command::new("dnsmasq")
         .args([
             "--keep-in-foreground",
             "--conf-file=/dev/null",
@@ -185,11 +184,17 @@ fn other_names_go_to_the_recursor() {
             "--listen-address=127.0.0.1",
             "--user=root",
             &format!("--port={port}"),
-            "--address=/upstream.test/10.7.7.7",
+            &format!("--address=/upstream.test/{addr}"),
         ])
         .stderr(Stdio::null())
         .spawn()
-        .expect("dnsmasq");
+        .expect("dnsmasq")
+}
+
+#[test]
+fn other_names_go_to_the_recursor() {
+    let port = free_dual_port();
+    let mut dnsmasq = upstream(port, "10.7.7.7");
     let recursor = format!("127.0.0.1:{port}");
     let n = node(&["--dns-recursor", &recursor]);
     let answer = short(&n, &["www.upstream.test"]);
@@ -366,21 +371,7 @@ fn a_service_critical_past_deregister_critical_service_after_is_deregistered() {
 #[test]
 fn a_container_with_dns_berth_resolves_services_and_outside_names() {
     let port = free_dual_port();
-    let mut dnsmasq: Child = Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--user=root",
-            &format!("--port={port}"),
-            "--address=/upstream.test/10.7.7.8",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dnsmasq");
+    let mut dnsmasq = upstream(port, "10.7.7.8");
     let recursor = format!("127.0.0.1:{port}");
     let mut n = node(&["--dns-recursor", &recursor]);
     let ns = unique("dnsb");
