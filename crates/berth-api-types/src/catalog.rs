@@ -60,6 +60,9 @@ pub struct RouteBackend {
     pub in_rotation: bool,
     pub requests: u64,
     pub errors: u64,
+    /// Requests and tunnels open to it now.
+    #[serde(default)]
+    pub inflight: u64,
 }
 
 /// One host route of the ingress.
@@ -69,6 +72,9 @@ pub struct Route {
     pub host: String,
     pub path: String,
     pub service: String,
+    /// `roundrobin` or `leastconn`.
+    #[serde(default)]
+    pub balance: String,
     pub backends: Vec<RouteBackend>,
 }
 

@@ -105,13 +105,17 @@ pub async fn ingress(ctx: &Ctx, cmd: IngressCmd) -> anyhow::Result<ExitCode> {
                         },
                         b.requests.to_string(),
                         b.errors.to_string(),
+                        b.inflight.to_string(),
                     ]);
                 }
             }
             println!(
                 "{}",
                 table(
-                    &["ROUTE", "SERVICE", "BACKEND", "NODE", "HEALTH", "REQUESTS", "ERRORS"],
+                    &[
+                        "ROUTE", "SERVICE", "BACKEND", "NODE", "HEALTH", "REQUESTS", "ERRORS",
+                        "INFLIGHT",
+                    ],
                     rows
                 )
             );

@@ -23,6 +23,7 @@
 mod actions;
 mod address;
 mod admin;
+mod backend_use;
 pub mod command;
 mod error;
 mod heartbeat;
@@ -37,6 +38,7 @@ mod submit;
 mod tokens;
 mod view;
 
+pub use backend_use::{BackendUse, IngressProbe};
 pub use command::{check_kv_key, Command, ConfigText, KvWrite, ObjectOp, UserRef};
 pub use error::ClusterError;
 pub use identity::Identity;
@@ -97,6 +99,8 @@ pub struct Cluster {
     pub(crate) listener: server::Listener,
     pub(crate) last_renewal: Mutex<Option<Duration>>,
     pub(crate) local: OnceLock<Arc<dyn LocalNode>>,
+    /// This node's ingress, when it runs one.
+    pub(crate) ingress_probe: OnceLock<Arc<dyn IngressProbe>>,
     pub(crate) authorizer: Arc<dyn command::Authorizer>,
     /// Serializes init, join and leave.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
@@ -150,6 +154,7 @@ impl Cluster {
             listener: server::Listener::default(),
             last_renewal: Mutex::new(None),
             local: OnceLock::new(),
+            ingress_probe: OnceLock::new(),
             authorizer: Arc::new(command::RootOnly),
             membership_lock: tokio::sync::Mutex::new(()),
             opts,

@@ -37,6 +37,7 @@ pub const PATH_VIEW: &str = "/node/v1/view";
 pub const PATH_MEMBERSHIP: &str = "/node/v1/membership";
 pub const PATH_RENEW: &str = "/node/v1/renew";
 pub const PATH_READ_INDEX: &str = "/node/v1/read-index";
+pub const PATH_BACKEND_USE: &str = "/node/v1/backend-use";
 
 /// Who is calling, from the connection's verified client certificate.
 #[derive(Clone, Debug)]
@@ -233,6 +234,10 @@ async fn node_endpoint(
         },
         PATH_VIEW => result(Ok::<_, ClusterError>(cluster.local_view())),
         PATH_READ_INDEX => result(cluster.leader_read_index().await),
+        PATH_BACKEND_USE => match decode::<std::net::SocketAddr>(body) {
+            Ok(addr) => result(Ok::<_, ClusterError>(cluster.local_backend_use(addr))),
+            Err(e) => error(e),
+        },
         PATH_MEMBERSHIP => match decode::<MembershipOp>(body) {
             Ok(op) => result(cluster.apply_membership(caller, op).await),
             Err(e) => error(e),

@@ -1,11 +1,13 @@
 //! Picking a backend: round robin over the instances in rotation, which
-//! are those not critical and not ejected. A backend that refuses a
+//! are those not critical and not ejected, or the one of them with the
+//! fewest requests in flight from this node (`leastconn`). A backend that refuses a
 //! connection, or resets before answering, is ejected for a while, as
 //! Envoy's outlier detection does; when every one is ejected they are all
 //! tried again rather than none.
 
 use crate::table::{Backend, Route};
 use berth_kv::catalog::Health;
+use berth_model::status::Balance;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,6 +22,8 @@ pub const EJECTION: Duration = Duration::from_secs(10);
 pub struct Stats {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    /// Requests and tunnels open to it now ([`InFlight`]).
+    pub inflight: AtomicU64,
     ejected_until: Mutex<Option<Instant>>,
     /// Out of rotation by the ingress's active check.
     pub check_failing: std::sync::atomic::AtomicBool,
@@ -42,6 +46,22 @@ impl Stats {
     }
 }
 
+/// One request or tunnel to a backend, counted while it lives.
+pub struct InFlight(Arc<Stats>);
+
+impl InFlight {
+    pub fn start(stats: Arc<Stats>) -> InFlight {
+        stats.inflight.fetch_add(1, Ordering::Relaxed);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Default)]
 pub struct Balancer {
     stats: Mutex<HashMap<SocketAddr, Arc<Stats>>>,
@@ -56,6 +76,15 @@ impl Balancer {
             .entry(addr)
             .or_default()
             .clone()
+    }
+
+    /// The backend's stats if it was ever used, without recording it.
+    pub fn peek(&self, addr: SocketAddr) -> Option<Arc<Stats>> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .cloned()
     }
 
     fn cursor(&self, r: &Route) -> Arc<AtomicUsize> {
@@ -94,7 +123,14 @@ impl Balancer {
             .collect();
         let from = if live.is_empty() { &healthy } else { &live };
         let n = self.cursor(r).fetch_add(1, Ordering::Relaxed);
-        Some(from[n % from.len()].clone())
+        let chosen = match r.balance {
+            Balance::RoundRobin => from[n % from.len()],
+            // The cursor breaks ties, so equal loads still take turns.
+            Balance::LeastConn => (0..from.len())
+                .map(|i| from[(n + i) % from.len()])
+                .min_by_key(|b| self.stats(b.addr).inflight.load(Ordering::Relaxed))?,
+        };
+        Some(chosen.clone())
     }
 }
 
@@ -107,6 +143,7 @@ mod tests {
         Route {
             host: parse_host_route("a.test").expect("route"),
             service: "a".into(),
+            balance: Balance::RoundRobin,
             backends: backends
                 .iter()
                 .map(|(a, h)| Backend {
@@ -155,5 +192,57 @@ mod tests {
         assert!(b
             .pick(&route(&[("10.0.0.3:80", Health::Critical)]), &[])
             .is_none());
+    }
+
+    #[test]
+    fn least_connections_prefers_the_least_busy_and_takes_turns_on_ties() {
+        let b = Balancer::default();
+        let mut r = route(&[
+            ("10.0.0.1:80", Health::Passing),
+            ("10.0.0.2:80", Health::Passing),
+            ("10.0.0.3:80", Health::Passing),
+        ]);
+        r.balance = Balance::LeastConn;
+        let idle: std::collections::BTreeSet<String> = (0..3)
+            .map(|_| b.pick(&r, &[]).expect("pick").addr.to_string())
+            .collect();
+        assert_eq!(idle.len(), 3, "equal loads take turns: {idle:?}");
+        let busy1 = InFlight::start(b.stats("10.0.0.1:80".parse().unwrap()));
+        let busy2 = InFlight::start(b.stats("10.0.0.2:80".parse().unwrap()));
+        let _busy2b = InFlight::start(b.stats("10.0.0.2:80".parse().unwrap()));
+        for _ in 0..3 {
+            assert_eq!(
+                b.pick(&r, &[]).expect("pick").addr.to_string(),
+                "10.0.0.3:80"
+            );
+        }
+        let _busy3 = InFlight::start(b.stats("10.0.0.3:80".parse().unwrap()));
+        let _busy3b = InFlight::start(b.stats("10.0.0.3:80".parse().unwrap()));
+        assert_eq!(
+            b.pick(&r, &[]).expect("pick").addr.to_string(),
+            "10.0.0.1:80"
+        );
+        drop(busy1);
+        drop(busy2);
+        // 0, 1 and 2 in flight: the first.
+        assert_eq!(
+            b.pick(&r, &[]).expect("pick").addr.to_string(),
+            "10.0.0.1:80"
+        );
+        let _ = InFlight::start(b.stats("10.0.0.1:80".parse().unwrap()));
+        let picks: std::collections::BTreeSet<String> = (0..6)
+            .map(|_| b.pick(&r, &[]).expect("pick").addr.to_string())
+            .collect();
+        assert_eq!(
+            picks.len(),
+            1,
+            "with 0/1/2 in flight only the idle one: {picks:?}"
+        );
+        assert_eq!(
+            b.stats("10.0.0.1:80".parse().unwrap())
+                .inflight
+                .load(Ordering::Relaxed),
+            0
+        );
     }
 }

@@ -105,6 +105,16 @@ impl Ingress {
         }
     }
 
+    /// Whether this ingress may still send `addr` a request, and how many
+    /// it has open to it: what a draining stop waits on.
+    pub fn backend_use(&self, addr: SocketAddr) -> (bool, u64) {
+        let inflight = self
+            .balancer
+            .peek(addr)
+            .map_or(0, |s| s.inflight.load(std::sync::atomic::Ordering::Relaxed));
+        (self.table().routes_to(addr), inflight)
+    }
+
     /// The routes as served now, with each backend's counters.
     pub fn report(&self) -> api::RouteTable {
         report(&self.table(), Some(&self.balancer), Some(self.opts.http))
@@ -125,6 +135,7 @@ fn report(t: &Table, b: Option<&Balancer>, listening: Option<SocketAddr>) -> api
             host: r.host.host.clone(),
             path: r.host.path.clone(),
             service: r.service.clone(),
+            balance: r.balance.as_str().to_string(),
             backends: r
                 .backends
                 .iter()
@@ -141,6 +152,7 @@ fn report(t: &Table, b: Option<&Balancer>, listening: Option<SocketAddr>) -> api
                             }),
                         requests: count(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed)),
                         errors: count(|s| s.errors.load(std::sync::atomic::Ordering::Relaxed)),
+                        inflight: count(|s| s.inflight.load(std::sync::atomic::Ordering::Relaxed)),
                     }
                 })
                 .collect(),

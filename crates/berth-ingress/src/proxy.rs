@@ -5,6 +5,7 @@
 //! another backend; upgrades (WebSocket) are tunnelled once the backend
 //! answers 101.
 
+use crate::balance::InFlight;
 use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_of};
 use crate::Ingress;
 use bytes::Bytes;
@@ -136,6 +137,7 @@ impl Ingress {
             tried.push(backend.addr);
             let stats = self.balancer.stats(backend.addr);
             stats.requests.fetch_add(1, Ordering::Relaxed);
+            let inflight = InFlight::start(stats.clone());
             let Ok(uri) = Uri::try_from(format!("http://{}{pq}", backend.addr)) else {
                 return Ok(plain(
                     StatusCode::BAD_REQUEST,
@@ -152,7 +154,7 @@ impl Ingress {
             let sent =
                 tokio::time::timeout(self.opts.backend_timeout, self.client.request(out)).await;
             let failure = match sent {
-                Ok(Ok(resp)) => return Ok(self.answer(resp, client_upgrade)),
+                Ok(Ok(resp)) => return Ok(self.answer(resp, client_upgrade, inflight)),
                 Ok(Err(e)) => {
                     // Refused, reset or closed before an answer: out of
                     // rotation for a while.
@@ -178,15 +180,19 @@ impl Ingress {
     }
 
     /// The backend's answer for the client; a 101 starts the tunnel.
+    /// The request counts as in flight until its answer's body is done,
+    /// or its tunnel closed.
     fn answer(
         &self,
         mut resp: Response<Incoming>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        inflight: InFlight,
     ) -> Response<Body> {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client) = client_upgrade {
                 let backend = hyper::upgrade::on(&mut resp);
                 tokio::spawn(async move {
+                    let _inflight = inflight;
                     let (Ok(c), Ok(b)) = tokio::join!(client, backend) else {
                         return;
                     };
@@ -200,6 +206,10 @@ impl Ingress {
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        let body = body.map_frame(move |f| {
+            let _held = &inflight;
+            f
+        });
         Response::from_parts(parts, body.boxed())
     }
 }

@@ -5,8 +5,8 @@
 use berth_kv::catalog::{self as cat, Health};
 use berth_kv::Read;
 use berth_model::rules::{parse_host_route, HostRoute};
-use berth_model::status::ActiveCheck;
-use berth_registrator::rules::{INGRESS_CHECK_META, INGRESS_HOSTS_META};
+use berth_model::status::{ActiveCheck, Balance};
+use berth_registrator::rules::{INGRESS_BALANCE_META, INGRESS_CHECK_META, INGRESS_HOSTS_META};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
@@ -24,6 +24,7 @@ pub struct Backend {
 pub struct Route {
     pub host: HostRoute,
     pub service: String,
+    pub balance: Balance,
     pub backends: Vec<Backend>,
 }
 
@@ -100,6 +101,11 @@ impl Table {
                     .or_insert_with(|| Route {
                         host: h,
                         service: s.name.clone(),
+                        balance: s
+                            .meta
+                            .get(INGRESS_BALANCE_META)
+                            .and_then(|b| Balance::parse(b))
+                            .unwrap_or_default(),
                         backends: Vec::new(),
                     });
                 // Two services claiming one route: the first by name keeps it.
@@ -138,6 +144,17 @@ impl Table {
             rest = parent;
         }
         None
+    }
+
+    /// Whether a request may still go to `addr`: it backs a route and is
+    /// not critical.
+    pub fn routes_to(&self, addr: SocketAddr) -> bool {
+        self.exact
+            .values()
+            .chain(self.wildcard.values())
+            .flatten()
+            .flat_map(|r| &r.backends)
+            .any(|b| b.addr == addr && b.health != Health::Critical)
     }
 
     /// Every backend with an active check, once each.

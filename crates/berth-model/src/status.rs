@@ -91,6 +91,10 @@ pub struct ResourceStatus {
     /// How the registrator puts the container in the catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceInfo>,
+    /// Being stopped: out of the catalog first, so the ingress of every
+    /// node sends it no new request while in-flight ones finish.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 /// A container's catalog registration (`service_name`, `service_tags`,
@@ -109,6 +113,36 @@ pub struct ServiceInfo {
     /// The ingress's active check of each instance (`ingress_check`).
     #[serde(default)]
     pub ingress_check: Option<ActiveCheck>,
+    /// How the ingress picks among the instances (`ingress_balance`).
+    #[serde(default)]
+    pub ingress_balance: Balance,
+}
+
+/// The ingress's choice of an instance for each request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    /// The instance with the fewest requests in flight from this node.
+    LeastConn,
+}
+
+impl Balance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "roundrobin",
+            Balance::LeastConn => "leastconn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Balance> {
+        match s {
+            "roundrobin" => Some(Balance::RoundRobin),
+            "leastconn" => Some(Balance::LeastConn),
+            _ => None,
+        }
+    }
 }
 
 /// An HTTP check the ingress runs on an instance to keep it in rotation.

@@ -164,7 +164,8 @@ impl Registrator {
                 let (Some(id), Some(svc)) = (&res.container_id, &res.service) else {
                     continue;
                 };
-                if !matches!(res.avail, Avail::Up | Avail::Warn) {
+                // A draining instance leaves the catalog before it stops.
+                if !matches!(res.avail, Avail::Up | Avail::Warn) || res.draining {
                     continue;
                 }
                 let found = if socket == self.opts.host_docker_socket {

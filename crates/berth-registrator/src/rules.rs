@@ -209,6 +209,9 @@ pub fn registrator(
 pub const INGRESS_HOSTS_META: &str = "berth-ingress-hosts";
 /// The service meta key carrying the ingress's active check.
 pub const INGRESS_CHECK_META: &str = "berth-ingress-check";
+/// Service meta: `leastconn` when the ingress balances by requests in
+/// flight; absent for round robin.
+pub const INGRESS_BALANCE_META: &str = "berth-ingress-balance";
 
 /// A container berth runs for `path`'s resource `rid`.
 pub fn berth(
@@ -245,6 +248,12 @@ pub fn berth(
     }
     if let Some(c) = &svc.ingress_check {
         meta.insert(INGRESS_CHECK_META.to_string(), c.encode());
+    }
+    if svc.ingress_balance != berth_model::status::Balance::RoundRobin {
+        meta.insert(
+            INGRESS_BALANCE_META.to_string(),
+            svc.ingress_balance.as_str().to_string(),
+        );
     }
     let service = Service {
         node: node.to_string(),

@@ -133,6 +133,7 @@ fn a_berth_container_uses_its_keywords() {
         port: Some(80),
         ingress_hosts: vec!["shop.test".into(), "*.shop.test/api".into()],
         ingress_check: None,
+        ingress_balance: Default::default(),
     };
     let (s, checks) = berth(&f, &svc, "prd/web", "container#0", "n1", "10.0.0.1");
     assert_eq!(

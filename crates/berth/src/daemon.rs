@@ -182,6 +182,9 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
                 .await
                 .with_context(|| format!("serving the ingress on {addr} (--ingress-http ADDR)"))?;
             tracing::info!("ingress listening on http://{addr}");
+            agent
+                .cluster()
+                .set_ingress_probe(Arc::new(IngressUse(i.clone())));
             Some(i)
         }
     };
@@ -250,6 +253,17 @@ struct ContainersDns(Arc<berth_dns::DnsServer>);
 impl berth_agent::ContainerDns for ContainersDns {
     fn serve_on(&self, ip: std::net::IpAddr) -> Result<(), String> {
         self.0.serve_on(ip).map_err(|e| e.to_string())
+    }
+}
+
+/// The node's ingress, as a draining stop anywhere in the cluster asks it
+/// about a backend.
+struct IngressUse(Arc<berth_ingress::Ingress>);
+
+impl berth_cluster::IngressProbe for IngressUse {
+    fn backend_use(&self, addr: std::net::SocketAddr) -> berth_cluster::BackendUse {
+        let (routed, inflight) = self.0.backend_use(addr);
+        berth_cluster::BackendUse { routed, inflight }
     }
 }
 

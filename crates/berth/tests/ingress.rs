@@ -85,6 +85,10 @@ fn register(n: &Node, id: &str, name: &str, port: u16, host: &str, check: &str) 
 
 /// Status code and body of a GET through the ingress.
 fn get(n: &Node, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
+    get_at(n.ingress, host, path, extra)
+}
+
+fn get_at(ingress: u16, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args([
             "-s",
@@ -96,7 +100,7 @@ fn get(n: &Node, host: &str, path: &str, extra: &[&str]) -> (u16, String) {
             &format!("Host: {host}"),
         ])
         .args(extra)
-        .arg(format!("http://127.0.0.1:{}{path}", n.ingress))
+        .arg(format!("http://127.0.0.1:{ingress}{path}"))
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -342,4 +346,144 @@ fn an_instance_failing_its_active_check_leaves_rotation_and_comes_back() {
     wait_until("web1 back in rotation", 10, || {
         bodies(4).contains(&"web1\n".to_string())
     });
+}
+
+/// A busybox httpd answering `/` with `name`, `/cgi-bin/slow` after `slow`
+/// seconds and `/cgi-bin/ok` (a POST) at once; SIGTERM ends it at once,
+/// in-flight requests with it.
+fn slow_web(name: &str, slow: u32) -> String {
+    format!(
+        r#"container#0.command=/bin/sh -c "mkdir -p /www/cgi-bin && echo {name} > /www/index.html && echo '#!/bin/sh' > /www/cgi-bin/slow && echo 'sleep {slow}; echo Content-Type: text/plain; echo; echo slow' >> /www/cgi-bin/slow && echo '#!/bin/sh' > /www/cgi-bin/ok && echo 'cat >/dev/null; echo Content-Type: text/plain; echo; echo ok' >> /www/cgi-bin/ok && chmod +x /www/cgi-bin/slow /www/cgi-bin/ok; trap 'exit 0' TERM; /bin/busybox httpd -f -p 80 -h /www & wait""#
+    )
+}
+
+fn route_of(n: &Node, host: &str) -> serde_json::Value {
+    let routes = n.env.json(&["ingress", "routes"]);
+    routes["routes"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["host"] == host))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn in_rotation(n: &Node, host: &str) -> usize {
+    route_of(n, host)["backends"]
+        .as_array()
+        .map_or(0, |v| v.iter().filter(|b| b["in_rotation"] == true).count())
+}
+
+#[test]
+fn a_stop_drains_the_instance_before_its_container_stops() {
+    let n = node();
+    let path = format!("{}/web", unique("drain"));
+    let host = format!("{}.test", unique("drain"));
+    n.env.create_svc(
+        &path,
+        &[
+            &slow_web("drain", 2),
+            &format!("container#0.ports={}:80", free_port()),
+            &format!("container#0.ingress_hosts={host}"),
+            "container#0.stop_timeout=20s",
+        ],
+    );
+    n.env.ok(&[&path, "start"]);
+    wait_until("the route", 20, || {
+        get(&n, &host, "/", &[]) == (200, "drain\n".to_string())
+    });
+    let ingress = n.ingress;
+    let slow_host = host.clone();
+    let slow = std::thread::spawn(move || get_at(ingress, &slow_host, "/cgi-bin/slow", &[]));
+    wait_until("the slow request in flight", 10, || {
+        route_of(&n, &host)["backends"][0]["inflight"].as_u64() == Some(1)
+    });
+    n.env.ok(&[&path, "stop"]);
+    assert_eq!(
+        slow.join().expect("slow request"),
+        (200, "slow\n".to_string()),
+        "the stop cut the request in flight"
+    );
+    let (code, body) = get(&n, &host, "/", &[]);
+    assert_eq!(
+        (code, body.as_str()),
+        (404, format!("no route for host {host}\n").as_str())
+    );
+}
+
+#[test]
+fn a_rolling_restart_under_load_fails_no_request() {
+    let n = node();
+    let ns = unique("roll");
+    let host = format!("{ns}.test");
+    let paths: Vec<String> = (1..=3).map(|i| format!("{ns}/web{i}")).collect();
+    for (i, p) in paths.iter().enumerate() {
+        n.env.create_svc(
+            p,
+            &[
+                &slow_web(&format!("web{}", i + 1), 1),
+                &format!("container#0.ports={}:80", free_port()),
+                "container#0.service_name=rolled",
+                &format!("container#0.ingress_hosts={host}"),
+                "container#0.ingress_balance=leastconn",
+            ],
+        );
+        n.env.ok(&[p, "start"]);
+    }
+    wait_until("3 instances in rotation", 30, || {
+        in_rotation(&n, &host) == 3
+    });
+    assert_eq!(route_of(&n, &host)["balance"], "leastconn");
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ingress, loop_host, stop) = (n.ingress, host.clone(), done.clone());
+    let load = std::thread::spawn(move || {
+        let (mut sent, mut failed) = (0, Vec::new());
+        let t0 = Instant::now();
+        // Batches of 50 POSTs, which the ingress never retries, on one
+        // keep-alive connection, a slow one among them, until the
+        // restarts are done: bounded in count and time.
+        for _ in 0..400 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                || t0.elapsed() > Duration::from_secs(120)
+            {
+                break;
+            }
+            let mut args = vec![
+                "-s".to_string(),
+                "-m".into(),
+                "20".into(),
+                "-d".into(),
+                "x".into(),
+            ];
+            args.extend(["-w".into(), "%{http_code}\n".into(), "-H".into()]);
+            args.push(format!("Host: {loop_host}"));
+            for i in 0..50 {
+                let target = if i == 0 { "slow" } else { "ok" };
+                args.extend(["-o".into(), "/dev/null".into()]);
+                args.push(format!("http://127.0.0.1:{ingress}/cgi-bin/{target}"));
+            }
+            let out = Command::new("curl").args(&args).output().expect("curl");
+            for c in String::from_utf8_lossy(&out.stdout).lines() {
+                sent += 1;
+                if c != "200" {
+                    failed.push(c.to_string());
+                }
+            }
+        }
+        (sent, failed)
+    });
+    for p in &paths {
+        n.env.ok(&[p, "stop"]);
+        n.env.ok(&[p, "start"]);
+        wait_until("the restarted instance back in rotation", 30, || {
+            in_rotation(&n, &host) == 3
+        });
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = load.join().expect("load thread");
+    assert!(sent >= 50, "only {sent} requests were sent");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
 }

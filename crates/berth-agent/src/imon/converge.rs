@@ -442,12 +442,12 @@ impl Imon {
                 let timeout = if self.fencing {
                     std::time::Duration::ZERO
                 } else {
+                    self.drain(rec, c, c.stop_timeout).await;
                     c.stop_timeout
                 };
-                engine
-                    .stop(&cur.id, Some(whole_seconds(timeout)))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let stopped = engine.stop(&cur.id, Some(whole_seconds(timeout))).await;
+                self.undrain(&c.rid);
+                stopped.map_err(|e| e.to_string())?;
                 self.say(format!("{}: wait for down status", c.rid));
             }
             if remove {

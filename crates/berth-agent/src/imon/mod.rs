@@ -13,6 +13,7 @@
 //! - Frozen objects get status refreshes but no automatic action.
 
 mod converge;
+mod drain;
 mod status;
 mod warnings;
 
@@ -77,6 +78,8 @@ pub(crate) struct ResourceState {
     /// When the next automatic restart is due, after `restart_delay`.
     pub restart_at: Option<tokio::time::Instant>,
     pub log: Warnings,
+    /// Out of the catalog while a stop waits for in-flight requests.
+    pub draining: bool,
 }
 
 impl ResourceState {

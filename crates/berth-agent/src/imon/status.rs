@@ -164,6 +164,7 @@ impl Imon {
             container_id,
             restarts: st.restarts,
             service: None,
+            draining: st.draining,
         }
     }
 

@@ -54,6 +54,7 @@ pub static TABLE: KeywordTable = KeywordTable {
         kw("user", KwType::String, None, "User (name or uid[:gid]) the container runs as.", Some("1000:1000")),
         kw("privileged", KwType::Bool, Some("false"), "Give the container extended privileges.", Some("false")),
         kw("ingress_hosts", KwType::List, None, "Host names the ingress of every node routes to this service (--ingress-http): host[/path] words, exact names or *.domain wildcards, with an optional path prefix. Requests go to service_port's instances that are not critical, round robin.", Some("shop.example.test *.shop.test api.test/v1")).with_rule(Rule::HostRoutes),
+        kw("ingress_balance", KwType::Enum(&["roundrobin", "leastconn"]), Some("roundrobin"), "How the ingress of each node picks an instance for a request: roundrobin, or leastconn (the instance with the fewest requests in flight from that node).", Some("leastconn")),
         kw("ingress_check", KwType::String, None, "Path the ingress of every node GETs on each instance to keep it in rotation (active health check): an answer under 400 within ingress_check_timeout passes. Unset: no active check.", Some("/health")).with_rule(Rule::AbsPath),
         kw("ingress_check_interval", KwType::Duration, Some("2s"), "Time between two active checks of an instance.", Some("1s")),
         kw("ingress_check_timeout", KwType::Duration, Some("1s"), "How long an active check waits for its answer.", Some("500ms")),

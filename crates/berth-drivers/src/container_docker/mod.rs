@@ -154,6 +154,12 @@ impl ContainerResource {
             port: service_port,
             ingress_hosts: list("ingress_hosts")?,
             ingress_check: active_check(s)?,
+            ingress_balance: match s.get_str("ingress_balance") {
+                None | Some("") => berth_model::status::Balance::RoundRobin,
+                Some(b) => berth_model::status::Balance::parse(b).ok_or_else(|| {
+                    format!("ingress_balance: {b} is not roundrobin or leastconn")
+                })?,
+            },
         };
         Ok(ContainerResource {
             service,
