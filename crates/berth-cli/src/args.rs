@@ -328,6 +328,21 @@ pub struct DaemonOpts {
     /// Request bodies over this many bytes get 413 from the ingress.
     #[arg(long, default_value_t = 64 << 20)]
     pub ingress_max_body: u64,
+    /// Front load balancers, ip or ip/prefix, comma-separated: their
+    /// PROXY protocol header (v1 or v2) gives the client's address, and
+    /// their X-Forwarded-For is extended rather than replaced.
+    /// Example: 10.0.0.0/24,192.0.2.10.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
+    pub ingress_trusted_proxies: Vec<berth_model::cidr::Cidr>,
+    /// Append the ingress's access log (combined log format) to this
+    /// file; `-` is standard output. Off by default.
+    #[arg(long)]
+    pub ingress_access_log: Option<std::path::PathBuf>,
+    /// Address of the daemon's Prometheus metrics (GET /metrics: the
+    /// ingress's per-route counters and latency, Raft, instances), or
+    /// none. Off by default. Example: 127.0.0.1:9100.
+    #[arg(long, env = "BERTH_METRICS_ADDR", default_value = "none", value_parser = parse_listen)]
+    pub metrics_addr: Listen,
     /// TTL of the DNS answers (Consul's default is 0).
     #[arg(long, default_value = "0s", value_parser = berth_model::parse_duration)]
     pub dns_ttl: std::time::Duration,
@@ -371,6 +386,10 @@ impl std::fmt::Display for Listen {
             Listen::On(a) => write!(f, "{a}"),
         }
     }
+}
+
+fn parse_cidr(s: &str) -> Result<berth_model::cidr::Cidr, String> {
+    s.trim().parse()
 }
 
 fn parse_listen(s: &str) -> Result<Listen, String> {

@@ -73,6 +73,16 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     }
     cmd.arg("--dns-ttl")
         .arg(format!("{}ms", o.dns_ttl.as_millis()));
+    cmd.arg("--ingress-http").arg(o.ingress_http.to_string());
+    cmd.arg("--ingress-max-body")
+        .arg(o.ingress_max_body.to_string());
+    for c in &o.ingress_trusted_proxies {
+        cmd.arg("--ingress-trusted-proxies").arg(c.to_string());
+    }
+    if let Some(log) = &o.ingress_access_log {
+        cmd.arg("--ingress-access-log").arg(log);
+    }
+    cmd.arg("--metrics-addr").arg(o.metrics_addr.to_string());
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -1,7 +1,7 @@
 //! The headers a proxy changes: hop-by-hop ones removed (RFC 9110 7.6.1),
-//! the client's address and the original host and scheme set. The peer is
-//! not a trusted proxy, so what it sent in `X-Forwarded-*` and
-//! `Forwarded` is replaced, never appended to.
+//! the client's address and the original host and scheme set. What an
+//! untrusted peer sent in `X-Forwarded-*` and `Forwarded` is replaced,
+//! never appended to; a trusted proxy's are kept and extended.
 
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
 use std::net::IpAddr;
@@ -47,8 +47,11 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Sets who asked, for which host, over which scheme.
-pub fn set_forwarded(h: &mut HeaderMap, client: IpAddr, host: &str, proto: &str) {
+/// Sets who asked, for which host, over which scheme. With `extend` (the
+/// peer is a trusted proxy that forwarded the request itself), the
+/// client is appended to the proxy's `X-Forwarded-For` and `Forwarded`,
+/// and its `X-Forwarded-Proto` and `-Host` are kept.
+pub fn set_forwarded(h: &mut HeaderMap, client: IpAddr, host: &str, proto: &str, extend: bool) {
     let ip = client.to_canonical();
     let node = match ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -58,12 +61,29 @@ pub fn set_forwarded(h: &mut HeaderMap, client: IpAddr, host: &str, proto: &str)
     if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
         forwarded.push_str(&format!(";host=\"{host}\""));
     }
-    let pairs = [
+    let joined = |h: &HeaderMap, name: &str| -> Option<String> {
+        let v: Vec<&str> = h
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!v.is_empty()).then(|| v.join(", "))
+    };
+    let mut pairs = [
         ("x-forwarded-for", ip.to_string()),
         ("x-forwarded-proto", proto.to_string()),
         ("x-forwarded-host", host.to_string()),
         ("forwarded", forwarded),
     ];
+    if extend {
+        for (name, value) in pairs.iter_mut() {
+            let Some(old) = joined(h, name) else { continue };
+            *value = match *name {
+                "x-forwarded-for" | "forwarded" => format!("{old}, {value}"),
+                _ => old,
+            };
+        }
+    }
     for (name, value) in pairs {
         h.remove(name);
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -121,6 +141,7 @@ mod tests {
             "::ffff:127.0.0.1".parse().unwrap(),
             "shop.test",
             "http",
+            false,
         );
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
@@ -129,8 +150,32 @@ mod tests {
             h["forwarded"],
             "for=127.0.0.1;proto=http;host=\"shop.test\""
         );
-        set_forwarded(&mut h, "::1".parse().unwrap(), "", "http");
+        set_forwarded(&mut h, "::1".parse().unwrap(), "", "http", false);
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         assert!(h.get("x-forwarded-host").is_none());
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarding_headers_are_extended() {
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "10.0.0.7"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=203.0.113.9"),
+        ]);
+        set_forwarded(
+            &mut h,
+            "10.0.0.8".parse().unwrap(),
+            "shop.test",
+            "http",
+            true,
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.7, 10.0.0.8");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "shop.test");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9, for=10.0.0.8;proto=http;host=\"shop.test\""
+        );
     }
 }

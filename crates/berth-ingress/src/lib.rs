@@ -17,13 +17,16 @@
 mod balance;
 mod checks;
 mod headers;
+mod observe;
 mod proxy;
+pub mod proxy_protocol;
 mod table;
 
 pub use table::{Backend, Route, Table};
 
 use balance::Balancer;
 use berth_api_types::catalog as api;
+use berth_model::cidr::Cidr;
 use berth_store::Desired;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -43,6 +46,11 @@ pub struct IngressOptions {
     pub max_connections: usize,
     /// For a backend's answer to start.
     pub backend_timeout: Duration,
+    /// Peers whose PROXY protocol header (v1 or v2) is read, and whose
+    /// forwarding headers are kept and extended.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Where the access log goes (`-`: standard output); none by default.
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 impl IngressOptions {
@@ -53,6 +61,8 @@ impl IngressOptions {
             max_header: 64 << 10,
             max_connections: 10_000,
             backend_timeout: Duration::from_secs(60),
+            trusted_proxies: Vec::new(),
+            access_log: None,
         }
     }
 }
@@ -62,6 +72,7 @@ pub struct Ingress {
     table: Arc<RwLock<Arc<Table>>>,
     balancer: Balancer,
     client: Client<HttpConnector, proxy::OutBody>,
+    observer: observe::Observer,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -76,7 +87,9 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
         .build(connector);
     // Subscribed before the first build, so no change falls in between.
     let changes = desired.subscribe();
+    let observer = observe::Observer::new(opts.access_log.clone())?;
     let ingress = Arc::new(Ingress {
+        observer,
         opts,
         table: Arc::new(RwLock::new(Arc::new(Table::build(desired.as_ref())?))),
         balancer: Balancer::default(),
@@ -113,6 +126,11 @@ impl Ingress {
             .peek(addr)
             .map_or(0, |s| s.inflight.load(std::sync::atomic::Ordering::Relaxed));
         (self.table().routes_to(addr), inflight)
+    }
+
+    /// The ingress's Prometheus families, for the daemon's `/metrics`.
+    pub fn write_metrics(&self, t: &mut berth_metrics::Text) {
+        self.observer.write(t);
     }
 
     /// The routes as served now, with each backend's counters.
@@ -182,9 +200,12 @@ async fn accept(ingress: Arc<Ingress>, listener: tokio::net::TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let ingress = ingress.clone();
-        let max_header = ingress.opts.max_header;
         tokio::spawn(async move {
             let _permit = permit;
+            let Some((io, peer)) = ingress.clone().open(stream, peer).await else {
+                return;
+            };
+            let max_header = ingress.opts.max_header;
             let svc = hyper::service::service_fn(move |req| ingress.clone().handle(req, peer));
             let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             b.http1()
@@ -192,9 +213,60 @@ async fn accept(ingress: Arc<Ingress>, listener: tokio::net::TcpListener) {
                 .header_read_timeout(Duration::from_secs(30))
                 .max_buf_size(max_header);
             let _ = b
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .serve_connection_with_upgrades(TokioIo::new(io), svc)
                 .await;
         });
+    }
+}
+
+/// Who a request is from, as far as the ingress can tell.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer {
+    pub client: SocketAddr,
+    /// A trusted proxy that forwarded the request itself (no PROXY
+    /// header): its forwarding headers are kept and extended.
+    pub extend: bool,
+    pub scheme: &'static str,
+}
+
+/// How long a trusted peer has to send its PROXY header.
+const PROXY_HEADER_WAIT: Duration = Duration::from_secs(5);
+
+impl Ingress {
+    /// Reads a trusted peer's PROXY header; `None` when the connection is
+    /// to be dropped (a bad or missing-in-time header).
+    async fn open(
+        self: Arc<Self>,
+        mut stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(proxy_protocol::Prefixed<tokio::net::TcpStream>, Peer)> {
+        let trusted = self
+            .opts
+            .trusted_proxies
+            .iter()
+            .any(|c| c.contains(peer.ip()));
+        let mut who = Peer {
+            client: peer,
+            extend: false,
+            scheme: "http",
+        };
+        if !trusted {
+            return Some((proxy_protocol::Prefixed::new(Vec::new(), stream), who));
+        }
+        let read = tokio::time::timeout(PROXY_HEADER_WAIT, proxy_protocol::read(&mut stream));
+        let (client, head) = match read.await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::debug!("ingress: PROXY header from {peer}: {e}");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        match client {
+            Some(c) => who.client = c,
+            None => who.extend = true,
+        }
+        Some((proxy_protocol::Prefixed::new(head, stream), who))
     }
 }
 

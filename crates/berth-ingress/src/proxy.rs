@@ -7,7 +7,8 @@
 
 use crate::balance::InFlight;
 use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_of};
-use crate::Ingress;
+use crate::observe::Exchange;
+use crate::{Ingress, Peer};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
@@ -16,7 +17,6 @@ use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCO
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -66,35 +66,55 @@ fn replayable(req: &Request<Incoming>) -> bool {
 }
 
 impl Ingress {
+    /// One request: recorded (metrics, access log) once its answer is done.
     pub(crate) async fn handle(
         self: Arc<Self>,
-        mut req: Request<Incoming>,
-        peer: SocketAddr,
+        req: Request<Incoming>,
+        peer: Peer,
     ) -> Result<Response<Body>, Infallible> {
+        let mut ex = self
+            .observer
+            .start(self.observer.route("", ""), peer.client.ip(), &req);
+        let resp = self.route(req, peer, &mut ex).await;
+        let (parts, body) = resp.into_parts();
+        ex.status = parts.status.as_u16();
+        let body = body.map_frame(move |f| {
+            if let Some(d) = f.data_ref() {
+                ex.sent(d.len());
+            }
+            f
+        });
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+
+    async fn route(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: Peer,
+        ex: &mut Exchange,
+    ) -> Response<Body> {
         let Some(host) = host_of(&req) else {
-            return Ok(plain(
-                StatusCode::BAD_REQUEST,
-                "a request needs a Host\n".into(),
-            ));
+            return plain(StatusCode::BAD_REQUEST, "a request needs a Host\n".into());
         };
         let path = req.uri().path().to_string();
         let table = self.table();
         let Some(route) = table.find(&host, &path) else {
-            return Ok(plain(
-                StatusCode::NOT_FOUND,
-                format!("no route for host {host}\n"),
-            ));
+            return plain(StatusCode::NOT_FOUND, format!("no route for host {host}\n"));
         };
+        ex.metrics = self.observer.route(
+            &format!("{}{}", route.host.host, route.host.path),
+            &route.service,
+        );
         let too_big = req
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|n| n > self.opts.max_body);
         if too_big {
-            return Ok(plain(
+            return plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is over {} bytes\n", self.opts.max_body),
-            ));
+            );
         }
         let upgrade = upgrade_of(req.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
@@ -104,7 +124,13 @@ impl Ingress {
         let mut body: Option<OutBody> = Some(Limited::new(body, limit).boxed());
         let mut headers = parts.headers.clone();
         strip_hop_by_hop(&mut headers);
-        set_forwarded(&mut headers, peer.ip(), &host, "http");
+        set_forwarded(
+            &mut headers,
+            peer.client.ip(),
+            &host,
+            peer.scheme,
+            peer.extend,
+        );
         if let Some(u) = &upgrade {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(UPGRADE, u.clone());
@@ -132,17 +158,14 @@ impl Ingress {
                 } else {
                     StatusCode::BAD_GATEWAY
                 };
-                return Ok(plain(status, text));
+                return plain(status, text);
             };
             tried.push(backend.addr);
             let stats = self.balancer.stats(backend.addr);
             stats.requests.fetch_add(1, Ordering::Relaxed);
             let inflight = InFlight::start(stats.clone());
             let Ok(uri) = Uri::try_from(format!("http://{}{pq}", backend.addr)) else {
-                return Ok(plain(
-                    StatusCode::BAD_REQUEST,
-                    "a bad request target\n".into(),
-                ));
+                return plain(StatusCode::BAD_REQUEST, "a bad request target\n".into());
             };
             let mut out = Request::new(match body.take() {
                 Some(b) if !replay => b,
@@ -154,7 +177,7 @@ impl Ingress {
             let sent =
                 tokio::time::timeout(self.opts.backend_timeout, self.client.request(out)).await;
             let failure = match sent {
-                Ok(Ok(resp)) => return Ok(self.answer(resp, client_upgrade, inflight)),
+                Ok(Ok(resp)) => return self.answer(resp, client_upgrade, inflight),
                 Ok(Err(e)) => {
                     // Refused, reset or closed before an answer: out of
                     // rotation for a while.
@@ -164,6 +187,7 @@ impl Ingress {
                 Err(_) => format!("no answer within {:?}", self.opts.backend_timeout),
             };
             stats.errors.fetch_add(1, Ordering::Relaxed);
+            ex.metrics.backend_error();
             tracing::debug!("ingress: {} via {}: {failure}", host, backend.addr);
             if !replay || tried.len() >= 2 {
                 let status = if failure.starts_with("no answer") {
@@ -171,10 +195,7 @@ impl Ingress {
                 } else {
                     StatusCode::BAD_GATEWAY
                 };
-                return Ok(plain(
-                    status,
-                    format!("backend {}: {failure}\n", backend.addr),
-                ));
+                return plain(status, format!("backend {}: {failure}\n", backend.addr));
             }
         }
     }

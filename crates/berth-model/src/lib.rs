@@ -4,6 +4,7 @@
 //! This crate performs no I/O.
 
 pub mod action;
+pub mod cidr;
 pub mod cluster;
 pub mod config;
 pub mod effective;

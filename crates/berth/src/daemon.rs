@@ -178,6 +178,8 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         berth_cli::args::Listen::On(addr) => {
             let mut io = berth_ingress::IngressOptions::on(addr);
             io.max_body = o.ingress_max_body;
+            io.trusted_proxies = o.ingress_trusted_proxies.clone();
+            io.access_log = o.ingress_access_log.clone();
             let i = berth_ingress::serve(io, agent.cluster().desired().clone())
                 .await
                 .with_context(|| format!("serving the ingress on {addr} (--ingress-http ADDR)"))?;
@@ -186,6 +188,17 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
                 .cluster()
                 .set_ingress_probe(Arc::new(IngressUse(i.clone())));
             Some(i)
+        }
+    };
+    let metrics = match o.metrics_addr {
+        berth_cli::args::Listen::Off => None,
+        berth_cli::args::Listen::On(addr) => {
+            let gather = crate::metrics::gather(agent.clone(), ingress.clone());
+            let task = berth_metrics::serve(addr, gather)
+                .await
+                .with_context(|| format!("serving metrics on {addr} (--metrics-addr ADDR)"))?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            Some(task)
         }
     };
     tokio::spawn(berth_registrator::run(
@@ -231,6 +244,9 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
     notifier.abort();
     trimmer.abort();
     if let Some(task) = consul {
+        task.abort();
+    }
+    if let Some(task) = metrics {
         task.abort();
     }
     if let Some(dns) = dns {

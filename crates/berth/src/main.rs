@@ -5,6 +5,7 @@
 mod daemon;
 mod logging;
 mod memory;
+mod metrics;
 mod notify;
 
 use berth_cli::args::{DaemonCmd, Top};

@@ -487,3 +487,221 @@ fn a_rolling_restart_under_load_fails_no_request() {
         failed.len()
     );
 }
+
+/// haproxy in TCP mode in front of the ingress: one port sends PROXY v1,
+/// the other v2. Killed, and its config removed, when dropped.
+struct Haproxy(Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn haproxy(v1: u16, v2: u16, ingress: u16) -> Haproxy {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend v1\n  bind 127.0.0.1:{v1}\n  default_backend b1\n\
+             backend b1\n  server s 127.0.0.1:{ingress} send-proxy\n\
+             frontend v2\n  bind 127.0.0.1:{v2}\n  default_backend b2\n\
+             backend b2\n  server s 127.0.0.1:{ingress} send-proxy-v2\n"
+        ),
+    )
+    .expect("write haproxy.cfg");
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("haproxy (Debian's haproxy package)");
+    let h = Haproxy(child, dir);
+    wait_until("haproxy listening", 10, || {
+        std::net::TcpStream::connect(("127.0.0.1", v2)).is_ok()
+    });
+    h
+}
+
+#[test]
+fn the_client_address_comes_through_the_proxy_protocol_from_trusted_peers_only() {
+    let (http, ingress, metrics) = (free_port(), free_port(), free_port());
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let log_path = log.path().to_string_lossy().to_string();
+    let n = Node {
+        env: Env::start_with(&[
+            "--consul-addr",
+            &format!("127.0.0.1:{http}"),
+            "--dns-addr",
+            "none",
+            "--ingress-http",
+            &format!("127.0.0.1:{ingress}"),
+            "--ingress-trusted-proxies",
+            "127.0.0.1/32,192.0.2.0/24",
+            "--ingress-access-log",
+            &log_path,
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+        ]),
+        http,
+        ingress,
+    };
+    let svc = unique("pp");
+    let host = format!("{svc}.test");
+    let port = free_port();
+    let _be = backend(port, "pp");
+    register(&n, &format!("{svc}-1"), &svc, port, &host, "");
+    wait_until("the route", 10, || get(&n, &host, "/", &[]).0 == 200);
+    let (v1, v2) = (free_port(), free_port());
+    let _hap = haproxy(v1, v2, ingress);
+
+    // curl from 127.0.0.5 and 127.0.0.6, through haproxy: the address
+    // haproxy saw is the one the backend gets.
+    for (port, from) in [(v1, "127.0.0.5"), (v2, "127.0.0.6")] {
+        let (code, body) = get_at(port, &host, "/pp", &["--interface", from]);
+        assert_eq!(code, 200, "{body}");
+        let v = json(&body);
+        assert_eq!(v["xff"], serde_json::json!([from]), "{v}");
+        assert_eq!(
+            v["forwarded"],
+            format!("for={from};proto=http;host=\"{host}\"")
+        );
+    }
+    // A trusted peer that forwards HTTP itself: its X-Forwarded-For is
+    // extended, not replaced.
+    let (_, body) = get(&n, &host, "/", &["-H", "X-Forwarded-For: 198.51.100.7"]);
+    assert_eq!(
+        json(&body)["xff"],
+        serde_json::json!(["198.51.100.7, 127.0.0.1"])
+    );
+    // An untrusted peer's PROXY header is not read: the request is
+    // malformed (curl's --haproxy-protocol sends v1), and its forwarding
+    // headers are replaced.
+    // hyper answers 400 and closes with the rest of the request unread, so
+    // the client may see the reset before the answer.
+    let (code, _) = get(
+        &n,
+        &host,
+        "/",
+        &["--interface", "127.0.0.9", "--haproxy-protocol"],
+    );
+    assert!(
+        matches!(code, 400 | 0),
+        "an untrusted PROXY header got {code}"
+    );
+    let (code, body) = get(
+        &n,
+        &host,
+        "/",
+        &["--interface", "127.0.0.1", "--haproxy-protocol"],
+    );
+    assert_eq!(
+        (code, json(&body)["xff"].clone()),
+        (200, serde_json::json!(["127.0.0.1"]))
+    );
+    let (_, body) = get(
+        &n,
+        &host,
+        "/",
+        &["--interface", "127.0.0.9", "-H", "X-Forwarded-For: 6.6.6.6"],
+    );
+    assert_eq!(json(&body)["xff"], serde_json::json!(["127.0.0.9"]));
+
+    // A header block over the limit: 431.
+    let big = format!("X-Big: {}", "a".repeat(70 << 10));
+    let (code, _) = get(&n, &host, "/", &["-H", &big]);
+    assert_eq!(code, 431);
+
+    // The access log, in the combined format, one line per request.
+    wait_until("the access log lines", 10, || {
+        std::fs::read_to_string(log.path()).is_ok_and(|t| t.contains("\"GET /pp HTTP/1.1\" 200"))
+    });
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("127.0.0.5 - - ["))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        combined_log_line(line),
+        "not the combined log format: {line}"
+    );
+    assert!(line.contains("\"GET /pp HTTP/1.1\" 200 "), "{line}");
+    assert!(
+        line.ends_with("\"-\" \"curl/") || line.contains("\"-\" \"curl/"),
+        "{line}"
+    );
+
+    // /metrics, read by Prometheus's reference Python parser.
+    let page = Command::new("curl")
+        .args(["-s", "-f", &format!("http://127.0.0.1:{metrics}/metrics")])
+        .output()
+        .expect("curl");
+    assert!(page.status.success(), "{page:?}");
+    let python =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/py-clients/bin/python");
+    assert!(python.exists(), "run scripts/py-clients");
+    let mut parse = Command::new(python)
+        .arg(py("prom_parse.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    parse
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&page.stdout)
+        .expect("page");
+    let out = parse.wait_with_output().expect("parse");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&page.stdout)
+    );
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let route = format!("{host}/");
+    let of = |name: &str, code: Option<&str>| -> f64 {
+        samples
+            .iter()
+            .filter(|s| s["name"] == name && s["labels"]["route"] == route.as_str())
+            .filter(|s| code.is_none_or(|c| s["labels"]["code"] == c))
+            .filter_map(|s| s["value"].as_f64())
+            .sum()
+    };
+    let ok = of("berth_ingress_requests_total", Some("200"));
+    let all = of("berth_ingress_requests_total", None);
+    let count = of("berth_ingress_request_duration_seconds_count", None);
+    assert!(ok >= 5.0, "{ok} 200s in {samples:?}");
+    assert_eq!(count, all, "the histogram counts every request");
+    assert!(samples
+        .iter()
+        .any(|s| s["name"] == "berth_raft_applied_index"));
+}
+
+/// `IP - - [02/Dec/2026:13:55:36 +0000] "GET /p HTTP/1.1" 200 12 "-" "curl/7.88.1"`.
+fn combined_log_line(line: &str) -> bool {
+    let Some((ip, rest)) = line.split_once(" - - [") else {
+        return false;
+    };
+    let Some((time, rest)) = rest.split_once("] \"") else {
+        return false;
+    };
+    let Some((request, rest)) = rest.split_once("\" ") else {
+        return false;
+    };
+    let mut w = rest.splitn(3, ' ');
+    let (code, bytes, tail) = (w.next(), w.next(), w.next().unwrap_or_default());
+    ip.parse::<std::net::IpAddr>().is_ok()
+        && time.len() == 26
+        && time.ends_with(" +0000")
+        && request.split(' ').count() == 3
+        && code.is_some_and(|c| c.len() == 3 && c.parse::<u16>().is_ok())
+        && bytes.is_some_and(|b| b == "-" || b.parse::<u64>().is_ok())
+        && tail.starts_with('"')
+        && tail.ends_with('"')
+        && tail.matches("\" \"").count() == 1
+}
