@@ -150,7 +150,7 @@ pub enum Top {
         #[command(subcommand)]
         cmd: CatalogCmd,
     },
-    /// Show this node's ingress (--ingress-http): host routes and backends.
+    /// Show this node's ingress (--ingress-http, --ingress-https): host routes and backends.
     #[command(
         after_help = "Examples:\n  berth ingress routes\n  berth ingress routes --format json",
         arg_required_else_help = true
@@ -325,6 +325,12 @@ pub struct DaemonOpts {
     /// Example: 0.0.0.0:80.
     #[arg(long, env = "BERTH_INGRESS_HTTP", default_value = "none", value_parser = parse_listen)]
     pub ingress_http: Listen,
+    /// Address of the HTTPS ingress, or none (the default): TLS with the
+    /// certificate of each host picked by SNI (a service's
+    /// ingress_tls_cert and ingress_tls_key), h2 and http/1.1 over ALPN.
+    /// Example: 0.0.0.0:443.
+    #[arg(long, env = "BERTH_INGRESS_HTTPS", default_value = "none", value_parser = parse_listen)]
+    pub ingress_https: Listen,
     /// Request bodies over this many bytes get 413 from the ingress.
     #[arg(long, default_value_t = 64 << 20)]
     pub ingress_max_body: u64,

@@ -88,7 +88,9 @@ pub async fn ingress(ctx: &Ctx, cmd: IngressCmd) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             if t.listening.is_none() {
-                println!("(this node's ingress is off: --ingress-http ADDR)");
+                println!(
+                    "(this node's ingress is off: --ingress-http ADDR or --ingress-https ADDR)"
+                );
             }
             let mut rows = Vec::new();
             for r in &t.routes {

@@ -74,6 +74,7 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     cmd.arg("--dns-ttl")
         .arg(format!("{}ms", o.dns_ttl.as_millis()));
     cmd.arg("--ingress-http").arg(o.ingress_http.to_string());
+    cmd.arg("--ingress-https").arg(o.ingress_https.to_string());
     cmd.arg("--ingress-max-body")
         .arg(o.ingress_max_body.to_string());
     for c in &o.ingress_trusted_proxies {

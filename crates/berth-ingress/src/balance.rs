@@ -144,6 +144,7 @@ mod tests {
             host: parse_host_route("a.test").expect("route"),
             service: "a".into(),
             balance: Balance::RoundRobin,
+            tls: None,
             backends: backends
                 .iter()
                 .map(|(a, h)| Backend {

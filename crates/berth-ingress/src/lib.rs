@@ -1,12 +1,14 @@
 //! berth's ingress: an HTTP proxy in every node's daemon
-//! (`--ingress-http`, off unless given), on hyper 1 and hyper-util,
-//! serving HTTP/1.1 and h2c. Routes come from the catalog: a service's
-//! `ingress_hosts` (registered as service meta) and registrator tags
-//! `dns=<host>`, exact hosts or `*.domain`, with a path prefix. Requests go
-//! round robin to the instances that are not critical and not ejected,
-//! on any node, and that pass the ingress's own active check where the
+//! (`--ingress-http`, `--ingress-https`, off unless given), on hyper 1 and
+//! hyper-util, serving HTTP/1.1 and h2c, and h2 over TLS (`tls.rs`).
+//! Routes come from the catalog: a service's `ingress_hosts` (registered
+//! as service meta) and registrator tags `dns=<host>`, exact hosts or
+//! `*.domain`, with a path prefix. Requests go round robin (or to the
+//! least busy) to the instances that are not critical and not ejected, on
+//! any node, and that pass the ingress's own active check where the
 //! service sets one (`checks.rs`); the client's address is set in
-//! `X-Forwarded-For` and `Forwarded`.
+//! `X-Forwarded-For` and `Forwarded`, from a trusted proxy's PROXY header
+//! where there is one (`proxy_protocol.rs`).
 //!
 //! A route change is a new table read by the next request: no reload, and
 //! no open connection or tunnel is touched.
@@ -21,6 +23,7 @@ mod observe;
 mod proxy;
 pub mod proxy_protocol;
 mod table;
+mod tls;
 
 pub use table::{Backend, Route, Table};
 
@@ -37,7 +40,9 @@ use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct IngressOptions {
-    pub http: SocketAddr,
+    pub http: Option<SocketAddr>,
+    /// TLS, with certificates picked by SNI from the routes.
+    pub https: Option<SocketAddr>,
     /// Request bodies over this are refused with 413.
     pub max_body: u64,
     /// The request head's limit; over it, 431.
@@ -54,9 +59,10 @@ pub struct IngressOptions {
 }
 
 impl IngressOptions {
-    pub fn on(http: SocketAddr) -> IngressOptions {
+    pub fn on(http: Option<SocketAddr>, https: Option<SocketAddr>) -> IngressOptions {
         IngressOptions {
             http,
+            https,
             max_body: 64 << 20,
             max_header: 64 << 10,
             max_connections: 10_000,
@@ -73,12 +79,20 @@ pub struct Ingress {
     balancer: Balancer,
     client: Client<HttpConnector, proxy::OutBody>,
     observer: observe::Observer,
+    certs: tls::Certs,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// Binds `opts.http` and serves until [`Ingress::shutdown`].
+/// Binds `opts.http` and `opts.https` and serves until [`Ingress::shutdown`].
 pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Result<Arc<Ingress>> {
-    let listener = tokio::net::TcpListener::bind(opts.http).await?;
+    let http = match opts.http {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+        None => None,
+    };
+    let https = match opts.https {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+        None => None,
+    };
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     connector.set_nodelay(true);
@@ -90,16 +104,25 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
     let observer = observe::Observer::new(opts.access_log.clone())?;
     let ingress = Arc::new(Ingress {
         observer,
+        certs: tls::Certs::default(),
         opts,
         table: Arc::new(RwLock::new(Arc::new(Table::build(desired.as_ref())?))),
         balancer: Balancer::default(),
         client,
         tasks: Default::default(),
     });
-    let follow = tokio::spawn(follow(desired, changes, ingress.table.clone()));
-    let accept = tokio::spawn(accept(ingress.clone(), listener));
-    let checks = tokio::spawn(checks::supervise(ingress.clone()));
-    ingress.lock_tasks().extend([follow, accept, checks]);
+    let mut tasks = vec![
+        tokio::spawn(follow(desired, changes, ingress.table.clone())),
+        tokio::spawn(checks::supervise(ingress.clone())),
+    ];
+    if let Some(l) = http {
+        tasks.push(tokio::spawn(accept(ingress.clone(), l, None)));
+    }
+    if let Some(l) = https {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&ingress)?);
+        tasks.push(tokio::spawn(accept(ingress.clone(), l, Some(acceptor))));
+    }
+    ingress.lock_tasks().extend(tasks);
     Ok(ingress)
 }
 
@@ -135,7 +158,15 @@ impl Ingress {
 
     /// The routes as served now, with each backend's counters.
     pub fn report(&self) -> api::RouteTable {
-        report(&self.table(), Some(&self.balancer), Some(self.opts.http))
+        let listening: Vec<String> = [("http", self.opts.http), ("https", self.opts.https)]
+            .into_iter()
+            .filter_map(|(scheme, a)| Some(format!("{scheme}://{}", a?)))
+            .collect();
+        report(
+            &self.table(),
+            Some(&self.balancer),
+            Some(listening.join(" ")),
+        )
     }
 }
 
@@ -145,7 +176,7 @@ pub fn routes_of(desired: &Desired) -> std::io::Result<api::RouteTable> {
     Ok(report(&Table::build(desired)?, None, None))
 }
 
-fn report(t: &Table, b: Option<&Balancer>, listening: Option<SocketAddr>) -> api::RouteTable {
+fn report(t: &Table, b: Option<&Balancer>, listening: Option<String>) -> api::RouteTable {
     let routes = t
         .routes()
         .into_iter()
@@ -176,13 +207,14 @@ fn report(t: &Table, b: Option<&Balancer>, listening: Option<SocketAddr>) -> api
                 .collect(),
         })
         .collect();
-    api::RouteTable {
-        listening: listening.map(|a| a.to_string()),
-        routes,
-    }
+    api::RouteTable { listening, routes }
 }
 
-async fn accept(ingress: Arc<Ingress>, listener: tokio::net::TcpListener) {
+async fn accept(
+    ingress: Arc<Ingress>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let permits = Arc::new(tokio::sync::Semaphore::new(ingress.opts.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -195,27 +227,51 @@ async fn accept(ingress: Arc<Ingress>, listener: tokio::net::TcpListener) {
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!("ingress: over max connections, closing {peer}");
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let ingress = ingress.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let Some((io, peer)) = ingress.clone().open(stream, peer).await else {
+            let Some((io, mut peer)) = ingress.clone().open(stream, peer).await else {
                 return;
             };
-            let max_header = ingress.opts.max_header;
-            let svc = hyper::service::service_fn(move |req| ingress.clone().handle(req, peer));
-            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            b.http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .max_buf_size(max_header);
-            let _ = b
-                .serve_connection_with_upgrades(TokioIo::new(io), svc)
-                .await;
+            let Some(acceptor) = tls else {
+                return ingress.serve_conn(io, peer).await;
+            };
+            match tokio::time::timeout(HANDSHAKE_WAIT, acceptor.accept(io)).await {
+                Ok(Ok(io)) => {
+                    peer.scheme = "https";
+                    ingress.serve_conn(io, peer).await
+                }
+                Ok(Err(e)) => tracing::debug!("ingress: TLS handshake with {}: {e}", peer.client),
+                Err(_) => tracing::debug!("ingress: TLS handshake with {} timed out", peer.client),
+            }
         });
+    }
+}
+
+/// How long a client has for its TLS handshake.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
+
+impl Ingress {
+    async fn serve_conn<I>(self: Arc<Self>, io: I, peer: Peer)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let max_header = self.opts.max_header;
+        let svc = hyper::service::service_fn(move |req| self.clone().handle(req, peer));
+        let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        b.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(max_header);
+        let _ = b
+            .serve_connection_with_upgrades(TokioIo::new(io), svc)
+            .await;
     }
 }
 

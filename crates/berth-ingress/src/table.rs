@@ -6,9 +6,12 @@ use berth_kv::catalog::{self as cat, Health};
 use berth_kv::Read;
 use berth_model::rules::{parse_host_route, HostRoute};
 use berth_model::status::{ActiveCheck, Balance};
-use berth_registrator::rules::{INGRESS_BALANCE_META, INGRESS_CHECK_META, INGRESS_HOSTS_META};
+use berth_registrator::rules::{
+    INGRESS_BALANCE_META, INGRESS_CHECK_META, INGRESS_HOSTS_META, INGRESS_TLS_META,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// One instance behind a route.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,11 +23,29 @@ pub struct Backend {
     pub check: Option<ActiveCheck>,
 }
 
+/// The PEM files a route's hosts are served with over TLS.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    fn decode(meta: &str) -> Option<TlsFiles> {
+        let (cert, key) = meta.split_once('\n')?;
+        Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     pub host: HostRoute,
     pub service: String,
     pub balance: Balance,
+    pub tls: Option<TlsFiles>,
     pub backends: Vec<Backend>,
 }
 
@@ -106,6 +127,10 @@ impl Table {
                             .get(INGRESS_BALANCE_META)
                             .and_then(|b| Balance::parse(b))
                             .unwrap_or_default(),
+                        tls: s
+                            .meta
+                            .get(INGRESS_TLS_META)
+                            .and_then(|m| TlsFiles::decode(m)),
                         backends: Vec::new(),
                     });
                 // Two services claiming one route: the first by name keeps it.
@@ -140,6 +165,23 @@ impl Table {
         while let Some((_, parent)) = rest.split_once('.') {
             if let Some(r) = self.wildcard.get(parent).and_then(|rs| longest(rs, path)) {
                 return Some(r);
+            }
+            rest = parent;
+        }
+        None
+    }
+
+    /// The certificate files for a TLS handshake naming `host`: an exact
+    /// host's before a wildcard's, as [`Table::find`] picks routes.
+    pub fn tls_for(&self, host: &str) -> Option<&TlsFiles> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(t) = self.exact.get(&host).and_then(|rs| first_tls(rs)) {
+            return Some(t);
+        }
+        let mut rest = host.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(t) = self.wildcard.get(parent).and_then(|rs| first_tls(rs)) {
+                return Some(t);
             }
             rest = parent;
         }
@@ -190,6 +232,10 @@ fn path_matches(prefix: &str, path: &str) -> bool {
         || path == prefix
         || (path.starts_with(prefix)
             && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
+}
+
+fn first_tls(routes: &[Route]) -> Option<&TlsFiles> {
+    routes.iter().find_map(|r| r.tls.as_ref())
 }
 
 fn longest<'a>(routes: &'a [Route], path: &str) -> Option<&'a Route> {

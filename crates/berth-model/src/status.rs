@@ -116,6 +116,10 @@ pub struct ServiceInfo {
     /// How the ingress picks among the instances (`ingress_balance`).
     #[serde(default)]
     pub ingress_balance: Balance,
+    /// PEM files of the certificate chain and key the ingress serves its
+    /// hosts with over TLS (`ingress_tls_cert`, `ingress_tls_key`).
+    #[serde(default)]
+    pub ingress_tls: Option<(String, String)>,
 }
 
 /// The ingress's choice of an instance for each request.

@@ -212,6 +212,10 @@ pub const INGRESS_CHECK_META: &str = "berth-ingress-check";
 /// Service meta: `leastconn` when the ingress balances by requests in
 /// flight; absent for round robin.
 pub const INGRESS_BALANCE_META: &str = "berth-ingress-balance";
+/// Service meta: `<cert file>\n<key file>` the ingress serves the
+/// service's hosts with over TLS. Paths only: the key never enters the
+/// catalog.
+pub const INGRESS_TLS_META: &str = "berth-ingress-tls";
 
 /// A container berth runs for `path`'s resource `rid`.
 pub fn berth(
@@ -248,6 +252,9 @@ pub fn berth(
     }
     if let Some(c) = &svc.ingress_check {
         meta.insert(INGRESS_CHECK_META.to_string(), c.encode());
+    }
+    if let Some((cert, key)) = &svc.ingress_tls {
+        meta.insert(INGRESS_TLS_META.to_string(), format!("{cert}\n{key}"));
     }
     if svc.ingress_balance != berth_model::status::Balance::RoundRobin {
         meta.insert(

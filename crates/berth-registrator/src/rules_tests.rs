@@ -134,6 +134,7 @@ fn a_berth_container_uses_its_keywords() {
         ingress_hosts: vec!["shop.test".into(), "*.shop.test/api".into()],
         ingress_check: None,
         ingress_balance: Default::default(),
+        ingress_tls: None,
     };
     let (s, checks) = berth(&f, &svc, "prd/web", "container#0", "n1", "10.0.0.1");
     assert_eq!(

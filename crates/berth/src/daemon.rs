@@ -173,22 +173,35 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
             Some(h)
         }
     };
-    let ingress = match o.ingress_http {
+    let on = |l: &berth_cli::args::Listen| match l {
         berth_cli::args::Listen::Off => None,
-        berth_cli::args::Listen::On(addr) => {
-            let mut io = berth_ingress::IngressOptions::on(addr);
-            io.max_body = o.ingress_max_body;
-            io.trusted_proxies = o.ingress_trusted_proxies.clone();
-            io.access_log = o.ingress_access_log.clone();
-            let i = berth_ingress::serve(io, agent.cluster().desired().clone())
-                .await
-                .with_context(|| format!("serving the ingress on {addr} (--ingress-http ADDR)"))?;
-            tracing::info!("ingress listening on http://{addr}");
-            agent
-                .cluster()
-                .set_ingress_probe(Arc::new(IngressUse(i.clone())));
-            Some(i)
+        berth_cli::args::Listen::On(a) => Some(*a),
+    };
+    let (http, https) = (on(&o.ingress_http), on(&o.ingress_https));
+    let ingress = if http.is_none() && https.is_none() {
+        None
+    } else {
+        let mut io = berth_ingress::IngressOptions::on(http, https);
+        io.max_body = o.ingress_max_body;
+        io.trusted_proxies = o.ingress_trusted_proxies.clone();
+        io.access_log = o.ingress_access_log.clone();
+        let i = berth_ingress::serve(io, agent.cluster().desired().clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "serving the ingress on --ingress-http {} --ingress-https {}",
+                    o.ingress_http, o.ingress_https
+                )
+            })?;
+        for (scheme, a) in [("http", http), ("https", https)] {
+            if let Some(a) = a {
+                tracing::info!("ingress listening on {scheme}://{a}");
+            }
         }
+        agent
+            .cluster()
+            .set_ingress_probe(Arc::new(IngressUse(i.clone())));
+        Some(i)
     };
     let metrics = match o.metrics_addr {
         berth_cli::args::Listen::Off => None,

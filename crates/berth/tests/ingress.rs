@@ -705,3 +705,122 @@ fn combined_log_line(line: &str) -> bool {
         && tail.ends_with('"')
         && tail.matches("\" \"").count() == 1
 }
+
+/// A self-signed EC certificate for `host`, as `<dir>/<stem>.pem` and
+/// `<dir>/<stem>.key`.
+fn self_signed(dir: &std::path::Path, stem: &str, host: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={host}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{host}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{out:?}");
+    (cert, key)
+}
+
+/// Status, HTTP version and body of a GET over TLS to `host`, trusting
+/// only `ca`.
+fn get_tls(port: u16, host: &str, ca: &std::path::Path, extra: &[&str]) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code} %{http_version}"])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(extra)
+        .arg(format!("https://{host}:{port}/"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", "0 0"));
+    let (code, version) = tail.split_once(' ').unwrap_or(("0", "0"));
+    (
+        code.parse().unwrap_or(0),
+        version.to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn tls_picks_each_hosts_certificate_by_sni_offers_h2_and_reloads_a_changed_one() {
+    let https = free_port();
+    let env = Env::start_with(&[
+        "--consul-addr",
+        "none",
+        "--dns-addr",
+        "none",
+        "--ingress-https",
+        &format!("127.0.0.1:{https}"),
+    ]);
+    let certs = tempfile::tempdir().expect("tempdir");
+    let ns = unique("tls");
+    let hosts = [format!("a.{ns}.test"), format!("b.{ns}.test")];
+    let mut files = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let (cert, key) = self_signed(certs.path(), &format!("h{i}"), host);
+        let path = format!("{ns}/web{i}");
+        env.create_svc(
+            &path,
+            &[
+                &format!(
+                    r#"container#0.command=/bin/sh -c "mkdir -p /www && echo tls{i} > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www""#
+                ),
+                &format!("container#0.ports={}:80", free_port()),
+                &format!("container#0.ingress_hosts={host}"),
+                &format!("container#0.ingress_tls_cert={}", cert.display()),
+                &format!("container#0.ingress_tls_key={}", key.display()),
+            ],
+        );
+        env.ok(&[&path, "start"]);
+        files.push((cert, key));
+    }
+    // A certificate without its key is refused at write time.
+    let half = env.berth(&[
+        &format!("{ns}/web0"),
+        "unset",
+        "--kw",
+        "container#0.ingress_tls_key",
+    ]);
+    assert_eq!(half.status.code(), Some(2), "{half:?}");
+    for (i, host) in hosts.iter().enumerate() {
+        wait_until("the TLS route", 20, || {
+            get_tls(https, host, &files[i].0, &[]).0 == 200
+        });
+        let (code, version, body) = get_tls(https, host, &files[i].0, &["--http2"]);
+        assert_eq!(
+            (code, version.as_str(), body.as_str()),
+            (200, "2", format!("tls{i}\n").as_str())
+        );
+        let (_, version, _) = get_tls(https, host, &files[i].0, &["--http1.1"]);
+        assert_eq!(version, "1.1");
+        // The other host's certificate does not verify for this name.
+        assert_eq!(get_tls(https, host, &files[1 - i].0, &[]).0, 0);
+    }
+    // An unknown name gets no certificate, so no handshake.
+    let stranger = format!("c.{ns}.test");
+    assert_eq!(get_tls(https, &stranger, &files[0].0, &["-k"]).0, 0);
+
+    // A renewed certificate is served without a restart.
+    let (new_cert, new_key) = self_signed(certs.path(), "renewed", &hosts[0]);
+    assert_eq!(get_tls(https, &hosts[0], &new_cert, &[]).0, 0);
+    std::fs::rename(&new_key, &files[0].1).expect("key in place");
+    std::fs::copy(&new_cert, &files[0].0).expect("cert in place");
+    wait_until("the renewed certificate", 10, || {
+        get_tls(https, &hosts[0], &new_cert, &[]).0 == 200
+    });
+}

@@ -160,6 +160,10 @@ impl ContainerResource {
                     format!("ingress_balance: {b} is not roundrobin or leastconn")
                 })?,
             },
+            ingress_tls: match (field("ingress_tls_cert"), field("ingress_tls_key")) {
+                (Some(c), Some(k)) => Some((c.to_string(), k.to_string())),
+                _ => None,
+            },
         };
         Ok(ContainerResource {
             service,
@@ -207,6 +211,13 @@ fn active_check(s: &Section) -> Result<Option<berth_model::status::ActiveCheck>,
 /// Keywords that are valid one by one but not together, refused at write
 /// time: `dns_berth` needs a bridge network for its nameserver.
 pub fn conflicts(s: &Section) -> Option<String> {
+    let set = |kw: &str| s.get_str(kw).is_some_and(|v| !v.is_empty());
+    if set("ingress_tls_cert") != set("ingress_tls_key") {
+        return Some(format!(
+            "{}: ingress_tls_cert and ingress_tls_key go together: set both or neither",
+            s.name
+        ));
+    }
     let dns_berth = s.get_bool("dns_berth").ok().flatten().unwrap_or(false);
     let netns = s.get_str("netns").unwrap_or("");
     let shared = netns == "host" || netns == "none" || netns.starts_with("container:");
