@@ -19,6 +19,7 @@
 mod balance;
 mod checks;
 mod headers;
+mod mesh;
 mod observe;
 mod proxy;
 pub mod proxy_protocol;
@@ -117,6 +118,9 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
     ];
     if let Some(l) = http {
         tasks.push(tokio::spawn(accept(ingress.clone(), l, None)));
+    }
+    if let Some(ip) = ingress.opts.http.or(ingress.opts.https).map(|a| a.ip()) {
+        tasks.push(tokio::spawn(mesh::supervise(ingress.clone(), ip)));
     }
     if let Some(l) = https {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&ingress)?);

@@ -7,7 +7,8 @@ use berth_kv::Read;
 use berth_model::rules::{parse_host_route, HostRoute};
 use berth_model::status::{ActiveCheck, Balance};
 use berth_registrator::rules::{
-    INGRESS_BALANCE_META, INGRESS_CHECK_META, INGRESS_HOSTS_META, INGRESS_TLS_META,
+    INGRESS_BALANCE_META, INGRESS_CHECK_META, INGRESS_HOSTS_META, INGRESS_TLS_META, MESH_META,
+    MESH_PROXY_META,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -55,6 +56,30 @@ pub struct Table {
     exact: HashMap<String, Vec<Route>>,
     /// `*.domain` routes: domain → its routes, longest path first.
     wildcard: HashMap<String, Vec<Route>>,
+    /// TCP mesh: the port every node listens on → its instances.
+    pub mesh: BTreeMap<u16, MeshRoute>,
+}
+
+/// A `mesh=true` port: connections go to one of the route's backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeshRoute {
+    pub route: Route,
+    /// Each connection starts with a PROXY v2 header.
+    pub proxy_v2: bool,
+}
+
+/// A `mesh=true` instance's (mesh port, its own host port) pairs.
+fn mesh_ports(s: &cat::Service) -> Vec<(u16, u16)> {
+    s.meta
+        .get(MESH_META)
+        .into_iter()
+        .flat_map(|v| v.split_whitespace())
+        .filter_map(|w| {
+            let (public, host) = w.split_once('=')?;
+            Some((public.parse().ok()?, host.parse().ok()?))
+        })
+        .filter(|(p, h)| *p != 0 && *h != 0)
+        .collect()
 }
 
 /// The routes an instance asks for: its `ingress_hosts` and its
@@ -89,9 +114,11 @@ impl Table {
             *slot = (*slot).max(c.status);
         }
         let mut routes: BTreeMap<(String, String), Route> = BTreeMap::new();
+        let mut mesh: BTreeMap<u16, MeshRoute> = BTreeMap::new();
         for s in cat::services(t, None)? {
-            let hosts = wanted(&s);
-            if hosts.is_empty() || s.port == 0 {
+            let hosts = if s.port == 0 { Vec::new() } else { wanted(&s) };
+            let meshed = mesh_ports(&s);
+            if hosts.is_empty() && meshed.is_empty() {
                 continue;
             }
             let ip = if s.address.is_empty() {
@@ -138,8 +165,36 @@ impl Table {
                     r.backends.push(backend.clone());
                 }
             }
+            for (public, host_port) in meshed {
+                let m = mesh.entry(public).or_insert_with(|| MeshRoute {
+                    route: Route {
+                        host: HostRoute {
+                            host: format!("tcp:{public}"),
+                            path: "/".into(),
+                        },
+                        service: s.name.clone(),
+                        balance: Balance::RoundRobin,
+                        tls: None,
+                        backends: Vec::new(),
+                    },
+                    proxy_v2: s.meta.get(MESH_PROXY_META).is_some_and(|v| v == "v2"),
+                });
+                if m.route.service == s.name {
+                    m.route.backends.push(Backend {
+                        addr: SocketAddr::new(ip, host_port),
+                        check: None,
+                        ..backend.clone()
+                    });
+                }
+            }
         }
-        let mut table = Table::default();
+        let mut table = Table {
+            mesh,
+            ..Table::default()
+        };
+        for m in table.mesh.values_mut() {
+            m.route.backends.sort_by_key(|b| b.addr);
+        }
         for (_, mut r) in routes {
             r.backends.sort_by_key(|b| b.addr);
             let slot = match r.host.wildcard() {
@@ -195,6 +250,7 @@ impl Table {
             .values()
             .chain(self.wildcard.values())
             .flatten()
+            .chain(self.mesh.values().map(|m| &m.route))
             .flat_map(|r| &r.backends)
             .any(|b| b.addr == addr && b.health != Health::Critical)
     }
@@ -212,13 +268,14 @@ impl Table {
         v
     }
 
-    /// Every route, sorted by host then path.
+    /// Every route, the mesh's (`tcp:<port>`) too, sorted by host then path.
     pub fn routes(&self) -> Vec<&Route> {
         let mut v: Vec<&Route> = self
             .exact
             .values()
             .chain(self.wildcard.values())
             .flatten()
+            .chain(self.mesh.values().map(|m| &m.route))
             .collect();
         v.sort_by(|a, b| (&a.host.host, &a.host.path).cmp(&(&b.host.host, &b.host.path)));
         v

@@ -120,6 +120,14 @@ pub struct ServiceInfo {
     /// hosts with over TLS (`ingress_tls_cert`, `ingress_tls_key`).
     #[serde(default)]
     pub ingress_tls: Option<(String, String)>,
+    /// `mesh=true`: (port every node listens on, container port) pairs;
+    /// the container's own publication is then an ephemeral host port.
+    #[serde(default)]
+    pub mesh: Vec<(u16, u16)>,
+    /// The mesh sends these instances a PROXY protocol v2 header
+    /// (`mesh_proxy_protocol`).
+    #[serde(default)]
+    pub mesh_proxy: bool,
 }
 
 /// The ingress's choice of an instance for each request.

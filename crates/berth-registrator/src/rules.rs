@@ -216,6 +216,12 @@ pub const INGRESS_BALANCE_META: &str = "berth-ingress-balance";
 /// service's hosts with over TLS. Paths only: the key never enters the
 /// catalog.
 pub const INGRESS_TLS_META: &str = "berth-ingress-tls";
+/// Service meta of a `mesh=true` container: `public=hostport` words, the
+/// port every node's mesh listens on and the ephemeral host port the
+/// container is published on.
+pub const MESH_META: &str = "berth-mesh";
+/// Service meta: `v2` when the mesh sends a PROXY header to the instance.
+pub const MESH_PROXY_META: &str = "berth-mesh-proxy";
 
 /// A container berth runs for `path`'s resource `rid`.
 pub fn berth(
@@ -252,6 +258,24 @@ pub fn berth(
     }
     if let Some(c) = &svc.ingress_check {
         meta.insert(INGRESS_CHECK_META.to_string(), c.encode());
+    }
+    let mesh: Vec<String> = svc
+        .mesh
+        .iter()
+        .filter_map(|(public, private)| {
+            let host = f
+                .ports
+                .iter()
+                .find(|p| p.private == *private && p.proto == "tcp")?
+                .public?;
+            Some(format!("{public}={host}"))
+        })
+        .collect();
+    if !mesh.is_empty() {
+        meta.insert(MESH_META.to_string(), mesh.join(" "));
+        if svc.mesh_proxy {
+            meta.insert(MESH_PROXY_META.to_string(), "v2".to_string());
+        }
     }
     if let Some((cert, key)) = &svc.ingress_tls {
         meta.insert(INGRESS_TLS_META.to_string(), format!("{cert}\n{key}"));

@@ -135,6 +135,8 @@ fn a_berth_container_uses_its_keywords() {
         ingress_check: None,
         ingress_balance: Default::default(),
         ingress_tls: None,
+        mesh: Vec::new(),
+        mesh_proxy: false,
     };
     let (s, checks) = berth(&f, &svc, "prd/web", "container#0", "n1", "10.0.0.1");
     assert_eq!(

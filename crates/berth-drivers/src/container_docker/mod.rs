@@ -91,10 +91,25 @@ impl ContainerResource {
         if let Some(e) = env.iter().find_map(|e| parse_key_value(e).err()) {
             return Err(format!("environment: {e}"));
         }
-        let ports = list("ports")?
+        let mut ports = list("ports")?
             .iter()
             .map(|p| parse_port(p))
             .collect::<Result<Vec<_>, _>>()?;
+        let mesh_on = s
+            .get_bool("mesh")
+            .map_err(|e| format!("mesh: {e}"))?
+            .unwrap_or(false);
+        let mut mesh = Vec::new();
+        if mesh_on {
+            // The mesh listens on the asked port on every node; the
+            // container takes an ephemeral one, so the two never collide.
+            for p in ports.iter_mut().filter(|p| p.proto == "tcp") {
+                if let Some(public) = p.host_port.take() {
+                    mesh.push((public, p.container_port));
+                    p.host_ip = None;
+                }
+            }
+        }
         let mounts = list("volume_mounts")?
             .iter()
             .map(|m| parse_mount(m))
@@ -164,6 +179,11 @@ impl ContainerResource {
                 (Some(c), Some(k)) => Some((c.to_string(), k.to_string())),
                 _ => None,
             },
+            mesh,
+            mesh_proxy: s
+                .get_bool("mesh_proxy_protocol")
+                .map_err(|e| format!("mesh_proxy_protocol: {e}"))?
+                .unwrap_or(false),
         };
         Ok(ContainerResource {
             service,
