@@ -130,6 +130,9 @@ pub struct Testbed {
     pub nodes: Vec<Node>,
     pub bridge: String,
     pub dir: tempfile::TempDir,
+    /// More `daemon run` arguments for every node; `{addr}` is the node's
+    /// bed address.
+    agent_args: Vec<String>,
 }
 
 fn sh(program: &str, args: &[&str]) -> bool {
@@ -163,6 +166,12 @@ impl Testbed {
     /// Builds `n` nodes, each with dockerd and a berth daemon running and
     /// the test image loaded.
     pub fn new(n: usize) -> Testbed {
+        Testbed::with_args(n, &[])
+    }
+
+    /// [`Testbed::new`], each daemon also given `args` (`{addr}`: the
+    /// node's bed address).
+    pub fn with_args(n: usize, args: &[&str]) -> Testbed {
         super::ensure_image();
         let id = unique("");
         let dir = tempfile::Builder::new()
@@ -176,6 +185,7 @@ impl Testbed {
             nodes: Vec::new(),
             bridge: format!("tb{short}"),
             dir,
+            agent_args: args.iter().map(|a| a.to_string()).collect(),
         };
         must("ip", &["link", "add", &bed.bridge, "type", "bridge"]);
         must(
@@ -312,6 +322,11 @@ impl Testbed {
             .args(["--docker-socket", &node.docker_socket()])
             // DNS on the node's bed address, so a test reaches it from the host.
             .args(["--dns-addr", &format!("{}:8600", node.addr)])
+            .args(
+                self.agent_args
+                    .iter()
+                    .map(|a| a.replace("{addr}", &node.addr)),
+            )
             .env("BERTH_HOME", node.home())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
