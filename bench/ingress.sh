@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Ingress benchmark I1: wrk through berth's ingress and through haproxy 2.6,
-# in the same run, both routing one Host to the same 2 backend containers
-# (busybox httpd) round robin, keep-alive on the client side for both.
-# Usage: bench/ingress.sh [SECONDS]   (root; wrk, haproxy, a running dockerd).
+# Ingress benchmarks I1 and I2: wrk through berth's ingress and through
+# haproxy 2.6, in the same run, both routing one Host to the same 2 backend
+# containers (busybox httpd) round robin, keep-alive on the client side for
+# both; I1 over plain HTTP, I2 over TLS (the same self-signed certificate,
+# TLS 1.3, for both).
+# BACKENDS=host: the 2 backends are instead a second haproxy on the host
+# answering from memory with keep-alive (registered through the Consul API
+# with a dns= tag), so the figures are the proxies' own rather than busybox
+# httpd's, which accepts 9 pending connections and keeps none alive.
+# Usage: [BACKENDS=host] bench/ingress.sh [SECONDS]   (root; wrk, haproxy, openssl, a running dockerd).
 # Prints rps and p99 at 50 and 200 connections, and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +23,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d /tmp/berth-ibench.XXXXXX)
 export BERTH_HOME=$WORK/berth
 HAPID=
+BEID=
+HOSTS_ADDED=
 cleanup() {
+  [ -n "$BEID" ] && kill "$BEID" 2>/dev/null || true
+  [ -n "$HOSTS_ADDED" ] && sed -i '/^127.0.0.1 bench.test$/d' /etc/hosts
   [ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null || true
   "$B" 'ibench/*' delete >/dev/null 2>&1 || true
   "$B" daemon stop >/dev/null 2>&1 || true
@@ -26,17 +36,46 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ING=18680; HAP=18681; P1=18691; P2=18692
-"$B" daemon start --nodename ibench --consul-addr none --dns-addr none \
-  --ingress-http 127.0.0.1:$ING >/dev/null
-for i in 1 2; do
-  port=$((i == 1 ? P1 : P2))
-  "$B" create ibench/web$i --kw "container#0.image=$IMG" \
-    --kw 'container#0.command=/bin/sh -c "mkdir -p /www && echo hello > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www"' \
-    --kw "container#0.ports=127.0.0.1:$port:80" --kw container#0.service_name=ibench \
-    --kw container#0.ingress_hosts=bench.test >/dev/null
-  "$B" ibench/web$i start >/dev/null
-done
+ING=18680; HAP=18681; P1=18691; P2=18692; INGS=18682; HAPS=18683
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=bench.test -addext subjectAltName=DNS:bench.test \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.pem" 2>/dev/null
+cat "$WORK/tls.pem" "$WORK/tls.key" >"$WORK/haproxy.pem"
+CONSUL=18690
+"$B" daemon start --nodename ibench --consul-addr 127.0.0.1:$CONSUL --dns-addr none \
+  --ingress-http 127.0.0.1:$ING --ingress-https 127.0.0.1:$INGS >/dev/null
+if [ "${BACKENDS:-containers}" = host ]; then
+  cat >"$WORK/backends.cfg" <<CFG
+global
+  maxconn 5000
+defaults
+  mode http
+  timeout client 60s
+frontend b1
+  bind 127.0.0.1:$P1
+  http-request return status 200 content-type text/plain string hello
+frontend b2
+  bind 127.0.0.1:$P2
+  http-request return status 200 content-type text/plain string hello
+CFG
+  haproxy -f "$WORK/backends.cfg" -db >/dev/null 2>&1 &
+  BEID=$!
+  for i in 1 2; do
+    port=$((i == 1 ? P1 : P2))
+    curl -sf -X PUT --data-binary "{\"ID\":\"ibench$i\",\"Name\":\"ibench\",\"Address\":\"127.0.0.1\",\"Port\":$port,\"Tags\":[\"dns=bench.test\"],\"Meta\":{\"berth-ingress-tls\":\"$WORK/tls.pem\\n$WORK/tls.key\"}}" \
+      "http://127.0.0.1:$CONSUL/v1/agent/service/register" >/dev/null
+  done
+else
+  for i in 1 2; do
+    port=$((i == 1 ? P1 : P2))
+    "$B" create ibench/web$i --kw "container#0.image=$IMG" \
+      --kw 'container#0.command=/bin/sh -c "mkdir -p /www && echo hello > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www"' \
+      --kw "container#0.ports=127.0.0.1:$port:80" --kw container#0.service_name=ibench \
+      --kw container#0.ingress_hosts=bench.test \
+      --kw "container#0.ingress_tls_cert=$WORK/tls.pem" --kw "container#0.ingress_tls_key=$WORK/tls.key" >/dev/null
+    "$B" ibench/web$i start >/dev/null
+  done
+fi
 for _ in $(seq 100); do
   [ "$(curl -s -H 'Host: bench.test' http://127.0.0.1:$ING/)" = hello ] && break
   sleep 0.1
@@ -44,7 +83,7 @@ done
 
 cat >"$WORK/haproxy.cfg" <<CFG
 global
-  maxconn 20000
+  maxconn 5000
 defaults
   mode http
   timeout connect 5s
@@ -53,6 +92,7 @@ defaults
   option http-keep-alive
 frontend fe
   bind 127.0.0.1:$HAP
+  bind 127.0.0.1:$HAPS ssl crt $WORK/haproxy.pem
   acl bench hdr(host) -i bench.test
   use_backend be if bench
 backend be
@@ -67,16 +107,32 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-run() { # port connections -> "rps p99_ms"
-  wrk -t 2 -c "$2" -d "${SECS}s" --latency -H 'Host: bench.test' "http://127.0.0.1:$1/" | awk '
+run() { # port connections [scheme] -> "rps p99_ms non2xx"
+  local url="http://127.0.0.1:$1/"
+  [ "${3:-http}" = https ] && url="https://bench.test:$1/"
+  wrk -t 2 -c "$2" -d "${SECS}s" --latency -H 'Host: bench.test' "$url" | awk '
     /Requests\/sec/ {rps=$2}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; p99=v}
     /Non-2xx/ {bad=$NF}
     END {printf "%s %s %s\n", rps, p99, (bad == "" ? 0 : bad)}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b == 0 ? 0 : a/b)}'; }
+# wrk resolves bench.test through /etc/hosts for the TLS name (SNI).
+if ! grep -q ' bench.test$' /etc/hosts; then
+  echo '127.0.0.1 bench.test' >>/etc/hosts
+  HOSTS_ADDED=1
+fi
+for _ in $(seq 100); do
+  [ "$(curl -s --cacert "$WORK/tls.pem" https://bench.test:$INGS/)" = hello ] && break
+  sleep 0.1
+done
 for c in 50 200; do
   read -r brps bp99 bbad < <(run $ING $c)
   read -r hrps hp99 hbad < <(run $HAP $c)
   echo "I1 c=$c  berth $brps rps p99 ${bp99} ms (non-2xx $bbad) | haproxy $hrps rps p99 ${hp99} ms (non-2xx $hbad) | rps $(ratio "$brps" "$hrps")x (goal >= 1.0), p99 $(ratio "$bp99" "$hp99")x of haproxy's (goal <= 1.1)"
+done
+for c in 50 200; do
+  read -r brps bp99 bbad < <(run $INGS $c https)
+  read -r hrps hp99 hbad < <(run $HAPS $c https)
+  echo "I2 c=$c  berth $brps rps p99 ${bp99} ms (non-2xx $bbad) | haproxy $hrps rps p99 ${hp99} ms (non-2xx $hbad) | rps $(ratio "$brps" "$hrps")x (goal >= 1.0), p99 $(ratio "$bp99" "$hp99")x of haproxy's (goal <= 1.1)"
 done

@@ -11,7 +11,8 @@ use berth_model::status::Balance;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long a failed backend stays out of rotation.
@@ -62,16 +63,22 @@ impl Drop for InFlight {
     }
 }
 
+/// Read-mostly maps: a request takes read locks only, once every backend
+/// and route was seen.
 #[derive(Default)]
 pub struct Balancer {
-    stats: Mutex<HashMap<SocketAddr, Arc<Stats>>>,
-    cursors: Mutex<HashMap<(String, String), Arc<AtomicUsize>>>,
+    stats: RwLock<HashMap<SocketAddr, Arc<Stats>>>,
+    /// Round-robin positions, by a hash of the route's host and path.
+    cursors: RwLock<HashMap<u64, Arc<AtomicUsize>>>,
 }
 
 impl Balancer {
     pub fn stats(&self, addr: SocketAddr) -> Arc<Stats> {
+        if let Some(s) = self.peek(addr) {
+            return s;
+        }
         self.stats
-            .lock()
+            .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(addr)
             .or_default()
@@ -81,17 +88,28 @@ impl Balancer {
     /// The backend's stats if it was ever used, without recording it.
     pub fn peek(&self, addr: SocketAddr) -> Option<Arc<Stats>> {
         self.stats
-            .lock()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&addr)
             .cloned()
     }
 
     fn cursor(&self, r: &Route) -> Arc<AtomicUsize> {
-        self.cursors
-            .lock()
+        let mut h = std::hash::DefaultHasher::new();
+        (&r.host.host, &r.host.path).hash(&mut h);
+        let key = h.finish();
+        if let Some(c) = self
+            .cursors
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((r.host.host.clone(), r.host.path.clone()))
+            .get(&key)
+        {
+            return c.clone();
+        }
+        self.cursors
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
             .or_default()
             .clone()
     }
@@ -104,33 +122,32 @@ impl Balancer {
     /// The next backend of `r`, skipping `tried`; `None` when no instance
     /// is healthy.
     pub fn pick(&self, r: &Route, tried: &[SocketAddr]) -> Option<Backend> {
-        let healthy: Vec<&Backend> = r
+        let healthy: Vec<(&Backend, Arc<Stats>)> = r
             .backends
             .iter()
-            .filter(|b| {
-                b.health != Health::Critical
-                    && !tried.contains(&b.addr)
-                    && !self.stats(b.addr).check_failing.load(Ordering::Relaxed)
-            })
+            .filter(|b| b.health != Health::Critical && !tried.contains(&b.addr))
+            .map(|b| (b, self.stats(b.addr)))
+            .filter(|(_, s)| !s.check_failing.load(Ordering::Relaxed))
             .collect();
         if healthy.is_empty() {
             return None;
         }
-        let live: Vec<&Backend> = healthy
-            .iter()
-            .copied()
-            .filter(|b| !self.stats(b.addr).ejected())
-            .collect();
-        let from = if live.is_empty() { &healthy } else { &live };
+        let live: Vec<&(&Backend, Arc<Stats>)> =
+            healthy.iter().filter(|(_, s)| !s.ejected()).collect();
+        let from: Vec<&(&Backend, Arc<Stats>)> = if live.is_empty() {
+            healthy.iter().collect()
+        } else {
+            live
+        };
         let n = self.cursor(r).fetch_add(1, Ordering::Relaxed);
         let chosen = match r.balance {
             Balance::RoundRobin => from[n % from.len()],
             // The cursor breaks ties, so equal loads still take turns.
             Balance::LeastConn => (0..from.len())
                 .map(|i| from[(n + i) % from.len()])
-                .min_by_key(|b| self.stats(b.addr).inflight.load(Ordering::Relaxed))?,
+                .min_by_key(|(_, s)| s.inflight.load(Ordering::Relaxed))?,
         };
-        Some(chosen.clone())
+        Some(chosen.0.clone())
     }
 }
 

@@ -18,7 +18,7 @@
 
 mod balance;
 mod checks;
-mod headers;
+pub mod headers;
 mod mesh;
 mod observe;
 mod proxy;
@@ -26,7 +26,7 @@ pub mod proxy_protocol;
 mod table;
 mod tls;
 
-pub use table::{Backend, Route, Table};
+pub use table::{Backend, Route, Table, TlsFiles};
 
 use balance::Balancer;
 use berth_api_types::catalog as api;

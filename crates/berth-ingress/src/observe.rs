@@ -12,19 +12,24 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// One route's counters; `route` is empty for requests that matched none.
 pub struct RouteMetrics {
+    route: String,
+    service: String,
     codes: Mutex<BTreeMap<u16, u64>>,
     backend_errors: AtomicU64,
     latency: Histogram,
 }
 
-#[derive(Default)]
+/// Read-mostly: a request takes a read lock once its route was seen.
 pub struct Observer {
-    routes: Mutex<HashMap<(String, String), Arc<RouteMetrics>>>,
+    /// By a hash of (route, service).
+    routes: RwLock<HashMap<u64, Arc<RouteMetrics>>>,
+    unrouted: Arc<RouteMetrics>,
     log: Option<Mutex<mpsc::Sender<String>>>,
 }
 
@@ -79,23 +84,35 @@ impl Observer {
             }
         };
         Ok(Observer {
-            routes: Mutex::default(),
+            routes: RwLock::default(),
+            unrouted: Arc::new(RouteMetrics::new("", "")),
             log,
         })
     }
 
-    pub fn route(&self, route: &str, service: &str) -> Arc<RouteMetrics> {
-        self.routes
-            .lock()
+    /// Where requests that match no route are counted.
+    pub fn unrouted(&self) -> Arc<RouteMetrics> {
+        self.unrouted.clone()
+    }
+
+    /// The counters of `host` + `path`'s route to `service`.
+    pub fn route(&self, host: &str, path: &str, service: &str) -> Arc<RouteMetrics> {
+        let mut h = std::hash::DefaultHasher::new();
+        (host, path, service).hash(&mut h);
+        let key = h.finish();
+        if let Some(m) = self
+            .routes
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((route.to_string(), service.to_string()))
-            .or_insert_with(|| {
-                Arc::new(RouteMetrics {
-                    codes: Mutex::default(),
-                    backend_errors: AtomicU64::new(0),
-                    latency: Histogram::new(LATENCY_BOUNDS),
-                })
-            })
+            .get(&key)
+        {
+            return m.clone();
+        }
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert_with(|| Arc::new(RouteMetrics::new(&format!("{host}{path}"), service)))
             .clone()
     }
 
@@ -150,8 +167,11 @@ impl Observer {
     /// The ingress's families, for the daemon's `/metrics`.
     pub fn write(&self, t: &mut Text) {
         let routes: Vec<((String, String), Arc<RouteMetrics>)> = {
-            let g = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-            let mut v: Vec<_> = g.iter().map(|(k, m)| (k.clone(), m.clone())).collect();
+            let g = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            let mut v: Vec<_> = std::iter::once(&self.unrouted)
+                .chain(g.values())
+                .map(|m| ((m.route.clone(), m.service.clone()), m.clone()))
+                .collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
         };
@@ -206,6 +226,16 @@ impl Exchange {
 }
 
 impl RouteMetrics {
+    fn new(route: &str, service: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            service: service.to_string(),
+            codes: Mutex::default(),
+            backend_errors: AtomicU64::new(0),
+            latency: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
+
     pub fn backend_error(&self) {
         self.backend_errors.fetch_add(1, Ordering::Relaxed);
     }

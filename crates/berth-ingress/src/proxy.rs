@@ -74,7 +74,7 @@ impl Ingress {
     ) -> Result<Response<Body>, Infallible> {
         let mut ex = self
             .observer
-            .start(self.observer.route("", ""), peer.client.ip(), &req);
+            .start(self.observer.unrouted(), peer.client.ip(), &req);
         let resp = self.route(req, peer, &mut ex).await;
         let (parts, body) = resp.into_parts();
         ex.status = parts.status.as_u16();
@@ -101,10 +101,9 @@ impl Ingress {
         let Some(route) = table.find(&host, &path) else {
             return plain(StatusCode::NOT_FOUND, format!("no route for host {host}\n"));
         };
-        ex.metrics = self.observer.route(
-            &format!("{}{}", route.host.host, route.host.path),
-            &route.service,
-        );
+        ex.metrics = self
+            .observer
+            .route(&route.host.host, &route.host.path, &route.service);
         let too_big = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -119,10 +118,10 @@ impl Ingress {
         let upgrade = upgrade_of(req.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let replay = upgrade.is_none() && replayable(&req);
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let limit = usize::try_from(self.opts.max_body).unwrap_or(usize::MAX);
         let mut body: Option<OutBody> = Some(Limited::new(body, limit).boxed());
-        let mut headers = parts.headers.clone();
+        let mut headers = std::mem::take(&mut parts.headers);
         strip_hop_by_hop(&mut headers);
         set_forwarded(
             &mut headers,
@@ -173,7 +172,12 @@ impl Ingress {
             });
             *out.method_mut() = parts.method.clone();
             *out.uri_mut() = uri;
-            *out.headers_mut() = headers.clone();
+            // Only a replayable request is sent twice.
+            *out.headers_mut() = if replay {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
+            };
             let sent =
                 tokio::time::timeout(self.opts.backend_timeout, self.client.request(out)).await;
             let failure = match sent {

@@ -188,14 +188,18 @@ impl Table {
                 }
             }
         }
-        let mut table = Table {
-            mesh,
-            ..Table::default()
-        };
-        for m in table.mesh.values_mut() {
+        for m in mesh.values_mut() {
             m.route.backends.sort_by_key(|b| b.addr);
         }
-        for (_, mut r) in routes {
+        let mut table = Table::from_routes(routes.into_values());
+        table.mesh = mesh;
+        Ok(table)
+    }
+
+    /// A table of these host routes, as [`Table::find`] searches them.
+    pub fn from_routes(routes: impl IntoIterator<Item = Route>) -> Table {
+        let mut table = Table::default();
+        for mut r in routes {
             r.backends.sort_by_key(|b| b.addr);
             let slot = match r.host.wildcard() {
                 Some(domain) => table.wildcard.entry(domain.to_string()).or_default(),
@@ -206,7 +210,7 @@ impl Table {
         for v in table.exact.values_mut().chain(table.wildcard.values_mut()) {
             v.sort_by_key(|r| std::cmp::Reverse(r.host.path.len()));
         }
-        Ok(table)
+        table
     }
 
     /// The route for a request: an exact host before a wildcard, the
