@@ -9,9 +9,9 @@ use crate::table::{Backend, Route};
 use berth_kv::catalog::Health;
 use berth_model::status::Balance;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 

@@ -8,11 +8,11 @@
 
 use berth_metrics::{Histogram, Kind, Text, LATENCY_BOUNDS};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::hash::{Hash, Hasher};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
