@@ -130,6 +130,12 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
     Ok(ingress)
 }
 
+impl std::fmt::Debug for Ingress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ingress")
+    }
+}
+
 impl Ingress {
     fn table(&self) -> Arc<Table> {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()

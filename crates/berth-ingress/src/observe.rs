@@ -30,8 +30,14 @@ pub struct Observer {
     /// By a hash of (route, service).
     routes: RwLock<HashMap<u64, Arc<RouteMetrics>>>,
     unrouted: Arc<RouteMetrics>,
-    log: Option<Mutex<mpsc::Sender<String>>>,
+    log: Option<Mutex<mpsc::SyncSender<String>>>,
+    /// Access log lines dropped because the writer fell behind.
+    dropped: Arc<AtomicU64>,
 }
+
+/// Lines the access log may hold before it drops, rather than let a slow
+/// disk take the proxy's memory.
+const LOG_BACKLOG: usize = 65_536;
 
 /// A request being served, recorded once dropped.
 pub struct Exchange {
@@ -44,7 +50,7 @@ pub struct Exchange {
     agent: String,
     pub status: u16,
     bytes: u64,
-    log: Option<mpsc::Sender<String>>,
+    log: Option<(mpsc::SyncSender<String>, Arc<AtomicU64>)>,
 }
 
 impl Observer {
@@ -64,7 +70,7 @@ impl Observer {
                             .open(&path)?,
                     )
                 };
-                let (tx, rx) = mpsc::channel::<String>();
+                let (tx, rx) = mpsc::sync_channel::<String>(LOG_BACKLOG);
                 std::thread::Builder::new()
                     .name("ingress-access-log".into())
                     .spawn(move || {
@@ -87,6 +93,7 @@ impl Observer {
             routes: RwLock::default(),
             unrouted: Arc::new(RouteMetrics::new("", "")),
             log,
+            dropped: Arc::default(),
         })
     }
 
@@ -129,10 +136,10 @@ impl Observer {
                 .unwrap_or("-")
                 .to_string()
         };
-        let log = self
-            .log
-            .as_ref()
-            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        let log = self.log.as_ref().map(|l| {
+            let tx = l.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            (tx, self.dropped.clone())
+        });
         Exchange {
             metrics,
             started: Instant::now(),
@@ -203,6 +210,13 @@ impl Observer {
             t.sample("berth_ingress_backend_errors_total", &labels, n as f64);
         }
         t.family(
+            "berth_ingress_access_log_dropped_total",
+            Kind::Counter,
+            "Access log lines dropped because the log's writer fell behind.",
+        );
+        let dropped = self.dropped.load(Ordering::Relaxed) as f64;
+        t.sample("berth_ingress_access_log_dropped_total", &[], dropped);
+        t.family(
             "berth_ingress_request_duration_seconds",
             Kind::Histogram,
             "Time from a request's head to the end of its answer.",
@@ -252,13 +266,13 @@ impl Drop for Exchange {
             .entry(self.status)
             .or_default() += 1;
         self.metrics.latency.observe(took.as_secs_f64());
-        if let Some(log) = &self.log {
+        if let Some((log, dropped)) = &self.log {
             let bytes = if self.bytes == 0 {
                 "-".to_string()
             } else {
                 self.bytes.to_string()
             };
-            let _ = log.send(format!(
+            let line = format!(
                 "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
                 self.client,
                 clf_time(self.when),
@@ -267,7 +281,10 @@ impl Drop for Exchange {
                 bytes,
                 quote(&self.referer),
                 quote(&self.agent),
-            ));
+            );
+            if log.try_send(line).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

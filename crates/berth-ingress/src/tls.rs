@@ -103,12 +103,6 @@ impl Certs {
 #[derive(Debug)]
 struct BySni(Weak<Ingress>);
 
-impl std::fmt::Debug for Ingress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Ingress")
-    }
-}
-
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let ingress = self.0.upgrade()?;
