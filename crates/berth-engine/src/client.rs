@@ -366,10 +366,27 @@ impl Engine {
             }
         };
         let configs = n.ipam.and_then(|i| i.config).unwrap_or_default();
-        Ok(configs
+        if let Some(gw) = configs
             .iter()
             .filter_map(|c| c.gateway.as_deref()?.parse().ok())
-            .next())
+            .next()
+        {
+            return Ok(Some(gw));
+        }
+        // dockerd leaves the default bridge's gateway out of its IPAM
+        // config when docker0 got its address from `bip` (or existed
+        // already): the bridge interface holds it.
+        let bridge = n
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
+            .or_else(|| (n.name.as_deref() == Some("bridge")).then(|| "docker0".to_string()));
+        Ok(bridge.and_then(|b| interface_ipv4(&b)).or_else(|| {
+            configs
+                .iter()
+                .filter_map(|c| first_host(c.subnet.as_deref()?))
+                .next()
+        }))
     }
 
     pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
@@ -442,6 +459,23 @@ pub fn split_image(image: &str) -> (&str, &str) {
         Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
         None => (image, "latest"),
     }
+}
+
+/// The IPv4 address of the host interface `name`, if it has one.
+fn interface_ipv4(name: &str) -> Option<std::net::Ipv4Addr> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|a| a.interface_name == name)
+        .find_map(|a| Some(a.address?.as_sockaddr_in()?.ip()))
+}
+
+/// Docker's default gateway of an IPv4 subnet: its first host address.
+fn first_host(subnet: &str) -> Option<std::net::Ipv4Addr> {
+    let (net, prefix) = subnet.split_once('/')?;
+    let net: std::net::Ipv4Addr = net.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok().filter(|p| *p <= 30)?;
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    Some(std::net::Ipv4Addr::from((u32::from(net) & mask) + 1))
 }
 
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
@@ -569,5 +603,25 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(split_image(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn a_subnet_without_a_gateway_gets_its_first_host() {
+        use super::{first_host, interface_ipv4};
+        assert_eq!(
+            first_host("172.17.0.0/16"),
+            Some("172.17.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            first_host("10.1.2.128/25"),
+            Some("10.1.2.129".parse().unwrap())
+        );
+        assert_eq!(
+            first_host("10.1.2.77/24"),
+            Some("10.1.2.1".parse().unwrap())
+        );
+        assert_eq!(first_host("10.1.2.0/31"), None);
+        assert_eq!(first_host("fd00::/64"), None);
+        assert_eq!(interface_ipv4("lo"), Some("127.0.0.1".parse().unwrap()));
     }
 }

@@ -403,7 +403,23 @@ fn a_container_with_dns_berth_resolves_services_and_outside_names() {
         "-f",
         "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
     ]);
-    let gw = String::from_utf8_lossy(&gw.stdout).trim().to_string();
+    let mut gw = String::from_utf8_lossy(&gw.stdout).trim().to_string();
+    if gw.is_empty() {
+        // No gateway in the IPAM config (docker0 set up by bip): the
+        // bridge interface's own address is the gateway.
+        let out = Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "docker0"])
+            .output()
+            .expect("ip");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        gw = text
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+    }
     let servers: Vec<&str> = resolv
         .lines()
         .filter_map(|l| l.strip_prefix("nameserver "))
