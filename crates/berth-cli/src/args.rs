@@ -385,6 +385,16 @@ pub enum Listen {
     On(std::net::SocketAddr),
 }
 
+impl Listen {
+    /// The address, or `None` for `none`.
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::On(a) => Some(*a),
+        }
+    }
+}
+
 impl std::fmt::Display for Listen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

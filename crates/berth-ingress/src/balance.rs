@@ -74,15 +74,7 @@ pub struct Balancer {
 
 impl Balancer {
     pub fn stats(&self, addr: SocketAddr) -> Arc<Stats> {
-        if let Some(s) = self.peek(addr) {
-            return s;
-        }
-        self.stats
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(addr)
-            .or_default()
-            .clone()
+        crate::read_mostly(&self.stats, addr, Stats::default)
     }
 
     /// The backend's stats if it was ever used, without recording it.
@@ -97,21 +89,7 @@ impl Balancer {
     fn cursor(&self, r: &Route) -> Arc<AtomicUsize> {
         let mut h = std::hash::DefaultHasher::new();
         (&r.host.host, &r.host.path).hash(&mut h);
-        let key = h.finish();
-        if let Some(c) = self
-            .cursors
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return c.clone();
-        }
-        self.cursors
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone()
+        crate::read_mostly(&self.cursors, h.finish(), AtomicUsize::default)
     }
 
     /// Whether the backend takes new requests now.

@@ -227,21 +227,12 @@ async fn accept(
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(ingress.opts.max_connections));
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: wait, not spin.
-                tracing::warn!("ingress: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = accept_next(&listener, "ingress").await;
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!("ingress: over max connections, closing {peer}");
             drop(stream);
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let ingress = ingress.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -262,6 +253,42 @@ async fn accept(
             }
         });
     }
+}
+
+/// The next connection, with Nagle off; a failed accept (out of file
+/// descriptors and the like) waits rather than spins.
+pub(crate) async fn accept_next(
+    listener: &tokio::net::TcpListener,
+    what: &str,
+) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(e) => {
+                tracing::warn!("{what}: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The value under `key`, made on first use: a read lock once it exists.
+pub(crate) fn read_mostly<K: std::hash::Hash + Eq, V>(
+    map: &RwLock<std::collections::HashMap<K, Arc<V>>>,
+    key: K,
+    make: impl FnOnce() -> V,
+) -> Arc<V> {
+    if let Some(v) = map.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return v.clone();
+    }
+    map.write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert_with(|| Arc::new(make()))
+        .clone()
 }
 
 /// How long a client has for its TLS handshake.

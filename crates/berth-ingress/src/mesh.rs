@@ -62,16 +62,9 @@ pub async fn supervise(ingress: Arc<Ingress>, ip: IpAddr) {
 }
 
 async fn accept(ingress: Arc<Ingress>, listener: TcpListener, port: u16) {
+    let what = format!("mesh port {port}");
     loop {
-        let (client, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("mesh: accept on {port}: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = client.set_nodelay(true);
+        let (client, peer) = crate::accept_next(&listener, &what).await;
         tokio::spawn(forward(ingress.clone(), client, peer, port));
     }
 }
@@ -128,7 +121,7 @@ async fn connect(ingress: &Ingress, mesh: &MeshRoute) -> Option<(TcpStream, InFl
 /// A PROXY protocol v2 `PROXY` header for a TCP connection from `src` to
 /// `dst` (both IPv4, or else both as IPv6).
 pub fn v2_header(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
-    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    let mut h = crate::proxy_protocol::V2_SIG.to_vec();
     h.push(0x21);
     let v4 = |a: SocketAddr| match a.ip().to_canonical() {
         IpAddr::V4(v4) => Some(v4),

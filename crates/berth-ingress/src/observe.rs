@@ -106,21 +106,9 @@ impl Observer {
     pub fn route(&self, host: &str, path: &str, service: &str) -> Arc<RouteMetrics> {
         let mut h = std::hash::DefaultHasher::new();
         (host, path, service).hash(&mut h);
-        let key = h.finish();
-        if let Some(m) = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return m.clone();
-        }
-        self.routes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_insert_with(|| Arc::new(RouteMetrics::new(&format!("{host}{path}"), service)))
-            .clone()
+        crate::read_mostly(&self.routes, h.finish(), || {
+            RouteMetrics::new(&format!("{host}{path}"), service)
+        })
     }
 
     pub fn start(

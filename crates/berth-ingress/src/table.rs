@@ -216,30 +216,29 @@ impl Table {
     /// The route for a request: an exact host before a wildcard, the
     /// longest matching wildcard domain, then the longest path prefix.
     pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(r) = self.exact.get(&host).and_then(|rs| longest(rs, path)) {
-            return Some(r);
-        }
-        let mut rest = host.as_str();
-        while let Some((_, parent)) = rest.split_once('.') {
-            if let Some(r) = self.wildcard.get(parent).and_then(|rs| longest(rs, path)) {
-                return Some(r);
-            }
-            rest = parent;
-        }
-        None
+        self.by_host(host, |rs| longest(rs, path))
     }
 
-    /// The certificate files for a TLS handshake naming `host`: an exact
-    /// host's before a wildcard's, as [`Table::find`] picks routes.
+    /// The certificate files for a TLS handshake naming `host`, picked as
+    /// [`Table::find`] picks routes.
     pub fn tls_for(&self, host: &str) -> Option<&TlsFiles> {
+        self.by_host(host, |rs| rs.iter().find_map(|r| r.tls.as_ref()))
+    }
+
+    /// `pick` on the routes of `host`: its exact ones first, then those of
+    /// each wildcard domain above it, the longest first.
+    fn by_host<'a, T: 'a>(
+        &'a self,
+        host: &str,
+        pick: impl Fn(&'a [Route]) -> Option<&'a T>,
+    ) -> Option<&'a T> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(t) = self.exact.get(&host).and_then(|rs| first_tls(rs)) {
+        if let Some(t) = self.exact.get(&host).and_then(|rs| pick(rs)) {
             return Some(t);
         }
         let mut rest = host.as_str();
         while let Some((_, parent)) = rest.split_once('.') {
-            if let Some(t) = self.wildcard.get(parent).and_then(|rs| first_tls(rs)) {
+            if let Some(t) = self.wildcard.get(parent).and_then(|rs| pick(rs)) {
                 return Some(t);
             }
             rest = parent;
@@ -293,10 +292,6 @@ fn path_matches(prefix: &str, path: &str) -> bool {
         || path == prefix
         || (path.starts_with(prefix)
             && (prefix.ends_with('/') || path.as_bytes().get(prefix.len()) == Some(&b'/')))
-}
-
-fn first_tls(routes: &[Route]) -> Option<&TlsFiles> {
-    routes.iter().find_map(|r| r.tls.as_ref())
 }
 
 fn longest<'a>(routes: &'a [Route], path: &str) -> Option<&'a Route> {

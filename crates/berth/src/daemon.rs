@@ -173,11 +173,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
             Some(h)
         }
     };
-    let on = |l: &berth_cli::args::Listen| match l {
-        berth_cli::args::Listen::Off => None,
-        berth_cli::args::Listen::On(a) => Some(*a),
-    };
-    let (http, https) = (on(&o.ingress_http), on(&o.ingress_https));
+    let (http, https) = (o.ingress_http.addr(), o.ingress_https.addr());
     let ingress = if http.is_none() && https.is_none() {
         None
     } else {
@@ -203,9 +199,9 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
             .set_ingress_probe(Arc::new(IngressUse(i.clone())));
         Some(i)
     };
-    let metrics = match o.metrics_addr {
-        berth_cli::args::Listen::Off => None,
-        berth_cli::args::Listen::On(addr) => {
+    let metrics = match o.metrics_addr.addr() {
+        None => None,
+        Some(addr) => {
             let gather = crate::metrics::gather(agent.clone(), ingress.clone());
             let task = berth_metrics::serve(addr, gather)
                 .await
