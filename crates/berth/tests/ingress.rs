@@ -306,43 +306,7 @@ fn a_rolling_restart_under_load_fails_no_request() {
     assert_eq!(route_of(&n, &host)["balance"], "leastconn");
 
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (ingress, loop_host, stop) = (n.ingress, host.clone(), done.clone());
-    let load = std::thread::spawn(move || {
-        let (mut sent, mut failed) = (0, Vec::new());
-        let t0 = Instant::now();
-        // Batches of 50 POSTs, which the ingress never retries, on one
-        // keep-alive connection, a slow one among them, until the
-        // restarts are done: bounded in count and time.
-        for _ in 0..400 {
-            if stop.load(std::sync::atomic::Ordering::Relaxed)
-                || t0.elapsed() > Duration::from_secs(120)
-            {
-                break;
-            }
-            let mut args = vec![
-                "-s".to_string(),
-                "-m".into(),
-                "20".into(),
-                "-d".into(),
-                "x".into(),
-            ];
-            args.extend(["-w".into(), "%{http_code}\n".into(), "-H".into()]);
-            args.push(format!("Host: {loop_host}"));
-            for i in 0..50 {
-                let target = if i == 0 { "slow" } else { "ok" };
-                args.extend(["-o".into(), "/dev/null".into()]);
-                args.push(format!("http://127.0.0.1:{ingress}/cgi-bin/{target}"));
-            }
-            let out = Command::new("curl").args(&args).output().expect("curl");
-            for c in String::from_utf8_lossy(&out.stdout).lines() {
-                sent += 1;
-                if c != "200" {
-                    failed.push(c.to_string());
-                }
-            }
-        }
-        (sent, failed)
-    });
+    let load = post_loop("127.0.0.1".into(), n.ingress, host.clone(), done.clone());
     for p in &paths {
         n.env.ok(&[p, "stop"]);
         n.env.ok(&[p, "start"]);

@@ -131,8 +131,10 @@ pub struct Testbed {
     pub bridge: String,
     pub dir: tempfile::TempDir,
     /// More `daemon run` arguments for every node; `{addr}` is the node's
-    /// bed address.
+    /// bed address, `{gateway}` the host's.
     agent_args: Vec<String>,
+    /// The host's address on the bed's bridge, where test clients come from.
+    pub gateway: String,
 }
 
 fn sh(program: &str, args: &[&str]) -> bool {
@@ -170,7 +172,7 @@ impl Testbed {
     }
 
     /// [`Testbed::new`], each daemon also given `args` (`{addr}`: the
-    /// node's bed address).
+    /// node's bed address; `{gateway}`: the host's).
     pub fn with_args(n: usize, args: &[&str]) -> Testbed {
         super::ensure_image();
         let id = unique("");
@@ -186,6 +188,7 @@ impl Testbed {
             bridge: format!("tb{short}"),
             dir,
             agent_args: args.iter().map(|a| a.to_string()).collect(),
+            gateway: format!("10.214.{subnet}.1"),
         };
         must("ip", &["link", "add", &bed.bridge, "type", "bridge"]);
         must(
@@ -193,7 +196,7 @@ impl Testbed {
             &[
                 "addr",
                 "add",
-                &format!("10.214.{subnet}.1/24"),
+                &format!("{}/24", bed.gateway),
                 "dev",
                 &bed.bridge,
             ],
@@ -325,7 +328,8 @@ impl Testbed {
             .args(
                 self.agent_args
                     .iter()
-                    .map(|a| a.replace("{addr}", &node.addr)),
+                    .map(|a| a.replace("{addr}", &node.addr))
+                    .map(|a| a.replace("{gateway}", &self.gateway)),
             )
             .env("BERTH_HOME", node.home())
             .stdin(Stdio::null())

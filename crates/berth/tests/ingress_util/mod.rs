@@ -48,12 +48,16 @@ impl Drop for Backend {
 }
 
 pub fn backend(port: u16, name: &str) -> Backend {
-    let mut child = Command::new("python3")
-        .arg(py("ingress_backend.py"))
-        .args([&port.to_string(), name])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
+    let mut cmd = Command::new("python3");
+    cmd.arg(py("ingress_backend.py"))
+        .args([&port.to_string(), name]);
+    backend_from(cmd)
+}
+
+/// A backend started by `cmd` (which may enter another network namespace),
+/// once it says it is ready.
+pub fn backend_from(mut cmd: Command) -> Backend {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("python3");
     let mut line = String::new();
     let out = child.stdout.take().expect("stdout");
     BufReader::new(out)
@@ -126,7 +130,11 @@ pub fn slow_web(name: &str, slow: u32) -> String {
 }
 
 pub fn route_of(n: &Node, host: &str) -> serde_json::Value {
-    let routes = n.env.json(&["ingress", "routes"]);
+    route_in(&n.env.json(&["ingress", "routes"]), host)
+}
+
+/// The route for `host` in `berth ingress routes --format json` output.
+pub fn route_in(routes: &serde_json::Value, host: &str) -> serde_json::Value {
     routes["routes"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["host"] == host))
@@ -135,9 +143,55 @@ pub fn route_of(n: &Node, host: &str) -> serde_json::Value {
 }
 
 pub fn in_rotation(n: &Node, host: &str) -> usize {
-    route_of(n, host)["backends"]
+    rotation_of(&route_of(n, host))
+}
+
+/// How many of a route's backends are in rotation.
+pub fn rotation_of(route: &serde_json::Value) -> usize {
+    route["backends"]
         .as_array()
         .map_or(0, |v| v.iter().filter(|b| b["in_rotation"] == true).count())
+}
+
+/// Batches of 50 POSTs (which the ingress never retries) to the ingress at
+/// `addr:port` for `host`, each batch on one keep-alive connection with a
+/// `/cgi-bin/slow` one first (see [`slow_web`]), until `stop` is set:
+/// bounded to 400 batches and 120 s. Returns the count sent and the
+/// status codes of those that failed.
+pub fn post_loop(
+    addr: String,
+    port: u16,
+    host: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut sent, mut failed) = (0, Vec::new());
+        let t0 = Instant::now();
+        for _ in 0..400 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                || t0.elapsed() > Duration::from_secs(120)
+            {
+                break;
+            }
+            let mut args: Vec<String> = ["-s", "-m", "20", "-d", "x", "-w", "%{http_code}\n"]
+                .map(String::from)
+                .to_vec();
+            args.extend(["-H".into(), format!("Host: {host}")]);
+            for i in 0..50 {
+                let target = if i == 0 { "slow" } else { "ok" };
+                args.extend(["-o".into(), "/dev/null".into()]);
+                args.push(format!("http://{addr}:{port}/cgi-bin/{target}"));
+            }
+            let out = Command::new("curl").args(&args).output().expect("curl");
+            for c in String::from_utf8_lossy(&out.stdout).lines() {
+                sent += 1;
+                if c != "200" {
+                    failed.push(c.to_string());
+                }
+            }
+        }
+        (sent, failed)
+    })
 }
 
 /// haproxy in TCP mode in front of the ingress: one port sends PROXY v1,
@@ -152,6 +206,11 @@ impl Drop for Haproxy {
 }
 
 pub fn haproxy(v1: u16, v2: u16, ingress: u16) -> Haproxy {
+    haproxy_to(v1, v2, &format!("127.0.0.1:{ingress}"))
+}
+
+/// [`haproxy`] in front of the ingress at `target` (`addr:port`).
+pub fn haproxy_to(v1: u16, v2: u16, target: &str) -> Haproxy {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("haproxy.cfg");
     std::fs::write(
@@ -159,9 +218,9 @@ pub fn haproxy(v1: u16, v2: u16, ingress: u16) -> Haproxy {
         format!(
             "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
              frontend v1\n  bind 127.0.0.1:{v1}\n  default_backend b1\n\
-             backend b1\n  server s 127.0.0.1:{ingress} send-proxy\n\
+             backend b1\n  server s {target} send-proxy\n\
              frontend v2\n  bind 127.0.0.1:{v2}\n  default_backend b2\n\
-             backend b2\n  server s 127.0.0.1:{ingress} send-proxy-v2\n"
+             backend b2\n  server s {target} send-proxy-v2\n"
         ),
     )
     .expect("write haproxy.cfg");
@@ -239,11 +298,22 @@ pub fn get_tls(
     ca: &std::path::Path,
     extra: &[&str],
 ) -> (u16, String, String) {
+    get_tls_at("127.0.0.1", port, host, ca, extra)
+}
+
+/// [`get_tls`] to the ingress at `addr`.
+pub fn get_tls_at(
+    addr: &str,
+    port: u16,
+    host: &str,
+    ca: &std::path::Path,
+    extra: &[&str],
+) -> (u16, String, String) {
     let out = Command::new("curl")
         .args(["-s", "-m", "10", "-w", "\n%{http_code} %{http_version}"])
         .arg("--cacert")
         .arg(ca)
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(["--resolve", &format!("{host}:{port}:{addr}")])
         .args(extra)
         .arg(format!("https://{host}:{port}/"))
         .output()

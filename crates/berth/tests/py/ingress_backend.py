@@ -2,7 +2,7 @@
 (its name, the Host, the forwarding headers, the path) as JSON, and an
 Upgrade request with 101 and then an echo of every byte it gets.
 
-Usage: ingress_backend.py PORT NAME
+Usage: ingress_backend.py PORT NAME [BIND]   (BIND: 127.0.0.1 unless given)
 """
 import json
 import socket
@@ -59,6 +59,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 if __name__ == "__main__":
     PORT, NAME = int(sys.argv[1]), sys.argv[2]
-    with Server(("127.0.0.1", PORT), Handler) as s:
+    BIND = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+    with Server((BIND, PORT), Handler) as s:
         print("ready", flush=True)
         s.serve_forever()
