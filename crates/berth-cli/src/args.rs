@@ -334,6 +334,10 @@ pub struct DaemonOpts {
     /// Request bodies over this many bytes get 413 from the ingress.
     #[arg(long, default_value_t = 64 << 20)]
     pub ingress_max_body: u64,
+    /// Client connections the ingress keeps open at once, per listener. At
+    /// the limit it stops accepting, and new clients wait in the backlog.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ingress_max_connections: u32,
     /// Front load balancers, ip or ip/prefix, comma-separated: their
     /// PROXY protocol header (v1 or v2) gives the client's address, and
     /// their X-Forwarded-For is extended rather than replaced.

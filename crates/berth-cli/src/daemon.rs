@@ -44,46 +44,7 @@ async fn start(ctx: &Ctx, o: DaemonOpts) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon").arg("run").arg("--home").arg(&ctx.home);
-    if let Some(s) = &o.docker_socket {
-        cmd.arg("--docker-socket").arg(s);
-    }
-    if let Some(n) = &o.nodename {
-        cmd.arg("--nodename").arg(n);
-    }
-    cmd.arg("--parallelism").arg(o.parallelism.to_string());
-    cmd.arg("--resync")
-        .arg(format!("{}ms", o.resync.as_millis()));
-    cmd.arg("--private-bridge-pool")
-        .arg(o.private_bridge_pool.to_string());
-    cmd.arg("--warn-ttl")
-        .arg(format!("{}ms", o.warn_ttl.as_millis()));
-    cmd.arg("--heartbeat")
-        .arg(format!("{}ms", o.heartbeat.as_millis()));
-    cmd.arg("--down-after")
-        .arg(format!("{}ms", o.down_after.as_millis()));
-    cmd.arg(format!("--nice={}", o.nice));
-    cmd.arg("--consul-addr").arg(o.consul_addr.to_string());
-    if o.registrator_internal {
-        cmd.arg("--registrator-internal");
-    }
-    cmd.arg("--dns-addr").arg(o.dns_addr.to_string());
-    cmd.arg("--dns-domain").arg(&o.dns_domain);
-    for r in &o.dns_recursors {
-        cmd.arg("--dns-recursor").arg(r.to_string());
-    }
-    cmd.arg("--dns-ttl")
-        .arg(format!("{}ms", o.dns_ttl.as_millis()));
-    cmd.arg("--ingress-http").arg(o.ingress_http.to_string());
-    cmd.arg("--ingress-https").arg(o.ingress_https.to_string());
-    cmd.arg("--ingress-max-body")
-        .arg(o.ingress_max_body.to_string());
-    for c in &o.ingress_trusted_proxies {
-        cmd.arg("--ingress-trusted-proxies").arg(c.to_string());
-    }
-    if let Some(log) = &o.ingress_access_log {
-        cmd.arg("--ingress-access-log").arg(log);
-    }
-    cmd.arg("--metrics-addr").arg(o.metrics_addr.to_string());
+    cmd.args(run_args(&o));
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -206,6 +167,57 @@ fn is_berth(pid: i32) -> bool {
         || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "berth")
 }
 
+/// The options `daemon start` gives `daemon run`: every one of them, so
+/// the daemon runs with what the user typed.
+fn run_args(o: &DaemonOpts) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = Vec::new();
+    let mut opt = |name: &str, value: std::ffi::OsString| {
+        a.push(name.into());
+        a.push(value);
+    };
+    let ms = |d: Duration| format!("{}ms", d.as_millis()).into();
+    if let Some(s) = &o.docker_socket {
+        opt("--docker-socket", s.into());
+    }
+    if let Some(n) = &o.nodename {
+        opt("--nodename", n.into());
+    }
+    opt("--parallelism", o.parallelism.to_string().into());
+    opt("--resync", ms(o.resync));
+    opt(
+        "--private-bridge-pool",
+        o.private_bridge_pool.to_string().into(),
+    );
+    opt("--warn-ttl", ms(o.warn_ttl));
+    opt("--heartbeat", ms(o.heartbeat));
+    opt("--down-after", ms(o.down_after));
+    opt("--consul-addr", o.consul_addr.to_string().into());
+    opt("--dns-addr", o.dns_addr.to_string().into());
+    opt("--dns-domain", (&o.dns_domain).into());
+    for r in &o.dns_recursors {
+        opt("--dns-recursor", r.to_string().into());
+    }
+    opt("--dns-ttl", ms(o.dns_ttl));
+    opt("--ingress-http", o.ingress_http.to_string().into());
+    opt("--ingress-https", o.ingress_https.to_string().into());
+    opt("--ingress-max-body", o.ingress_max_body.to_string().into());
+    let max = o.ingress_max_connections.to_string();
+    opt("--ingress-max-connections", max.into());
+    for c in &o.ingress_trusted_proxies {
+        opt("--ingress-trusted-proxies", c.to_string().into());
+    }
+    if let Some(log) = &o.ingress_access_log {
+        opt("--ingress-access-log", log.into());
+    }
+    opt("--metrics-addr", o.metrics_addr.to_string().into());
+    // `--nice=-5`: a negative value must not read as an option.
+    a.push(format!("--nice={}", o.nice).into());
+    if o.registrator_internal {
+        a.push("--registrator-internal".into());
+    }
+    a
+}
+
 fn report(ctx: &Ctx, state: &str, pid: u32, home: &str) {
     if ctx.json() {
         println!(
@@ -216,5 +228,69 @@ fn report(ctx: &Ctx, state: &str, pid: u32, home: &str) {
         println!("berth daemon {state} (home {home})");
     } else {
         println!("berth daemon {state} (pid {pid}, home {home})");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser, Debug)]
+    struct Run {
+        #[command(flatten)]
+        o: DaemonOpts,
+    }
+
+    /// Every option of `daemon start` reaches `daemon run` unchanged: a new
+    /// option fails this test until it is set below and in [`run_args`].
+    #[test]
+    fn every_option_reaches_daemon_run() {
+        let typed = [
+            "run",
+            "--docker-socket=/run/x.sock",
+            "--nodename=n7",
+            "--parallelism=3",
+            "--resync=7s",
+            "--warn-ttl=9m",
+            "--private-bridge-pool=10.99.0.0/16",
+            "--heartbeat=2s",
+            "--down-after=9s",
+            "--nice=-5",
+            "--consul-addr=127.0.0.1:18500",
+            "--registrator-internal",
+            "--dns-addr=none",
+            "--dns-domain=corp",
+            "--dns-recursor=192.0.2.1:53",
+            "--dns-recursor=192.0.2.2:5353",
+            "--dns-ttl=4s",
+            "--ingress-http=127.0.0.1:1080",
+            "--ingress-https=127.0.0.1:1443",
+            "--ingress-max-body=9",
+            "--ingress-max-connections=7",
+            "--ingress-trusted-proxies=10.0.0.0/8,192.0.2.9",
+            "--ingress-access-log=/var/log/x",
+            "--metrics-addr=127.0.0.1:9100",
+        ];
+        for arg in Run::command().get_arguments() {
+            let Some(long) = arg.get_long().filter(|l| *l != "help") else {
+                continue;
+            };
+            let set = typed
+                .iter()
+                .any(|t| t.split('=').next() == Some(&format!("--{long}")));
+            assert!(
+                set,
+                "--{long}: give it a value here and forward it in run_args"
+            );
+        }
+        let o = Run::try_parse_from(typed).expect("typed").o;
+        let forwarded = std::iter::once("run".into()).chain(run_args(&o));
+        let back = Run::try_parse_from(forwarded).expect("forwarded").o;
+        assert_eq!(format!("{o:?}"), format!("{back:?}"));
+        let defaults = Run::try_parse_from(["run"]).expect("defaults").o;
+        let forwarded = std::iter::once("run".into()).chain(run_args(&defaults));
+        let back = Run::try_parse_from(forwarded).expect("forwarded").o;
+        assert_eq!(format!("{defaults:?}"), format!("{back:?}"));
     }
 }

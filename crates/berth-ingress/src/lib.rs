@@ -48,7 +48,9 @@ pub struct IngressOptions {
     pub max_body: u64,
     /// The request head's limit; over it, 431.
     pub max_header: usize,
-    /// Connections at once; more are closed at accept.
+    /// Connections at once. At the limit the listener stops accepting, as
+    /// haproxy's maxconn does: new clients wait in the kernel's backlog
+    /// rather than being closed.
     pub max_connections: usize,
     /// For a backend's answer to start.
     pub backend_timeout: Duration,
@@ -73,6 +75,9 @@ impl IngressOptions {
         }
     }
 }
+
+/// How often a listener at its connection limit says so.
+const FULL_WARN_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Ingress {
     opts: IngressOptions,
@@ -226,13 +231,20 @@ async fn accept(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(ingress.opts.max_connections));
+    let mut warned: Option<std::time::Instant> = None;
     loop {
-        let (stream, peer) = accept_next(&listener, "ingress").await;
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::debug!("ingress: over max connections, closing {peer}");
-            drop(stream);
-            continue;
+        if permits.available_permits() == 0 && warned.is_none_or(|t| t.elapsed() > FULL_WARN_EVERY)
+        {
+            tracing::warn!(
+                "ingress: {} connections open (--ingress-max-connections); new ones wait in the backlog",
+                ingress.opts.max_connections
+            );
+            warned = Some(std::time::Instant::now());
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
         };
+        let (stream, peer) = accept_next(&listener, "ingress").await;
         let ingress = ingress.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

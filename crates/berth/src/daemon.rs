@@ -179,6 +179,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
     } else {
         let mut io = berth_ingress::IngressOptions::on(http, https);
         io.max_body = o.ingress_max_body;
+        io.max_connections = o.ingress_max_connections as usize;
         io.trusted_proxies = o.ingress_trusted_proxies.clone();
         io.access_log = o.ingress_access_log.clone();
         let i = berth_ingress::serve(io, agent.cluster().desired().clone())

@@ -315,3 +315,67 @@ fn a_mesh_port_listens_on_the_ingress_and_can_send_the_proxy_protocol() {
         std::net::TcpStream::connect(("127.0.0.1", web_port)).is_err()
     });
 }
+
+#[test]
+fn at_its_connection_limit_the_ingress_keeps_new_clients_waiting_rather_than_closing_them() {
+    let (http, ingress) = (free_port(), free_port());
+    let n = Node {
+        env: Env::start_with(&[
+            "--consul-addr",
+            &format!("127.0.0.1:{http}"),
+            "--dns-addr",
+            "none",
+            "--ingress-http",
+            &format!("127.0.0.1:{ingress}"),
+            "--ingress-max-connections",
+            "2",
+        ]),
+        http,
+        ingress,
+    };
+    let svc = unique("limit");
+    let host = format!("{svc}.test");
+    let port = free_port();
+    let _be = backend(port, "limit");
+    register(&n, &format!("{svc}-1"), &svc, port, &host, "");
+    wait_until("the route", 10, || get(&n, &host, "/", &[]).0 == 200);
+
+    // Two keep-alive clients hold both slots.
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let ask = |s: &mut std::net::TcpStream| {
+        s.write_all(request.as_bytes()).expect("write");
+        let mut buf = [0u8; 4096];
+        let got = std::io::Read::read(s, &mut buf).expect("read");
+        String::from_utf8_lossy(&buf[..got]).to_string()
+    };
+    let mut held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", ingress)).expect("connect");
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            assert!(ask(&mut s).starts_with("HTTP/1.1 200"));
+            s
+        })
+        .collect();
+
+    // A third waits (curl times out: exit 28), rather than being closed
+    // (52, 56) or refused (7).
+    let header = format!("Host: {host}");
+    let third = move |secs: &str| {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-m", secs, "-w", "%{http_code}"])
+            .args(["-H", &header])
+            .arg(format!("http://127.0.0.1:{ingress}/"))
+            .output()
+            .expect("curl")
+    };
+    let out = third("2");
+    assert_eq!(out.status.code(), Some(28), "{out:?}");
+
+    // A slot frees: the next client is served, and so is a waiting one.
+    let waiting = std::thread::spawn(move || third("20"));
+    drop(held.pop());
+    let out = waiting.join().expect("waiting client");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    assert!(ask(&mut held[0]).starts_with("HTTP/1.1 200"));
+}
