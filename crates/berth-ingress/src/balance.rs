@@ -5,13 +5,13 @@
 //! Envoy's outlier detection does; when every one is ejected they are all
 //! tried again rather than none.
 
-use crate::table::{Backend, Route};
+use crate::table::{Backend, Route, Table};
 use berth_kv::catalog::Health;
 use berth_model::status::Balance;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -27,13 +27,23 @@ pub struct Stats {
     pub inflight: AtomicU64,
     ejected_until: Mutex<Option<Instant>>,
     /// Out of rotation by the ingress's active check.
-    pub check_failing: std::sync::atomic::AtomicBool,
+    pub check_failing: AtomicBool,
+    /// Its active check passed at least once. A checked backend takes no
+    /// request before that, as with Envoy's active health checking: a
+    /// container that just started may not listen yet.
+    passed: AtomicBool,
 }
 
 impl Stats {
-    /// Out of rotation for a failed active check or an ejection.
-    pub fn down(&self) -> bool {
-        self.check_failing.load(Ordering::Relaxed) || self.ejected()
+    /// Kept out of rotation by the ingress's own check: failing it, or
+    /// not passed yet.
+    pub fn held_by_check(&self, b: &Backend) -> bool {
+        self.check_failing.load(Ordering::Relaxed)
+            || (b.check.is_some() && !self.passed.load(Ordering::Relaxed))
+    }
+
+    pub fn passed_once(&self) {
+        self.passed.store(true, Ordering::Relaxed);
     }
 
     pub fn ejected(&self) -> bool {
@@ -63,6 +73,12 @@ impl Drop for InFlight {
     }
 }
 
+fn cursor_key(r: &Route) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (&r.host.host, &r.host.path).hash(&mut h);
+    h.finish()
+}
+
 /// Read-mostly maps: a request takes read locks only, once every backend
 /// and route was seen.
 #[derive(Default)]
@@ -87,14 +103,33 @@ impl Balancer {
     }
 
     fn cursor(&self, r: &Route) -> Arc<AtomicUsize> {
-        let mut h = std::hash::DefaultHasher::new();
-        (&r.host.host, &r.host.path).hash(&mut h);
-        crate::read_mostly(&self.cursors, h.finish(), AtomicUsize::default)
+        crate::read_mostly(&self.cursors, cursor_key(r), AtomicUsize::default)
+    }
+
+    /// Drops what is kept of backends and routes no longer in `table`,
+    /// except backends with requests or tunnels still open.
+    pub fn forget_absent(&self, table: &Table) {
+        let routes = table.routes();
+        let addrs: HashSet<SocketAddr> = routes
+            .iter()
+            .flat_map(|r| &r.backends)
+            .map(|b| b.addr)
+            .collect();
+        let keys: HashSet<u64> = routes.iter().map(|r| cursor_key(r)).collect();
+        self.stats
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|a, s| addrs.contains(a) || s.inflight.load(Ordering::Relaxed) > 0);
+        self.cursors
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keys.contains(k));
     }
 
     /// Whether the backend takes new requests now.
     pub fn in_rotation(&self, b: &Backend) -> bool {
-        b.health != Health::Critical && !self.stats(b.addr).down()
+        let s = self.stats(b.addr);
+        b.health != Health::Critical && !s.held_by_check(b) && !s.ejected()
     }
 
     /// The next backend of `r`, skipping `tried`; `None` when no instance
@@ -105,7 +140,7 @@ impl Balancer {
             .iter()
             .filter(|b| b.health != Health::Critical && !tried.contains(&b.addr))
             .map(|b| (b, self.stats(b.addr)))
-            .filter(|(_, s)| !s.check_failing.load(Ordering::Relaxed))
+            .filter(|(b, s)| !s.held_by_check(b))
             .collect();
         if healthy.is_empty() {
             return None;
@@ -150,6 +185,58 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_checked_backend_takes_no_request_before_its_first_pass() {
+        let b = Balancer::default();
+        let mut r = route(&[
+            ("10.0.0.1:80", Health::Passing),
+            ("10.0.0.2:80", Health::Passing),
+        ]);
+        r.backends[1].check = Some(berth_model::status::ActiveCheck {
+            path: "/health".into(),
+            interval_ms: 1000,
+            timeout_ms: 500,
+            fall: 2,
+            rise: 2,
+        });
+        for _ in 0..3 {
+            assert_eq!(b.pick(&r, &[]).expect("pick").addr, r.backends[0].addr);
+        }
+        assert!(!b.in_rotation(&r.backends[1]));
+        b.stats(r.backends[1].addr).passed_once();
+        assert!(b.in_rotation(&r.backends[1]));
+        let picks: std::collections::BTreeSet<SocketAddr> = (0..2)
+            .map(|_| b.pick(&r, &[]).expect("pick").addr)
+            .collect();
+        assert_eq!(picks.len(), 2);
+    }
+
+    #[test]
+    fn counters_of_backends_and_routes_that_left_the_table_are_forgotten() {
+        let b = Balancer::default();
+        let r = route(&[
+            ("10.0.0.1:80", Health::Passing),
+            ("10.0.0.2:80", Health::Passing),
+        ]);
+        let gone: SocketAddr = "10.0.0.9:80".parse().unwrap();
+        let busy: SocketAddr = "10.0.0.8:80".parse().unwrap();
+        b.pick(&r, &[]).expect("pick");
+        b.stats(gone).requests.fetch_add(1, Ordering::Relaxed);
+        let _open = InFlight::start(b.stats(busy));
+        b.stats(r.backends[0].addr)
+            .requests
+            .fetch_add(5, Ordering::Relaxed);
+        let table = crate::table::Table::from_routes([r.clone()]);
+        b.forget_absent(&table);
+        assert!(b.peek(gone).is_none());
+        assert!(b.peek(busy).is_some(), "a backend in use is kept");
+        let kept = b.peek(r.backends[0].addr).expect("kept");
+        assert_eq!(kept.requests.load(Ordering::Relaxed), 5);
+        assert_eq!(b.cursors.read().unwrap().len(), 1);
+        b.forget_absent(&crate::table::Table::from_routes([]));
+        assert!(b.cursors.read().unwrap().is_empty());
     }
 
     #[test]

@@ -54,6 +54,7 @@ async fn check_loop(ingress: Arc<Ingress>, addr: SocketAddr, check: ActiveCheck)
         if probe(&ingress, addr, &check).await {
             passes += 1;
             fails = 0;
+            stats.passed_once();
             if passes >= check.rise && stats.check_failing.swap(false, Ordering::Relaxed) {
                 tracing::info!("ingress: {addr} passes its check {} again", check.path);
             }

@@ -118,7 +118,7 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
         tasks: Default::default(),
     });
     let mut tasks = vec![
-        tokio::spawn(follow(desired, changes, ingress.table.clone())),
+        tokio::spawn(follow(desired, changes, ingress.clone())),
         tokio::spawn(checks::supervise(ingress.clone())),
     ];
     if let Some(l) = http {
@@ -375,15 +375,21 @@ impl Ingress {
     }
 }
 
-/// Keeps `shared` current with the replica until the process ends.
+/// Keeps the route table current with the replica until the process
+/// ends, and forgets the counters of what left it.
 async fn follow(
     desired: Arc<Desired>,
     mut rx: tokio::sync::broadcast::Receiver<berth_store::Changes>,
-    shared: Arc<RwLock<Arc<Table>>>,
+    ingress: Arc<Ingress>,
 ) {
     while berth_store::next_change(&mut rx, |k| k.starts_with("catalog/")).await {
         match Table::build(desired.as_ref()) {
-            Ok(t) => *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t),
+            Ok(t) => {
+                let t = Arc::new(t);
+                *ingress.table.write().unwrap_or_else(|e| e.into_inner()) = t.clone();
+                ingress.balancer.forget_absent(&t);
+                ingress.observer.forget_absent(&t);
+            }
             Err(e) => tracing::warn!("ingress routes: {e}"),
         }
     }

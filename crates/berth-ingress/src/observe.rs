@@ -53,6 +53,12 @@ pub struct Exchange {
     log: Option<(mpsc::SyncSender<String>, Arc<AtomicU64>)>,
 }
 
+fn route_key(host: &str, path: &str, service: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (host, path, service).hash(&mut h);
+    h.finish()
+}
+
 impl Observer {
     /// With `log`, the access log is appended to that file (`-`: stdout)
     /// by a thread of its own, so a slow disk never holds a request.
@@ -104,11 +110,23 @@ impl Observer {
 
     /// The counters of `host` + `path`'s route to `service`.
     pub fn route(&self, host: &str, path: &str, service: &str) -> Arc<RouteMetrics> {
-        let mut h = std::hash::DefaultHasher::new();
-        (host, path, service).hash(&mut h);
-        crate::read_mostly(&self.routes, h.finish(), || {
+        crate::read_mostly(&self.routes, route_key(host, path, service), || {
             RouteMetrics::new(&format!("{host}{path}"), service)
         })
+    }
+
+    /// Drops the series of routes no longer in `table`: a route that comes
+    /// back starts from zero, which Prometheus reads as a counter reset.
+    pub fn forget_absent(&self, table: &crate::table::Table) {
+        let keys: std::collections::HashSet<u64> = table
+            .routes()
+            .iter()
+            .map(|r| route_key(&r.host.host, &r.host.path, &r.service))
+            .collect();
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keys.contains(k));
     }
 
     pub fn start(
