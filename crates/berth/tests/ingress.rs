@@ -242,6 +242,29 @@ fn an_instance_failing_its_active_check_leaves_rotation_and_comes_back() {
     wait_until("web1 back in rotation", 10, || {
         bodies(4).contains(&"web1\n".to_string())
     });
+
+    // A third whose check never passes takes no request, not even in the
+    // moment before its first check.
+    n.env.create_svc(
+        &format!("{ns}/web3"),
+        &[
+            r#"container#0.command=/bin/sh -c "mkdir -p /www && echo web3 > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www""#,
+            &format!("container#0.ports={}:80", free_port()),
+            "container#0.service_name=checked",
+            &format!("container#0.ingress_hosts={host}"),
+            "container#0.ingress_check=/health",
+            "container#0.ingress_check_interval=300ms",
+        ],
+    );
+    n.env.ok(&[&format!("{ns}/web3"), "start"]);
+    wait_until("web3 in the route", 30, || {
+        route_of(&n, &host)["backends"]
+            .as_array()
+            .is_some_and(|v| v.len() == 3)
+    });
+    let seen = bodies(20);
+    assert!(seen.iter().all(|b| b != "web3\n"), "{seen:?}");
+    assert_eq!(in_rotation(&n, &host), 2);
 }
 
 #[test]
