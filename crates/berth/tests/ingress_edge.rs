@@ -14,35 +14,20 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn the_client_address_comes_through_the_proxy_protocol_from_trusted_peers_only() {
-    let (http, ingress, metrics) = (free_port(), free_port(), free_port());
+    let metrics = free_port();
     let log = tempfile::NamedTempFile::new().expect("log file");
     let log_path = log.path().to_string_lossy().to_string();
-    let n = Node {
-        env: Env::start_with(&[
-            "--consul-addr",
-            &format!("127.0.0.1:{http}"),
-            "--dns-addr",
-            "none",
-            "--ingress-http",
-            &format!("127.0.0.1:{ingress}"),
-            "--ingress-trusted-proxies",
-            "127.0.0.1/32,192.0.2.0/24",
-            "--ingress-access-log",
-            &log_path,
-            "--metrics-addr",
-            &format!("127.0.0.1:{metrics}"),
-        ]),
-        http,
-        ingress,
-    };
-    let svc = unique("pp");
-    let host = format!("{svc}.test");
-    let port = free_port();
-    let _be = backend(port, "pp");
-    register(&n, &format!("{svc}-1"), &svc, port, &host, "");
-    wait_until("the route", 10, || get(&n, &host, "/", &[]).0 == 200);
+    let n = node_with(&[
+        "--ingress-trusted-proxies",
+        "127.0.0.1/32,192.0.2.0/24",
+        "--ingress-access-log",
+        &log_path,
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics}"),
+    ]);
+    let (_be, host) = routed_backend(&n, "pp");
     let (v1, v2) = (free_port(), free_port());
-    let _hap = haproxy(v1, v2, ingress);
+    let _hap = haproxy(v1, v2, n.ingress);
 
     // curl from 127.0.0.5 and 127.0.0.6, through haproxy: the address
     // haproxy saw is the one the backend gets.
@@ -318,35 +303,34 @@ fn a_mesh_port_listens_on_the_ingress_and_can_send_the_proxy_protocol() {
 
 #[test]
 fn at_its_connection_limit_the_ingress_keeps_new_clients_waiting_rather_than_closing_them() {
-    let (http, ingress) = (free_port(), free_port());
-    let n = Node {
-        env: Env::start_with(&[
-            "--consul-addr",
-            &format!("127.0.0.1:{http}"),
-            "--dns-addr",
-            "none",
-            "--ingress-http",
-            &format!("127.0.0.1:{ingress}"),
-            "--ingress-max-connections",
-            "2",
-        ]),
-        http,
-        ingress,
-    };
-    let svc = unique("limit");
-    let host = format!("{svc}.test");
-    let port = free_port();
-    let _be = backend(port, "limit");
-    register(&n, &format!("{svc}-1"), &svc, port, &host, "");
-    wait_until("the route", 10, || get(&n, &host, "/", &[]).0 == 200);
+    let n = node_with(&["--ingress-max-connections", "2"]);
+    let ingress = n.ingress;
+    let (_be, host) = routed_backend(&n, "limit");
 
     // Two keep-alive clients hold both slots.
     let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    // One whole answer (head and Content-Length body), so the next starts
+    // on a clean connection.
     let ask = |s: &mut std::net::TcpStream| {
         s.write_all(request.as_bytes()).expect("write");
+        let mut got = Vec::new();
         let mut buf = [0u8; 4096];
-        let got = std::io::Read::read(s, &mut buf).expect("read");
-        String::from_utf8_lossy(&buf[..got]).to_string()
+        loop {
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .expect("content-length");
+                if body.len() >= len {
+                    return head.to_string();
+                }
+            }
+            let n = std::io::Read::read(s, &mut buf).expect("read");
+            assert!(n > 0, "closed after {text:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
     };
     let mut held: Vec<std::net::TcpStream> = (0..2)
         .map(|_| {

@@ -15,20 +15,39 @@ pub struct Node {
 }
 
 pub fn node() -> Node {
+    node_with(&[])
+}
+
+/// A node with the ingress on, given `extra` daemon arguments too.
+pub fn node_with(extra: &[&str]) -> Node {
     let (http, ingress) = (free_port(), free_port());
     let (h, i) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{ingress}"));
+    let mut args = vec![
+        "--consul-addr",
+        &h,
+        "--dns-addr",
+        "none",
+        "--ingress-http",
+        &i,
+    ];
+    args.extend_from_slice(extra);
     Node {
-        env: Env::start_with(&[
-            "--consul-addr",
-            &h,
-            "--dns-addr",
-            "none",
-            "--ingress-http",
-            &i,
-        ]),
+        env: Env::start_with(&args),
         http,
         ingress,
     }
+}
+
+/// A backend named `name` registered for `host` through `n`'s Consul
+/// API, once the ingress routes to it; returns the host.
+pub fn routed_backend(n: &Node, name: &str) -> (Backend, String) {
+    let svc = crate::common::unique(name);
+    let host = format!("{svc}.test");
+    let port = free_port();
+    let be = backend(port, name);
+    register(n, &format!("{svc}-1"), &svc, port, &host, "");
+    wait_until("the route", 10, || get(n, &host, "/", &[]).0 == 200);
+    (be, host)
 }
 
 pub fn py(script: &str) -> PathBuf {
