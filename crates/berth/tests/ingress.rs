@@ -328,8 +328,7 @@ fn a_rolling_restart_under_load_fails_no_request() {
     });
     assert_eq!(route_of(&n, &host)["balance"], "leastconn");
 
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = post_loop("127.0.0.1".into(), n.ingress, host.clone(), done.clone());
+    let load = PostLoop::start("127.0.0.1".into(), n.ingress, host.clone());
     for p in &paths {
         n.env.ok(&[p, "stop"]);
         n.env.ok(&[p, "start"]);
@@ -337,12 +336,5 @@ fn a_rolling_restart_under_load_fails_no_request() {
             in_rotation(&n, &host) == 3
         });
     }
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (sent, failed) = load.join().expect("load thread");
-    assert!(sent >= 50, "only {sent} requests were sent");
-    assert!(
-        failed.is_empty(),
-        "{} of {sent} failed: {failed:?}",
-        failed.len()
-    );
+    load.assert_none_failed();
 }

@@ -329,8 +329,7 @@ fn tls_websockets_client_addresses_and_a_rolling_stop_across_nodes() {
 
     // A rolling stop, node by node, of the three web instances while POSTs
     // go through node 0: none fails.
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = iu::post_loop(bed.nodes[0].addr.clone(), INGRESS, a.clone(), done.clone());
+    let load = iu::PostLoop::start(bed.nodes[0].addr.clone(), INGRESS, a.clone());
     for node in &bed.nodes {
         node.ok(&[&web, "stop", "--local"]);
         wait_until("the stopped instance out of rotation", 30, || {
@@ -341,12 +340,5 @@ fn tls_websockets_client_addresses_and_a_rolling_stop_across_nodes() {
             in_rotation(&bed.nodes[0], &a) == 3
         });
     }
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (sent, failed) = load.join().expect("load thread");
-    assert!(sent >= 50, "only {sent} requests were sent");
-    assert!(
-        failed.is_empty(),
-        "{} of {sent} failed: {failed:?}",
-        failed.len()
-    );
+    load.assert_none_failed();
 }

@@ -262,7 +262,7 @@ impl Testbed {
                     "add",
                     "default",
                     "via",
-                    &format!("10.214.{subnet}.1"),
+                    &bed.gateway,
                 ],
             );
         }

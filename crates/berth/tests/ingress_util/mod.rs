@@ -174,43 +174,59 @@ pub fn rotation_of(route: &serde_json::Value) -> usize {
 
 /// Batches of 50 POSTs (which the ingress never retries) to the ingress at
 /// `addr:port` for `host`, each batch on one keep-alive connection with a
-/// `/cgi-bin/slow` one first (see [`slow_web`]), until `stop` is set:
-/// bounded to 400 batches and 120 s. Returns the count sent and the
-/// status codes of those that failed.
-pub fn post_loop(
-    addr: String,
-    port: u16,
-    host: String,
+/// `/cgi-bin/slow` one first (see [`slow_web`]), until
+/// [`PostLoop::assert_none_failed`]: bounded to 400 batches and 120 s.
+pub struct PostLoop {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<(usize, Vec<String>)> {
-    std::thread::spawn(move || {
-        let (mut sent, mut failed) = (0, Vec::new());
-        let t0 = Instant::now();
-        for _ in 0..400 {
-            if stop.load(std::sync::atomic::Ordering::Relaxed)
-                || t0.elapsed() > Duration::from_secs(120)
-            {
-                break;
-            }
-            let mut args: Vec<String> = ["-s", "-m", "20", "-d", "x", "-w", "%{http_code}\n"]
-                .map(String::from)
-                .to_vec();
-            args.extend(["-H".into(), format!("Host: {host}")]);
-            for i in 0..50 {
-                let target = if i == 0 { "slow" } else { "ok" };
-                args.extend(["-o".into(), "/dev/null".into()]);
-                args.push(format!("http://{addr}:{port}/cgi-bin/{target}"));
-            }
-            let out = Command::new("curl").args(&args).output().expect("curl");
-            for c in String::from_utf8_lossy(&out.stdout).lines() {
-                sent += 1;
-                if c != "200" {
-                    failed.push(c.to_string());
+    load: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl PostLoop {
+    pub fn start(addr: String, port: u16, host: String) -> PostLoop {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stop.clone();
+        let load = std::thread::spawn(move || {
+            let (mut sent, mut failed) = (0, Vec::new());
+            let t0 = Instant::now();
+            for _ in 0..400 {
+                if done.load(std::sync::atomic::Ordering::Relaxed)
+                    || t0.elapsed() > Duration::from_secs(120)
+                {
+                    break;
+                }
+                let mut args: Vec<String> = ["-s", "-m", "20", "-d", "x", "-w", "%{http_code}\n"]
+                    .map(String::from)
+                    .to_vec();
+                args.extend(["-H".into(), format!("Host: {host}")]);
+                for i in 0..50 {
+                    let target = if i == 0 { "slow" } else { "ok" };
+                    args.extend(["-o".into(), "/dev/null".into()]);
+                    args.push(format!("http://{addr}:{port}/cgi-bin/{target}"));
+                }
+                let out = Command::new("curl").args(&args).output().expect("curl");
+                for c in String::from_utf8_lossy(&out.stdout).lines() {
+                    sent += 1;
+                    if c != "200" {
+                        failed.push(c.to_string());
+                    }
                 }
             }
-        }
-        (sent, failed)
-    })
+            (sent, failed)
+        });
+        PostLoop { stop, load }
+    }
+
+    /// Stops the loop; at least one batch was sent and no request failed.
+    pub fn assert_none_failed(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (sent, failed) = self.load.join().expect("load thread");
+        assert!(sent >= 50, "only {sent} requests were sent");
+        assert!(
+            failed.is_empty(),
+            "{} of {sent} failed: {failed:?}",
+            failed.len()
+        );
+    }
 }
 
 /// haproxy in TCP mode in front of the ingress: one port sends PROXY v1,
