@@ -2,24 +2,22 @@
 //! asked in order, each within a short time, over UDP and, when the
 //! answer was truncated, over TCP.
 
-use hickory_proto::op::{Header, Message, MessageType, OpCode};
-use hickory_server::authority::MessageResponseBuilder;
-use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
+use crate::respond::{self, Reply, Transport};
+use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PATIENCE: Duration = Duration::from_secs(2);
 
-fn question(request: &Request) -> Option<Message> {
-    let info = request.request_info().ok()?;
+fn question(query: &Query) -> Message {
     let mut m = Message::new();
     m.set_id(uuid::Uuid::new_v4().as_u128() as u16);
     m.set_message_type(MessageType::Query);
     m.set_op_code(OpCode::Query);
     m.set_recursion_desired(true);
-    m.add_query(info.query.original().clone());
-    Some(m)
+    m.add_query(query.clone());
+    m
 }
 
 async fn udp(to: SocketAddr, bytes: &[u8]) -> Option<Message> {
@@ -59,8 +57,8 @@ pub fn host_nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
 }
 
 /// The first recursor's answer, if any answers.
-pub async fn ask(recursors: &[SocketAddr], request: &Request) -> Option<Message> {
-    let q = question(request)?;
+async fn ask(recursors: &[SocketAddr], query: &Query) -> Option<Message> {
+    let q = question(query);
     let bytes = q.to_vec().ok()?;
     for to in recursors {
         let got = tokio::time::timeout(PATIENCE, udp(*to, &bytes))
@@ -82,31 +80,36 @@ pub async fn ask(recursors: &[SocketAddr], request: &Request) -> Option<Message>
     None
 }
 
-/// Sends the recursor's answer back under the client's id.
-pub async fn relay<R: ResponseHandler>(
-    request: &Request,
-    mut rh: R,
-    reply: Message,
-) -> ResponseInfo {
-    let mut header = Header::response_from_request(request.header());
+/// The answer to `req` from the recursors, under the client's id; REFUSED
+/// when none answers. Over UDP, an answer over the client's limit goes
+/// without its records and with TC, for the client to ask over TCP.
+pub async fn answer(recursors: &[SocketAddr], req: &Message, t: Transport) -> Reply {
+    let Some(query) = req.queries().first() else {
+        return respond::fail(req, ResponseCode::FormErr);
+    };
+    let Some(reply) = ask(recursors, query).await else {
+        return respond::fail(req, ResponseCode::Refused);
+    };
+    let mut header = Header::response_from_request(req.header());
     header.set_response_code(reply.response_code());
     header.set_recursion_available(true);
-    let builder = MessageResponseBuilder::from_message_request(request);
-    let response = builder.build(
-        header,
-        reply.answers().iter(),
-        reply.name_servers().iter(),
-        std::iter::empty(),
+    let edns = respond::our_edns(req);
+    let full = respond::encode(
+        &header,
+        req.queries(),
+        reply.answers(),
+        reply.name_servers(),
         reply.additionals().iter(),
+        edns.as_ref(),
     );
-    match rh.send_response(response).await {
-        Ok(i) => i,
-        Err(_) => {
-            let mut h = Header::new();
-            h.set_response_code(hickory_proto::op::ResponseCode::ServFail);
-            h.into()
+    let out = match full {
+        Some(v) if respond::fits(req, t, &v) => Some(v),
+        _ => {
+            header.set_truncated(true);
+            respond::encode(&header, req.queries(), &[], &[], [].iter(), edns.as_ref())
         }
-    }
+    };
+    out.map_or(Reply::Drop, Reply::Now)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! berth's DNS server, on every node (`--dns-addr`, by default
-//! `127.0.0.1:8600`, UDP and TCP), built on hickory-server. It speaks
+//! `127.0.0.1:8600`, UDP and TCP), on hickory-proto's wire format. It speaks
 //! Consul's DNS interface for the catalog, from this node's replica:
 //! `<service>.service.<domain>`, `<tag>.<service>.service.<domain>`,
 //! RFC 2782 `_<service>._<tag|tcp>.service.<domain>` (SRV `1 1 <port>
@@ -18,15 +18,16 @@
 
 mod answer;
 mod forward;
-mod handler;
+mod mmsg;
 pub mod names;
+mod respond;
+mod serve;
 mod view;
 
 use berth_store::Desired;
-use hickory_server::ServerFuture;
+use respond::Responder;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct DnsOptions {
@@ -53,11 +54,11 @@ pub async fn serve(opts: DnsOptions, desired: Arc<Desired>) -> std::io::Result<A
     let tcp = tokio::net::TcpListener::bind(opts.addr).await?;
     let view = crate::view::Shared::default();
     tokio::spawn(view::follow(desired, view.clone()));
-    let handler = handler::Handler {
-        opts: opts.clone(),
-        view: view.clone(),
-    };
-    let main = spawn_server(handler, udp, tcp);
+    let main = serve::spawn(
+        Arc::new(Responder::new(opts.clone(), view.clone())),
+        udp,
+        tcp,
+    );
     let listeners = std::sync::Mutex::new([(opts.addr, main)].into_iter().collect());
     Ok(Arc::new(DnsServer {
         opts,
@@ -87,12 +88,8 @@ impl DnsServer {
                 &std::fs::read_to_string(RESOLV_CONF).unwrap_or_default(),
             );
         }
-        let handler = handler::Handler {
-            opts,
-            view: self.view.clone(),
-        };
-        let h = spawn_server(
-            handler,
+        let h = serve::spawn(
+            Arc::new(Responder::new(opts, self.view.clone())),
             tokio::net::UdpSocket::from_std(udp)?,
             tokio::net::TcpListener::from_std(tcp)?,
         );
@@ -117,18 +114,3 @@ impl DnsServer {
 }
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
-
-fn spawn_server(
-    handler: handler::Handler,
-    udp: tokio::net::UdpSocket,
-    tcp: tokio::net::TcpListener,
-) -> tokio::task::JoinHandle<()> {
-    let mut server = ServerFuture::new(handler);
-    server.register_socket(udp);
-    server.register_listener(tcp, Duration::from_secs(5));
-    tokio::spawn(async move {
-        if let Err(e) = server.block_until_done().await {
-            tracing::error!("dns: {e}");
-        }
-    })
-}
