@@ -338,6 +338,15 @@ pub struct DaemonOpts {
     /// the limit it stops accepting, and new clients wait in the backlog.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub ingress_max_connections: u32,
+    /// Threads that serve the ingress's connections, each with its own
+    /// event loop and backend connections, as haproxy's nbthread; 0 is
+    /// one per core.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub ingress_threads: u16,
+    /// How long a keep-alive client connection may wait for its next
+    /// request before the ingress closes it. Examples: 60s, 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub ingress_idle_timeout: std::time::Duration,
     /// Front load balancers, ip or ip/prefix, comma-separated: their
     /// PROXY protocol header (v1 or v2) gives the client's address, and
     /// their X-Forwarded-For is extended rather than replaced.

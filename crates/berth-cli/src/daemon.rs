@@ -203,6 +203,8 @@ fn run_args(o: &DaemonOpts) -> Vec<std::ffi::OsString> {
     opt("--ingress-max-body", o.ingress_max_body.to_string().into());
     let max = o.ingress_max_connections.to_string();
     opt("--ingress-max-connections", max.into());
+    opt("--ingress-threads", o.ingress_threads.to_string().into());
+    opt("--ingress-idle-timeout", ms(o.ingress_idle_timeout));
     for c in &o.ingress_trusted_proxies {
         opt("--ingress-trusted-proxies", c.to_string().into());
     }
@@ -268,6 +270,8 @@ mod tests {
             "--ingress-https=127.0.0.1:1443",
             "--ingress-max-body=9",
             "--ingress-max-connections=7",
+            "--ingress-threads=3",
+            "--ingress-idle-timeout=90s",
             "--ingress-trusted-proxies=10.0.0.0/8,192.0.2.9",
             "--ingress-access-log=/var/log/x",
             "--metrics-addr=127.0.0.1:9100",

@@ -51,7 +51,7 @@ async fn check_loop(ingress: Arc<Ingress>, addr: SocketAddr, check: ActiveCheck)
     let stats = ingress.balancer.stats(addr);
     let (mut passes, mut fails) = (0u32, 0u32);
     loop {
-        if probe(&ingress, addr, &check).await {
+        if probe(addr, &check).await {
             passes += 1;
             fails = 0;
             stats.passed_once();
@@ -73,14 +73,14 @@ async fn check_loop(ingress: Arc<Ingress>, addr: SocketAddr, check: ActiveCheck)
 }
 
 /// One GET of the check path: an answer under 400 in time passes.
-async fn probe(ingress: &Ingress, addr: SocketAddr, check: &ActiveCheck) -> bool {
+async fn probe(addr: SocketAddr, check: &ActiveCheck) -> bool {
     let Ok(uri) = Uri::try_from(format!("http://{addr}{}", check.path)) else {
         return false;
     };
     let mut req = Request::new(Empty::new().map_err(|n| match n {}).boxed());
     *req.uri_mut() = uri;
     let wait = Duration::from_millis(check.timeout_ms);
-    match tokio::time::timeout(wait, ingress.client.request(req)).await {
+    match tokio::time::timeout(wait, crate::workers::backend_client().request(req)).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().as_u16() < 400;
             // Read the body so the connection goes back to the pool.

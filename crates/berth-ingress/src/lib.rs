@@ -18,13 +18,16 @@
 
 mod balance;
 mod checks;
+mod conn;
 pub mod headers;
 mod mesh;
 mod observe;
+mod park;
 mod proxy;
 pub mod proxy_protocol;
 mod table;
 mod tls;
+mod workers;
 
 pub use table::{Backend, Route, Table, TlsFiles};
 
@@ -32,9 +35,6 @@ use balance::Balancer;
 use berth_api_types::catalog as api;
 use berth_model::cidr::Cidr;
 use berth_store::Desired;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -59,6 +59,10 @@ pub struct IngressOptions {
     pub trusted_proxies: Vec<Cidr>,
     /// Where the access log goes (`-`: standard output); none by default.
     pub access_log: Option<std::path::PathBuf>,
+    /// Threads serving connections; 0: one per core.
+    pub threads: usize,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
 }
 
 impl IngressOptions {
@@ -72,18 +76,18 @@ impl IngressOptions {
             backend_timeout: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
             access_log: None,
+            threads: 0,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
-
-/// How often a listener at its connection limit says so.
-const FULL_WARN_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Ingress {
     opts: IngressOptions,
     table: Arc<RwLock<Arc<Table>>>,
     balancer: Balancer,
-    client: Client<HttpConnector, proxy::OutBody>,
+    workers: workers::Workers,
+    census: park::Census,
     observer: observe::Observer,
     certs: tls::Certs,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -99,12 +103,10 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
         Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
         None => None,
     };
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector);
+    let threads = match opts.threads {
+        0 => workers::default_count(),
+        n => n,
+    };
     // Subscribed before the first build, so no change falls in between.
     let changes = desired.subscribe();
     let observer = observe::Observer::new(opts.access_log.clone())?;
@@ -114,7 +116,8 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
         opts,
         table: Arc::new(RwLock::new(Arc::new(Table::build(desired.as_ref())?))),
         balancer: Balancer::default(),
-        client,
+        workers: workers::Workers::start(threads)?,
+        census: park::Census::default(),
         tasks: Default::default(),
     });
     let mut tasks = vec![
@@ -122,14 +125,18 @@ pub async fn serve(opts: IngressOptions, desired: Arc<Desired>) -> std::io::Resu
         tokio::spawn(checks::supervise(ingress.clone())),
     ];
     if let Some(l) = http {
-        tasks.push(tokio::spawn(accept(ingress.clone(), l, None)));
+        tasks.push(tokio::spawn(conn::accept(ingress.clone(), l, None)));
     }
     if let Some(ip) = ingress.opts.http.or(ingress.opts.https).map(|a| a.ip()) {
         tasks.push(tokio::spawn(mesh::supervise(ingress.clone(), ip)));
     }
     if let Some(l) = https {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&ingress)?);
-        tasks.push(tokio::spawn(accept(ingress.clone(), l, Some(acceptor))));
+        tasks.push(tokio::spawn(conn::accept(
+            ingress.clone(),
+            l,
+            Some(acceptor),
+        )));
     }
     ingress.lock_tasks().extend(tasks);
     Ok(ingress)
@@ -154,6 +161,7 @@ impl Ingress {
         for t in self.lock_tasks().drain(..) {
             t.abort();
         }
+        self.workers.stop();
     }
 
     /// Whether this ingress may still send `addr` a request, and how many
@@ -169,6 +177,19 @@ impl Ingress {
     /// The ingress's Prometheus families, for the daemon's `/metrics`.
     pub fn write_metrics(&self, t: &mut berth_metrics::Text) {
         self.observer.write(t);
+        let (open, parked) = self.census.get();
+        t.family(
+            "berth_ingress_connections",
+            berth_metrics::Kind::Gauge,
+            "Client connections open, by state: parked ones wait for their next request holding no buffer.",
+        );
+        let active = (open - parked) as f64;
+        t.sample("berth_ingress_connections", &[("state", "active")], active);
+        t.sample(
+            "berth_ingress_connections",
+            &[("state", "parked")],
+            parked as f64,
+        );
     }
 
     /// The routes as served now, with each backend's counters.
@@ -225,68 +246,6 @@ fn report(t: &Table, b: Option<&Balancer>, listening: Option<String>) -> api::Ro
     api::RouteTable { listening, routes }
 }
 
-async fn accept(
-    ingress: Arc<Ingress>,
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(ingress.opts.max_connections));
-    let mut warned: Option<std::time::Instant> = None;
-    loop {
-        if permits.available_permits() == 0 && warned.is_none_or(|t| t.elapsed() > FULL_WARN_EVERY)
-        {
-            tracing::warn!(
-                "ingress: {} connections open (--ingress-max-connections); new ones wait in the backlog",
-                ingress.opts.max_connections
-            );
-            warned = Some(std::time::Instant::now());
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = accept_next(&listener, "ingress").await;
-        let ingress = ingress.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let Some((io, mut peer)) = ingress.clone().open(stream, peer).await else {
-                return;
-            };
-            let Some(acceptor) = tls else {
-                return ingress.serve_conn(io, peer).await;
-            };
-            match tokio::time::timeout(HANDSHAKE_WAIT, acceptor.accept(io)).await {
-                Ok(Ok(io)) => {
-                    peer.scheme = "https";
-                    ingress.serve_conn(io, peer).await
-                }
-                Ok(Err(e)) => tracing::debug!("ingress: TLS handshake with {}: {e}", peer.client),
-                Err(_) => tracing::debug!("ingress: TLS handshake with {} timed out", peer.client),
-            }
-        });
-    }
-}
-
-/// The next connection, with Nagle off; a failed accept (out of file
-/// descriptors and the like) waits rather than spins.
-pub(crate) async fn accept_next(
-    listener: &tokio::net::TcpListener,
-    what: &str,
-) -> (tokio::net::TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                return (stream, peer);
-            }
-            Err(e) => {
-                tracing::warn!("{what}: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 /// The value under `key`, made on first use: a read lock once it exists.
 pub(crate) fn read_mostly<K: std::hash::Hash + Eq, V>(
     map: &RwLock<std::collections::HashMap<K, Arc<V>>>,
@@ -301,78 +260,6 @@ pub(crate) fn read_mostly<K: std::hash::Hash + Eq, V>(
         .entry(key)
         .or_insert_with(|| Arc::new(make()))
         .clone()
-}
-
-/// How long a client has for its TLS handshake.
-const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
-
-impl Ingress {
-    async fn serve_conn<I>(self: Arc<Self>, io: I, peer: Peer)
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let max_header = self.opts.max_header;
-        let svc = hyper::service::service_fn(move |req| self.clone().handle(req, peer));
-        let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        b.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .max_buf_size(max_header);
-        let _ = b
-            .serve_connection_with_upgrades(TokioIo::new(io), svc)
-            .await;
-    }
-}
-
-/// Who a request is from, as far as the ingress can tell.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Peer {
-    pub client: SocketAddr,
-    /// A trusted proxy that forwarded the request itself (no PROXY
-    /// header): its forwarding headers are kept and extended.
-    pub extend: bool,
-    pub scheme: &'static str,
-}
-
-/// How long a trusted peer has to send its PROXY header.
-const PROXY_HEADER_WAIT: Duration = Duration::from_secs(5);
-
-impl Ingress {
-    /// Reads a trusted peer's PROXY header; `None` when the connection is
-    /// to be dropped (a bad or missing-in-time header).
-    async fn open(
-        self: Arc<Self>,
-        mut stream: tokio::net::TcpStream,
-        peer: SocketAddr,
-    ) -> Option<(proxy_protocol::Prefixed<tokio::net::TcpStream>, Peer)> {
-        let trusted = self
-            .opts
-            .trusted_proxies
-            .iter()
-            .any(|c| c.contains(peer.ip()));
-        let mut who = Peer {
-            client: peer,
-            extend: false,
-            scheme: "http",
-        };
-        if !trusted {
-            return Some((proxy_protocol::Prefixed::new(Vec::new(), stream), who));
-        }
-        let read = tokio::time::timeout(PROXY_HEADER_WAIT, proxy_protocol::read(&mut stream));
-        let (client, head) = match read.await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
-                tracing::debug!("ingress: PROXY header from {peer}: {e}");
-                return None;
-            }
-            Err(_) => return None,
-        };
-        match client {
-            Some(c) => who.client = c,
-            None => who.extend = true,
-        }
-        Some((proxy_protocol::Prefixed::new(head, stream), who))
-    }
 }
 
 /// Keeps the route table current with the replica until the process

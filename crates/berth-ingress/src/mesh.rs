@@ -64,7 +64,7 @@ pub async fn supervise(ingress: Arc<Ingress>, ip: IpAddr) {
 async fn accept(ingress: Arc<Ingress>, listener: TcpListener, port: u16) {
     let what = format!("mesh port {port}");
     loop {
-        let (client, peer) = crate::accept_next(&listener, &what).await;
+        let (client, peer) = crate::conn::accept_next(&listener, &what).await;
         tokio::spawn(forward(ingress.clone(), client, peer, port));
     }
 }

@@ -6,9 +6,11 @@
 //! answers 101.
 
 use crate::balance::InFlight;
+use crate::conn::Peer;
 use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_of};
 use crate::observe::Exchange;
-use crate::{Ingress, Peer};
+use crate::park::Exchanges;
+use crate::Ingress;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
@@ -67,18 +69,27 @@ fn replayable(req: &Request<Incoming>) -> bool {
 
 impl Ingress {
     /// One request: recorded (metrics, access log) once its answer is done.
+    /// On HTTP/1, `exchanges` is the connection's: the request counts
+    /// open until its answer's body is done, and a 101 gives the
+    /// connection to the tunnel.
     pub(crate) async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: Peer,
+        exchanges: Option<Arc<Exchanges>>,
     ) -> Result<Response<Body>, Infallible> {
+        let open = exchanges.as_ref().map(|e| e.begin());
         let mut ex = self
             .observer
             .start(self.observer.unrouted(), peer.client.ip(), &req);
         let resp = self.route(req, peer, &mut ex).await;
         let (parts, body) = resp.into_parts();
         ex.status = parts.status.as_u16();
+        if let (StatusCode::SWITCHING_PROTOCOLS, Some(e)) = (parts.status, &exchanges) {
+            e.upgraded();
+        }
         let body = body.map_frame(move |f| {
+            let _open = &open;
             if let Some(d) = f.data_ref() {
                 ex.sent(d.len());
             }
@@ -178,8 +189,11 @@ impl Ingress {
             } else {
                 std::mem::take(&mut headers)
             };
-            let sent =
-                tokio::time::timeout(self.opts.backend_timeout, self.client.request(out)).await;
+            let sent = tokio::time::timeout(
+                self.opts.backend_timeout,
+                crate::workers::backend_client().request(out),
+            )
+            .await;
             let failure = match sent {
                 Ok(Ok(resp)) => return self.answer(resp, client_upgrade, inflight),
                 Ok(Err(e)) => {

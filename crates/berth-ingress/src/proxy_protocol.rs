@@ -169,6 +169,26 @@ impl<S> Prefixed<S> {
     pub fn new(head: Vec<u8>, inner: S) -> Prefixed<S> {
         Prefixed { head, at: 0, inner }
     }
+
+    /// Whether bytes are waiting before the stream's own.
+    pub fn buffered(&self) -> bool {
+        self.at < self.head.len()
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Puts `bytes`, just read, back in front.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut head = bytes.to_vec();
+        head.extend_from_slice(&self.head[self.at..]);
+        self.head = head;
+        self.at = 0;
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {

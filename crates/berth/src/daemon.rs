@@ -180,6 +180,8 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         let mut io = berth_ingress::IngressOptions::on(http, https);
         io.max_body = o.ingress_max_body;
         io.max_connections = o.ingress_max_connections as usize;
+        io.threads = o.ingress_threads.into();
+        io.idle_timeout = o.ingress_idle_timeout;
         io.trusted_proxies = o.ingress_trusted_proxies.clone();
         io.access_log = o.ingress_access_log.clone();
         let i = berth_ingress::serve(io, agent.cluster().desired().clone())

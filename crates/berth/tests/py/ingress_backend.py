@@ -1,6 +1,7 @@
 """A backend for the ingress tests: answers every GET with what it saw
-(its name, the Host, the forwarding headers, the path) as JSON, and an
-Upgrade request with 101 and then an echo of every byte it gets.
+(its name, the Host, the forwarding headers, the path) as JSON, an
+Upgrade request with 101 and then an echo of every byte it gets, and
+/drip with "abc", a piece every 1.5 s.
 
 Usage: ingress_backend.py PORT NAME [BIND]   (BIND: 127.0.0.1 unless given)
 """
@@ -8,6 +9,7 @@ import json
 import socket
 import socketserver
 import sys
+import time
 from http.server import BaseHTTPRequestHandler
 
 
@@ -35,6 +37,18 @@ class Handler(BaseHTTPRequestHandler):
                 if not data:
                     return
                 self.connection.sendall(data)
+        if self.path.startswith("/drip"):
+            # An answer in three pieces, each after a pause longer than
+            # the ingress's park delay.
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"a", b"b", b"c"):
+                self.wfile.write(b"1\r\n" + piece + b"\r\n")
+                self.wfile.flush()
+                time.sleep(1.5)
+            self.wfile.write(b"0\r\n\r\n")
+            return
         body = json.dumps({
             "name": NAME,
             "host": self.headers.get("Host"),
