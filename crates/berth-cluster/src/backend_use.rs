@@ -25,7 +25,7 @@ impl BackendUse {
         !self.routed && self.inflight == 0
     }
 
-    fn add(&mut self, o: BackendUse) {
+    pub fn add(&mut self, o: BackendUse) {
         self.routed |= o.routed;
         self.inflight += o.inflight;
     }

@@ -52,23 +52,51 @@ impl Wait for TlsStream<Plain> {
     }
 }
 
+/// A listener's connection limit (`--ingress-max-connections`): at it,
+/// the listener stops accepting, as haproxy's `maxconn` does, and new
+/// clients wait in the kernel's backlog rather than being closed.
+pub(crate) struct Gate {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+    what: String,
+    warned: Option<std::time::Instant>,
+}
+
+impl Gate {
+    pub fn new(max: usize, what: String) -> Gate {
+        Gate {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            what,
+            warned: None,
+        }
+    }
+
+    /// A place for the next connection, once one is free; it is given
+    /// back when the permit is dropped.
+    pub async fn admit(&mut self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if self.permits.available_permits() == 0
+            && self.warned.is_none_or(|t| t.elapsed() > FULL_WARN_EVERY)
+        {
+            tracing::warn!(
+                "{}: {} connections open (--ingress-max-connections); new ones wait in the backlog",
+                self.what,
+                self.max
+            );
+            self.warned = Some(std::time::Instant::now());
+        }
+        self.permits.clone().acquire_owned().await.ok()
+    }
+}
+
 pub(crate) async fn accept(
     ingress: Arc<Ingress>,
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(ingress.opts.max_connections));
-    let mut warned: Option<std::time::Instant> = None;
+    let mut gate = Gate::new(ingress.opts.max_connections, "ingress".into());
     loop {
-        if permits.available_permits() == 0 && warned.is_none_or(|t| t.elapsed() > FULL_WARN_EVERY)
-        {
-            tracing::warn!(
-                "ingress: {} connections open (--ingress-max-connections); new ones wait in the backlog",
-                ingress.opts.max_connections
-            );
-            warned = Some(std::time::Instant::now());
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let Some(permit) = gate.admit().await else {
             return;
         };
         let (stream, peer) = accept_next(&listener, "ingress").await;

@@ -63,9 +63,17 @@ pub async fn supervise(ingress: Arc<Ingress>, ip: IpAddr) {
 
 async fn accept(ingress: Arc<Ingress>, listener: TcpListener, port: u16) {
     let what = format!("mesh port {port}");
+    let mut gate = crate::conn::Gate::new(ingress.opts.max_connections, what.clone());
     loop {
+        let Some(permit) = gate.admit().await else {
+            return;
+        };
         let (client, peer) = crate::conn::accept_next(&listener, &what).await;
-        tokio::spawn(forward(ingress.clone(), client, peer, port));
+        let ingress = ingress.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            forward(ingress, client, peer, port).await;
+        });
     }
 }
 

@@ -72,14 +72,8 @@ pub struct MeshRoute {
 fn mesh_ports(s: &cat::Service) -> Vec<(u16, u16)> {
     s.meta
         .get(MESH_META)
-        .into_iter()
-        .flat_map(|v| v.split_whitespace())
-        .filter_map(|w| {
-            let (public, host) = w.split_once('=')?;
-            Some((public.parse().ok()?, host.parse().ok()?))
-        })
-        .filter(|(p, h)| *p != 0 && *h != 0)
-        .collect()
+        .map(|m| berth_model::status::mesh_ports(m))
+        .unwrap_or_default()
 }
 
 /// The routes an instance asks for: its `ingress_hosts` and its

@@ -189,6 +189,23 @@ impl ActiveCheck {
     }
 }
 
+/// Service meta of a `mesh=true` instance: `public=hostport` words, the
+/// port every node's mesh listens on and the host port the instance is
+/// published on.
+pub const MESH_META: &str = "berth-mesh";
+
+/// The (mesh port, host port) pairs of a [`MESH_META`] value; words that
+/// do not read are skipped.
+pub fn mesh_ports(meta: &str) -> Vec<(u16, u16)> {
+    meta.split_whitespace()
+        .filter_map(|w| {
+            let (public, host) = w.split_once('=')?;
+            Some((public.parse().ok()?, host.parse().ok()?))
+        })
+        .filter(|(p, h)| *p != 0 && *h != 0)
+        .collect()
+}
+
 /// Status of one object on this node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObjectStatus {

@@ -216,10 +216,7 @@ pub const INGRESS_BALANCE_META: &str = "berth-ingress-balance";
 /// service's hosts with over TLS. Paths only: the key never enters the
 /// catalog.
 pub const INGRESS_TLS_META: &str = "berth-ingress-tls";
-/// Service meta of a `mesh=true` container: `public=hostport` words, the
-/// port every node's mesh listens on and the ephemeral host port the
-/// container is published on.
-pub const MESH_META: &str = "berth-mesh";
+pub use berth_model::status::MESH_META;
 /// Service meta: `v2` when the mesh sends a PROXY header to the instance.
 pub const MESH_PROXY_META: &str = "berth-mesh-proxy";
 

@@ -7,8 +7,10 @@
 //! does not, as it must stop at once.
 
 use super::Imon;
+use berth_cluster::BackendUse;
 use berth_drivers::container_docker::ContainerResource;
 use berth_kv::catalog;
+use berth_model::status::{mesh_ports, MESH_META};
 use berth_store::ObjectRecord;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,17 +28,22 @@ impl Imon {
         c: &ContainerResource,
         grace: Duration,
     ) {
-        let Some(addr) = self.registered_addr(c) else {
+        let addrs = self.registered_addrs(c);
+        if addrs.is_empty() {
             return;
-        };
+        }
         self.res.entry(c.rid.clone()).or_default().draining = true;
         self.refresh_status(rec, false).await;
-        self.say(format!("{}: draining {addr}", c.rid));
+        let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        self.say(format!("{}: draining {}", c.rid, list.join(" ")));
         let deadline = Instant::now() + grace;
         let started = Instant::now();
         loop {
-            let gone = self.registered_addr(c).is_none();
-            let used = self.agent.cluster.backend_use(addr).await;
+            let gone = self.registered_addrs(c).is_empty();
+            let mut used = BackendUse::default();
+            for a in &addrs {
+                used.add(self.agent.cluster.backend_use(*a).await);
+            }
             if gone && used.idle() {
                 self.say(format!(
                     "{}: drained in {} ms",
@@ -64,24 +71,35 @@ impl Imon {
         }
     }
 
-    /// The address the registrator put `c` in the catalog at, from the
-    /// local replica; `None` when it is not registered or has no port.
-    fn registered_addr(&self, c: &ContainerResource) -> Option<SocketAddr> {
+    /// The addresses ingresses reach `c` at, as the registrator put it in
+    /// the catalog (from the local replica): its service port, and the
+    /// host port of each of its mesh ports. None when it is not
+    /// registered.
+    fn registered_addrs(&self, c: &ContainerResource) -> Vec<SocketAddr> {
         let node = self.agent.nodename();
         let id = format!("{node}:{}", c.spec.name);
         let desired = self.agent.cluster.desired();
-        let s = catalog::services(desired.as_ref(), Some(&c.service.name))
-            .ok()?
-            .into_iter()
-            .find(|s| s.node == node && s.id == id)?;
-        if s.port == 0 {
-            return None;
-        }
+        let Some(s) = catalog::services(desired.as_ref(), Some(&c.service.name))
+            .ok()
+            .and_then(|v| v.into_iter().find(|s| s.node == node && s.id == id))
+        else {
+            return Vec::new();
+        };
         let ip = if s.address.is_empty() {
             self.agent.cluster.advertised_host()
         } else {
-            s.address
+            s.address.clone()
         };
-        Some(SocketAddr::new(ip.parse().ok()?, s.port))
+        let Ok(ip) = ip.parse() else {
+            return Vec::new();
+        };
+        let mesh = s.meta.get(MESH_META).map(|m| mesh_ports(m));
+        let ports = (s.port != 0)
+            .then_some(s.port)
+            .into_iter()
+            .chain(mesh.into_iter().flatten().map(|(_, host_port)| host_port));
+        let mut addrs: Vec<SocketAddr> = ports.map(|p| SocketAddr::new(ip, p)).collect();
+        addrs.dedup();
+        addrs
     }
 }
