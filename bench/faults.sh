@@ -48,12 +48,14 @@ $B create f2/a --kw container#0.image=$IMG >/dev/null
 f=$BERTH_HOME/etc/namespaces/f2/svc/a.conf
 cp "$f" "$f.orig"
 python3 -c "import sys; p=sys.argv[1]; t=open(p).read(); open(p,'w').write(t.replace('[DEFAULT]\n','[DEFAULT]\nenv = '+'x'*10_000_000+'\n',1))" "$f"
-sizes() { stat -c '%n %s' "$BERTH_HOME"/raft-*.redb | sed "s|$BERTH_HOME/||" | paste -sd' '; }
+# The Raft files: the log's segments (raft-*.wal/) and the state machine.
+raft_files() { find "$BERTH_HOME" -maxdepth 2 -path "$BERTH_HOME/raft-*" -type f \( -name '*.redb' -o -name '*.wal' \); }
+sizes() { raft_files | xargs stat -c '%n %s' | sed "s|$BERTH_HOME/||" | paste -sd' '; }
 for _ in $(seq 60); do [ "$($B f2/a get --kw env 2>/dev/null | wc -c)" -gt 1000 ] && break; sleep 0.5; done
 echo "set:        $(sizes)"
 cp "$f.orig" "$f"
 for _ in $(seq 120); do
-  total=$(stat -c %s "$BERTH_HOME"/raft-*.redb | paste -sd+ | bc)
+  total=$(raft_files | xargs stat -c %s | paste -sd+ | bc)
   [ "$total" -lt $((8 << 20)) ] && break; sleep 1
 done
 echo "removed:    $(sizes)"

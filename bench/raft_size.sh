@@ -55,6 +55,9 @@ print(f"etcd:  {n} puts in {time.time() - t:.1f} s", file=sys.stderr)
 PY
 # Let the maintenance loop (every 5 s) snapshot, purge and compact.
 sleep 20
-berth_bytes=$(stat -c %s "$BERTH_HOME"/raft-*.redb | paste -sd+ | bc)
+# The log's segments (raft-*.wal/, sparse: their blocks, du) and the
+# state machine's file.
+berth_bytes=$(du -sb --apparent-size "$BERTH_HOME"/raft-* | awk '{s += $1} END {print s}')
+berth_blocks=$(du -sB1 "$BERTH_HOME"/raft-* | awk '{s += $1} END {print s}')
 etcd_bytes=$(du -sb "$ETCD_DIR" | cut -f1)
-echo "R1 after $N edits: berth raft files ${berth_bytes} bytes ($(ls "$BERTH_HOME"/raft-*.redb | xargs -n1 basename | paste -sd' ')), etcd data dir ${etcd_bytes} bytes, ratio $(awk -v a="$berth_bytes" -v b="$etcd_bytes" 'BEGIN{printf "%.2f", a/b}') (smaller is better)"
+echo "R1 after $N edits: berth raft files ${berth_bytes} bytes, ${berth_blocks} on disk ($(ls -d "$BERTH_HOME"/raft-* | xargs -n1 basename | paste -sd' ')), etcd data dir ${etcd_bytes} bytes, ratio $(awk -v a="$berth_bytes" -v b="$etcd_bytes" 'BEGIN{printf "%.2f", a/b}') (smaller is better)"

@@ -1,24 +1,26 @@
 //! Raft storage for berth's replicated desired state.
 //!
-//! [`LogStore`] keeps the Raft log, vote and committed id; [`StateMachine`]
-//! applies committed entries to a key/value table of desired state and
-//! builds and installs snapshots, each in its own redb file. A log append
-//! is acknowledged to openraft only once its redb commit is fsynced; an
-//! apply is durable with the next snapshot, and re-applied from the log
-//! after a crash.
+//! [`LogStore`] keeps the Raft log, vote and committed id in a
+//! write-ahead log of segment files (`wal.rs`); [`StateMachine`] applies
+//! committed entries to a key/value table of desired state and builds and
+//! installs snapshots, in a redb file. A log append is acknowledged to
+//! openraft only once it is synced; an apply is durable with the next
+//! snapshot, and re-applied from the log after a crash.
 //!
 //! Architecture invariant: only desired state goes through here; observed
 //! status never does.
 
 mod codec;
 mod log_store;
+mod migrate;
 mod network;
 mod rpc;
 mod server;
 mod state_machine;
 mod types;
+mod wal;
 
-pub use log_store::LogStore;
+pub use log_store::{LogSize, LogStore};
 pub use network::{Network, Peer, TlsSlot};
 pub use rpc::{CallError, RpcClient};
 pub use server::{accept, handle_rpc, handshake, serve, RaftNode, MAX_BODY};
@@ -31,34 +33,46 @@ use std::sync::Arc;
 /// How long `open` waits for a file a shut-down instance still holds.
 const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The state machine's file beside the log's file at `path`.
+/// The state machine's file beside the Raft storage named `path`
+/// (`raft-<generation>.redb`, the name the log's own file had before the
+/// write-ahead log).
 pub fn state_machine_file(path: &Path) -> PathBuf {
     path.with_extension("sm.redb")
 }
 
-/// Removes the Raft storage at `path`: the log's file and the state
-/// machine's.
+/// The log's directory for the Raft storage named `path`.
+pub fn log_dir(path: &Path) -> PathBuf {
+    path.with_extension("wal")
+}
+
+/// Removes the Raft storage named `path`: the log's directory, the state
+/// machine's file, and a log file of an older version.
 pub fn remove(path: &Path) {
+    let _ = std::fs::remove_dir_all(log_dir(path));
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(state_machine_file(path));
 }
 
-/// Opens (or creates) the Raft storage at `path` and returns both halves:
-/// the log in `path`, the state machine in [`state_machine_file`]. Apart,
-/// a log commit carries only log pages, and applies never wait for the
-/// log's write lock.
+/// Opens (or creates) the Raft storage named `path` and returns both
+/// halves: the log in [`log_dir`], the state machine in
+/// [`state_machine_file`]. A redb log file an older version left at
+/// `path` (and the state machine before that) is moved over first.
 pub fn open(path: &Path) -> std::io::Result<(LogStore, StateMachine)> {
-    let log_db = open_db(path)?;
     let sm_db = open_db(&state_machine_file(path))?;
-    state_machine::move_from_log_file(&log_db, &sm_db)?;
-    Ok((LogStore::new(log_db)?, StateMachine::new(sm_db)?))
+    if path.exists() {
+        let old = open_db(path)?;
+        state_machine::move_from_log_file(&old, &sm_db)?;
+        migrate::redb_log(&old, path, &log_dir(path))?;
+        drop(old);
+        std::fs::remove_file(path)?;
+    }
+    Ok((LogStore::open(&log_dir(path))?, StateMachine::new(sm_db)?))
 }
 
-/// Opens the log half again, after an I/O error left redb refusing every
-/// call on the old handle (it must be closed and opened again). The state
-/// machine's file stays open, so reads go on meanwhile.
+/// Opens the log half again, after an I/O error stopped the Raft core.
+/// The state machine's file stays open, so reads go on meanwhile.
 pub fn reopen_log(path: &Path) -> std::io::Result<LogStore> {
-    LogStore::new(open_db(path)?)
+    LogStore::open(&log_dir(path))
 }
 
 /// Opens the state machine's half again (see [`reopen_log`]).
@@ -66,7 +80,7 @@ pub fn reopen_state_machine(path: &Path) -> std::io::Result<StateMachine> {
     StateMachine::new(open_db(&state_machine_file(path))?)
 }
 
-/// Files smaller than this are never worth compacting.
+/// State machine files smaller than this are never worth compacting.
 pub const COMPACT_MIN_BYTES: u64 = 4 << 20;
 
 /// Whether `db` (the file at `path`) is mostly free space: at least

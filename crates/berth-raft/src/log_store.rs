@@ -1,42 +1,35 @@
-//! The Raft log, vote and committed log id.
+//! The Raft log, vote and committed log id, in the write-ahead log of
+//! `wal.rs`.
 //!
-//! Appends return at once and are committed by a writer thread, as
+//! Appends return at once and are written by a writer thread, as
 //! openraft's `append` asks: the entries are readable from memory until
-//! their fsynced redb commit lands, and openraft hears they are flushed only
-//! then. So a leader sends entries to its followers while its own fsync is
-//! in flight, and appends queued behind a commit share the next one.
-//! Every other log write goes through the same thread, in order.
+//! their fdatasync lands, and openraft hears they are flushed only then.
+//! So a leader sends entries to its followers while its own sync is in
+//! flight, and appends queued behind a sync share the next one. Every
+//! other log write goes through the same thread, in order.
 //!
 //! The committed log id is kept in memory and written with the next log
-//! append, not in a transaction of its own: a persisted committed id only
-//! lets a restart re-apply entries sooner, any older value is still true,
-//! and the state machine's applied id is durable anyway.
+//! append, not on its own: a persisted committed id only lets a restart
+//! re-apply entries sooner, any older value is still true, and the state
+//! machine's applied id is durable anyway.
 
 use crate::codec::{decode, encode, io};
 use crate::types::TypeConfig;
+use crate::wal::{Reader, Wal};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::{OptionalSend, RaftLogReader};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
+use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
-
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
-
-const VOTE: &str = "vote";
-const COMMITTED: &str = "committed";
-const LAST_PURGED: &str = "last_purged";
 
 type C = TypeConfig;
 
-/// Entries appended but not yet committed, by index.
+/// Entries appended but not yet synced, by index.
 type Pending = Arc<Mutex<BTreeMap<u64, EntryOf<C>>>>;
 
 /// A log write for the writer thread.
@@ -50,12 +43,12 @@ enum Job {
     Run(Write, tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
-type Write = Box<dyn FnOnce(&Database) -> io::Result<()> + Send>;
+type Write = Box<dyn FnOnce(&mut Wal) -> io::Result<()> + Send>;
 
-/// Cheap to clone: clones share the database, and serve as the log reader.
+/// Cheap to clone: clones share the log, and serve as the log reader.
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
+    reader: Reader,
     /// The latest committed id openraft reported, not yet written.
     committed: Arc<Mutex<Option<Vec<u8>>>>,
     pending: Pending,
@@ -63,21 +56,17 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> io::Result<LogStore> {
-        let txn = db.begin_write().map_err(io)?;
-        txn.open_table(LOG).map_err(io)?;
-        txn.open_table(META).map_err(io)?;
-        txn.commit().map_err(io)?;
+    /// Opens the log in the directory `dir`.
+    pub(crate) fn open(dir: &Path) -> io::Result<LogStore> {
+        let (wal, reader) = Wal::open(dir)?;
         let pending = Pending::default();
         let (writer, jobs) = mpsc::channel();
-        // A weak handle: the file closes as soon as the last clone of this
-        // store is dropped, so it can be opened again at once.
-        let (thread_db, thread_pending) = (Arc::downgrade(&db), pending.clone());
+        let thread_pending = pending.clone();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_jobs(&thread_db, &thread_pending, jobs))?;
+            .spawn(move || write_jobs(wal, &thread_pending, jobs))?;
         Ok(LogStore {
-            db,
+            reader,
             committed: Arc::default(),
             pending,
             writer,
@@ -87,7 +76,7 @@ impl LogStore {
     /// Runs `write` on the writer thread, after every queued append.
     async fn run(
         &self,
-        write: impl FnOnce(&Database) -> io::Result<()> + Send + 'static,
+        write: impl FnOnce(&mut Wal) -> io::Result<()> + Send + 'static,
     ) -> io::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.writer
@@ -97,26 +86,20 @@ impl LogStore {
             .map_err(|_| io::Error::other("the raft log writer has stopped"))?
     }
 
-    fn meta_get<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(META).map_err(io)?;
-        match table.get(key).map_err(io)? {
-            Some(v) => Ok(Some(decode(v.value())?)),
-            None => Ok(None),
-        }
+    /// How big the log is, for whoever watches it; holds nothing open.
+    pub fn size(&self) -> LogSize {
+        LogSize(self.reader.clone())
     }
+}
 
-    async fn meta_put<T: Serialize>(&self, key: &'static str, value: &T) -> io::Result<()> {
-        let bytes = encode(value)?;
-        self.run(move |db| {
-            let txn = db.begin_write().map_err(io)?;
-            txn.open_table(META)
-                .map_err(io)?
-                .insert(key, bytes.as_slice())
-                .map_err(io)?;
-            txn.commit().map_err(io)
-        })
-        .await
+/// A look at the log's size that keeps no writer alive.
+#[derive(Clone)]
+pub struct LogSize(Reader);
+
+impl LogSize {
+    /// The bytes the live entries take in the log's files.
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes()
     }
 }
 
@@ -124,14 +107,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The writer thread: commits queued appends together, one fsync for all
+/// The writer thread: writes queued appends together, one sync for all
 /// of them, then reports each flushed; runs other writes in queue order.
 /// Ends when every [`LogStore`] clone is gone.
-fn write_jobs(
-    db: &std::sync::Weak<Database>,
-    pending: &Mutex<BTreeMap<u64, EntryOf<C>>>,
-    jobs: mpsc::Receiver<Job>,
-) {
+fn write_jobs(mut wal: Wal, pending: &Mutex<BTreeMap<u64, EntryOf<C>>>, jobs: mpsc::Receiver<Job>) {
     let mut next = None;
     loop {
         let job = match next.take() {
@@ -141,13 +120,9 @@ fn write_jobs(
                 Err(_) => return,
             },
         };
-        let Some(db) = db.upgrade() else {
-            return;
-        };
-        let db = &*db;
         match job {
             Job::Run(write, reply) => {
-                let _ = reply.send(write(db));
+                let _ = reply.send(write(&mut wal));
             }
             Job::Append {
                 rows,
@@ -168,13 +143,14 @@ fn write_jobs(
                         }
                     }
                 }
-                let result = commit_appends(db, &batch);
+                let rows: Vec<(u64, Vec<u8>)> =
+                    batch.iter_mut().flat_map(|(r, _, _)| r.drain(..)).collect();
+                let committed = batch.iter().rev().find_map(|(_, c, _)| c.as_deref());
+                let result = wal.append(&rows, committed);
                 if result.is_ok() {
                     let mut pending = lock(pending);
-                    for (rows, _, _) in &batch {
-                        for (index, _) in rows {
-                            pending.remove(index);
-                        }
+                    for (index, _) in &rows {
+                        pending.remove(index);
                     }
                 }
                 for (_, _, callback) in batch {
@@ -189,51 +165,26 @@ fn write_jobs(
     }
 }
 
-type AppendBatch = [(Vec<(u64, Vec<u8>)>, Option<Vec<u8>>, IOFlushed<C>)];
-
-/// One durable (fsynced) redb commit of every append in `batch`.
-fn commit_appends(db: &Database, batch: &AppendBatch) -> io::Result<()> {
-    let txn = db.begin_write().map_err(io)?;
-    {
-        let mut table = txn.open_table(LOG).map_err(io)?;
-        for (rows, _, _) in batch {
-            for (index, bytes) in rows {
-                table.insert(*index, bytes.as_slice()).map_err(io)?;
-            }
-        }
-        if let Some(c) = batch.iter().rev().find_map(|(_, c, _)| c.as_ref()) {
-            txn.open_table(META)
-                .map_err(io)?
-                .insert(COMMITTED, c.as_slice())
-                .map_err(io)?;
-        }
-    }
-    txn.commit().map_err(io)
-}
-
 impl RaftLogReader<C> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<EntryOf<C>>, io::Error> {
-        // Pending entries first: one committed in between is then in redb.
+        // Pending entries first: one synced in between is then in the log.
         let pending: Vec<(u64, EntryOf<C>)> = lock(&self.pending)
             .range(range.clone())
             .map(|(i, e)| (*i, e.clone()))
             .collect();
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(LOG).map_err(io)?;
         let mut out = BTreeMap::new();
-        for item in table.range(range).map_err(io)? {
-            let (k, v) = item.map_err(io)?;
-            out.insert(k.value(), decode(v.value())?);
+        for (i, bytes) in self.reader.read(range)? {
+            out.insert(i, decode::<EntryOf<C>>(&bytes)?);
         }
         out.extend(pending);
         Ok(out.into_values().collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
-        self.meta_get(VOTE)
+        self.reader.vote().map(|v| decode(v.as_bytes())).transpose()
     }
 }
 
@@ -241,20 +192,24 @@ impl RaftLogStorage<C> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
-        let last_purged: Option<LogIdOf<C>> = self.meta_get(LAST_PURGED)?;
+        let last_purged: Option<LogIdOf<C>> = self
+            .reader
+            .last_purged()
+            .map(|v| decode(v.as_bytes()))
+            .transpose()?;
         let last_pending = lock(&self.pending)
             .last_key_value()
             .map(|(_, e)| e.log_id());
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(LOG).map_err(io)?;
-        let last = match (last_pending, table.last().map_err(io)?) {
-            (Some(id), _) => Some(id),
-            (None, Some((_, v))) => Some(decode::<EntryOf<C>>(v.value())?.log_id()),
-            (None, None) => last_purged,
+        let last_written = match self.reader.last() {
+            Some(i) => match self.reader.read(i..=i)?.pop() {
+                Some((_, bytes)) => Some(decode::<EntryOf<C>>(&bytes)?.log_id()),
+                None => None,
+            },
+            None => None,
         };
         Ok(LogState {
+            last_log_id: last_pending.or(last_written).or(last_purged),
             last_purged_log_id: last_purged,
-            last_log_id: last,
         })
     }
 
@@ -263,7 +218,8 @@ impl RaftLogStorage<C> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
-        self.meta_put(VOTE, vote).await
+        let text = String::from_utf8(encode(vote)?).map_err(io)?;
+        self.run(move |wal| wal.save_vote(text)).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
@@ -273,10 +229,12 @@ impl RaftLogStorage<C> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
-        let pending = lock(&self.committed).clone();
-        match pending {
+        let latest = lock(&self.committed)
+            .clone()
+            .or_else(|| self.reader.committed());
+        match latest {
             Some(bytes) => Ok(decode::<Option<LogIdOf<C>>>(&bytes)?),
-            None => Ok(self.meta_get::<Option<LogIdOf<C>>>(COMMITTED)?.flatten()),
+            None => Ok(None),
         }
     }
 
@@ -294,7 +252,7 @@ impl RaftLogStorage<C> for LogStore {
         }
         lock(&self.pending).extend(readable);
         // openraft hears the entries are flushed only after the writer's
-        // fsynced commit.
+        // fdatasync.
         self.writer
             .send(Job::Append {
                 rows,
@@ -307,14 +265,9 @@ impl RaftLogStorage<C> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         let pending = self.pending.clone();
-        self.run(move |db| {
-            let txn = db.begin_write().map_err(io)?;
-            txn.open_table(LOG)
-                .map_err(io)?
-                .retain_in(from.., |_, _| false)
-                .map_err(io)?;
-            txn.commit().map_err(io)?;
-            // Appends queued earlier are committed by now; none is pending.
+        self.run(move |wal| {
+            wal.truncate_from(from)?;
+            // Appends queued earlier are written by now; none is pending.
             lock(&pending).split_off(&from);
             Ok(())
         })
@@ -322,20 +275,8 @@ impl RaftLogStorage<C> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
-        let bytes = encode(&log_id)?;
+        let text = String::from_utf8(encode(&log_id)?).map_err(io)?;
         let upto = log_id.index;
-        self.run(move |db| {
-            let txn = db.begin_write().map_err(io)?;
-            txn.open_table(META)
-                .map_err(io)?
-                .insert(LAST_PURGED, bytes.as_slice())
-                .map_err(io)?;
-            txn.open_table(LOG)
-                .map_err(io)?
-                .retain_in(..=upto, |_, _| false)
-                .map_err(io)?;
-            txn.commit().map_err(io)
-        })
-        .await
+        self.run(move |wal| wal.purge_upto(upto, text)).await
     }
 }

@@ -62,10 +62,12 @@ pub enum ProposeError {
 /// One Raft instance: its id, handle and state machine.
 pub(crate) struct Inner {
     pub(crate) id: u64,
-    /// The log's file.
+    /// The Raft storage's name (`raft-<generation>.redb`): the log is in
+    /// `berth_raft::log_dir` of it, the state machine beside it.
     pub(crate) path: PathBuf,
     pub(crate) raft: RaftNode,
     pub(crate) sm: StateMachine,
+    pub(crate) log_size: berth_raft::LogSize,
     relay: tokio::task::JoinHandle<()>,
     /// A storage error stopped the Raft core: it must be opened again.
     broken: std::sync::atomic::AtomicBool,
@@ -126,6 +128,9 @@ fn config() -> Result<Arc<Config>, StoreError> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 500,
         purge_batch_size: 256,
+        // Entries go to the followers as soon as the log has them, while
+        // the leader's own sync runs, not after the loop's next turn.
+        broadcast_submitted_on_append: Some(true),
         ..Default::default()
     }
     .validate()
@@ -368,9 +373,8 @@ impl Desired {
     }
 
     /// Stops the Raft core and starts a new one on the files opened again:
-    /// the log (compacted on opening when mostly free), and the state
-    /// machine when it stopped answering or, with `compact_sm`, rewritten
-    /// to a compact new file first.
+    /// the log, and the state machine when it stopped answering or, with
+    /// `compact_sm`, rewritten to a compact new file first.
     pub(crate) async fn restart_core(
         &self,
         old: Arc<Inner>,
@@ -588,6 +592,7 @@ async fn start_inner(
     tls: &TlsSlot,
     changes: &tokio::sync::broadcast::Sender<Changes>,
 ) -> Result<Inner, StoreError> {
+    let log_size = log.size();
     let raft = RaftNode::new(
         id,
         config()?,
@@ -617,6 +622,7 @@ async fn start_inner(
         path: path.to_path_buf(),
         raft,
         sm,
+        log_size,
         relay,
         broken: Default::default(),
     })

@@ -106,7 +106,7 @@ impl HealthCell {
     }
 }
 
-/// `raft log raft-local.redb: No space left on device (os error 28)`, from
+/// `raft log raft-local.wal: No space left on device (os error 28)`, from
 /// openraft's `when Write Log(..): ..: I/O error: <cause>`: which file
 /// follows from the subject, the state machine's for applies and
 /// snapshots, the log's otherwise.
@@ -120,7 +120,7 @@ fn describe(what: &str, log_file: &Path) -> String {
             berth_raft::state_machine_file(log_file),
         )
     } else {
-        ("raft log", log_file.to_path_buf())
+        ("raft log", berth_raft::log_dir(log_file))
     };
     let name = file
         .file_name()
@@ -162,7 +162,7 @@ mod tests {
         let w = "when Write Log(LogId { index: 5 }): std::io::error::Error: I/O error: No space left on device (os error 28)";
         assert_eq!(
             describe(w, log),
-            "raft log raft-local.redb: No space left on device (os error 28)"
+            "raft log raft-local.wal: No space left on device (os error 28)"
         );
         let a =
             "when Write Apply(LogId { index: 5 }): I/O error: Read-only file system (os error 30)";

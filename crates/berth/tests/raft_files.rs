@@ -1,20 +1,33 @@
 //! The Raft files do not only grow: a large value set and removed again
-//! leaves them small, once the log is snapshotted, purged and compacted.
+//! leaves them small, once the log is snapshotted and purged (its
+//! segments deleted) and the state machine's file compacted.
 
 mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
+/// The bytes of the Raft log (its segment files, or an older version's
+/// log file) and of the state machine's file.
 fn raft_bytes(env: &Env) -> (u64, u64) {
     let mut log = 0;
     let mut sm = 0;
     for e in std::fs::read_dir(env.home()).expect("home").flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-        if name.starts_with("raft-") && name.ends_with(".sm.redb") {
+        if !name.starts_with("raft-") {
+            continue;
+        }
+        if name.ends_with(".sm.redb") {
             sm += len;
-        } else if name.starts_with("raft-") && name.ends_with(".redb") {
+        } else if name.ends_with(".redb") {
             log += len;
+        } else if name.ends_with(".wal") {
+            log += std::fs::read_dir(e.path())
+                .expect("log dir")
+                .flatten()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>();
         }
     }
     (log, sm)
