@@ -2,7 +2,7 @@
 # Ingress benchmark I3: memory with 10 000 idle keep-alive connections,
 # berth's ingress against haproxy 2.6 in the same run, both routing to the
 # same busybox httpd container. Prints each one's RSS before and with the
-# connections open.
+# connections open (berth's once they are parked, see below).
 # Usage: bench/ingress_idle.sh [CONNECTIONS]   (root; haproxy, a running dockerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +25,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ING=18780; HAP=18781; P1=18791
+ING=18780; HAP=18781; P1=18791; MET=18782
 "$B" daemon start --nodename iidle --consul-addr none --dns-addr none \
-  --ingress-http 127.0.0.1:$ING >/dev/null
+  --ingress-http 127.0.0.1:$ING --metrics-addr 127.0.0.1:$MET >/dev/null
 "$B" create iidle/web --kw "container#0.image=$IMG" \
   --kw 'container#0.command=/bin/sh -c "mkdir -p /www && echo hello > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www"' \
   --kw "container#0.ports=127.0.0.1:$P1:80" --kw container#0.ingress_hosts=idle.test >/dev/null
@@ -71,7 +71,16 @@ measure() { # name pid port -> "name rss_before rss_with established" or "name f
     echo "$1 fail"
     return
   fi
-  sleep 2
+  # berth parks a connection after 1 s of quiet, and hands what that frees
+  # back to the kernel within seconds: measured once all are parked (its
+  # /metrics says so), 5 s later; haproxy 5 s after its last one opened.
+  if [ "$1" = berth ]; then
+    for _ in $(seq 300); do
+      [ "$(curl -s http://127.0.0.1:$MET/metrics | awk '/^berth_ingress_connections\{state="parked"\}/ {print int($2)}')" = "$N" ] && break
+      sleep 0.1
+    done
+  fi
+  sleep 5
   with=$(rss "$2")
   n=$(established "$3")
   exec 3>&-

@@ -114,3 +114,39 @@ impl DnsServer {
 }
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The answer to the query `bytes` over UDP (`udp`) or TCP, from a small
+/// fixed catalog: what the listeners send back, for the fuzz target
+/// `dns_packets`. `None` when nothing is sent (junk, or a name for the
+/// recursors).
+#[doc(hidden)]
+pub fn answer_for_fuzzing(bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
+    use respond::{Reply, Transport};
+    static RESPONDER: std::sync::OnceLock<Responder> = std::sync::OnceLock::new();
+    let r = RESPONDER.get_or_init(|| {
+        let inst = |i: u8| view::Inst {
+            node: format!("n{i}"),
+            address: format!("10.0.0.{i}"),
+            port: 80,
+            tags: vec!["v1".into()],
+            critical: i == 3,
+        };
+        let mut v = view::View::default();
+        v.services.insert("web".into(), (1..=40).map(inst).collect());
+        v.nodes.insert("n1".into(), "10.0.0.1".into());
+        v.berth.insert("ns/app".into(), vec![inst(1)]);
+        let opts = DnsOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            domain: "berth".into(),
+            datacenter: "dc1".into(),
+            ttl: 0,
+            recursors: Vec::new(),
+        };
+        Responder::new(opts, Arc::new(std::sync::RwLock::new(Arc::new(v))))
+    });
+    let t = if udp { Transport::Udp } else { Transport::Tcp };
+    match r.respond(bytes, t) {
+        Reply::Now(v) => Some(v),
+        Reply::Forward(_) | Reply::Drop => None,
+    }
+}
