@@ -132,7 +132,8 @@ pub fn answer_for_fuzzing(bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
             critical: i == 3,
         };
         let mut v = view::View::default();
-        v.services.insert("web".into(), (1..=40).map(inst).collect());
+        v.services
+            .insert("web".into(), (1..=40).map(inst).collect());
         v.nodes.insert("n1".into(), "10.0.0.1".into());
         v.berth.insert("ns/app".into(), vec![inst(1)]);
         let opts = DnsOptions {
