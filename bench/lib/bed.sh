@@ -42,10 +42,11 @@ bed_start_dockerd() {
 
 bed_start_agent() {
   local i=$1
-  # The Consul API and DNS on the node's bed address: the host reaches them.
+  # The Consul API and DNS on the node's bed address: the host reaches them
+  # (the Consul API without a token, which loopback alone gets by default).
   BERTH_HOME=$(bed_home "$i") bed_in "$i" "$B" daemon run --nodename node$i \
     --docker-socket "$(bed_sock "$i")" \
-    --consul-addr "$(bed_addr "$i"):8500" --dns-addr "$(bed_addr "$i"):8600" </dev/null >>"$BED_DIR/node$i/berth.log" 2>&1 &
+    --consul-addr "$(bed_addr "$i"):8500" --consul-anonymous any --dns-addr "$(bed_addr "$i"):8600" </dev/null >>"$BED_DIR/node$i/berth.log" 2>&1 &
   echo $! >"$BED_DIR/node$i/agent.pid"
   disown
   bed_wait "agent $i" 30 bed_berth "$i" daemon status

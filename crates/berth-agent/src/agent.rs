@@ -161,13 +161,16 @@ impl Agent {
         self.cluster.local_user()
     }
 
-    /// Submits an object edit or action for this node's user.
+    /// Submits an object edit or action for this node's root (the
+    /// monitors' own changes, hand edits of config files).
     pub(crate) async fn submit(&self, op: ObjectOp) -> Result<(), AgentError> {
+        self.submit_as(&self.user(), op).await
+    }
+
+    /// Submits an object edit for `by`: the leader decides.
+    pub(crate) async fn submit_as(&self, by: &UserRef, op: ObjectOp) -> Result<(), AgentError> {
         self.cluster
-            .submit(Command::Object {
-                by: self.user(),
-                op,
-            })
+            .submit(Command::Object { by: by.clone(), op })
             .await?;
         Ok(())
     }
@@ -214,14 +217,17 @@ impl Agent {
     /// placed on (`local` keeps them on this node).
     pub async fn action(
         self: &Arc<Self>,
+        by: &UserRef,
         path: &ObjectPath,
         kind: ActionKind,
         local: bool,
     ) -> Result<ActionOutcome, AgentError> {
+        self.cluster
+            .authorize(by, &path.to_string(), rbac_action(kind))?;
         if local || !kind.runs_where_placed() || !self.cluster.is_clustered() {
             return self.local_action(path, kind).await;
         }
-        Ok(self.cluster.placed_action(path, kind, &self.user()).await?)
+        Ok(self.cluster.placed_action(path, kind, by).await?)
     }
 
     /// Runs an action on this node's instance of one object.
@@ -349,4 +355,14 @@ async fn migrate_local_objects(agent: &Agent) -> Result<(), AgentError> {
         crate::durable(|| agent.store.delete(&rec.path))?;
     }
     Ok(())
+}
+
+/// The right an action takes.
+pub(crate) fn rbac_action(kind: ActionKind) -> berth_auth::Action {
+    use berth_auth::Action;
+    match kind {
+        ActionKind::Start | ActionKind::Restart | ActionKind::Thaw => Action::Start,
+        ActionKind::Stop | ActionKind::Freeze | ActionKind::Clear => Action::Stop,
+        ActionKind::Delete => Action::Delete,
+    }
 }

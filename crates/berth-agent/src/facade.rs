@@ -5,11 +5,12 @@
 use crate::agent::Agent;
 use crate::error::AgentError;
 use berth_bus::{StatusChange, Update};
+use berth_cluster::UserRef;
 use berth_model::cluster::{ClusterSummary, ClusterView, NodeOp, NodeRecord, NodeRole};
 use berth_model::event::Event;
 use berth_model::status::{Avail, ObjectStatus};
 use berth_model::{ActionOutcome, ObjectInfo, ObjectPath};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -19,26 +20,40 @@ const EVENT_PAGE: usize = 10_000;
 impl Agent {
     /// Objects matched by `selector`; with `allow_empty`, no match is an
     /// empty list rather than an error (`berth ls`, `berth mon`).
+    /// Only the objects `by` may see are matched.
     pub fn select_some(
         &self,
+        by: &UserRef,
         selector: &str,
         allow_empty: bool,
     ) -> Result<Vec<ObjectInfo>, AgentError> {
-        match self.select(selector) {
+        let rights = self.cluster.rights(by)?;
+        let visible = self.select(selector).map(|mut all| {
+            all.retain(|o| rights.sees(namespace_of(&o.path)));
+            all
+        });
+        match visible {
+            Ok(v) if v.is_empty() && !allow_empty => Err(AgentError::NoMatch(selector.to_string())),
             Err(AgentError::NoMatch(_)) if allow_empty => Ok(Vec::new()),
             r => r,
         }
+    }
+
+    /// Whether `by` may see the object at `path` (its config, a keyword).
+    pub fn check_read(&self, by: &UserRef, path: &str) -> Result<(), AgentError> {
+        Ok(self.cluster.authorize(by, path, berth_auth::Action::Read)?)
     }
 
     /// This node's status of every selected object; an object whose
     /// monitor has not reported yet says so.
     pub fn statuses_of(
         &self,
+        by: &UserRef,
         selector: &str,
         allow_empty: bool,
     ) -> Result<Vec<ObjectStatus>, AgentError> {
         Ok(self
-            .select_some(selector, allow_empty)?
+            .select_some(by, selector, allow_empty)?
             .iter()
             .map(|o| match self.status.instance(&o.path) {
                 Some(s) => (*s).clone(),
@@ -101,6 +116,24 @@ impl Agent {
     /// `follow`, live events. A subscriber that falls behind the live feed
     /// catches up from the log instead of silently skipping events.
     pub fn events(
+        self: &Arc<Self>,
+        by: &UserRef,
+        since: Option<u64>,
+        last: usize,
+        follow: bool,
+    ) -> Result<impl Stream<Item = Event> + Send + 'static, AgentError> {
+        let rights = self.cluster.rights(by)?;
+        let seen = move |e: &Event| match &e.object {
+            Some(p) => rights.sees(namespace_of(p)),
+            None => rights.is_root(),
+        };
+        Ok(self.all_events(since, last, follow)?.filter(move |e| {
+            let ok = seen(e);
+            async move { ok }
+        }))
+    }
+
+    fn all_events(
         self: &Arc<Self>,
         since: Option<u64>,
         last: usize,
@@ -188,10 +221,13 @@ impl Agent {
     /// `switch --to`, `takeover` and `giveback`.
     pub async fn switch(
         &self,
+        by: &UserRef,
         path: &ObjectPath,
         to: Option<&str>,
     ) -> Result<ActionOutcome, AgentError> {
-        Ok(self.cluster.switch(path, to, &self.user()).await?)
+        self.cluster
+            .authorize(by, &path.to_string(), berth_auth::Action::Start)?;
+        Ok(self.cluster.switch(path, to, by).await?)
     }
 }
 
@@ -208,4 +244,9 @@ impl Agent {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         self.cluster.desired().shutdown().await;
     }
+}
+
+/// The namespace of an object path (`ns/name` or `ns/kind/name`).
+pub(crate) fn namespace_of(path: &str) -> &str {
+    path.split('/').next().unwrap_or_default()
 }

@@ -8,7 +8,7 @@ use crate::agent::Agent;
 use crate::config_file::{self, text_hash};
 use crate::create_origin::Origin;
 use crate::error::AgentError;
-use berth_cluster::{ConfigText, ObjectOp};
+use berth_cluster::{ConfigText, ObjectOp, UserRef};
 use berth_model::status::Target;
 use berth_model::{
     ConfigDoc, KeywordRef, ObjectInfo, ObjectPath, Selectable, Selector, SetOutcome,
@@ -186,6 +186,7 @@ impl Agent {
     /// Creates an object from `kws` and an optional config text.
     pub async fn create(
         self: &Arc<Self>,
+        by: &UserRef,
         path: &str,
         kws: &[String],
         config: Option<&str>,
@@ -234,7 +235,10 @@ impl Agent {
             placement: Vec::new(),
         };
         // Desired state is the commit point; the file follows it.
-        if let Err(e) = self.submit(ObjectOp::Create(vec![rec.clone()])).await {
+        if let Err(e) = self
+            .submit_as(by, ObjectOp::Create(vec![rec.clone()]))
+            .await
+        {
             staged.discard();
             return Err(e);
         }
@@ -253,6 +257,7 @@ impl Agent {
     /// are validated before any is written: one bad object writes none.
     pub async fn edit(
         self: &Arc<Self>,
+        by: &UserRef,
         selector: &str,
         set: &[String],
         unset: &[String],
@@ -344,7 +349,7 @@ impl Agent {
                 config: text.clone(),
             })
             .collect();
-        if let Err(e) = self.submit(ObjectOp::SetConfigs(texts)).await {
+        if let Err(e) = self.submit_as(by, ObjectOp::SetConfigs(texts)).await {
             for (_, _, _, s) in staged {
                 s.discard();
             }

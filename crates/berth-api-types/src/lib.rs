@@ -7,10 +7,12 @@
 //! Architecture invariant: this crate holds types only; it depends on the
 //! model and serde, nothing that does I/O.
 
+pub mod auth;
 pub mod bodies;
 pub mod catalog;
 pub mod kv;
 
+use auth::*;
 use berth_model::cluster::{ClusterSummary, ClusterView, NodeRecord};
 use berth_model::event::Event;
 use berth_model::status::ObjectStatus;
@@ -252,6 +254,58 @@ endpoints! {
         query Empty, body Empty,
         reply RouteTable, "host routes, their backends and counters",
         "This node's ingress routes";
+    WhoAmIEndpoint: Get "/v1/whoami" Json,
+        query Empty, body Empty,
+        reply WhoAmI, "user and grants",
+        "Who the caller is and the grants its request holds";
+    UserList: Get "/v1/users" Json,
+        query Empty, body Empty,
+        reply Vec<UserInfo>, "users, without their password hashes",
+        "Users (root only)";
+    UserCreate: Post "/v1/users/create" Json,
+        query Empty, body UserCreateRequest {"UserCreateRequest"},
+        reply UserInfo, "created user",
+        "Create a user; its password is stored as an argon2id hash (root only)";
+    UserDelete: Post "/v1/users/delete" Json,
+        query Empty, body NameRequest {"NameRequest"},
+        reply MessageReply, "message",
+        "Delete a user; its tokens stop working (root only)";
+    UserPasswd: Post "/v1/users/passwd" Json,
+        query Empty, body PasswdRequest {"PasswdRequest"},
+        reply MessageReply, "message",
+        "Set a user's password and void its tokens (root, or the user)";
+    GrantChange: Post "/v1/grants" Json,
+        query Empty, body GrantRequest {"GrantRequest"},
+        reply GrantsReply, "the grants now held",
+        "Grant or revoke roles of a user or group (root, or an admin within its namespaces)";
+    GroupList: Get "/v1/groups" Json,
+        query Empty, body Empty,
+        reply Vec<GroupInfo>, "groups",
+        "Groups (root only)";
+    GroupCreate: Post "/v1/groups/create" Json,
+        query Empty, body GroupCreateRequest {"GroupCreateRequest"},
+        reply GroupInfo, "created group",
+        "Create a group (root only)";
+    GroupDelete: Post "/v1/groups/delete" Json,
+        query Empty, body NameRequest {"NameRequest"},
+        reply MessageReply, "message",
+        "Delete a group (root only)";
+    TokenCreate: Post "/v1/tokens/create" Json,
+        query Empty, body TokenCreateRequest {"TokenCreateRequest"},
+        reply TokenInfo, "the token",
+        "Issue a token for a user, with all its grants or fewer (root, or the user itself)";
+    TokenRevoke: Post "/v1/tokens/revoke" Json,
+        query Empty, body TokenRevokeRequest {"TokenRevokeRequest"},
+        reply MessageReply, "message",
+        "Revoke a token, given whole or by id (root, or its user)";
+    CaBundle: Get "/v1/ca" Json,
+        query Empty, body Empty,
+        reply CaInfo, "the CA and its fingerprint",
+        "The cluster CA, for a remote client to pin (needs no token)";
+    Login: Post "/v1/login" Json,
+        query Empty, body LoginRequest {"LoginRequest"},
+        reply TokenInfo, "the token",
+        "Exchange a user's password for a token";
 }
 
 #[cfg(test)]

@@ -8,10 +8,13 @@
 //! (and, for `berth kv`, to the KV store's reads and writes of
 //! `berth-kv` and `berth-consul`); no business logic lives here.
 
+mod caller;
 mod catalog;
 mod kv;
 mod openapi;
+mod remote;
 mod routes;
+mod users;
 
 use berth_agent::Agent;
 use std::os::unix::fs::PermissionsExt;
@@ -19,13 +22,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use catalog::IngressSlot;
+pub use remote::serve_remote;
 pub use routes::{router, router_with};
 
-/// Serves the API on `socket` until `shutdown` resolves.
+/// Serves the API on `socket` until `shutdown` resolves. The socket is
+/// root's (0600), or, with `group`, also that group's (0660): a peer that
+/// is not root is then the berth user of its unix name (SO_PEERCRED).
 pub async fn serve(
     agent: Arc<Agent>,
     ingress: IngressSlot,
     socket: &Path,
+    group: Option<nix::unistd::Gid>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     match std::fs::remove_file(socket) {
@@ -38,8 +45,13 @@ pub async fn serve(
     let listener = tokio::net::UnixListener::bind(socket);
     nix::sys::stat::umask(old);
     let listener = listener?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
-    axum::serve(listener, router_with(agent, ingress))
+    if let Some(g) = group {
+        nix::unistd::chown(socket, None, Some(g))?;
+    }
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(mode))?;
+    let app = router_with(agent, ingress).into_make_service_with_connect_info::<caller::PeerCred>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -63,6 +63,14 @@ pub fn document() -> Value {
             "NodeOpRequest": {"type": "object", "properties": {"node": {"type": "string"}, "op": {"enum": ["label", "drain", "undrain", "freeze", "thaw", "promote", "demote", "remove"]}, "set": {"type": "array", "items": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}, "required": ["node", "op"]},
             "KvPutRequest": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": ["string", "null"], "contentEncoding": "base64"}, "flags": {"type": "integer"}, "cas": {"type": ["integer", "null"]}}, "required": ["key"]},
             "KvDeleteRequest": {"type": "object", "properties": {"key": {"type": "string"}, "recurse": {"type": "boolean"}, "cas": {"type": ["integer", "null"]}}, "required": ["key"]},
+            "UserCreateRequest": {"type": "object", "properties": {"name": {"type": "string"}, "password": {"type": ["string", "null"]}, "groups": {"type": "array", "items": {"type": "string"}}, "grants": {"type": "array", "items": {"type": "string"}}}, "required": ["name"]},
+            "NameRequest": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+            "PasswdRequest": {"type": "object", "properties": {"name": {"type": "string"}, "password": {"type": "string"}}, "required": ["name", "password"]},
+            "GrantRequest": {"type": "object", "properties": {"name": {"type": "string"}, "group": {"type": "boolean"}, "grants": {"type": "array", "items": {"type": "string", "description": "root, squatter, admin:<ns glob>, operator:<ns glob>[:restricted], guest:<ns glob>, kv:<key glob>:read|write"}}, "revoke": {"type": "boolean"}}, "required": ["name", "grants"]},
+            "GroupCreateRequest": {"type": "object", "properties": {"name": {"type": "string"}, "grants": {"type": "array", "items": {"type": "string"}}}, "required": ["name"]},
+            "TokenCreateRequest": {"type": "object", "properties": {"user": {"type": "string"}, "ttl_secs": {"type": "integer"}, "grants": {"type": ["array", "null"], "items": {"type": "string"}}}, "required": ["user", "ttl_secs"]},
+            "TokenRevokeRequest": {"type": "object", "properties": {"token": {"type": "string", "description": "a whole token or its id"}}, "required": ["token"]},
+            "LoginRequest": {"type": "object", "properties": {"user": {"type": "string"}, "password": {"type": "string"}, "ttl_secs": {"type": "integer"}}, "required": ["user", "password", "ttl_secs"]},
             "Keywords": berth_drivers::registry().json_schema()
         }}
     })

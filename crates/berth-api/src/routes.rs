@@ -14,6 +14,8 @@ use futures_util::stream::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::caller::Caller;
+
 type S = State<Arc<Agent>>;
 
 pub(crate) struct ApiError(pub(crate) AgentError);
@@ -97,6 +99,19 @@ pub fn router_with(agent: Arc<Agent>, ingress: crate::catalog::IngressSlot) -> R
         CatalogServices => crate::catalog::services,
         CatalogService => crate::catalog::service,
         IngressRoutes => crate::catalog::routes,
+        WhoAmIEndpoint => crate::users::whoami,
+        UserList => crate::users::list,
+        UserCreate => crate::users::create,
+        UserDelete => crate::users::delete,
+        UserPasswd => crate::users::passwd,
+        GrantChange => crate::users::grant,
+        GroupList => crate::users::groups,
+        GroupCreate => crate::users::group_create,
+        GroupDelete => crate::users::group_delete,
+        TokenCreate => crate::users::token_create,
+        TokenRevoke => crate::users::token_revoke,
+        Login => crate::users::login,
+        CaBundle => crate::users::ca,
     );
     r.with_state(agent).layer(axum::Extension(ingress))
 }
@@ -145,13 +160,22 @@ fn parse_path(p: &str) -> Result<berth_model::ObjectPath, ApiError> {
         .map_err(|e: berth_model::PathError| ApiError(AgentError::BadInput(e.to_string())))
 }
 
-async fn list_objects(State(a): S, Query(q): Query<SelectorQuery>) -> Reply<ListObjects> {
-    Ok(Json(a.select_some(&q.selector, q.allow_empty)?))
+async fn list_objects(
+    State(a): S,
+    Caller(by): Caller,
+    Query(q): Query<SelectorQuery>,
+) -> Reply<ListObjects> {
+    Ok(Json(a.select_some(&by, &q.selector, q.allow_empty)?))
 }
 
-async fn create(State(a): S, Json(r): Json<CreateRequest>) -> Reply<CreateObject> {
+async fn create(
+    State(a): S,
+    Caller(by): Caller,
+    Json(r): Json<CreateRequest>,
+) -> Reply<CreateObject> {
     Ok(Json(
         a.create(
+            &by,
             &r.path,
             &r.kws,
             r.config.as_deref(),
@@ -161,37 +185,54 @@ async fn create(State(a): S, Json(r): Json<CreateRequest>) -> Reply<CreateObject
     ))
 }
 
-async fn edit(State(a): S, Json(r): Json<EditRequest>) -> Reply<EditObjects> {
-    Ok(Json(a.edit(&r.selector, &r.set, &r.unset).await?))
+async fn edit(State(a): S, Caller(by): Caller, Json(r): Json<EditRequest>) -> Reply<EditObjects> {
+    Ok(Json(a.edit(&by, &r.selector, &r.set, &r.unset).await?))
 }
 
-async fn action(State(a): S, Json(r): Json<ActionRequest>) -> Reply<ObjectAction> {
+async fn action(
+    State(a): S,
+    Caller(by): Caller,
+    Json(r): Json<ActionRequest>,
+) -> Reply<ObjectAction> {
     Ok(Json(
-        a.action(&parse_path(&r.path)?, r.action, r.local).await?,
+        a.action(&by, &parse_path(&r.path)?, r.action, r.local)
+            .await?,
     ))
 }
 
-async fn switch(State(a): S, Json(r): Json<SwitchRequest>) -> Reply<SwitchObject> {
+async fn switch(
+    State(a): S,
+    Caller(by): Caller,
+    Json(r): Json<SwitchRequest>,
+) -> Reply<SwitchObject> {
     Ok(Json(
-        a.switch(&parse_path(&r.path)?, r.to.as_deref()).await?,
+        a.switch(&by, &parse_path(&r.path)?, r.to.as_deref())
+            .await?,
     ))
 }
 
-async fn cluster_init(State(a): S, Json(r): Json<InitRequest>) -> Reply<ClusterInit> {
+async fn cluster_init(State(a): S, by: Caller, Json(r): Json<InitRequest>) -> Reply<ClusterInit> {
+    by.require_root(&a)?;
     Ok(Json(
         a.cluster_init(r.advertise.as_deref(), r.name.as_deref())
             .await?,
     ))
 }
 
-async fn cluster_join(State(a): S, Json(r): Json<JoinRequest>) -> Reply<ClusterJoin> {
+async fn cluster_join(State(a): S, by: Caller, Json(r): Json<JoinRequest>) -> Reply<ClusterJoin> {
+    by.require_root(&a)?;
     Ok(Json(
         a.cluster_join(&r.addr, &r.token, r.advertise.as_deref())
             .await?,
     ))
 }
 
-async fn cluster_token(State(a): S, Json(r): Json<TokenRequest>) -> Reply<ClusterToken> {
+async fn cluster_token(
+    State(a): S,
+    by: Caller,
+    Json(r): Json<TokenRequest>,
+) -> Reply<ClusterToken> {
+    by.require_root(&a)?;
     let token = a.cluster_token(r.role, r.rotate).await?;
     Ok(Json(TokenReply {
         role: r.role,
@@ -200,11 +241,13 @@ async fn cluster_token(State(a): S, Json(r): Json<TokenRequest>) -> Reply<Cluste
     }))
 }
 
-async fn cluster_ca_rotate(State(a): S) -> Reply<ClusterCaRotate> {
+async fn cluster_ca_rotate(State(a): S, by: Caller) -> Reply<ClusterCaRotate> {
+    by.require_root(&a)?;
     Ok(Json(a.cluster_ca_rotate().await?))
 }
 
-async fn cluster_leave(State(a): S) -> Reply<ClusterLeave> {
+async fn cluster_leave(State(a): S, by: Caller) -> Reply<ClusterLeave> {
+    by.require_root(&a)?;
     Ok(Json(MessageReply {
         message: a.cluster_leave().await?,
     }))
@@ -214,18 +257,29 @@ async fn cluster_status(State(a): S) -> Reply<ClusterStatus> {
     Ok(Json(a.cluster_view().await))
 }
 
-async fn node_op(State(a): S, Json(r): Json<NodeOpRequest>) -> Reply<NodeOperation> {
+async fn node_op(State(a): S, by: Caller, Json(r): Json<NodeOpRequest>) -> Reply<NodeOperation> {
+    by.require_root(&a)?;
     Ok(Json(a.node_op(&r.node, r.op).await?))
 }
 
-async fn config(State(a): S, Query(q): Query<PathQuery>) -> Reply<ObjectConfig> {
+async fn config(
+    State(a): S,
+    Caller(by): Caller,
+    Query(q): Query<PathQuery>,
+) -> Reply<ObjectConfig> {
+    a.check_read(&by, &q.path)?;
     Ok(Json(ConfigFile {
         text: a.config_text(&q.path)?,
         path: q.path,
     }))
 }
 
-async fn keyword(State(a): S, Query(q): Query<KeywordQuery>) -> Reply<ObjectKeyword> {
+async fn keyword(
+    State(a): S,
+    Caller(by): Caller,
+    Query(q): Query<KeywordQuery>,
+) -> Reply<ObjectKeyword> {
+    a.check_read(&by, &q.path)?;
     let value = a.get_keyword(&q.path, &q.kw, q.eval)?;
     Ok(Json(KeywordValue {
         path: q.path,
@@ -234,8 +288,12 @@ async fn keyword(State(a): S, Query(q): Query<KeywordQuery>) -> Reply<ObjectKeyw
     }))
 }
 
-async fn status(State(a): S, Query(q): Query<SelectorQuery>) -> Reply<ObjectStatuses> {
-    Ok(Json(a.statuses_of(&q.selector, q.allow_empty)?))
+async fn status(
+    State(a): S,
+    Caller(by): Caller,
+    Query(q): Query<SelectorQuery>,
+) -> Reply<ObjectStatuses> {
+    Ok(Json(a.statuses_of(&by, &q.selector, q.allow_empty)?))
 }
 
 pub(crate) fn sse_of<T: serde::Serialize>(item: &T) -> Result<SseEvent, Infallible> {
@@ -246,21 +304,22 @@ pub(crate) fn sse_of<T: serde::Serialize>(item: &T) -> Result<SseEvent, Infallib
 /// status bus (a lag re-reads them too, so nothing is missed).
 async fn watch_status(
     State(a): S,
+    Caller(by): Caller,
     Query(q): Query<SelectorQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let sub = a.subscribe_status();
-    let first = a.statuses_of(&q.selector, q.allow_empty)?;
+    let first = a.statuses_of(&by, &q.selector, q.allow_empty)?;
     let feed = futures_util::stream::unfold(
-        (a, sub, q, Some(first)),
-        |(a, mut sub, q, next)| async move {
+        (a, by, sub, q, Some(first)),
+        |(a, by, mut sub, q, next)| async move {
             if let Some(list) = next {
-                return Some((sse_of(&list), (a, sub, q, None)));
+                return Some((sse_of(&list), (a, by, sub, q, None)));
             }
             a.status_changed(&mut sub).await?;
             // Changes come in bursts: take what else arrives in the meantime.
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            let list = a.statuses_of(&q.selector, q.allow_empty).ok()?;
-            Some((sse_of(&list), (a, sub, q, None)))
+            let list = a.statuses_of(&by, &q.selector, q.allow_empty).ok()?;
+            Some((sse_of(&list), (a, by, sub, q, None)))
         },
     );
     Ok(Sse::new(feed).keep_alive(KeepAlive::default()))
@@ -269,9 +328,10 @@ async fn watch_status(
 /// Server-sent events: past events first, then live ones.
 async fn events(
     State(a): S,
+    Caller(by): Caller,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let feed = a.events(q.since, q.last, q.follow)?.map(|e| {
+    let feed = a.events(&by, q.since, q.last, q.follow)?.map(|e| {
         Ok(SseEvent::default()
             .id(e.seq.to_string())
             .data(serde_json::to_string(&e).unwrap_or_default()))

@@ -1,6 +1,7 @@
-//! The API client: HTTP/1.1 over the daemon's unix socket. Calls name
-//! their endpoint type (`berth-api-types`), which gives path, method,
-//! query, body and reply.
+//! The API client: HTTP/1.1 over the daemon's unix socket, or over
+//! HTTPS to a node's remote API (`--server`), trusting only the cluster
+//! CA the user pinned at `berth login`. Calls name their endpoint type
+//! (`berth-api-types`), which gives path, method, query, body and reply.
 
 use berth_api_types::bodies::ErrorBody;
 use berth_api_types::{Endpoint, Method as ApiMethod};
@@ -27,6 +28,11 @@ pub enum ClientError {
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ClientError::NoDaemon { socket, reason } if socket.starts_with("https:") => write!(
+                f,
+                "no berth API answers at {} ({reason}).",
+                socket.display()
+            ),
             ClientError::NoDaemon { socket, reason } => write!(
                 f,
                 "no berth daemon answers on {} ({reason}).\nStart one with `berth daemon start` (or `berth daemon run` in the foreground); set --home or BERTH_HOME if it uses another home.",
@@ -40,9 +46,30 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// Where the API is.
+#[derive(Clone)]
+enum Transport {
+    Unix,
+    /// `host:port`, and the TLS configuration that pins the CA.
+    Https {
+        authority: String,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    },
+    /// A remote API berth cannot reach yet, and why (no pinned CA).
+    Unusable(String),
+}
+
+/// A byte stream to the API, unix or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 #[derive(Clone)]
 pub struct Client {
     socket: PathBuf,
+    transport: Transport,
+    /// Sent as `Authorization: Bearer`: the request then has the token's
+    /// rights, not root's.
+    token: Option<String>,
 }
 
 async fn body_bytes(b: hyper::body::Incoming) -> Result<Bytes, String> {
@@ -56,7 +83,67 @@ impl Client {
     pub fn new(socket: &Path) -> Client {
         Client {
             socket: socket.to_path_buf(),
+            transport: Transport::Unix,
+            token: None,
         }
+    }
+
+    /// A client of the remote API at `authority` (`host:port`), whose
+    /// certificate must chain to `tls`'s pinned CA.
+    pub fn remote(authority: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        Client {
+            socket: PathBuf::from(format!("https://{authority}")),
+            transport: Transport::Https {
+                authority: authority.to_string(),
+                tls,
+            },
+            token: None,
+        }
+    }
+
+    /// A remote client that fails every call with `why`.
+    pub fn unusable(server: &str, why: String) -> Client {
+        Client {
+            socket: PathBuf::from(server),
+            transport: Transport::Unusable(why),
+            token: None,
+        }
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Io>, String> {
+        match &self.transport {
+            Transport::Unusable(why) => Err(why.clone()),
+            Transport::Unix => tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .map(|s| Box::new(s) as Box<dyn Io>)
+                .map_err(|e| e.to_string()),
+            Transport::Https { authority, tls } => {
+                let tcp = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    tokio::net::TcpStream::connect(authority.as_str()),
+                )
+                .await
+                .map_err(|_| "no answer within 10 s".to_string())?
+                .map_err(|e| e.to_string())?;
+                let host = authority
+                    .rsplit_once(':')
+                    .map_or(authority.as_str(), |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| format!("{host}: {e}"))?;
+                let s = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                Ok(Box::new(s))
+            }
+        }
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token;
+        self
     }
 
     async fn send(
@@ -69,20 +156,22 @@ impl Client {
             socket: self.socket.clone(),
             reason,
         };
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| no_daemon(e.to_string()))?;
+        let stream = self.connect().await.map_err(no_daemon)?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| no_daemon(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(uri)
             .header("host", "berth")
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         sender

@@ -192,6 +192,13 @@ fn run_args(o: &DaemonOpts) -> Vec<std::ffi::OsString> {
     opt("--heartbeat", ms(o.heartbeat));
     opt("--down-after", ms(o.down_after));
     opt("--consul-addr", o.consul_addr.to_string().into());
+    if let Some(v) = clap::ValueEnum::to_possible_value(&o.consul_anonymous) {
+        opt("--consul-anonymous", v.get_name().into());
+    }
+    opt("--api-addr", o.api_addr.to_string().into());
+    if let Some(g) = &o.socket_group {
+        opt("--socket-group", g.into());
+    }
     opt("--dns-addr", o.dns_addr.to_string().into());
     opt("--dns-domain", (&o.dns_domain).into());
     for r in &o.dns_recursors {
@@ -260,6 +267,9 @@ mod tests {
             "--down-after=9s",
             "--nice=-5",
             "--consul-addr=127.0.0.1:18500",
+            "--consul-anonymous=any",
+            "--api-addr=127.0.0.1:17947",
+            "--socket-group=staff",
             "--registrator-internal",
             "--dns-addr=none",
             "--dns-domain=corp",

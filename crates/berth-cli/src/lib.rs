@@ -13,7 +13,9 @@ mod cluster;
 mod commands;
 mod daemon;
 mod kv;
+mod remote;
 mod render;
+mod users;
 
 use args::{Common, Format, ObjectCli, Top};
 use clap::{CommandFactory, Parser};
@@ -86,6 +88,7 @@ pub(crate) fn merge(inner: &Common, outer: &Common) -> Common {
     Common {
         home: inner.home.clone().or_else(|| outer.home.clone()),
         format: inner.format.or(outer.format),
+        server: inner.server.clone().or_else(|| outer.server.clone()),
     }
 }
 
@@ -93,6 +96,8 @@ pub(crate) fn merge(inner: &Common, outer: &Common) -> Common {
 pub(crate) struct Ctx {
     pub home: PathBuf,
     pub format: Format,
+    /// `--server`: the remote API instead of this node's socket.
+    pub server: Option<String>,
 }
 
 impl Ctx {
@@ -100,10 +105,15 @@ impl Ctx {
         Ctx {
             home: home(common),
             format: common.format.unwrap_or_default(),
+            server: common.server.clone().filter(|s| !s.is_empty()),
         }
     }
     pub fn client(&self) -> client::Client {
+        if let Some(server) = &self.server {
+            return remote::client_for(server);
+        }
         client::Client::new(&self.home.join("berth.sock"))
+            .with_token(std::env::var("BERTH_TOKEN").ok().filter(|t| !t.is_empty()))
     }
     pub fn json(&self) -> bool {
         self.format == Format::Json
@@ -158,6 +168,28 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::Kv { cmd } => kv::run(&ctx, cmd).await,
         Top::Catalog { cmd } => catalog::run(&ctx, cmd).await,
         Top::Ingress { cmd } => catalog::ingress(&ctx, cmd).await,
+        Top::User { cmd } => users::user(&ctx, cmd).await,
+        Top::Group { cmd } => users::group(&ctx, cmd).await,
+        Top::Token { cmd } => users::token(&ctx, cmd).await,
+        Top::Whoami => users::whoami(&ctx).await,
+        Top::Login {
+            server,
+            user,
+            password_stdin,
+            ca_sha256,
+            ttl,
+        } => {
+            remote::login(
+                &ctx,
+                &server,
+                &user,
+                password_stdin,
+                ca_sha256.as_deref(),
+                ttl,
+            )
+            .await
+        }
+        Top::Logout { server } => remote::logout(&server),
         Top::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

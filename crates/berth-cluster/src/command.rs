@@ -39,10 +39,24 @@ use berth_store::{delete_object, put_json, ObjectPatch, ObjectRecord};
 use serde::{Deserialize, Serialize};
 
 /// The user a forwarded command acts for, and the node it works on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// With a token, the leader checks the token itself: a node forwards
+/// what its client presented and asserts nothing for it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRef {
     pub user: String,
     pub node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for UserRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRef")
+            .field("user", &self.user)
+            .field("node", &self.node)
+            .field("token", &self.token.as_ref().map(|_| "..."))
+            .finish()
+    }
 }
 
 impl UserRef {
@@ -51,6 +65,16 @@ impl UserRef {
         UserRef {
             user: "root".into(),
             node: node.into(),
+            token: None,
+        }
+    }
+
+    /// The holder of `token` (its claims name `user`), working on `node`.
+    pub fn with_token(user: &str, node: &str, token: &str) -> UserRef {
+        UserRef {
+            user: user.into(),
+            node: node.into(),
+            token: Some(token.into()),
         }
     }
 }
@@ -103,6 +127,24 @@ impl ObjectOp {
             | ObjectOp::Move { path, .. } => vec![path.as_str()],
         }
     }
+}
+
+/// A change to users, groups, revoked tokens or the token key (`auth/`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthOp {
+    /// A new or changed user; its password already hashed.
+    PutUser(berth_auth::UserRecord),
+    DeleteUser {
+        name: String,
+    },
+    PutGroup(berth_auth::GroupRecord),
+    DeleteGroup {
+        name: String,
+    },
+    Revoke(berth_auth::Revocation),
+    /// The token verification key, published by a manager.
+    Signer(berth_auth::SignerRecord),
 }
 
 /// A change to the node records.
@@ -238,6 +280,10 @@ pub enum Command {
         by: Option<UserRef>,
         ops: Vec<berth_kv::catalog::CatalogOp>,
     },
+    Auth {
+        by: UserRef,
+        op: AuthOp,
+    },
     All(Vec<Command>),
 }
 
@@ -248,26 +294,41 @@ pub struct Caller {
     pub role: NodeRole,
 }
 
-/// What a user may do to objects. The RBAC issue replaces the default.
+/// What a user may do: the cluster's RBAC (`rbac.rs`) on the leader and
+/// on the node that forwards; `RootOnly` in unit tests.
 pub trait Authorizer: Send + Sync {
-    fn allows(&self, user: &UserRef, op: &ObjectOp) -> bool;
-    /// A write to the KV store. Consul without ACLs allows everyone, and
-    /// so does berth until tokens exist.
-    fn allows_kv(&self, _user: &UserRef, _write: &KvWrite) -> bool {
-        true
+    fn object(&self, by: &UserRef, op: &ObjectOp) -> Result<(), Refusal>;
+    /// A write to the KV store: with a token, its KV grants decide;
+    /// without one, Consul without ACLs allows everyone.
+    fn kv(&self, _by: &UserRef, _write: &KvWrite) -> Result<(), Refusal> {
+        Ok(())
     }
     /// A user's catalog registration: allowed, as in Consul without ACLs.
-    fn allows_catalog(&self, _user: &UserRef, _ops: &[berth_kv::catalog::CatalogOp]) -> bool {
-        true
+    fn catalog(&self, _by: &UserRef, _ops: &[berth_kv::catalog::CatalogOp]) -> Result<(), Refusal> {
+        Ok(())
+    }
+    fn auth(&self, by: &UserRef, op: &AuthOp) -> Result<(), Refusal>;
+}
+
+/// Root may do everything, nobody else anything.
+pub struct RootOnly;
+
+impl RootOnly {
+    fn check(by: &UserRef) -> Result<(), Refusal> {
+        if by.user == "root" && by.token.is_none() {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden(format!("{by} may not do this")))
+        }
     }
 }
 
-/// Until users exist: root may do everything, nobody else anything.
-pub struct RootOnly;
-
 impl Authorizer for RootOnly {
-    fn allows(&self, user: &UserRef, _op: &ObjectOp) -> bool {
-        user.user == "root"
+    fn object(&self, by: &UserRef, _op: &ObjectOp) -> Result<(), Refusal> {
+        RootOnly::check(by)
+    }
+    fn auth(&self, by: &UserRef, _op: &AuthOp) -> Result<(), Refusal> {
+        RootOnly::check(by)
     }
 }
 
@@ -278,6 +339,20 @@ pub enum Refusal {
     Forbidden(String),
     #[error("{0}")]
     BadInput(String),
+    /// A token that is tampered, expired, revoked or another cluster's.
+    #[error("{0}")]
+    Unauthenticated(String),
+}
+
+fn own_users_only(caller: &Caller, by: &UserRef) -> Result<(), Refusal> {
+    if by.node == caller.node {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(format!(
+            "{} may forward its own users' commands only, not those of {by}",
+            caller.node
+        )))
+    }
 }
 
 impl Command {
@@ -295,20 +370,19 @@ impl Command {
         };
         match self {
             Command::Object { by, op } => {
-                if by.node != caller.node {
-                    return Err(Refusal::Forbidden(format!(
-                        "{} may forward its own users' commands only, not those of {by}",
-                        caller.node
-                    )));
-                }
-                if !auth.allows(by, op) {
-                    return Err(Refusal::Forbidden(format!("{by} may not do this")));
-                }
+                own_users_only(caller, by)?;
                 for p in op.paths() {
                     p.parse::<ObjectPath>()
                         .map_err(|e| Refusal::BadInput(format!("{p:?}: {e}")))?;
                 }
-                Ok(())
+                auth.object(by, op)
+            }
+            Command::Auth { by, op } => {
+                own_users_only(caller, by)?;
+                if matches!(op, AuthOp::Signer(_)) {
+                    manager_only("the token key")?;
+                }
+                auth.auth(by, op)
             }
             Command::Node(w) => {
                 let name = match w {
@@ -320,16 +394,9 @@ impl Command {
             }
             Command::Cluster(_) => manager_only("the cluster's CA or join tokens"),
             Command::Kv { by, write } => {
-                if by.node != caller.node {
-                    return Err(Refusal::Forbidden(format!(
-                        "{} may forward its own users' commands only, not those of {by}",
-                        caller.node
-                    )));
-                }
-                if !auth.allows_kv(by, write) {
-                    return Err(Refusal::Forbidden(format!("{by} may not do this")));
-                }
-                write.check()
+                own_users_only(caller, by)?;
+                write.check()?;
+                auth.kv(by, write)
             }
             Command::Place(ps) => {
                 for p in ps {
@@ -340,16 +407,8 @@ impl Command {
                 manager_only("placements")
             }
             Command::Catalog { by: Some(by), ops } => {
-                if by.node != caller.node {
-                    return Err(Refusal::Forbidden(format!(
-                        "{} may forward its own users' commands only, not those of {by}",
-                        caller.node
-                    )));
-                }
-                if !auth.allows_catalog(by, ops) {
-                    return Err(Refusal::Forbidden(format!("{by} may not do this")));
-                }
-                Ok(())
+                own_users_only(caller, by)?;
+                auth.catalog(by, ops)
             }
             Command::Catalog { by: None, ops } => {
                 match ops.iter().find(|op| op.node() != caller.node) {
@@ -394,6 +453,7 @@ impl Command {
             ),
             Command::Kv { write, .. } => Request::Kv(write.op(now_ms())),
             Command::Catalog { ops, .. } => Request::Kv(berth_kv::Op::Catalog(ops.clone())),
+            Command::Auth { op, .. } => auth_request(op)?,
             Command::All(cmds) => Request::Batch(
                 cmds.iter()
                     .map(Command::request)
@@ -401,6 +461,22 @@ impl Command {
             ),
         })
     }
+}
+
+fn auth_request(op: &AuthOp) -> Result<Request, berth_store::StoreError> {
+    use berth_auth::records::{group_key, revoked_key, user_key, SIGNER_KEY};
+    Ok(match op {
+        AuthOp::PutUser(u) => put_json(&user_key(&u.name), u)?,
+        AuthOp::DeleteUser { name } => Request::Delete {
+            key: user_key(name),
+        },
+        AuthOp::PutGroup(g) => put_json(&group_key(&g.name), g)?,
+        AuthOp::DeleteGroup { name } => Request::Delete {
+            key: group_key(name),
+        },
+        AuthOp::Revoke(r) => put_json(&revoked_key(&r.id), r)?,
+        AuthOp::Signer(s) => put_json(SIGNER_KEY, s)?,
+    })
 }
 
 fn check_node_name(name: &str) -> Result<(), Refusal> {

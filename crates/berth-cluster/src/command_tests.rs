@@ -60,6 +60,7 @@ fn the_authorizer_decides_what_a_user_may_do() {
     let by = UserRef {
         user: "alice".into(),
         node: "w1".into(),
+        token: None,
     };
     let cmd = Command::Object {
         by,

@@ -13,6 +13,9 @@ pub enum ClusterError {
     /// Refused: a bad join token, or a node acting beyond its role.
     #[error("{0}")]
     Forbidden(String),
+    /// A token that does not hold: tampered, expired, revoked, foreign.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// No leader is known, or none accepted the write in time: an election
     /// is under way or the managers lost their quorum. Worth a retry.
     #[error("no cluster leader is available right now{}; retry in a moment", .0.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
@@ -38,6 +41,7 @@ impl ClusterError {
             ClusterError::BadInput(_) => 400,
             ClusterError::Conflict(_) => 409,
             ClusterError::Forbidden(_) => 403,
+            ClusterError::Unauthenticated(_) => 401,
             ClusterError::NoLeader(_) | ClusterError::ShuttingDown => 503,
             ClusterError::Unreachable(_) => 502,
             ClusterError::Store(_) | ClusterError::Net(_) | ClusterError::Io(_) => 500,
@@ -58,7 +62,8 @@ impl ClusterError {
         match e {
             berth_raft::CallError::Refused { status, message } => match status {
                 400 => ClusterError::BadInput(message),
-                403 | 401 => ClusterError::Forbidden(message),
+                403 => ClusterError::Forbidden(message),
+                401 => ClusterError::Unauthenticated(message),
                 404 => ClusterError::NotFound(message),
                 409 => ClusterError::Conflict(message),
                 503 => ClusterError::NoLeader(Some(message)),

@@ -31,19 +31,22 @@ mod identity;
 mod join;
 mod lease;
 mod orchestrator;
+pub mod rbac;
 pub mod records;
 mod renew;
 mod server;
 mod submit;
 mod tokens;
+mod users;
 mod view;
 
 pub use backend_use::{BackendUse, IngressProbe};
-pub use command::{check_kv_key, Command, ConfigText, KvWrite, ObjectOp, UserRef};
+pub use command::{check_kv_key, AuthOp, Command, ConfigText, KvWrite, ObjectOp, UserRef};
 pub use error::ClusterError;
 pub use identity::Identity;
 pub use records::ClusterRecord;
 pub use submit::CommandReply;
+pub use users::IssuedToken;
 
 use berth_bus::{EventBus, StatusBus};
 use berth_manager::duty::Fence;
@@ -101,7 +104,8 @@ pub struct Cluster {
     pub(crate) local: OnceLock<Arc<dyn LocalNode>>,
     /// This node's ingress, when it runs one.
     pub(crate) ingress_probe: OnceLock<Arc<dyn IngressProbe>>,
-    pub(crate) authorizer: Arc<dyn command::Authorizer>,
+    pub(crate) authorizer: Arc<rbac::Rbac>,
+    pub(crate) login_limiter: users::LoginLimiter,
     /// Serializes init, join and leave.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
 }
@@ -141,6 +145,7 @@ impl Cluster {
             }
         });
         desired.spawn_maintenance();
+        let authorizer = Arc::new(rbac::Rbac::new(desired.clone()));
         let lease = lease::LeaseKeeper::new(opts.timing, &opts.home, opts.watchdog.clone());
         Ok(Arc::new(Cluster {
             view: Mutex::new(view::LeaderView::new(opts.timing)),
@@ -155,7 +160,8 @@ impl Cluster {
             last_renewal: Mutex::new(None),
             local: OnceLock::new(),
             ingress_probe: OnceLock::new(),
-            authorizer: Arc::new(command::RootOnly),
+            authorizer,
+            login_limiter: Default::default(),
             membership_lock: tokio::sync::Mutex::new(()),
             opts,
         }))

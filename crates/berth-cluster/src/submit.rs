@@ -35,6 +35,7 @@ impl From<Refusal> for ClusterError {
         match r {
             Refusal::Forbidden(m) => ClusterError::Forbidden(m),
             Refusal::BadInput(m) => ClusterError::BadInput(m),
+            Refusal::Unauthenticated(m) => ClusterError::Unauthenticated(m),
         }
     }
 }

@@ -33,6 +33,7 @@ pub async fn get(state: State, uri: Uri, path: Option<Path<String>>) -> ApiResul
     let p = Params::parse(uri.query())?;
     p.conflicting(&["recurse", "keys"])?;
     let key = key_of(path)?;
+    crate::acl::check_kv_read(&c, &key)?;
     let opts = p.read_opts()?;
     if p.has("keys") {
         let sep = p

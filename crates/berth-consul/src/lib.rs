@@ -13,6 +13,7 @@
 //! Architecture invariant: this crate never proposes to Raft; every write
 //! goes through `Cluster::submit`.
 
+mod acl;
 mod agent;
 mod agent_api;
 mod catalog;
@@ -54,6 +55,17 @@ pub struct ConsulOptions {
     pub addr: Option<SocketAddr>,
     /// `Config.Datacenter` in `/v1/agent/self`: the cluster's name.
     pub datacenter: String,
+    /// Who is served without a token.
+    pub anonymous: Anonymous,
+}
+
+/// Who the API serves without a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anonymous {
+    /// Loopback clients (the default).
+    Loopback,
+    Nobody,
+    Anyone,
 }
 
 pub(crate) struct Consul {
@@ -90,7 +102,7 @@ pub async fn serve(
     let Some(listener) = listener else {
         return Ok(None);
     };
-    let app = router(consul);
+    let app = router(consul).into_make_service_with_connect_info::<SocketAddr>();
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("consul api: {e}");
@@ -146,6 +158,10 @@ fn router(consul: Arc<Consul>) -> Router {
         // Values up to 512 KiB and transactions of 128 of them: bodies
         // past Consul's limits are refused with its 413, by the handlers.
         .layer(DefaultBodyLimit::max(80 * 1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            consul.clone(),
+            acl::layer,
+        ))
         .with_state(consul)
 }
 
@@ -205,13 +221,10 @@ impl Consul {
         }
     }
 
-    /// Who the API's clients are: anyone who reaches its address, as with
-    /// Consul without ACLs.
+    /// Who the request being served comes from: its token's holder, or
+    /// `anonymous` (Consul without ACLs).
     pub fn user(&self) -> berth_cluster::UserRef {
-        berth_cluster::UserRef {
-            user: "anonymous".into(),
-            node: self.cluster.nodename().to_string(),
-        }
+        acl::caller(self.cluster.nodename())
     }
 
     /// Applies a KV write through the leader.

@@ -23,7 +23,8 @@ pub use ca::{
 pub use error::NetError;
 pub use seal::SealKey;
 pub use tls::{
-    ca_only_client_config, client_config, install_crypto_provider, node_server_config,
-    server_config, unverified_client_config,
+    api_server_config, ca_only_client_config, client_config, install_crypto_provider,
+    node_server_config, pinned_ca_client_config, server_config, unverified_api_client_config,
+    unverified_client_config,
 };
 pub use token::{JoinToken, Role};

@@ -131,6 +131,15 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
             home.display()
         );
     }
+    let socket_group = match &o.socket_group {
+        None => None,
+        Some(name) => Some(
+            nix::unistd::Group::from_name(name)
+                .with_context(|| format!("looking up group {name}"))?
+                .with_context(|| format!("--socket-group {name}: no such group"))?
+                .gid,
+        ),
+    };
     let agent = Agent::start(opts.clone())
         .await
         .with_context(|| format!("starting the agent in {}", home.display()))?;
@@ -142,6 +151,11 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         berth_consul::ConsulOptions {
             addr: consul_addr,
             datacenter: "berth".into(),
+            anonymous: match o.consul_anonymous {
+                berth_cli::args::Anonymous::Loopback => berth_consul::Anonymous::Loopback,
+                berth_cli::args::Anonymous::None => berth_consul::Anonymous::Nobody,
+                berth_cli::args::Anonymous::Any => berth_consul::Anonymous::Anyone,
+            },
         },
         agent.cluster().clone(),
     )
@@ -249,13 +263,39 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
         let _ = stopping.wait_for(|s| *s).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
+    let remote_api = match o.api_addr {
+        berth_cli::args::Listen::Off => None,
+        berth_cli::args::Listen::On(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("serving the remote API on {addr} (--api-addr ADDR, or none)")
+            })?;
+            if !agent.cluster().is_clustered() {
+                tracing::warn!(
+                    "remote API on {addr}: this node is in no cluster and has no certificate yet; it serves once `berth cluster init` or `join` gives it one"
+                );
+            }
+            tracing::info!("remote API listening on https://{addr}");
+            let mut stopping = stop_rx.clone();
+            Some(tokio::spawn(berth_api::serve_remote(
+                agent.clone(),
+                ingress.clone(),
+                listener,
+                async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                },
+            )))
+        }
+    };
     let served = tokio::select! {
-        r = berth_api::serve(agent.clone(), ingress.clone(), &socket, shutdown) => r,
+        r = berth_api::serve(agent.clone(), ingress.clone(), &socket, socket_group, shutdown) => r,
         _ = grace => Ok(()),
     };
     notifier.abort();
     trimmer.abort();
     if let Some(task) = consul {
+        task.abort();
+    }
+    if let Some(task) = remote_api {
         task.abort();
     }
     if let Some(task) = metrics {

@@ -91,7 +91,7 @@ fn only_the_engine_depends_on_bollard() {
 #[test]
 fn the_model_and_the_manager_do_no_io() {
     let deps = manifests();
-    for name in ["berth-model", "berth-manager", "berth-kv"] {
+    for name in ["berth-model", "berth-auth", "berth-manager", "berth-kv"] {
         for d in &deps[name] {
             assert!(
                 !["tokio", "redb", "hyper", "nix", "libc", "bollard"].contains(&d.as_str()),

@@ -1,0 +1,123 @@
+//! Bodies of the users, groups and tokens endpoints. Grants travel as
+//! their text (`admin:app1-*`), parsed by the daemon.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// `local` or `ldap`.
+    pub source: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub has_password: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    #[serde(default)]
+    pub grants: Vec<String>,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserCreateRequest {
+    pub name: String,
+    /// None: a user that only ever holds tokens (a robot).
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub grants: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NameRequest {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PasswdRequest {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GrantRequest {
+    /// A user's name, or a group's with `group`.
+    pub name: String,
+    #[serde(default)]
+    pub group: bool,
+    pub grants: Vec<String>,
+    /// Remove these grants instead of adding them.
+    #[serde(default)]
+    pub revoke: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GrantsReply {
+    pub name: String,
+    pub grants: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupCreateRequest {
+    pub name: String,
+    #[serde(default)]
+    pub grants: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenCreateRequest {
+    pub user: String,
+    pub ttl_secs: u64,
+    /// None: all of the user's grants.
+    #[serde(default)]
+    pub grants: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRevokeRequest {
+    /// A whole token, or a token's id.
+    pub token: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+    pub ttl_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub token: String,
+    pub id: String,
+    pub user: String,
+    pub grants: Vec<String>,
+    /// Seconds since the epoch.
+    pub expires: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub user: String,
+    pub grants: Vec<String>,
+}
+
+/// The cluster CA a client pins (`berth login`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaInfo {
+    /// The trust bundle: the current CA, then the previous one during a
+    /// rotation.
+    pub pem: String,
+    /// SHA-256 of the current CA certificate (DER), lowercase hex: the
+    /// same fingerprint join tokens carry.
+    pub sha256: String,
+}

@@ -1,0 +1,97 @@
+//! Who a request comes from. On the unix socket (mode 0600) the peer is
+//! root on this node; a request that carries `Authorization: Bearer
+//! <token>` acts with that token's rights instead, which the cluster
+//! checks (here for reads, at the leader for every change).
+
+use crate::routes::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use berth_agent::{Agent, AgentError};
+use berth_cluster::{ClusterError, UserRef};
+use std::sync::Arc;
+
+pub(crate) struct Caller(pub UserRef);
+
+/// The unix peer of a socket connection: its uid, when the kernel says.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerCred(pub Option<u32>);
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for PeerCred
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        PeerCred(stream.io().peer_cred().ok().map(|c| c.uid()))
+    }
+}
+
+/// The berth user a unix peer is: its account's name; root is root.
+fn unix_user(node: &str, uid: u32) -> Result<UserRef, String> {
+    if uid == 0 {
+        return Ok(UserRef::root_on(node));
+    }
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .ok_or_else(|| format!("uid {uid} has no account name"))?;
+    Ok(UserRef {
+        user: name,
+        node: node.into(),
+        token: None,
+    })
+}
+
+impl FromRequestParts<Arc<Agent>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, a: &Arc<Agent>) -> Result<Self, ApiError> {
+        let node = a.nodename();
+        let unauthenticated =
+            |m: &str| ApiError(AgentError::Cluster(ClusterError::Unauthenticated(m.into())));
+        let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            if parts.extensions.get::<crate::remote::Remote>().is_some() {
+                return Err(unauthenticated(
+                    "this API wants a token: `berth login`, or BERTH_TOKEN",
+                ));
+            }
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<PeerCred>>()
+                .map(|c| c.0 .0);
+            return match peer {
+                // A socket the kernel told nothing about is root's own
+                // (tests mount the router without one).
+                None => Ok(Caller(UserRef::root_on(node))),
+                Some(None) => Err(unauthenticated("the socket's peer is unknown")),
+                Some(Some(uid)) => unix_user(node, uid)
+                    .map(Caller)
+                    .map_err(|m| unauthenticated(&m)),
+            };
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthenticated("the Authorization header is not \"Bearer <token>\""))?;
+        let claims = berth_auth::token::peek(token)
+            .ok_or_else(|| unauthenticated(&berth_auth::TokenError::Malformed.to_string()))?;
+        Ok(Caller(UserRef::with_token(&claims.user, node, token)))
+    }
+}
+
+impl Caller {
+    /// Node and cluster administration: root's only.
+    pub(crate) fn require_root(&self, a: &Agent) -> Result<(), ApiError> {
+        let rights = a.cluster().rights(&self.0).map_err(AgentError::from)?;
+        if rights.is_root() {
+            Ok(())
+        } else {
+            Err(ApiError(AgentError::Cluster(ClusterError::Forbidden(
+                format!("{} may not do this: it takes root", self.0.user),
+            ))))
+        }
+    }
+}

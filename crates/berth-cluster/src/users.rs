@@ -1,0 +1,389 @@
+//! Users, groups and tokens: their records go through Raft as
+//! `Command::Auth`, passwords hashed on the node that received them
+//! (the log never holds one in clear), and tokens are signed by a
+//! manager with the key it derives from the seal key.
+
+use crate::command::{AuthOp, Command, UserRef};
+use crate::rbac::now_secs;
+use crate::records::{ClusterRecord, CLUSTER_KEY};
+use crate::{Cluster, ClusterError};
+use berth_auth::records::{check_name, GroupRecord, Revocation, SignerRecord, SIGNER_KEY};
+use berth_auth::{Claims, Grant, Rights, Signer, Source, UserRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest a token may live.
+pub const MAX_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Failed logins of one name allowed in `LOCKOUT` before it is refused.
+const FAILURES: u32 = 5;
+const LOCKOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub id: String,
+    pub user: String,
+    pub grants: Vec<Grant>,
+    pub expires: u64,
+}
+
+/// Failed logins per user name; the same answer whether or not it exists.
+#[derive(Default)]
+pub(crate) struct LoginLimiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    fn locked(&self, name: &str) -> bool {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(name)
+            .is_some_and(|(n, since)| *n >= FAILURES && since.elapsed() < LOCKOUT)
+    }
+
+    fn failed(&self, name: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, since)| since.elapsed() < LOCKOUT);
+        }
+        let e = map.entry(name.to_string()).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= LOCKOUT {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+    }
+
+    fn succeeded(&self, name: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+}
+
+fn bad(m: impl Into<String>) -> ClusterError {
+    ClusterError::BadInput(m.into())
+}
+
+async fn hash(password: String) -> Result<String, ClusterError> {
+    tokio::task::spawn_blocking(move || berth_auth::password::hash(&password))
+        .await
+        .map_err(|_| ClusterError::ShuttingDown)?
+        .map_err(|e| bad(e.to_string()))
+}
+
+impl Cluster {
+    /// What `by` may do, decided on this replica.
+    pub fn rights(&self, by: &UserRef) -> Result<Rights, ClusterError> {
+        Ok(self.authorizer.rights(by)?)
+    }
+
+    pub async fn auth_submit(&self, by: &UserRef, op: AuthOp) -> Result<(), ClusterError> {
+        self.submit(Command::Auth { by: by.clone(), op })
+            .await
+            .map(|_| ())
+    }
+
+    pub fn user_record(&self, name: &str) -> Option<UserRecord> {
+        self.authorizer.user(name)
+    }
+
+    pub fn group_record(&self, name: &str) -> Option<GroupRecord> {
+        self.authorizer.group(name)
+    }
+
+    /// Every user, without their password hashes.
+    pub fn users(&self) -> Result<Vec<UserRecord>, ClusterError> {
+        let (mut users, _): (Vec<UserRecord>, _) =
+            self.desired.list_json(berth_auth::records::USER_PREFIX)?;
+        for u in &mut users {
+            u.password = None;
+        }
+        Ok(users)
+    }
+
+    pub fn groups(&self) -> Result<Vec<GroupRecord>, ClusterError> {
+        Ok(self.desired.list_json(berth_auth::records::GROUP_PREFIX)?.0)
+    }
+
+    pub async fn user_create(
+        &self,
+        by: &UserRef,
+        name: &str,
+        password: Option<String>,
+        groups: Vec<String>,
+        grants: Vec<Grant>,
+    ) -> Result<UserRecord, ClusterError> {
+        check_name(name).map_err(bad)?;
+        for g in &groups {
+            check_name(g).map_err(bad)?;
+            if self.group_record(g).is_none() {
+                return Err(ClusterError::NotFound(format!("group {g}: no such group")));
+            }
+        }
+        if self.user_record(name).is_some() {
+            return Err(ClusterError::Conflict(format!("user {name} exists")));
+        }
+        let password = match password {
+            Some(p) => Some(hash(p).await?),
+            None => None,
+        };
+        let rec = UserRecord {
+            name: name.into(),
+            password,
+            groups,
+            grants,
+            source: Source::Local,
+            tokens_after: 0,
+            created: now_secs(),
+        };
+        self.auth_submit(by, AuthOp::PutUser(rec.clone())).await?;
+        Ok(UserRecord {
+            password: None,
+            ..rec
+        })
+    }
+
+    fn existing_user(&self, name: &str) -> Result<UserRecord, ClusterError> {
+        self.user_record(name)
+            .ok_or_else(|| ClusterError::NotFound(format!("user {name}: no such user")))
+    }
+
+    /// A new password; every token issued before is void.
+    pub async fn user_passwd(
+        &self,
+        by: &UserRef,
+        name: &str,
+        password: String,
+    ) -> Result<(), ClusterError> {
+        let mut rec = self.existing_user(name)?;
+        rec.password = Some(hash(password).await?);
+        rec.tokens_after = now_secs();
+        self.auth_submit(by, AuthOp::PutUser(rec)).await
+    }
+
+    /// Adds (or with `revoke`, removes) grants of a user or a group.
+    pub async fn grant(
+        &self,
+        by: &UserRef,
+        group: bool,
+        name: &str,
+        grants: Vec<Grant>,
+        revoke: bool,
+    ) -> Result<Vec<Grant>, ClusterError> {
+        // What is asked, not only what changes: granting a grant already
+        // held is refused alike to whoever may not grant it.
+        let rights = self.rights(by)?;
+        if let Some(g) = grants.iter().find(|g| !rights.may_grant(g)) {
+            return Err(ClusterError::Forbidden(format!(
+                "{} may not grant or revoke {g}",
+                by.user
+            )));
+        }
+        let apply = |current: &mut Vec<Grant>| {
+            for g in grants.iter() {
+                if revoke {
+                    current.retain(|c| c != g);
+                } else if !current.contains(g) {
+                    current.push(g.clone());
+                }
+            }
+            current.clone()
+        };
+        if group {
+            let mut rec = self
+                .group_record(name)
+                .ok_or_else(|| ClusterError::NotFound(format!("group {name}: no such group")))?;
+            let out = apply(&mut rec.grants);
+            self.auth_submit(by, AuthOp::PutGroup(rec)).await?;
+            Ok(out)
+        } else {
+            let mut rec = self.existing_user(name)?;
+            let out = apply(&mut rec.grants);
+            self.auth_submit(by, AuthOp::PutUser(rec)).await?;
+            Ok(out)
+        }
+    }
+
+    pub async fn group_create(
+        &self,
+        by: &UserRef,
+        name: &str,
+        grants: Vec<Grant>,
+    ) -> Result<GroupRecord, ClusterError> {
+        check_name(name).map_err(bad)?;
+        if self.group_record(name).is_some() {
+            return Err(ClusterError::Conflict(format!("group {name} exists")));
+        }
+        let rec = GroupRecord {
+            name: name.into(),
+            grants,
+            source: Source::Local,
+        };
+        self.auth_submit(by, AuthOp::PutGroup(rec.clone())).await?;
+        Ok(rec)
+    }
+
+    /// The signer of this manager, its public key published in desired
+    /// state if it is not yet.
+    async fn signer(&self) -> Result<(Signer, String), ClusterError> {
+        let seal = self.identity().and_then(|i| i.seal_key()).ok_or_else(|| {
+            ClusterError::Conflict(if self.is_clustered() {
+                "tokens are signed by managers: ask a manager".into()
+            } else {
+                "tokens need a cluster: run `berth cluster init` first".into()
+            })
+        })?;
+        let cluster: ClusterRecord = self
+            .desired
+            .get_json(CLUSTER_KEY)?
+            .ok_or_else(|| ClusterError::Conflict("the cluster record is missing".into()))?;
+        let signer = Signer::derive(seal.to_hex().as_bytes());
+        let public = signer.public_hex();
+        let stored: Option<SignerRecord> = self.desired.get_json(SIGNER_KEY)?;
+        if stored.as_ref().map(|s| &s.public) != Some(&public) {
+            self.auth_submit(&self.local_user(), AuthOp::Signer(SignerRecord { public }))
+                .await?;
+        }
+        Ok((signer, cluster.id))
+    }
+
+    /// A token for `user`, asked by `by`: root for anyone, or a user for
+    /// themself. Its grants are the user's, or the fewer asked for.
+    pub async fn issue_token(
+        &self,
+        by: &UserRef,
+        user: &str,
+        grants: Option<Vec<Grant>>,
+        ttl: Duration,
+    ) -> Result<IssuedToken, ClusterError> {
+        if ttl.is_zero() || ttl > MAX_TTL {
+            return Err(bad(format!(
+                "a token lives from 1 s to {} days",
+                MAX_TTL.as_secs() / 86400
+            )));
+        }
+        let rights = self.rights(by)?;
+        if !rights.is_root() && by.user != user {
+            return Err(ClusterError::Forbidden(format!(
+                "{} may not issue tokens for {user}: it takes root",
+                by.user
+            )));
+        }
+        let rec = self.existing_user(user)?;
+        let held = rec.rights(|g| self.group_record(g));
+        let grants = match grants {
+            None => held.grants().to_vec(),
+            Some(asked) => {
+                if let Some(g) = asked
+                    .iter()
+                    .find(|g| !Rights::new([(*g).clone()]).within(&held))
+                {
+                    return Err(ClusterError::Forbidden(format!(
+                        "{user} does not hold {g}: a token carries no more than its user's grants"
+                    )));
+                }
+                asked
+            }
+        };
+        let (signer, cluster) = self.signer().await?;
+        let now = now_secs();
+        let claims = Claims {
+            id: uuid::Uuid::new_v4().to_string(),
+            cluster,
+            user: user.into(),
+            grants,
+            iat: now,
+            exp: now + ttl.as_secs(),
+        };
+        Ok(IssuedToken {
+            token: signer.sign(&claims),
+            id: claims.id,
+            user: claims.user,
+            grants: claims.grants,
+            expires: claims.exp,
+        })
+    }
+
+    /// A password login: a token for the user, or the same refusal for a
+    /// wrong password and an unknown name; a name that failed too often
+    /// is refused for a minute.
+    pub async fn login(
+        &self,
+        node_user: &UserRef,
+        name: &str,
+        password: String,
+        ttl: Duration,
+    ) -> Result<IssuedToken, ClusterError> {
+        let refused = || ClusterError::Unauthenticated("wrong user name or password".into());
+        if self.login_limiter.locked(name) {
+            return Err(refused());
+        }
+        let stored = self.user_record(name).and_then(|u| u.password);
+        let ok = tokio::task::spawn_blocking(move || match stored {
+            Some(h) => berth_auth::password::verify(&password, &h),
+            None => {
+                berth_auth::password::verify_nobody(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| ClusterError::ShuttingDown)?;
+        if !ok {
+            self.login_limiter.failed(name);
+            return Err(refused());
+        }
+        self.login_limiter.succeeded(name);
+        let me = UserRef {
+            user: name.into(),
+            node: node_user.node.clone(),
+            token: None,
+        };
+        self.issue_token(&me, name, None, ttl).await
+    }
+
+    /// Revokes a token, given whole or by its id, until it would have
+    /// expired (by id: for the longest a token may live).
+    pub async fn revoke_token(&self, by: &UserRef, token: &str) -> Result<String, ClusterError> {
+        let r = match berth_auth::token::peek(token) {
+            Some(c) => Revocation {
+                id: c.id,
+                user: c.user,
+                exp: c.exp,
+            },
+            None if uuid::Uuid::parse_str(token).is_ok() => Revocation {
+                id: token.into(),
+                user: by.user.clone(),
+                exp: now_secs() + MAX_TTL.as_secs(),
+            },
+            None => return Err(bad("give a berth token or a token id")),
+        };
+        let id = r.id.clone();
+        self.auth_submit(by, AuthOp::Revoke(r)).await?;
+        Ok(id)
+    }
+
+    pub async fn user_delete(&self, by: &UserRef, name: &str) -> Result<(), ClusterError> {
+        self.existing_user(name)?;
+        self.auth_submit(by, AuthOp::DeleteUser { name: name.into() })
+            .await
+    }
+}
+
+impl Cluster {
+    /// Whether `by` may do `action` to `path`, decided on this replica:
+    /// for what runs on this node without a command of its own (an
+    /// action's first check, a read).
+    pub fn authorize(
+        &self,
+        by: &UserRef,
+        path: &str,
+        action: berth_auth::Action,
+    ) -> Result<(), ClusterError> {
+        let rights = self.rights(by)?;
+        Ok(self
+            .authorizer
+            .check_object(&by.user, &rights, path, action, None)?)
+    }
+}

@@ -1,0 +1,102 @@
+//! Tokens on the Consul API. A request may carry a berth token as
+//! Consul's clients send theirs (`X-Consul-Token`, `?token=`, or
+//! `Authorization: Bearer`); its KV grants then decide what it reads and
+//! writes, at the leader like every write. Without one, the API behaves
+//! as Consul without ACLs, for loopback clients only, and not at all
+//! with `--consul-anonymous none` (`any` serves every client, as before). A token that does not hold is Consul's
+//! 403 "ACL not found".
+
+use crate::reply::ApiError;
+use crate::State;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use berth_cluster::{ClusterError, UserRef};
+use std::net::SocketAddr;
+
+tokio::task_local! {
+    static TOKEN: Option<String>;
+}
+
+fn token_of(req: &Request) -> Option<String> {
+    let h = req.headers();
+    if let Some(t) = h.get("x-consul-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string()).filter(|t| !t.is_empty());
+    }
+    if let Some(t) = h
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(t.trim().to_string()).filter(|t| !t.is_empty());
+    }
+    crate::params::Params::parse(req.uri().query())
+        .ok()
+        .and_then(|p| p.get("token").map(str::to_string))
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller of the request being served: a token's holder, or
+/// `anonymous`.
+pub(crate) fn caller(node: &str) -> UserRef {
+    let token = TOKEN.try_with(|t| t.clone()).ok().flatten();
+    match token {
+        Some(t) => {
+            let user = berth_auth::token::peek(&t).map_or_else(|| "?".to_string(), |c| c.user);
+            UserRef::with_token(&user, node, &t)
+        }
+        None => UserRef {
+            user: "anonymous".into(),
+            node: node.into(),
+            token: None,
+        },
+    }
+}
+
+fn denied(why: &str) -> Response {
+    ApiError::new(403, why).into_response()
+}
+
+pub(crate) async fn layer(
+    state: State,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let c = state.0;
+    let token = token_of(&req);
+    match &token {
+        None if c.opts.anonymous == crate::Anonymous::Nobody => {
+            return denied("Permission denied: this API wants a token (X-Consul-Token)")
+        }
+        None if c.opts.anonymous == crate::Anonymous::Loopback && !peer.ip().is_loopback() => {
+            return denied("Permission denied: without a token, only loopback clients are served")
+        }
+        None => {}
+        Some(t) => {
+            let user = berth_auth::token::peek(t).map_or_else(|| "?".to_string(), |c| c.user);
+            let by = UserRef::with_token(&user, c.cluster.nodename(), t);
+            match c.cluster.rights(&by) {
+                Ok(_) => {}
+                Err(ClusterError::Unauthenticated(_)) => return denied("ACL not found"),
+                Err(e) => return ApiError::from(e).into_response(),
+            }
+        }
+    }
+    TOKEN.scope(token, next.run(req)).await
+}
+
+/// A KV read of `key` (or of the keys under it): with a token, its KV
+/// grants must allow it.
+pub(crate) fn check_kv_read(c: &crate::Consul, key: &str) -> Result<(), ApiError> {
+    let by = caller(c.cluster.nodename());
+    if by.token.is_none() {
+        return Ok(());
+    }
+    let rights = c.cluster.rights(&by)?;
+    if rights.allows_kv(key, false) {
+        Ok(())
+    } else {
+        Err(ApiError::new(403, "Permission denied"))
+    }
+}

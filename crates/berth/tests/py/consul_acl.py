@@ -1,0 +1,36 @@
+"""Berth tokens on the Consul API through py-consul (its token= sends
+X-Consul-Token): KV grants decide reads and writes; a bad token is
+Consul's 403; without a token, loopback keeps Consul's no-ACL behaviour."""
+import sys
+
+import consul
+
+host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+
+def denied(f):
+    try:
+        f()
+    except consul.ACLPermissionDenied as e:
+        return str(e)
+    raise AssertionError("not denied")
+
+
+c = consul.Consul(host=host, port=port, token=token)
+assert c.kv.put("service/pg/leader", "n1") is True
+assert c.kv.get("service/pg/leader")[1]["Value"] == b"n1"
+denied(lambda: c.kv.put("service/other", "x"))
+denied(lambda: c.kv.get("secret/x"))
+denied(lambda: c.kv.delete("service/other"))
+# A read grant reads (a missing key is a 404, not a refusal), writes not.
+assert c.kv.get("config/a")[1] is None
+denied(lambda: c.kv.put("config/a", "x"))
+# (py-consul's txn.put sends no token at all: the test's curl checks
+# transactions.)
+
+bad = consul.Consul(host=host, port=port, token="berth1.bm90.c2ln")
+assert "ACL not found" in denied(lambda: bad.kv.get("service/pg/leader"))
+
+anon = consul.Consul(host=host, port=port)
+assert anon.kv.put("anything", "1") is True
+print("ok")
