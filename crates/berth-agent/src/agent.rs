@@ -225,7 +225,7 @@ impl Agent {
         self.cluster
             .authorize(by, &path.to_string(), rbac_action(kind))?;
         if local || !kind.runs_where_placed() || !self.cluster.is_clustered() {
-            return self.local_action(path, kind).await;
+            return self.local_action(by, path, kind).await;
         }
         Ok(self.cluster.placed_action(path, kind, by).await?)
     }
@@ -233,6 +233,7 @@ impl Agent {
     /// Runs an action on this node's instance of one object.
     pub async fn local_action(
         self: &Arc<Self>,
+        by: &UserRef,
         path: &ObjectPath,
         kind: ActionKind,
     ) -> Result<ActionOutcome, AgentError> {
@@ -240,7 +241,9 @@ impl Agent {
             return Err(AgentError::NotFound(path.to_string()));
         }
         let (tx, rx) = oneshot::channel();
-        self.imon(path).send(ImonMsg::Action(kind, tx)).await?;
+        self.imon(path)
+            .send(ImonMsg::Action(kind, by.clone(), tx))
+            .await?;
         rx.await.map_err(|_| AgentError::ShuttingDown)
     }
 

@@ -28,7 +28,12 @@ impl LocalNode for AgentNode {
         self.0.upgrade()?.settings(path, config).ok()
     }
 
-    fn act(&self, path: ObjectPath, kind: ActionKind) -> BoxFuture<'static, ActionOutcome> {
+    fn act(
+        &self,
+        path: ObjectPath,
+        kind: ActionKind,
+        by: berth_cluster::UserRef,
+    ) -> BoxFuture<'static, ActionOutcome> {
         let agent = self.0.clone();
         Box::pin(async move {
             let key = path.to_string();
@@ -36,7 +41,7 @@ impl LocalNode for AgentNode {
                 return ActionOutcome::failed(&key, "the daemon is shutting down");
             };
             agent
-                .local_action(&path, kind)
+                .local_action(&by, &path, kind)
                 .await
                 .unwrap_or_else(|e| ActionOutcome::failed(&key, e))
         })

@@ -557,6 +557,7 @@ pub(crate) async fn remove_object(
     agent: &Arc<Agent>,
     path: &ObjectPath,
     imon_id: u64,
+    by: &UserRef,
 ) -> Result<(), AgentError> {
     let _guard = agent.config_locks.lock_one(&path.to_string()).await;
     let file = agent.opts.home.config_file(path);
@@ -566,9 +567,12 @@ pub(crate) async fn remove_object(
         Err(e) => return Err(e.into()),
     }
     agent
-        .submit(ObjectOp::Delete {
-            path: path.to_string(),
-        })
+        .submit_as(
+            by,
+            ObjectOp::Delete {
+                path: path.to_string(),
+            },
+        )
         .await?;
     let _ = crate::durable(|| agent.store.mirror_set(&path.to_string(), None));
     // Under the lock, so a create right after the delete gets a new monitor.

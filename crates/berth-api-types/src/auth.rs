@@ -121,3 +121,40 @@ pub struct CaInfo {
     /// same fingerprint join tokens carry.
     pub sha256: String,
 }
+
+/// `berth audit`'s filters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A glob on the object (`app1-*/*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// Only records of the last this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
+    /// At most this many, the newest (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// One audit record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub request: String,
+    /// Milliseconds since the epoch.
+    pub time_ms: u64,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub node: String,
+    pub source: String,
+    pub object: String,
+    pub action: String,
+    /// `allowed` or `refused`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -298,6 +298,16 @@ endpoints! {
         query Empty, body TokenRevokeRequest {"TokenRevokeRequest"},
         reply MessageReply, "message",
         "Revoke a token, given whole or by id (root, or its user)";
+    AuditList: Get "/v1/audit" Json,
+        query AuditQuery [
+            ("user", false, "only this user's records"),
+            ("object", false, "a glob on the object"),
+            ("since_secs", false, "only the last this many seconds"),
+            ("refused", false, "true: refusals only"),
+            ("limit", false, "at most this many, the newest (default 1000)"),
+        ], body Empty,
+        reply Vec<AuditEntry>, "audit records, oldest first",
+        "The audit trail: every change and every refusal (root only)";
     CaBundle: Get "/v1/ca" Json,
         query Empty, body Empty,
         reply CaInfo, "the CA and its fingerprint",

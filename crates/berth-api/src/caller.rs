@@ -36,17 +36,47 @@ fn unix_user(node: &str, uid: u32) -> Result<UserRef, String> {
         .flatten()
         .map(|u| u.name)
         .ok_or_else(|| format!("uid {uid} has no account name"))?;
-    Ok(UserRef {
-        user: name,
-        node: node.into(),
-        token: None,
-    })
+    Ok(UserRef::user_on(&name, node))
+}
+
+/// Where a request came from: the socket peer's uid, or the remote
+/// API's peer address.
+fn source_of(parts: &Parts) -> String {
+    if let Some(c) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return format!("https {}", c.0);
+    }
+    match parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<PeerCred>>()
+        .and_then(|c| c.0 .0)
+    {
+        Some(uid) => format!("unix uid {uid}"),
+        None => "unix".into(),
+    }
 }
 
 impl FromRequestParts<Arc<Agent>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, a: &Arc<Agent>) -> Result<Self, ApiError> {
+        let request = uuid::Uuid::new_v4().to_string();
+        match Caller::identify(parts, a) {
+            Ok(by) => Ok(Caller(by.from(source_of(parts), request))),
+            Err(e) => {
+                let nobody = UserRef::user_on("?", a.nodename()).from(source_of(parts), request);
+                a.cluster()
+                    .record_refusal(&nobody, "", "authenticate", &e.0.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Caller {
+    fn identify(parts: &Parts, a: &Agent) -> Result<UserRef, ApiError> {
         let node = a.nodename();
         let unauthenticated =
             |m: &str| ApiError(AgentError::Cluster(ClusterError::Unauthenticated(m.into())));
@@ -63,11 +93,9 @@ impl FromRequestParts<Arc<Agent>> for Caller {
             return match peer {
                 // A socket the kernel told nothing about is root's own
                 // (tests mount the router without one).
-                None => Ok(Caller(UserRef::root_on(node))),
+                None => Ok(UserRef::root_on(node)),
                 Some(None) => Err(unauthenticated("the socket's peer is unknown")),
-                Some(Some(uid)) => unix_user(node, uid)
-                    .map(Caller)
-                    .map_err(|m| unauthenticated(&m)),
+                Some(Some(uid)) => unix_user(node, uid).map_err(|m| unauthenticated(&m)),
             };
         };
         let token = value
@@ -78,20 +106,17 @@ impl FromRequestParts<Arc<Agent>> for Caller {
             .ok_or_else(|| unauthenticated("the Authorization header is not \"Bearer <token>\""))?;
         let claims = berth_auth::token::peek(token)
             .ok_or_else(|| unauthenticated(&berth_auth::TokenError::Malformed.to_string()))?;
-        Ok(Caller(UserRef::with_token(&claims.user, node, token)))
+        Ok(UserRef::with_token(&claims.user, node, token))
     }
-}
 
-impl Caller {
     /// Node and cluster administration: root's only.
     pub(crate) fn require_root(&self, a: &Agent) -> Result<(), ApiError> {
         let rights = a.cluster().rights(&self.0).map_err(AgentError::from)?;
         if rights.is_root() {
-            Ok(())
-        } else {
-            Err(ApiError(AgentError::Cluster(ClusterError::Forbidden(
-                format!("{} may not do this: it takes root", self.0.user),
-            ))))
+            return Ok(());
         }
+        let why = format!("{} may not do this: it takes root", self.0.user);
+        a.cluster().record_refusal(&self.0, "", "administer", &why);
+        Err(ApiError(AgentError::Cluster(ClusterError::Forbidden(why))))
     }
 }

@@ -112,6 +112,7 @@ pub fn router_with(agent: Arc<Agent>, ingress: crate::catalog::IngressSlot) -> R
         TokenRevoke => crate::users::token_revoke,
         Login => crate::users::login,
         CaBundle => crate::users::ca,
+        AuditList => crate::users::audit,
     );
     r.with_state(agent).layer(axum::Extension(ingress))
 }

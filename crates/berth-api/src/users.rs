@@ -251,3 +251,46 @@ pub(crate) async fn ca(State(a): S) -> Reply<CaBundle> {
         sha256,
     }))
 }
+
+pub(crate) async fn audit(
+    State(a): S,
+    by: Caller,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Reply<AuditList> {
+    by.require_root(&a)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let filter = berth_auth::audit::Filter {
+        user: q.user,
+        object: q.object,
+        since_ms: q
+            .since_secs
+            .map(|s| now_ms.saturating_sub(s.saturating_mul(1000))),
+        refused_only: q.refused,
+    };
+    let records = a
+        .cluster()
+        .audit(&filter, q.limit.unwrap_or(1000))
+        .map_err(err)?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| AuditEntry {
+                request: r.request,
+                time_ms: r.time_ms,
+                user: r.user,
+                token: r.token,
+                node: r.node,
+                source: r.source,
+                object: r.object,
+                action: r.action,
+                outcome: match r.outcome {
+                    berth_auth::audit::Outcome::Allowed => "allowed".into(),
+                    berth_auth::audit::Outcome::Refused => "refused".into(),
+                },
+                reason: r.reason,
+            })
+            .collect(),
+    ))
+}

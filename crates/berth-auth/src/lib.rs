@@ -14,6 +14,7 @@
 //! time is an argument. The only thing it takes from the system is the
 //! randomness of a password's salt.
 
+pub mod audit;
 pub mod grant;
 pub mod matrix;
 pub mod password;

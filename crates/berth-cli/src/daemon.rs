@@ -196,6 +196,7 @@ fn run_args(o: &DaemonOpts) -> Vec<std::ffi::OsString> {
         opt("--consul-anonymous", v.get_name().into());
     }
     opt("--api-addr", o.api_addr.to_string().into());
+    opt("--audit-retention", ms(o.audit_retention));
     if let Some(g) = &o.socket_group {
         opt("--socket-group", g.into());
     }
@@ -269,6 +270,7 @@ mod tests {
             "--consul-addr=127.0.0.1:18500",
             "--consul-anonymous=any",
             "--api-addr=127.0.0.1:17947",
+            "--audit-retention=30d",
             "--socket-group=staff",
             "--registrator-internal",
             "--dns-addr=none",

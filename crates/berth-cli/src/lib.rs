@@ -172,6 +172,23 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::Group { cmd } => users::group(&ctx, cmd).await,
         Top::Token { cmd } => users::token(&ctx, cmd).await,
         Top::Whoami => users::whoami(&ctx).await,
+        Top::Audit {
+            user,
+            object,
+            since,
+            refused,
+            limit,
+            export,
+        } => {
+            let q = berth_api_types::auth::AuditQuery {
+                user,
+                object,
+                since_secs: since.map(|d| d.as_secs().max(1)),
+                refused,
+                limit: Some(limit),
+            };
+            users::audit(&ctx, q, export).await
+        }
         Top::Login {
             server,
             user,

@@ -259,3 +259,47 @@ pub async fn whoami(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn audit(ctx: &Ctx, q: AuditQuery, export: bool) -> anyhow::Result<ExitCode> {
+    let records = ctx.client().call::<AuditList>(&q, &Empty {}).await?;
+    if export {
+        for r in &records {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else if ctx.json() {
+        print_json(&records)?;
+    } else {
+        let rows = records
+            .iter()
+            .map(|r| {
+                let time =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(r.time_ms as i128 * 1_000_000)
+                        .ok()
+                        .and_then(|t| {
+                            t.format(&time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
+                        .unwrap_or_else(|| r.time_ms.to_string());
+                vec![
+                    time,
+                    r.user.clone(),
+                    r.source.clone(),
+                    r.action.clone(),
+                    r.object.clone(),
+                    match &r.reason {
+                        Some(why) => format!("{}: {why}", r.outcome),
+                        None => r.outcome.clone(),
+                    },
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(
+                &["TIME", "USER", "SOURCE", "ACTION", "OBJECT", "OUTCOME"],
+                rows
+            )
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

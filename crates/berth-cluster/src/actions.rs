@@ -64,7 +64,7 @@ impl Cluster {
         let mut outs = Vec::new();
         for node in nodes {
             let out = if node == self.nodename() {
-                self.local()?.act(path.clone(), kind).await
+                self.local()?.act(path.clone(), kind, by.clone()).await
             } else {
                 self.remote(&node, &key, kind, by)
                     .await
@@ -128,7 +128,7 @@ impl Cluster {
         self.desired
             .catch_up(a.applied, Duration::from_secs(10))
             .await;
-        Ok(self.local()?.act(path, a.action).await)
+        Ok(self.local()?.act(path, a.action, a.by).await)
     }
 
     /// Moves a service: stops it where it runs, places it on `to` (or,

@@ -47,6 +47,13 @@ pub struct UserRef {
     pub node: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Where the request came from on that node (`unix uid 0`, `https
+    /// 10.0.0.7:5123`), for the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The request's id, for the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 impl std::fmt::Debug for UserRef {
@@ -66,7 +73,24 @@ impl UserRef {
             user: "root".into(),
             node: node.into(),
             token: None,
+            source: None,
+            request: None,
         }
+    }
+
+    /// A user of `node` (a socket-group peer) without a token.
+    pub fn user_on(user: &str, node: &str) -> UserRef {
+        UserRef {
+            user: user.into(),
+            ..UserRef::root_on(node)
+        }
+    }
+
+    /// The same, with where the request came from and its id.
+    pub fn from(mut self, source: String, request: String) -> UserRef {
+        self.source = Some(source);
+        self.request = Some(request);
+        self
     }
 
     /// The holder of `token` (its claims name `user`), working on `node`.
@@ -75,6 +99,8 @@ impl UserRef {
             user: user.into(),
             node: node.into(),
             token: Some(token.into()),
+            source: None,
+            request: None,
         }
     }
 }
@@ -284,6 +310,12 @@ pub enum Command {
         by: UserRef,
         op: AuthOp,
     },
+    /// A refusal, recorded in the audit trail by the node that refused.
+    Audit(berth_auth::audit::AuditRecord),
+    /// Audit records past their retention, removed by the leader.
+    AuditCompact {
+        keys: Vec<String>,
+    },
     All(Vec<Command>),
 }
 
@@ -422,6 +454,25 @@ impl Command {
                     _ => Ok(()),
                 }
             }
+            Command::Audit(r) => {
+                if r.node == caller.node {
+                    Ok(())
+                } else {
+                    Err(Refusal::Forbidden(format!(
+                        "{} may record its own refusals only, not {}'s",
+                        caller.node, r.node
+                    )))
+                }
+            }
+            Command::AuditCompact { keys } => {
+                if let Some(k) = keys
+                    .iter()
+                    .find(|k| !k.starts_with(berth_auth::audit::AUDIT_PREFIX))
+                {
+                    return Err(Refusal::BadInput(format!("{k:?} is no audit record")));
+                }
+                manager_only("the audit trail")
+            }
             Command::All(cmds) => cmds.iter().try_for_each(|c| c.authorize(caller, auth)),
         }
     }
@@ -454,6 +505,12 @@ impl Command {
             Command::Kv { write, .. } => Request::Kv(write.op(now_ms())),
             Command::Catalog { ops, .. } => Request::Kv(berth_kv::Op::Catalog(ops.clone())),
             Command::Auth { op, .. } => auth_request(op)?,
+            Command::Audit(r) => put_json(&berth_auth::audit::audit_key(r.time_ms, &r.request), r)?,
+            Command::AuditCompact { keys } => Request::Batch(
+                keys.iter()
+                    .map(|k| Request::Delete { key: k.clone() })
+                    .collect(),
+            ),
             Command::All(cmds) => Request::Batch(
                 cmds.iter()
                     .map(Command::request)

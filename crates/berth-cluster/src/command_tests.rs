@@ -57,11 +57,7 @@ fn a_worker_forwards_its_own_users_commands_only() {
 
 #[test]
 fn the_authorizer_decides_what_a_user_may_do() {
-    let by = UserRef {
-        user: "alice".into(),
-        node: "w1".into(),
-        token: None,
-    };
+    let by = UserRef::user_on("alice", "w1");
     let cmd = Command::Object {
         by,
         op: ObjectOp::Delete {

@@ -23,6 +23,7 @@
 mod actions;
 mod address;
 mod admin;
+mod audit;
 mod backend_use;
 pub mod command;
 mod error;
@@ -74,8 +75,13 @@ pub trait LocalNode: Send + Sync {
     /// not resolve (the object is then left where it is).
     fn settings(&self, path: &ObjectPath, config: &str) -> Option<ObjectSettings>;
 
-    /// Runs an action on this node's instance of `path`.
-    fn act(&self, path: ObjectPath, kind: ActionKind) -> BoxFuture<'static, ActionOutcome>;
+    /// Runs an action on this node's instance of `path`, for `by`.
+    fn act(
+        &self,
+        path: ObjectPath,
+        kind: ActionKind,
+        by: UserRef,
+    ) -> BoxFuture<'static, ActionOutcome>;
 }
 
 #[derive(Clone, Debug)]
@@ -106,6 +112,9 @@ pub struct Cluster {
     pub(crate) ingress_probe: OnceLock<Arc<dyn IngressProbe>>,
     pub(crate) authorizer: Arc<rbac::Rbac>,
     pub(crate) login_limiter: users::LoginLimiter,
+    pub(crate) refusal_budget: audit::RefusalBudget,
+    /// This cluster, for the tasks its `&self` methods spawn.
+    pub(crate) me: OnceLock<std::sync::Weak<Cluster>>,
     /// Serializes init, join and leave.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
 }
@@ -147,7 +156,7 @@ impl Cluster {
         desired.spawn_maintenance();
         let authorizer = Arc::new(rbac::Rbac::new(desired.clone()));
         let lease = lease::LeaseKeeper::new(opts.timing, &opts.home, opts.watchdog.clone());
-        Ok(Arc::new(Cluster {
+        let cluster = Arc::new(Cluster {
             view: Mutex::new(view::LeaderView::new(opts.timing)),
             desired,
             events,
@@ -162,9 +171,13 @@ impl Cluster {
             ingress_probe: OnceLock::new(),
             authorizer,
             login_limiter: Default::default(),
+            refusal_budget: Default::default(),
+            me: OnceLock::new(),
             membership_lock: tokio::sync::Mutex::new(()),
             opts,
-        }))
+        });
+        let _ = cluster.me.set(Arc::downgrade(&cluster));
+        Ok(cluster)
     }
 
     /// Starts the cluster loops: the node listener (when a member), the

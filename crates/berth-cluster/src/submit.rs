@@ -53,13 +53,19 @@ impl Cluster {
     /// Applies `cmd` through the leader and waits until this replica has
     /// it, so the caller reads its own write.
     pub async fn submit(&self, cmd: Command) -> Result<CommandReply, ClusterError> {
-        cmd.authorize(&self.self_caller(), &*self.authorizer)?;
+        if let Err(why) = cmd.authorize(&self.self_caller(), &*self.authorizer) {
+            self.record_refused_command(&cmd, &why);
+            return Err(why.into());
+        }
         let req = cmd.request()?;
         let deadline = Instant::now() + WRITE_WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             // A leader cut off from its quorum does not answer; bound it.
-            let proposed = tokio::time::timeout(left, self.desired.propose(req.clone()))
+            let proposed = tokio::time::timeout(
+                left,
+                self.desired.propose(crate::audit::with_audit(&cmd, req.clone())?),
+            )
                 .await
                 .map_err(|_| {
                     ClusterError::NoLeader(Some(format!(
@@ -104,13 +110,16 @@ impl Cluster {
         caller: &Caller,
         cmd: Command,
     ) -> Result<CommandReply, ClusterError> {
-        cmd.authorize(caller, &*self.authorizer)?;
+        if let Err(why) = cmd.authorize(caller, &*self.authorizer) {
+            self.record_refused_command(&cmd, &why);
+            return Err(why.into());
+        }
         if !self.desired.is_leader() {
             return Err(ClusterError::NoLeader(Some(
                 "this node is not the leader".into(),
             )));
         }
-        let req = cmd.request()?;
+        let req = crate::audit::with_audit(&cmd, cmd.request()?)?;
         match self.desired.propose(req).await {
             Ok((resp, index)) => Ok(CommandReply {
                 index,

@@ -76,7 +76,10 @@ async fn hash(password: String) -> Result<String, ClusterError> {
 impl Cluster {
     /// What `by` may do, decided on this replica.
     pub fn rights(&self, by: &UserRef) -> Result<Rights, ClusterError> {
-        Ok(self.authorizer.rights(by)?)
+        self.authorizer.rights(by).map_err(|why| {
+            self.record_refusal(by, "", "authenticate", &why.to_string());
+            why.into()
+        })
     }
 
     pub async fn auth_submit(&self, by: &UserRef, op: AuthOp) -> Result<(), ClusterError> {
@@ -318,6 +321,12 @@ impl Cluster {
     ) -> Result<IssuedToken, ClusterError> {
         let refused = || ClusterError::Unauthenticated("wrong user name or password".into());
         if self.login_limiter.locked(name) {
+            let who = UserRef {
+                user: name.into(),
+                token: None,
+                ..node_user.clone()
+            };
+            self.record_refusal(&who, "", "login", "too many failures: locked for a minute");
             return Err(refused());
         }
         let stored = self.user_record(name).and_then(|u| u.password);
@@ -332,13 +341,24 @@ impl Cluster {
         .map_err(|_| ClusterError::ShuttingDown)?;
         if !ok {
             self.login_limiter.failed(name);
+            let who = UserRef {
+                user: name.into(),
+                token: None,
+                ..node_user.clone()
+            };
+            let why = if self.user_record(name).is_some() {
+                "wrong password"
+            } else {
+                "no such user"
+            };
+            self.record_refusal(&who, "", "login", why);
             return Err(refused());
         }
         self.login_limiter.succeeded(name);
         let me = UserRef {
             user: name.into(),
-            node: node_user.node.clone(),
             token: None,
+            ..node_user.clone()
         };
         self.issue_token(&me, name, None, ttl).await
     }
@@ -382,8 +402,11 @@ impl Cluster {
         action: berth_auth::Action,
     ) -> Result<(), ClusterError> {
         let rights = self.rights(by)?;
-        Ok(self
-            .authorizer
-            .check_object(&by.user, &rights, path, action, None)?)
+        self.authorizer
+            .check_object(&by.user, &rights, path, action, None)
+            .map_err(|why| {
+                self.record_refusal(by, path, action.as_str(), &why.to_string());
+                why.into()
+            })
     }
 }

@@ -15,7 +15,8 @@ use berth_cluster::{ClusterError, UserRef};
 use std::net::SocketAddr;
 
 tokio::task_local! {
-    static TOKEN: Option<String>;
+    /// Who the request being served is from.
+    static CALLER: UserRef;
 }
 
 fn token_of(req: &Request) -> Option<String> {
@@ -39,18 +40,9 @@ fn token_of(req: &Request) -> Option<String> {
 /// The caller of the request being served: a token's holder, or
 /// `anonymous`.
 pub(crate) fn caller(node: &str) -> UserRef {
-    let token = TOKEN.try_with(|t| t.clone()).ok().flatten();
-    match token {
-        Some(t) => {
-            let user = berth_auth::token::peek(&t).map_or_else(|| "?".to_string(), |c| c.user);
-            UserRef::with_token(&user, node, &t)
-        }
-        None => UserRef {
-            user: "anonymous".into(),
-            node: node.into(),
-            token: None,
-        },
-    }
+    CALLER
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| UserRef::user_on("anonymous", node))
 }
 
 fn denied(why: &str) -> Response {
@@ -64,26 +56,34 @@ pub(crate) async fn layer(
     next: Next,
 ) -> Response {
     let c = state.0;
-    let token = token_of(&req);
-    match &token {
+    let node = c.cluster.nodename();
+    let source = format!("consul {peer}");
+    let request = uuid::Uuid::new_v4().to_string();
+    let anonymous = UserRef::user_on("anonymous", node).from(source.clone(), request.clone());
+    let refuse = |why: &str| {
+        c.cluster
+            .record_refusal(&anonymous, "", "consul request", why);
+        denied(why)
+    };
+    let by = match token_of(&req) {
         None if c.opts.anonymous == crate::Anonymous::Nobody => {
-            return denied("Permission denied: this API wants a token (X-Consul-Token)")
+            return refuse("Permission denied: this API wants a token (X-Consul-Token)")
         }
         None if c.opts.anonymous == crate::Anonymous::Loopback && !peer.ip().is_loopback() => {
-            return denied("Permission denied: without a token, only loopback clients are served")
+            return refuse("Permission denied: without a token, only loopback clients are served")
         }
-        None => {}
+        None => anonymous.clone(),
         Some(t) => {
-            let user = berth_auth::token::peek(t).map_or_else(|| "?".to_string(), |c| c.user);
-            let by = UserRef::with_token(&user, c.cluster.nodename(), t);
+            let user = berth_auth::token::peek(&t).map_or_else(|| "?".to_string(), |c| c.user);
+            let by = UserRef::with_token(&user, node, &t).from(source, request);
             match c.cluster.rights(&by) {
-                Ok(_) => {}
+                Ok(_) => by,
                 Err(ClusterError::Unauthenticated(_)) => return denied("ACL not found"),
                 Err(e) => return ApiError::from(e).into_response(),
             }
         }
-    }
-    TOKEN.scope(token, next.run(req)).await
+    };
+    CALLER.scope(by, next.run(req)).await
 }
 
 /// A KV read of `key` (or of the keys under it): with a token, its KV

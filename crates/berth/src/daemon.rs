@@ -143,6 +143,7 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
     let agent = Agent::start(opts.clone())
         .await
         .with_context(|| format!("starting the agent in {}", home.display()))?;
+    agent.cluster().spawn_audit(o.audit_retention);
     let consul_addr = match o.consul_addr {
         berth_cli::args::Listen::Off => None,
         berth_cli::args::Listen::On(addr) => Some(addr),

@@ -19,7 +19,7 @@ mod warnings;
 
 use crate::agent::Agent;
 use crate::error::AgentError;
-use berth_cluster::ObjectOp;
+use berth_cluster::{ObjectOp, UserRef};
 use berth_manager::duty::Duty;
 use berth_model::status::{Avail, Target};
 use berth_model::{ActionKind, ActionOutcome, ObjectPath};
@@ -31,7 +31,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use warnings::Warnings;
 
 pub(crate) enum ImonMsg {
-    Action(ActionKind, oneshot::Sender<ActionOutcome>),
+    /// An action, for a user: the commands it submits are that user's.
+    Action(ActionKind, UserRef, oneshot::Sender<ActionOutcome>),
 }
 
 #[derive(Clone)]
@@ -113,6 +114,8 @@ pub(crate) struct Imon {
     /// What Docker said at the last probe, reused while nothing says it
     /// changed.
     pub probed: Option<status::Probed>,
+    /// Whom the action in progress is for.
+    acting: Option<UserRef>,
 }
 
 pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
@@ -137,6 +140,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         retry_wait: None,
         docker: docker.clone(),
         probed: None,
+        acting: None,
     };
     tokio::spawn(imon.run(rx, notify.clone()));
     ImonHandle {
@@ -159,13 +163,15 @@ impl Imon {
             let restart_at = self.next_restart();
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(ImonMsg::Action(kind, reply)) => {
+                    Some(ImonMsg::Action(kind, by, reply)) => {
+                        self.acting = Some(by);
                         let (outcome, gone) = self.act(kind).await;
+                        self.acting = None;
                         let _ = reply.send(outcome);
                         if gone {
                             // Answer what was queued behind the delete.
                             rx.close();
-                            while let Ok(ImonMsg::Action(_, reply)) = rx.try_recv() {
+                            while let Ok(ImonMsg::Action(_, _, reply)) = rx.try_recv() {
                                 let _ = reply.send(ActionOutcome::failed(
                                     &self.key,
                                     format!("{}: no such object", self.key),
@@ -386,6 +392,17 @@ impl Imon {
         crate::objects::forget_file(&self.agent, &self.path).await;
     }
 
+    /// Who the commands of this monitor act for: the user of the action in
+    /// progress when it is this node's own user (an action another node
+    /// sent was decided there and at the leader: this node carries it out
+    /// as its root); the node's root otherwise.
+    fn acting_user(&self) -> UserRef {
+        match &self.acting {
+            Some(by) if by.node == self.agent.nodename() => by.clone(),
+            _ => self.agent.cluster.local_user(),
+        }
+    }
+
     /// Runs an explicit action. Returns the outcome and whether the object is gone.
     async fn act(&mut self, kind: ActionKind) -> (ActionOutcome, bool) {
         let transcript = Arc::new(Mutex::new(Vec::new()));
@@ -425,11 +442,14 @@ impl Imon {
         frozen: bool,
     ) -> Result<ObjectRecord, String> {
         self.agent
-            .submit(ObjectOp::SetTarget {
-                path: self.key.clone(),
-                target,
-                frozen,
-            })
+            .submit_as(
+                &self.acting_user(),
+                ObjectOp::SetTarget {
+                    path: self.key.clone(),
+                    target,
+                    frozen,
+                },
+            )
             .await
             .map_err(|e| e.to_string())?;
         self.agent
@@ -497,9 +517,14 @@ impl Imon {
                 self.converge_stopped(&rec, true).await?;
                 let private = self.resolve(&rec).ok().and_then(|r| r.private);
                 crate::privd::remove_runtime(&self.agent.opts.home, &self.path, private).await;
-                crate::objects::remove_object(&self.agent, &self.path, self.id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                crate::objects::remove_object(
+                    &self.agent,
+                    &self.path,
+                    self.id,
+                    &self.acting_user(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 self.say("deleted".into());
                 Ok(())
             }

@@ -60,6 +60,10 @@ pub struct DaemonOpts {
     /// with that user's grants (`berth user create <name>`).
     #[arg(long, env = "BERTH_SOCKET_GROUP")]
     pub socket_group: Option<String>,
+    /// How long the audit trail keeps a record; older ones are removed
+    /// by the leader, hourly.
+    #[arg(long, env = "BERTH_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: std::time::Duration,
     /// Who the Consul API serves without a berth token (X-Consul-Token):
     /// `loopback` clients only (as Consul without ACLs, on this host),
     /// `none` (every request needs a token), or `any` client that reaches

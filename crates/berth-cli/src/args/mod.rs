@@ -221,6 +221,29 @@ pub enum Top {
     },
     /// Forget the token kept for a server (its CA stays pinned).
     Logout { server: String },
+    /// The audit trail: every change and every refusal, newest last.
+    #[command(
+        after_help = "Examples:\n  berth audit --user alice --since 1h\n  berth audit --object 'app1-*/*' --refused\n  berth audit --since 24h --export > audit.jsonl"
+    )]
+    Audit {
+        #[arg(long)]
+        user: Option<String>,
+        /// A glob on the object acted on.
+        #[arg(long)]
+        object: Option<String>,
+        /// Only the last DURATION: 15m, 1h, 7d.
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Refusals only.
+        #[arg(long)]
+        refused: bool,
+        /// At most this many records, the newest.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// One JSON object per line, for export.
+        #[arg(long)]
+        export: bool,
+    },
     /// Who the CLI acts as, and the grants it holds.
     #[command(
         after_help = "Examples:\n  berth whoami\n  BERTH_TOKEN=... berth whoami --format json"
