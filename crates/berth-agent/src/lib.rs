@@ -13,6 +13,7 @@ mod create_origin;
 mod engines;
 mod error;
 mod facade;
+mod files;
 mod health;
 mod imon;
 mod local_node;

@@ -196,10 +196,9 @@ impl Agent {
         let path: ObjectPath = path
             .parse()
             .map_err(|e: berth_model::PathError| AgentError::BadInput(e.to_string()))?;
-        if path.kind != berth_model::Kind::Svc {
+        if path.kind == berth_model::Kind::Usr {
             return Err(AgentError::BadInput(format!(
-                "{path}: kind {} is not supported yet; only svc objects can be created",
-                path.kind.as_str()
+                "{path}: users are made with `berth user create`"
             )));
         }
         let key = path.to_string();
@@ -566,6 +565,7 @@ pub(crate) async fn remove_object(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    agent.cluster.secret_forget(by, path).await?;
     agent
         .submit_as(
             by,

@@ -158,3 +158,50 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// `?path=...&key=...`: one key of a `sec` or `cfg` object.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SecretQuery {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretKeyInfo {
+    pub key: String,
+    pub version: u64,
+    pub size: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretPutRequest {
+    pub path: String,
+    pub key: String,
+    /// The value, base64.
+    pub value: String,
+    /// Write a new version of an existing key (else the key must be new).
+    #[serde(default)]
+    pub change: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretRemoveRequest {
+    pub path: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretWritten {
+    pub path: String,
+    pub key: String,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretValue {
+    pub path: String,
+    pub key: String,
+    /// The value, base64.
+    pub value: String,
+}

@@ -308,6 +308,22 @@ endpoints! {
         ], body Empty,
         reply Vec<AuditEntry>, "audit records, oldest first",
         "The audit trail: every change and every refusal (root only)";
+    SecretKeys: Get "/v1/secrets/keys" Json,
+        query SecretQuery [("path", true, "a sec or cfg object")], body Empty,
+        reply Vec<SecretKeyInfo>, "keys, versions and sizes",
+        "The keys of a sec or cfg object, never their values";
+    SecretPut: Post "/v1/secrets/put" Json,
+        query Empty, body SecretPutRequest {"SecretPutRequest"},
+        reply SecretWritten, "the key's new version",
+        "Add a key to a sec or cfg object, or change one (a new version); secrets are sealed before they are stored";
+    SecretDecode: Get "/v1/secrets/decode" Json,
+        query SecretQuery [("path", true, "a sec or cfg object"), ("key", true, "the key")], body Empty,
+        reply SecretValue, "the value, base64",
+        "A key's value (a secret's needs admin in its namespace)";
+    SecretRemove: Post "/v1/secrets/remove" Json,
+        query Empty, body SecretRemoveRequest {"SecretRemoveRequest"},
+        reply MessageReply, "message",
+        "Remove a key of a sec or cfg object";
     CaBundle: Get "/v1/ca" Json,
         query Empty, body Empty,
         reply CaInfo, "the CA and its fingerprint",

@@ -14,6 +14,7 @@ mod kv;
 mod openapi;
 mod remote;
 mod routes;
+mod secrets;
 mod users;
 
 use berth_agent::Agent;

@@ -71,6 +71,8 @@ pub fn document() -> Value {
             "TokenCreateRequest": {"type": "object", "properties": {"user": {"type": "string"}, "ttl_secs": {"type": "integer"}, "grants": {"type": ["array", "null"], "items": {"type": "string"}}}, "required": ["user", "ttl_secs"]},
             "TokenRevokeRequest": {"type": "object", "properties": {"token": {"type": "string", "description": "a whole token or its id"}}, "required": ["token"]},
             "LoginRequest": {"type": "object", "properties": {"user": {"type": "string"}, "password": {"type": "string"}, "ttl_secs": {"type": "integer"}}, "required": ["user", "password", "ttl_secs"]},
+            "SecretPutRequest": {"type": "object", "properties": {"path": {"type": "string"}, "key": {"type": "string"}, "value": {"type": "string", "contentEncoding": "base64", "description": "at most 500 KiB once decoded"}, "change": {"type": "boolean"}}, "required": ["path", "key", "value"]},
+            "SecretRemoveRequest": {"type": "object", "properties": {"path": {"type": "string"}, "key": {"type": "string"}}, "required": ["path", "key"]},
             "Keywords": berth_drivers::registry().json_schema()
         }}
     })

@@ -92,6 +92,8 @@ async fn serve_one(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
 ) {
+    // Small answers go out at once, not after the peer's delayed ACK.
+    let _ = tcp.set_nodelay(true);
     let accept = tokio_rustls::TlsAcceptor::from(tls).accept(tcp);
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
         Ok(Ok(s)) => s,

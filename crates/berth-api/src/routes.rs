@@ -113,6 +113,10 @@ pub fn router_with(agent: Arc<Agent>, ingress: crate::catalog::IngressSlot) -> R
         Login => crate::users::login,
         CaBundle => crate::users::ca,
         AuditList => crate::users::audit,
+        SecretKeys => crate::secrets::keys,
+        SecretPut => crate::secrets::put,
+        SecretDecode => crate::secrets::decode,
+        SecretRemove => crate::secrets::remove,
     );
     r.with_state(agent).layer(axum::Extension(ingress))
 }

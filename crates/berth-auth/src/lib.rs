@@ -20,6 +20,7 @@ pub mod matrix;
 pub mod password;
 pub mod rbac;
 pub mod records;
+pub mod secret;
 pub mod token;
 
 pub use grant::{Grant, GrantError, NsRole};

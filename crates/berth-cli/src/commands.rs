@@ -279,6 +279,11 @@ pub async fn object(ctx: &Ctx, selector: &str, cmd: ObjCmd) -> anyhow::Result<Ex
         ObjCmd::Giveback => switch(ctx, selector, None).await,
         ObjCmd::Docker { args } => docker(ctx, selector, &args).await,
         ObjCmd::Ls => ls(ctx, selector).await,
+        ObjCmd::Add(v) => crate::secrets::put(ctx, selector, v, false).await,
+        ObjCmd::Change(v) => crate::secrets::put(ctx, selector, v, true).await,
+        ObjCmd::Keys => crate::secrets::keys(ctx, selector).await,
+        ObjCmd::Decode { key } => crate::secrets::decode(ctx, selector, &key).await,
+        ObjCmd::Remove { key } => crate::secrets::remove(ctx, selector, &key).await,
     }
 }
 

@@ -15,6 +15,7 @@ mod daemon;
 mod kv;
 mod remote;
 mod render;
+mod secrets;
 mod users;
 
 use args::{Common, Format, ObjectCli, Top};

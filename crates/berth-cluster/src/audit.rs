@@ -85,6 +85,7 @@ fn auth_action(op: &AuthOp) -> (String, &'static str) {
         AuthOp::DeleteGroup { name } => (format!("group:{name}"), "group delete"),
         AuthOp::Revoke(r) => (format!("token:{}", r.id), "token revoke"),
         AuthOp::Signer(_) => ("token key".into(), "token key publish"),
+        AuthOp::DataKey(_) => ("data key".into(), "data key publish"),
     }
 }
 
@@ -119,6 +120,16 @@ impl Command {
                 .map(|oa| one(by, oa))
                 .collect(),
             Command::Auth { by, op } => vec![one(by, auth_action(op))],
+            Command::Secret { by, op } => {
+                let (key, action) = match op {
+                    crate::command::SecretOp::Put { key, value, .. } if value.version > 1 => {
+                        (key, "secret change")
+                    }
+                    crate::command::SecretOp::Put { key, .. } => (key, "secret add"),
+                    crate::command::SecretOp::Remove { key, .. } => (key, "secret remove"),
+                };
+                vec![one(by, (format!("{}#{key}", op.path()), action))]
+            }
             Command::Kv { by, write } if by.token.is_some() => vec![one(by, kv_action(write))],
             Command::Catalog { by: Some(by), .. } if by.token.is_some() => {
                 vec![one(by, ("catalog".into(), "catalog register"))]

@@ -171,6 +171,32 @@ pub enum AuthOp {
     Revoke(berth_auth::Revocation),
     /// The token verification key, published by a manager.
     Signer(berth_auth::SignerRecord),
+    /// The secrets' data key, sealed with the seal key, by a manager.
+    DataKey(berth_auth::secret::SealedDataKey),
+}
+
+/// A change to the values of a `sec` or `cfg` object (`secret/`). A
+/// secret's value is sealed before the command is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretOp {
+    Put {
+        path: String,
+        key: String,
+        value: berth_auth::secret::StoredValue,
+    },
+    Remove {
+        path: String,
+        key: String,
+    },
+}
+
+impl SecretOp {
+    pub fn path(&self) -> &str {
+        match self {
+            SecretOp::Put { path, .. } | SecretOp::Remove { path, .. } => path,
+        }
+    }
 }
 
 /// A change to the node records.
@@ -310,6 +336,10 @@ pub enum Command {
         by: UserRef,
         op: AuthOp,
     },
+    Secret {
+        by: UserRef,
+        op: SecretOp,
+    },
     /// A refusal, recorded in the audit trail by the node that refused.
     Audit(berth_auth::audit::AuditRecord),
     /// Audit records past their retention, removed by the leader.
@@ -340,6 +370,7 @@ pub trait Authorizer: Send + Sync {
         Ok(())
     }
     fn auth(&self, by: &UserRef, op: &AuthOp) -> Result<(), Refusal>;
+    fn secret(&self, by: &UserRef, op: &SecretOp) -> Result<(), Refusal>;
 }
 
 /// Root may do everything, nobody else anything.
@@ -360,6 +391,9 @@ impl Authorizer for RootOnly {
         RootOnly::check(by)
     }
     fn auth(&self, by: &UserRef, _op: &AuthOp) -> Result<(), Refusal> {
+        RootOnly::check(by)
+    }
+    fn secret(&self, by: &UserRef, _op: &SecretOp) -> Result<(), Refusal> {
         RootOnly::check(by)
     }
 }
@@ -411,10 +445,26 @@ impl Command {
             }
             Command::Auth { by, op } => {
                 own_users_only(caller, by)?;
-                if matches!(op, AuthOp::Signer(_)) {
-                    manager_only("the token key")?;
+                if matches!(op, AuthOp::Signer(_) | AuthOp::DataKey(_)) {
+                    manager_only("the cluster's keys")?;
                 }
                 auth.auth(by, op)
+            }
+            Command::Secret { by, op } => {
+                own_users_only(caller, by)?;
+                let path: ObjectPath = op
+                    .path()
+                    .parse()
+                    .map_err(|e| Refusal::BadInput(format!("{:?}: {e}", op.path())))?;
+                if !matches!(path.kind, berth_model::Kind::Sec | berth_model::Kind::Cfg) {
+                    return Err(Refusal::BadInput(format!("{path} is no sec or cfg object")));
+                }
+                let key = match op {
+                    SecretOp::Put { key, .. } | SecretOp::Remove { key, .. } => key,
+                };
+                berth_auth::secret::check_key_name(key)
+                    .map_err(|e| Refusal::BadInput(e.to_string()))?;
+                auth.secret(by, op)
             }
             Command::Node(w) => {
                 let name = match w {
@@ -505,6 +555,14 @@ impl Command {
             Command::Kv { write, .. } => Request::Kv(write.op(now_ms())),
             Command::Catalog { ops, .. } => Request::Kv(berth_kv::Op::Catalog(ops.clone())),
             Command::Auth { op, .. } => auth_request(op)?,
+            Command::Secret { op, .. } => match op {
+                SecretOp::Put { path, key, value } => {
+                    put_json(&berth_auth::secret::value_key(path, key), value)?
+                }
+                SecretOp::Remove { path, key } => Request::Delete {
+                    key: berth_auth::secret::value_key(path, key),
+                },
+            },
             Command::Audit(r) => put_json(&berth_auth::audit::audit_key(r.time_ms, &r.request), r)?,
             Command::AuditCompact { keys } => Request::Batch(
                 keys.iter()
@@ -533,6 +591,7 @@ fn auth_request(op: &AuthOp) -> Result<Request, berth_store::StoreError> {
         },
         AuthOp::Revoke(r) => put_json(&revoked_key(&r.id), r)?,
         AuthOp::Signer(s) => put_json(SIGNER_KEY, s)?,
+        AuthOp::DataKey(k) => put_json(berth_auth::secret::DATA_KEY, k)?,
     })
 }
 

@@ -35,6 +35,7 @@ mod orchestrator;
 pub mod rbac;
 pub mod records;
 mod renew;
+mod secrets;
 mod server;
 mod submit;
 mod tokens;
@@ -42,10 +43,13 @@ mod users;
 mod view;
 
 pub use backend_use::{BackendUse, IngressProbe};
-pub use command::{check_kv_key, AuthOp, Command, ConfigText, KvWrite, ObjectOp, UserRef};
+pub use command::{
+    check_kv_key, AuthOp, Command, ConfigText, KvWrite, ObjectOp, SecretOp, UserRef,
+};
 pub use error::ClusterError;
 pub use identity::Identity;
 pub use records::ClusterRecord;
+pub use secrets::KeyInfo;
 pub use submit::CommandReply;
 pub use users::IssuedToken;
 

@@ -4,7 +4,7 @@
 //! tokens. The leader decides every command; the node that serves a
 //! request uses the same code to filter what it lists.
 
-use crate::command::{AuthOp, Authorizer, KvWrite, ObjectOp, Refusal, UserRef};
+use crate::command::{AuthOp, Authorizer, KvWrite, ObjectOp, Refusal, SecretOp, UserRef};
 use crate::records::{ClusterRecord, CLUSTER_KEY};
 use berth_auth::records::{group_key, revoked_key, user_key, SIGNER_KEY};
 use berth_auth::{
@@ -16,7 +16,14 @@ use std::sync::Arc;
 
 pub struct Rbac {
     desired: Arc<Desired>,
+    /// Tokens whose signature verified, with their claims: the signature
+    /// is checked once per token, not per request. Expiry, revocation and
+    /// the user's current grants are still checked every time.
+    verified: std::sync::Mutex<std::collections::HashMap<String, berth_auth::Claims>>,
 }
+
+/// Verified tokens remembered at most.
+const VERIFIED_CACHE: usize = 4096;
 
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -26,7 +33,49 @@ pub(crate) fn now_secs() -> u64 {
 
 impl Rbac {
     pub fn new(desired: Arc<Desired>) -> Rbac {
-        Rbac { desired }
+        Rbac {
+            desired,
+            verified: Default::default(),
+        }
+    }
+
+    /// The claims of a token whose signature holds, by the cache or by
+    /// `v`. Only a verified token enters the cache, keyed by its whole
+    /// text, so a tampered one never matches.
+    fn claims(
+        &self,
+        v: &Verifier,
+        token: &str,
+    ) -> Result<berth_auth::Claims, berth_auth::TokenError> {
+        let now = now_secs();
+        let cached = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned();
+        let claims = match cached {
+            Some(c) => c,
+            None => {
+                let c = v.verify(token, now, |_| false)?;
+                let mut map = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if map.len() >= VERIFIED_CACHE {
+                    map.retain(|_, c| c.exp > now);
+                    if map.len() >= VERIFIED_CACHE {
+                        map.clear();
+                    }
+                }
+                map.insert(token.to_string(), c.clone());
+                c
+            }
+        };
+        if now >= claims.exp {
+            return Err(berth_auth::TokenError::Expired);
+        }
+        if self.revoked(&claims.id) {
+            return Err(berth_auth::TokenError::Revoked);
+        }
+        Ok(claims)
     }
 
     pub fn user(&self, name: &str) -> Option<UserRecord> {
@@ -69,8 +118,8 @@ impl Rbac {
         let v = self
             .verifier()
             .ok_or_else(|| Refusal::Unauthenticated("this cluster has issued no tokens".into()))?;
-        let claims = v
-            .verify(token, now_secs(), |id| self.revoked(id))
+        let claims = self
+            .claims(&v, token)
             .map_err(|e| Refusal::Unauthenticated(e.to_string()))?;
         if claims.user != by.user {
             return Err(Refusal::Unauthenticated(
@@ -218,6 +267,20 @@ impl Authorizer for Rbac {
                 by.user
             )))
         }
+    }
+
+    fn secret(&self, by: &UserRef, op: &SecretOp) -> Result<(), Refusal> {
+        let rights = self.rights(by)?;
+        let path = op.path();
+        let action = if path.split('/').nth(1) == Some("sec") {
+            Action::ManageSecret
+        } else {
+            Action::Set
+        };
+        if self.desired.get(path).ok().flatten().is_none() {
+            return Err(Refusal::BadInput(format!("{path}: no such object")));
+        }
+        self.check_object(&by.user, &rights, path, action, None)
     }
 
     fn auth(&self, by: &UserRef, op: &AuthOp) -> Result<(), Refusal> {

@@ -293,6 +293,8 @@ impl Imon {
         if fenced {
             self.guard(&c.rid, &id, true)?;
         }
+        // An existing container's files went with its last stop.
+        crate::files::stage(&self.agent, &self.path, c).await?;
         let id = match engine.start(&id).await {
             Ok(()) => id,
             // A container a crashed dockerd left behind can be unstartable
@@ -350,11 +352,16 @@ impl Imon {
         self.ensure_image(engine, c)
             .await
             .map_err(|e| e.to_string())?;
-        if !c.dns_berth {
+        let files = crate::files::stage(&self.agent, &self.path, c).await?;
+        if !c.dns_berth && files.is_empty() {
             return engine.create(&c.spec).await.map_err(|e| e.to_string());
         }
         let mut spec = c.spec.clone();
-        spec.dns = vec![self.berth_nameserver(engine, &spec).await?.to_string()];
+        // After the spec's fingerprint: where the files are is not config.
+        spec.mounts.extend(files);
+        if c.dns_berth {
+            spec.dns = vec![self.berth_nameserver(engine, &spec).await?.to_string()];
+        }
         engine.create(&spec).await.map_err(|e| e.to_string())
     }
 
@@ -453,6 +460,7 @@ impl Imon {
             if remove {
                 engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
             }
+            crate::files::release(&self.agent, &c.spec.name);
         }
         // Containers of resources since removed from the config.
         let known: Vec<&str> = r.containers.iter().map(|c| c.spec.name.as_str()).collect();

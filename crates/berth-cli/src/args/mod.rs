@@ -548,6 +548,18 @@ pub struct UnsetList {
     pub kw: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct SecretValueArgs {
+    #[arg(long)]
+    pub key: String,
+    /// Read the value from FILE, or from standard input with `-`.
+    #[arg(long, conflicts_with = "value")]
+    pub from: Option<PathBuf>,
+    /// The value itself (visible in the process list: prefer --from).
+    #[arg(long)]
+    pub value: Option<String>,
+}
+
 #[derive(Args, Debug, Clone, Copy)]
 pub struct ActionArgs {
     /// Act on this node's instance only (the only one on a single node).
@@ -646,6 +658,30 @@ pub enum ObjCmd {
     /// Stop and delete the objects (data directories are kept).
     #[command(after_help = "Examples:\n  berth app1-prd/svc1 delete")]
     Delete,
+    /// sec and cfg objects: add a key (its value from --from FILE, - for
+    /// standard input, or --value).
+    #[command(
+        after_help = "Examples:\n  berth app1-prd/sec/db add --key password --from -\n  berth app1-prd/cfg/nginx add --key conf --from ./nginx.conf"
+    )]
+    Add(SecretValueArgs),
+    /// sec and cfg objects: write a new version of a key.
+    #[command(after_help = "Examples:\n  berth app1-prd/sec/db change --key password --from -")]
+    Change(SecretValueArgs),
+    /// sec and cfg objects: their keys, versions and sizes (never values).
+    #[command(after_help = "Examples:\n  berth app1-prd/sec/db keys")]
+    Keys,
+    /// sec and cfg objects: print a key's value (a secret's needs admin).
+    #[command(after_help = "Examples:\n  berth app1-prd/sec/db decode --key password")]
+    Decode {
+        #[arg(long)]
+        key: String,
+    },
+    /// sec and cfg objects: remove a key.
+    #[command(after_help = "Examples:\n  berth app1-prd/sec/db remove --key password")]
+    Remove {
+        #[arg(long)]
+        key: String,
+    },
     /// Create the object named by the selector.
     #[command(after_help = "Examples:\n  berth app1-dev/svc1 create --kw env=DEV")]
     Create {

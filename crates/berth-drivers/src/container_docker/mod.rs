@@ -1,6 +1,7 @@
 //! The docker container driver: turns a `[container#N]` section into the
 //! container berth creates, and names it.
 
+pub mod files;
 pub mod keywords;
 
 use berth_engine::{ContainerSpec, MountSpec, PortSpec};
@@ -41,6 +42,8 @@ pub struct ContainerResource {
     /// Resolve through the node's berth DNS (`dns_berth`): the agent sets
     /// the nameserver when it creates the container.
     pub dns_berth: bool,
+    /// `secrets` and `configs`: files the agent delivers on a tmpfs.
+    pub files: Vec<files::FileRef>,
 }
 
 /// `<ns>..<name>`, or `<name>` in the root namespace.
@@ -120,6 +123,16 @@ impl ContainerResource {
                 .map_err(|e| format!("{kw}: {e}"))
         };
         let stop_timeout = dur("stop_timeout")?;
+        let mut delivered = Vec::new();
+        for (kw, source) in [
+            ("secrets", files::FileSource::Secret),
+            ("configs", files::FileSource::Config),
+        ] {
+            for w in list(kw)? {
+                delivered
+                    .push(files::parse_file_ref(source, &w).map_err(|e| format!("{kw}: {e}"))?);
+            }
+        }
         let mut spec = ContainerSpec {
             name: container_name(path, idx),
             image: field("image").ok_or("image: required")?.to_string(),
@@ -194,6 +207,7 @@ impl ContainerResource {
             restart_delay: dur("restart_delay")?,
             stop_timeout,
             dns_berth,
+            files: delivered,
         })
     }
 

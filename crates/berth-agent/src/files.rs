@@ -1,0 +1,131 @@
+//! Secret and config files delivered to a container: written on a tmpfs
+//! of the host (`$BERTH_HOME/run/files/<container>`, mode 0700, nodev,
+//! nosuid, noexec), one per container, each file bind-mounted read-only
+//! at its path in the container. Nothing is written to a disk; the tmpfs
+//! is unmounted when the instance stops. A host mount outlives an agent
+//! restart, so a running container keeps its files.
+
+use crate::agent::Agent;
+use berth_drivers::container_docker::files::FileSource;
+use berth_drivers::container_docker::ContainerResource;
+use berth_engine::MountSpec;
+use berth_model::{Kind, ObjectPath};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub(crate) fn dir(agent: &Agent, container: &str) -> PathBuf {
+    agent.home().root.join("run/files").join(container)
+}
+
+fn is_mountpoint(dir: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = dir.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| m.replace("\\040", " ") == want)
+}
+
+fn mount_tmpfs(dir: &Path, bytes: usize) -> Result<(), String> {
+    if is_mountpoint(dir) {
+        return Ok(());
+    }
+    let err = |e: std::io::Error| format!("{}: {e}", dir.display());
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    std::fs::create_dir_all(dir).map_err(err)?;
+    use nix::mount::MsFlags;
+    let size = format!(
+        "size={},mode=0700",
+        (bytes + (1 << 20)).next_multiple_of(4096)
+    );
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(size.as_str()),
+    )
+    .map_err(|e| format!("mounting a tmpfs on {}: {e}", dir.display()))
+}
+
+/// `uid[:gid]` of `user` when numeric: who owns the files. A user name
+/// means nothing on the host: the files are then readable by all in the
+/// container (the tmpfs itself is root's only on the host).
+fn owner(user: Option<&str>) -> Option<(u32, u32)> {
+    let u = user?;
+    let (uid, gid) = u.split_once(':').unwrap_or((u, u));
+    Some((uid.parse().ok()?, gid.parse().ok()?))
+}
+
+/// Writes the container's files on its tmpfs and returns their mounts.
+pub(crate) async fn stage(
+    agent: &Agent,
+    path: &ObjectPath,
+    c: &ContainerResource,
+) -> Result<Vec<MountSpec>, String> {
+    if c.files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut values = Vec::new();
+    for f in &c.files {
+        let kind = match f.source {
+            FileSource::Secret => Kind::Sec,
+            FileSource::Config => Kind::Cfg,
+        };
+        let from = ObjectPath::new(&path.namespace, kind, &f.object).map_err(|e| e.to_string())?;
+        let value = agent
+            .cluster
+            .value(&from.to_string(), &f.key)
+            .await
+            .map_err(|e| format!("{}/{}: {e}", from, f.key))?;
+        values.push((f, value));
+    }
+    let dir = dir(agent, &c.spec.name);
+    let total = values.iter().map(|(_, v)| v.len()).sum();
+    mount_tmpfs(&dir, total)?;
+    let own = owner(c.spec.user.as_deref());
+    let mut mounts = Vec::new();
+    for (f, value) in values {
+        let file = dir.join(format!(
+            "{:016x}",
+            berth_model::hash::fnv1a64(f.target.as_bytes())
+        ));
+        let write = || -> std::io::Result<()> {
+            let _ = std::fs::remove_file(&file);
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if own.is_some() { 0o400 } else { 0o444 })
+                .open(&file)?;
+            out.write_all(&value)?;
+            if let Some((uid, gid)) = own {
+                std::os::unix::fs::chown(&file, Some(uid), Some(gid))?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| format!("{}: {e}", file.display()))?;
+        mounts.push(MountSpec {
+            source: file.to_string_lossy().into_owned(),
+            target: f.target.clone(),
+            read_only: true,
+        });
+    }
+    Ok(mounts)
+}
+
+/// Unmounts a container's tmpfs, once its instance stopped.
+pub(crate) fn release(agent: &Agent, container: &str) {
+    let dir = dir(agent, container);
+    if is_mountpoint(&dir) {
+        if let Err(e) = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!("unmounting {}: {e}", dir.display());
+            return;
+        }
+    }
+    let _ = std::fs::remove_dir(&dir);
+}

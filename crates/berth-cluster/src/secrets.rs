@@ -1,0 +1,252 @@
+//! The values of `sec` and `cfg` objects. A secret's value is sealed with
+//! XChaCha20-Poly1305 under the cluster's data key on the manager that
+//! receives it, so only ciphertext enters a command, the Raft log and the
+//! snapshots; the data key itself is stored sealed with the managers' seal
+//! key. Workers hold neither key.
+
+use crate::command::{AuthOp, Command, SecretOp, UserRef};
+use crate::{Cluster, ClusterError};
+use base64::Engine;
+use berth_auth::secret::{
+    aad, check_key_name, values_prefix, DataKey, SealedDataKey, StoredValue, DATA_KEY,
+};
+use berth_auth::Action;
+use berth_model::{Kind, ObjectPath};
+
+/// One key of a `sec` or `cfg` object, as `keys` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub key: String,
+    pub version: u64,
+    pub size: usize,
+}
+
+fn bad(m: impl Into<String>) -> ClusterError {
+    ClusterError::BadInput(m.into())
+}
+
+fn holder(path: &str) -> Result<(ObjectPath, bool), ClusterError> {
+    let p: ObjectPath = path.parse().map_err(|e| bad(format!("{path}: {e}")))?;
+    match p.kind {
+        Kind::Sec => Ok((p, true)),
+        Kind::Cfg => Ok((p, false)),
+        _ => Err(bad(format!(
+            "{p} is no sec or cfg object (<ns>/sec/<name>, <ns>/cfg/<name>)"
+        ))),
+    }
+}
+
+impl Cluster {
+    /// The data key: opened with this manager's seal key, made and
+    /// published the first time it is needed.
+    async fn data_key(&self) -> Result<DataKey, ClusterError> {
+        let seal = self.identity().and_then(|i| i.seal_key()).ok_or_else(|| {
+            ClusterError::Conflict(if self.is_clustered() {
+                "secret values are sealed and opened by managers: ask a manager".into()
+            } else {
+                "secrets need a cluster: run `berth cluster init` first".into()
+            })
+        })?;
+        if let Some(stored) = self.desired.get_json::<SealedDataKey>(DATA_KEY)? {
+            let raw = seal.open(&stored.sealed)?;
+            return DataKey::from_bytes(&raw)
+                .ok_or_else(|| ClusterError::Conflict("the stored data key is damaged".into()));
+        }
+        let key = DataKey::generate();
+        let sealed = seal.seal(key.as_bytes())?;
+        self.auth_submit(
+            &self.local_user(),
+            AuthOp::DataKey(SealedDataKey { sealed }),
+        )
+        .await?;
+        // Another manager may have published its own first: use the stored one.
+        let stored = self
+            .desired
+            .get_json::<SealedDataKey>(DATA_KEY)?
+            .ok_or_else(|| ClusterError::Conflict("the data key did not persist".into()))?;
+        DataKey::from_bytes(&seal.open(&stored.sealed)?)
+            .ok_or_else(|| ClusterError::Conflict("the stored data key is damaged".into()))
+    }
+
+    fn stored_value(&self, path: &str, key: &str) -> Result<Option<StoredValue>, ClusterError> {
+        Ok(self
+            .desired
+            .get_json(&berth_auth::secret::value_key(path, key))?)
+    }
+
+    /// Adds a key (`change` false: it must not exist) or writes a new
+    /// version of one (`change` true: it must exist). Returns the version.
+    pub async fn secret_put(
+        &self,
+        by: &UserRef,
+        path: &str,
+        key: &str,
+        value: Vec<u8>,
+        change: bool,
+    ) -> Result<u64, ClusterError> {
+        let (p, sealed) = holder(path)?;
+        let path = p.to_string();
+        check_key_name(key).map_err(|e| bad(e.to_string()))?;
+        if value.len() > berth_auth::secret::MAX_VALUE {
+            return Err(bad(
+                berth_auth::secret::SecretError::TooLarge(value.len()).to_string()
+            ));
+        }
+        if self.desired.get(&path)?.is_none() {
+            return Err(ClusterError::NotFound(format!("{path}: no such object")));
+        }
+        let action = if sealed {
+            Action::ManageSecret
+        } else {
+            Action::Set
+        };
+        self.authorize(by, &path, action)?;
+        let old = self.stored_value(&path, key)?;
+        let version = match (&old, change) {
+            (Some(_), false) => {
+                return Err(ClusterError::Conflict(format!(
+                    "{path} already has key {key}: `change` writes a new version"
+                )))
+            }
+            (None, true) => {
+                return Err(ClusterError::NotFound(format!(
+                    "{path} has no key {key}: `add` it"
+                )))
+            }
+            (Some(o), true) => o.version + 1,
+            (None, false) => 1,
+        };
+        let size = value.len();
+        let stored = if sealed {
+            self.data_key()
+                .await?
+                .seal(&aad(&path, key, version), &value)
+                .map_err(|e| bad(e.to_string()))?
+        } else {
+            base64::engine::general_purpose::STANDARD.encode(&value)
+        };
+        self.submit(Command::Secret {
+            by: by.clone(),
+            op: SecretOp::Put {
+                path,
+                key: key.into(),
+                value: StoredValue {
+                    version,
+                    value: stored,
+                    size,
+                },
+            },
+        })
+        .await?;
+        Ok(version)
+    }
+
+    pub async fn secret_remove(
+        &self,
+        by: &UserRef,
+        path: &str,
+        key: &str,
+    ) -> Result<(), ClusterError> {
+        let (p, _) = holder(path)?;
+        let path = p.to_string();
+        check_key_name(key).map_err(|e| bad(e.to_string()))?;
+        if self.stored_value(&path, key)?.is_none() {
+            return Err(ClusterError::NotFound(format!("{path} has no key {key}")));
+        }
+        self.submit(Command::Secret {
+            by: by.clone(),
+            op: SecretOp::Remove {
+                path,
+                key: key.into(),
+            },
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The keys of an object, with their versions and sizes: never values.
+    pub fn secret_keys(&self, by: &UserRef, path: &str) -> Result<Vec<KeyInfo>, ClusterError> {
+        let (p, _) = holder(path)?;
+        let path = p.to_string();
+        self.authorize(by, &path, Action::Read)?;
+        self.stored_keys(&path)
+    }
+
+    pub(crate) fn stored_keys(&self, path: &str) -> Result<Vec<KeyInfo>, ClusterError> {
+        let prefix = values_prefix(path);
+        Ok(self
+            .desired
+            .scan_raw(&prefix)?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix(&prefix)?.to_string();
+                let s: StoredValue = serde_json::from_str(&v).ok()?;
+                Some(KeyInfo {
+                    key,
+                    version: s.version,
+                    size: s.size,
+                })
+            })
+            .collect())
+    }
+
+    /// A key's value, for `by` (a secret's needs the right to decode it).
+    pub async fn secret_decode(
+        &self,
+        by: &UserRef,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, ClusterError> {
+        let (p, sealed) = holder(path)?;
+        let path = p.to_string();
+        let action = if sealed {
+            Action::DecodeSecret
+        } else {
+            Action::Read
+        };
+        self.authorize(by, &path, action)?;
+        self.value(&path, key).await
+    }
+
+    /// A value as this node delivers it to an instance it runs.
+    pub async fn value(&self, path: &str, key: &str) -> Result<Vec<u8>, ClusterError> {
+        let (_, sealed) = holder(path)?;
+        let s = self
+            .stored_value(path, key)?
+            .ok_or_else(|| ClusterError::NotFound(format!("{path} has no key {key}")))?;
+        if sealed {
+            self.data_key()
+                .await?
+                .open(&aad(path, key, s.version), &s.value)
+                .map_err(|e| ClusterError::Conflict(format!("{path} key {key}: {e}")))
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(&s.value)
+                .map_err(|e| ClusterError::Conflict(format!("{path} key {key}: {e}")))
+        }
+    }
+
+    /// Removes every value of an object about to be deleted, so that a
+    /// new object of the same name starts empty.
+    pub async fn secret_forget(&self, by: &UserRef, path: &ObjectPath) -> Result<(), ClusterError> {
+        if !matches!(path.kind, Kind::Sec | Kind::Cfg) {
+            return Ok(());
+        }
+        let path = path.to_string();
+        let ops: Vec<Command> = self
+            .stored_keys(&path)?
+            .into_iter()
+            .map(|k| Command::Secret {
+                by: by.clone(),
+                op: SecretOp::Remove {
+                    path: path.clone(),
+                    key: k.key,
+                },
+            })
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.submit(Command::All(ops)).await.map(|_| ())
+    }
+}

@@ -1,0 +1,227 @@
+//! Secrets end to end: sealed at rest (the node's files are scanned for
+//! the plaintext), decoded only by admins, refused bad input, delivered
+//! into a container on a tmpfs and gone when it stops.
+
+mod common;
+
+use common::remote::{text, Remote};
+use common::*;
+use std::process::{Command, Stdio};
+
+/// `plain` as it may be found in a file: as is, and base64-encoded at
+/// each of the three alignments it can take inside a longer base64 text
+/// (less the partial groups at its ends).
+fn disguises(plain: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = vec![plain.to_vec()];
+    for pad in 0..3 {
+        let mut v = vec![b'x'; pad];
+        v.extend_from_slice(plain);
+        let enc = b64.encode(&v);
+        let enc = enc.trim_end_matches('=');
+        out.push(enc.as_bytes()[4..enc.len() - 4].to_vec());
+    }
+    out
+}
+
+/// Every regular file under `dir` that contains `plain` (or a base64 of
+/// it), skipping the mounts of `skip` (the tmpfs berth delivers secrets
+/// on).
+fn files_containing(dir: &std::path::Path, plain: &[u8], skip: &std::path::Path) -> Vec<String> {
+    let needles = disguises(plain);
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        if d.starts_with(skip) {
+            continue;
+        }
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                todo.push(p);
+            } else if meta.is_file() && meta.len() < 256 << 20 {
+                if let Ok(bytes) = std::fs::read(&p) {
+                    if needles
+                        .iter()
+                        .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
+                    {
+                        found.push(p.display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_secret_is_sealed_at_rest_decoded_only_by_admins_and_delivered_on_a_tmpfs() {
+    let r = Remote::new();
+    let ns = format!("app1-{}", r.tag);
+    // A value no file of the node could hold by chance.
+    let plain = format!("pw-{}-{}", r.tag, std::process::id() * 7919);
+    r.env.ok(&["create", &format!("{ns}/sec/db")]);
+    let mut add = Command::new(BIN)
+        .args([
+            &format!("{ns}/sec/db"),
+            "add",
+            "--key",
+            "password",
+            "--from",
+            "-",
+        ])
+        .env("BERTH_HOME", r.env.home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth add");
+    {
+        use std::io::Write;
+        add.stdin
+            .take()
+            .unwrap()
+            .write_all(plain.as_bytes())
+            .unwrap();
+    }
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let keys = r.env.ok(&[&format!("{ns}/sec/db"), "keys"]);
+    assert!(
+        keys.contains("password") && keys.contains("version 1"),
+        "{keys}"
+    );
+    assert_eq!(
+        r.env
+            .ok(&[&format!("{ns}/sec/db"), "decode", "--key", "password"]),
+        plain
+    );
+
+    // Bad input: refused, nothing written.
+    for (args, why) in [
+        (
+            vec!["add", "--key", "a/b", "--value", "x"],
+            "not a key name",
+        ),
+        (vec!["add", "--key", "..", "--value", "x"], "not a key name"),
+        (
+            vec!["add", "--key", "password", "--value", "x"],
+            "already has key",
+        ),
+    ] {
+        let mut all = vec![format!("{ns}/sec/db")];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let said = r.env.fails(&all);
+        assert!(said.contains(why), "{all:?}: {said}");
+    }
+    let big = r.env.home().join("big");
+    std::fs::write(&big, vec![b'x'; 500 * 1024 + 1]).unwrap();
+    let said = r.env.fails(&[
+        &format!("{ns}/sec/db"),
+        "add",
+        "--key",
+        "big",
+        "--from",
+        big.to_str().unwrap(),
+    ]);
+    assert!(said.contains("500 KiB"), "{said}");
+    std::fs::remove_file(&big).unwrap();
+    let keys = r.env.ok(&[&format!("{ns}/sec/db"), "keys"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+
+    // Decoding takes admin: an operator of the namespace may not.
+    r.user("pinner", Some("guest:nothing"), Some("pinner password"));
+    assert!(r
+        .login(
+            "pinner",
+            "pinner password",
+            &["--ca-sha256", &r.fingerprint]
+        )
+        .status
+        .success());
+    r.user("op", Some(&format!("operator:{ns}")), None);
+    r.user("adm", Some(&format!("admin:{ns}")), None);
+    let (op, adm) = (r.token("op", "1h"), r.token("adm", "1h"));
+    let said = text(&r.remote(
+        Some(&op),
+        &[&format!("{ns}/sec/db"), "decode", "--key", "password"],
+    ));
+    assert!(said.contains("may not decode"), "{said}");
+    assert!(!said.contains(&plain));
+    let out = r.remote(
+        Some(&adm),
+        &[&format!("{ns}/sec/db"), "decode", "--key", "password"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        plain,
+        "{}",
+        text(&out)
+    );
+
+    // Delivered into a container, on a tmpfs, owned by its user.
+    r.env.create_svc(
+        &format!("{ns}/web"),
+        &[
+            "topology=flex",
+            "container#0.user=1000:1000",
+            "container#0.secrets=db/password:/run/secrets/db_password",
+        ],
+    );
+    r.env.ok(&[&format!("{ns}/web"), "start"]);
+    let name = format!("{ns}..web.container.0");
+    let inside = docker(&["exec", &name, "cat", "/run/secrets/db_password"]);
+    assert_eq!(String::from_utf8_lossy(&inside.stdout), plain, "{inside:?}");
+    let mounts = docker(&["exec", &name, "cat", "/proc/mounts"]);
+    let mounts = String::from_utf8_lossy(&mounts.stdout);
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some("/run/secrets/db_password"))
+        .unwrap_or_else(|| panic!("no mount at the secret's path:\n{mounts}"));
+    assert!(
+        line.split(' ').nth(2) == Some("tmpfs") && line.contains("ro"),
+        "{line}"
+    );
+    let inspect = docker(&["inspect", &name]);
+    assert!(!String::from_utf8_lossy(&inspect.stdout).contains(&plain));
+
+    // Nowhere on disk: the home (but the tmpfs), the Raft files, Docker's
+    // files of the container.
+    let files = r.env.home().join("run/files");
+    let found = files_containing(r.env.home(), plain.as_bytes(), &files);
+    assert!(found.is_empty(), "the plaintext is on disk: {found:?}");
+    let id = String::from_utf8_lossy(&docker(&["inspect", "-f", "{{.Id}}", &name]).stdout)
+        .trim()
+        .to_string();
+    let root = String::from_utf8_lossy(&docker(&["info", "-f", "{{.DockerRootDir}}"]).stdout)
+        .trim()
+        .to_string();
+    let found = files_containing(
+        &std::path::Path::new(&root).join("containers").join(&id),
+        plain.as_bytes(),
+        &files,
+    );
+    assert!(
+        found.is_empty(),
+        "the plaintext is in Docker's files: {found:?}"
+    );
+    let audit = r.env.ok(&["audit", "--format", "json"]);
+    let events = r.env.ok(&["events", "--no-follow", "--last", "1000"]);
+    for d in disguises(plain.as_bytes()) {
+        let d = String::from_utf8_lossy(&d).into_owned();
+        assert!(!audit.contains(&d) && !events.contains(&d));
+    }
+
+    // Stopped: the tmpfs is gone.
+    r.env.ok(&[&format!("{ns}/web"), "stop"]);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&format!("run/files/{name}")),
+        "the tmpfs outlived the stop"
+    );
+}
