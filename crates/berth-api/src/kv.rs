@@ -2,6 +2,7 @@
 //! as typed commands through the leader, watches on the replica's change
 //! notices. The same store the Consul API serves.
 
+use crate::caller::Caller;
 use crate::routes::{sse_of, ApiError};
 use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -35,6 +36,20 @@ fn item(e: Entry) -> KvItem {
     }
 }
 
+/// A token's KV grants must allow reading `key` (or the keys under it).
+fn may_read(a: &Agent, by: &berth_cluster::UserRef, key: &str) -> Result<(), ApiError> {
+    let rights = a.cluster().rights(by).map_err(AgentError::from)?;
+    if rights.allows_kv(key, false) {
+        return Ok(());
+    }
+    let why = format!("{} holds no KV grant to read {key:?}", by.user);
+    a.cluster()
+        .record_refusal(by, &format!("kv:{key}"), "kv read", &why);
+    Err(ApiError::from(AgentError::Cluster(
+        berth_cluster::ClusterError::Forbidden(why),
+    )))
+}
+
 fn entries(a: &Agent, q: &KvQuery) -> Result<KvEntries, ApiError> {
     berth_cluster::check_kv_key(&q.key).map_err(bad)?;
     let d = a.cluster().desired().as_ref();
@@ -53,8 +68,10 @@ fn entries(a: &Agent, q: &KvQuery) -> Result<KvEntries, ApiError> {
 
 pub(crate) async fn get(
     State(a): S,
+    Caller(by): Caller,
     Query(q): Query<KvQuery>,
 ) -> Result<Json<KvEntries>, ApiError> {
+    may_read(&a, &by, &q.key)?;
     let found = entries(&a, &q)?;
     if found.entries.is_empty() {
         return Err(AgentError::NoKey(q.key).into());
@@ -64,9 +81,11 @@ pub(crate) async fn get(
 
 pub(crate) async fn keys(
     State(a): S,
+    Caller(by): Caller,
     Query(q): Query<KvKeysQuery>,
 ) -> Result<Json<KvKeys>, ApiError> {
     berth_cluster::check_kv_key(&q.prefix).map_err(bad)?;
+    may_read(&a, &by, &q.prefix)?;
     let d = a.cluster().desired().as_ref();
     let io = |e| ApiError::from(AgentError::Io(e));
     let found = berth_kv::list(d, &q.prefix).map_err(io)?;
@@ -76,9 +95,13 @@ pub(crate) async fn keys(
     }))
 }
 
-async fn write(a: &Agent, op: TxnOp) -> Result<Json<KvWritten>, ApiError> {
+async fn write(
+    a: &Agent,
+    by: berth_cluster::UserRef,
+    op: TxnOp,
+) -> Result<Json<KvWritten>, ApiError> {
     let cluster = a.cluster();
-    match berth_consul::store::write(cluster, cluster.local_user(), op)
+    match berth_consul::store::write(cluster, by, op)
         .await
         .map_err(AgentError::from)?
     {
@@ -90,6 +113,7 @@ async fn write(a: &Agent, op: TxnOp) -> Result<Json<KvWritten>, ApiError> {
 
 pub(crate) async fn put(
     State(a): S,
+    Caller(by): Caller,
     Json(r): Json<KvPutRequest>,
 ) -> Result<Json<KvWritten>, ApiError> {
     let value = match r.value {
@@ -119,11 +143,12 @@ pub(crate) async fn put(
         },
         None => TxnOp::Set { key, value, flags },
     };
-    write(&a, op).await
+    write(&a, by, op).await
 }
 
 pub(crate) async fn delete(
     State(a): S,
+    Caller(by): Caller,
     Json(r): Json<KvDeleteRequest>,
 ) -> Result<Json<KvWritten>, ApiError> {
     let key = r.key;
@@ -133,7 +158,7 @@ pub(crate) async fn delete(
         (false, Some(index)) => TxnOp::DeleteCas { key, index },
         (false, None) => TxnOp::Delete { key },
     };
-    write(&a, op).await
+    write(&a, by, op).await
 }
 
 /// The entries now, then again each time a write changes their index.
@@ -141,8 +166,10 @@ pub(crate) async fn delete(
 /// current state and index, and never misses the last change.
 pub(crate) async fn watch(
     State(a): S,
+    Caller(by): Caller,
     Query(q): Query<KvQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    may_read(&a, &by, &q.key)?;
     let changes = a.cluster().desired().subscribe();
     let first = entries(&a, &q)?;
     let feed = futures_util::stream::unfold(

@@ -15,6 +15,34 @@ use tower::ServiceExt;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Remote;
 
+/// What the remote API serves without a token: the CA to pin, the login
+/// that gets a token, and the API's description.
+const OPEN_PATHS: &[&str] = &["/v1/ca", "/v1/login", "/v1/openapi.json"];
+
+/// Every other request must carry a token that holds, whatever its
+/// handler does with the caller: there is no root over the network.
+async fn require_token(
+    axum::extract::State(agent): axum::extract::State<Arc<Agent>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    if OPEN_PATHS.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let caller = match crate::caller::Caller::from_request_parts(&mut parts, &agent).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = agent.cluster().rights(&caller.0) {
+        return crate::routes::ApiError(berth_agent::AgentError::from(e)).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
 /// Open connections at most; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,7 +83,12 @@ pub async fn serve_remote(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let app = crate::routes::router_with(agent.clone(), ingress).layer(axum::Extension(Remote));
+    let app = crate::routes::router_with(agent.clone(), ingress)
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            require_token,
+        ))
+        .layer(axum::Extension(Remote));
     let cache = Arc::new(TlsCache::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);

@@ -212,6 +212,20 @@ fn a_login_pins_the_ca_and_gives_a_token_that_lists_only_granted_objects() {
     };
     assert_eq!(code("/v1/objects?selector=*", None), "401");
     assert_eq!(code("/v1/ca", None), "200");
+    // Every route wants a token there, even those that do not ask who calls.
+    for path in [
+        "/v1/daemon",
+        "/v1/kv?key=x",
+        "/v1/catalog/services",
+        "/v1/schema/keywords",
+    ] {
+        assert_eq!(code(path, None), "401", "{path}");
+    }
+    // And a token's rights hold on berth's own KV commands too.
+    let out = r.remote(None, &["kv", "put", "some/key", "v"]);
+    assert!(text(&out).contains("KV grant"), "{}", text(&out));
+    let out = r.remote(None, &["kv", "get", "some/key"]);
+    assert!(text(&out).contains("KV grant"), "{}", text(&out));
 }
 
 #[test]
