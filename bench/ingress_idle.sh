@@ -25,9 +25,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Both proxies keep an idle connection 10 minutes (haproxy: timeout
+# http-keep-alive below; berth: --ingress-idle-timeout), longer than the run.
 ING=18780; HAP=18781; P1=18791; MET=18782
 "$B" daemon start --nodename iidle --consul-addr none --dns-addr none \
-  --ingress-http 127.0.0.1:$ING --metrics-addr 127.0.0.1:$MET >/dev/null
+  --ingress-http 127.0.0.1:$ING --metrics-addr 127.0.0.1:$MET --ingress-idle-timeout 10m >/dev/null
 "$B" create iidle/web --kw "container#0.image=$IMG" \
   --kw 'container#0.command=/bin/sh -c "mkdir -p /www && echo hello > /www/index.html && exec /bin/busybox httpd -f -p 80 -h /www"' \
   --kw "container#0.ports=127.0.0.1:$P1:80" --kw container#0.ingress_hosts=idle.test >/dev/null
