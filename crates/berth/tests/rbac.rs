@@ -65,7 +65,14 @@ fn the_permission_matrix_holds_through_the_remote_api() {
             r.env.create_svc(&format!("{ns}/del-{role}"), &[]);
         }
         r.env.ok(&["create", &format!("{ns}/sec/s")]);
-        r.env.ok(&[&format!("{ns}/sec/s"), "add", "--key", "k", "--value", "secret"]);
+        r.env.ok(&[
+            &format!("{ns}/sec/s"),
+            "add",
+            "--key",
+            "k",
+            "--value",
+            "secret",
+        ]);
     }
     r.user(&format!("target-{}", r.tag), None, None);
     // The CA is pinned by a login, as a user does it.
