@@ -234,10 +234,8 @@ impl Agent {
             placement: Vec::new(),
         };
         // Desired state is the commit point; the file follows it.
-        if let Err(e) = self
-            .submit_as(by, ObjectOp::Create(vec![rec.clone()]))
-            .await
-        {
+        let create = self.cluster.create_command(by, vec![rec.clone()]);
+        if let Err(e) = self.cluster.submit(create).await.map_err(AgentError::from) {
             staged.discard();
             return Err(e);
         }

@@ -96,7 +96,7 @@ impl Rbac {
         Verifier::new(&signer.public, &cluster.id)
     }
 
-    fn ns_exists(&self, ns: &str) -> bool {
+    pub(crate) fn ns_exists(&self, ns: &str) -> bool {
         self.desired
             .scan_raw(&format!("obj/{ns}/"))
             .map(|v| !v.is_empty())
@@ -170,6 +170,30 @@ impl Rbac {
             }
         }
         Ok(())
+    }
+
+    /// A squatter adding `admin:<ns>` to itself for a namespace with no
+    /// object yet: the grant it earns by creating the namespace's first
+    /// object (in the same entry).
+    fn squatter_claim(&self, rights: &Rights, old: &UserRecord, new: &UserRecord) -> bool {
+        if !rights.grants().contains(&berth_auth::Grant::Squatter) {
+            return false;
+        }
+        let added: Vec<&berth_auth::Grant> = new
+            .grants
+            .iter()
+            .filter(|g| !old.grants.contains(g))
+            .collect();
+        let mut rest = new.clone();
+        rest.grants = old.grants.clone();
+        match added.as_slice() {
+            [berth_auth::Grant::Ns {
+                role: berth_auth::NsRole::Admin,
+                glob,
+                restricted: false,
+            }] => rest == *old && !glob.contains(['*', '?', '[']) && !self.ns_exists(glob),
+            _ => false,
+        }
     }
 
     /// An admin's change to a user's or group's grants: each grant added
@@ -311,6 +335,9 @@ impl Authorizer for Rbac {
                     &a == new
                 };
                 if by.user == new.name && same_but(true, false) {
+                    return Ok(());
+                }
+                if by.user == new.name && self.squatter_claim(&rights, &old, new) {
                     return Ok(());
                 }
                 if !same_but(false, true) {

@@ -392,6 +392,45 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// The command that creates `recs` for `by`. A squatter creating the
+    /// first object of a namespace also becomes its admin, in the same
+    /// entry: `admin:<ns>` added to its user record. Tokens carry the
+    /// grants of their issue, so its token needs renewing (a new login)
+    /// to use that grant.
+    pub fn create_command(&self, by: &UserRef, recs: Vec<berth_store::ObjectRecord>) -> Command {
+        let create = Command::Object {
+            by: by.clone(),
+            op: crate::command::ObjectOp::Create(recs.clone()),
+        };
+        let Some(ns) = recs.first().and_then(|r| r.path.split('/').next()) else {
+            return create;
+        };
+        let Ok(rights) = self.authorizer.rights(by) else {
+            return create;
+        };
+        let claim: Grant = match format!("admin:{ns}").parse() {
+            Ok(g) => g,
+            Err(_) => return create,
+        };
+        let squats = !rights.is_root()
+            && rights.grants().contains(&Grant::Squatter)
+            && !rights.allows(berth_auth::Action::Create, ns, true)
+            && !self.authorizer.ns_exists(ns);
+        let Some(mut user) = self.user_record(&by.user).filter(|_| squats) else {
+            return create;
+        };
+        if !user.grants.contains(&claim) {
+            user.grants.push(claim);
+        }
+        Command::All(vec![
+            create,
+            Command::Auth {
+                by: by.clone(),
+                op: AuthOp::PutUser(user),
+            },
+        ])
+    }
+
     /// Whether `by` may do `action` to `path`, decided on this replica:
     /// for what runs on this node without a command of its own (an
     /// action's first check, a read).

@@ -479,3 +479,52 @@ fn a_socket_group_member_acts_as_the_berth_user_of_its_name() {
     assert!(text(&out).contains("may not"), "{}", text(&out));
     assert!(!env.ok(&["user", "ls"]).contains("mallory"));
 }
+
+#[test]
+fn a_squatter_becomes_admin_of_the_namespace_it_creates() {
+    let r = Remote::new();
+    r.env.create_svc(&format!("app2-{}/web", r.tag), &[]);
+    r.user("pinner", Some("guest:nothing"), Some("pinner password"));
+    assert!(r
+        .login(
+            "pinner",
+            "pinner password",
+            &["--ca-sha256", &r.fingerprint]
+        )
+        .status
+        .success());
+    r.user("sq", Some("squatter"), None);
+    let before = r.token("sq", "1h");
+    let ns = format!("sq-{}", r.tag);
+    let image = format!("container#0.image={IMAGE}");
+    let out = r.remote(
+        Some(&before),
+        &["create", &format!("{ns}/web"), "--kw", &image],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let users = r.env.json(&["user", "ls"]);
+    let sq = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "sq")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sq["grants"],
+        serde_json::json!(["squatter", format!("admin:{ns}")])
+    );
+    // The grant came with the namespace's first object, not with later ones,
+    // nor with a namespace that has objects already.
+    let out = r.remote(
+        Some(&before),
+        &["create", &format!("app2-{}/mine", r.tag), "--kw", &image],
+    );
+    assert!(text(&out).contains("may not"), "{}", text(&out));
+    // A token carries the grants of its issue: a new one holds the admin grant.
+    let out = r.remote(Some(&before), &[&format!("{ns}/web"), "delete"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let after = r.token("sq", "1h");
+    let out = r.remote(Some(&after), &[&format!("{ns}/web"), "delete"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
