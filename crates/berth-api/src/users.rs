@@ -81,16 +81,9 @@ pub(crate) async fn whoami(State(a): S, Caller(by): Caller) -> Reply<WhoAmIEndpo
 
 pub(crate) async fn list(State(a): S, by: Caller) -> Reply<UserList> {
     by.require_root(&a)?;
-    let c = a.cluster();
-    let users = c.users().map_err(err)?;
+    let users = a.cluster().users().map_err(err)?;
     Ok(Json(
-        users
-            .iter()
-            .map(|u| {
-                let has = c.user_record(&u.name).is_some_and(|r| r.password.is_some());
-                user_info(u, has)
-            })
-            .collect(),
+        users.iter().map(|(u, has)| user_info(u, *has)).collect(),
     ))
 }
 

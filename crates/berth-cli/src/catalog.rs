@@ -8,7 +8,7 @@ use berth_api_types::catalog::*;
 use berth_api_types::{CatalogService, CatalogServices, IngressRoutes};
 use std::process::ExitCode;
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING);
     t.set_header(header.to_vec());
@@ -18,7 +18,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     t.to_string()
 }
 
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

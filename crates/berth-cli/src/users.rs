@@ -1,27 +1,13 @@
 //! `berth user`, `berth group`, `berth token` and `berth whoami`.
 
 use crate::args::{GroupCmd, TokenCmd, UserCmd};
+use crate::catalog::{print_json, table};
 use crate::Ctx;
 use anyhow::Context;
 use berth_api_types::auth::*;
 use berth_api_types::bodies::{Empty, MessageReply};
 use berth_api_types::*;
 use std::process::ExitCode;
-
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::NOTHING);
-    t.set_header(header.to_vec());
-    for r in rows {
-        t.add_row(r);
-    }
-    t.to_string()
-}
-
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
 
 /// The first line of standard input, without its end.
 fn password_from_stdin() -> anyhow::Result<String> {

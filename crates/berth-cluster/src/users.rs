@@ -96,14 +96,17 @@ impl Cluster {
         self.authorizer.group(name)
     }
 
-    /// Every user, without their password hashes.
-    pub fn users(&self) -> Result<Vec<UserRecord>, ClusterError> {
-        let (mut users, _): (Vec<UserRecord>, _) =
+    /// Every user without its password hash, and whether it has one.
+    pub fn users(&self) -> Result<Vec<(UserRecord, bool)>, ClusterError> {
+        let (users, _): (Vec<UserRecord>, _) =
             self.desired.list_json(berth_auth::records::USER_PREFIX)?;
-        for u in &mut users {
-            u.password = None;
-        }
-        Ok(users)
+        Ok(users
+            .into_iter()
+            .map(|mut u| {
+                let has = u.password.take().is_some();
+                (u, has)
+            })
+            .collect())
     }
 
     pub fn groups(&self) -> Result<Vec<GroupRecord>, ClusterError> {

@@ -293,8 +293,11 @@ impl Imon {
         if fenced {
             self.guard(&c.rid, &id, true)?;
         }
-        // An existing container's files went with its last stop.
-        crate::files::stage(&self.agent, &self.path, c).await?;
+        // An existing container's files went with its last stop; a new
+        // one's were written by `create`.
+        if existed {
+            crate::files::stage(&self.agent, &self.path, c).await?;
+        }
         let id = match engine.start(&id).await {
             Ok(()) => id,
             // A container a crashed dockerd left behind can be unstartable
