@@ -23,6 +23,12 @@ pub struct GroupInfo {
     #[serde(default)]
     pub grants: Vec<String>,
     pub source: String,
+    /// LDAP groups whose members (nested groups resolved) are its members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ldap_groups: Vec<String>,
+    /// An LDAP filter whose entries (groups or users) are its members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_filter: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,6 +77,34 @@ pub struct GroupCreateRequest {
     pub name: String,
     #[serde(default)]
     pub grants: Vec<String>,
+    /// LDAP group DNs it maps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ldap_groups: Vec<String>,
+    /// An LDAP filter it maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap_filter: Option<String>,
+}
+
+/// A user an LDAP sync created or changed, with its berth groups.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LdapUserChange {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+/// What `berth ldap sync` changed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LdapSyncReport {
+    pub created: Vec<LdapUserChange>,
+    pub updated: Vec<LdapUserChange>,
+    /// LDAP users deleted, their tokens void.
+    pub removed: Vec<String>,
+    /// LDAP users left as they were.
+    pub unchanged: usize,
+    /// Directory users left out, and why.
+    pub skipped: Vec<String>,
+    /// Each mapped berth group's LDAP users.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -290,6 +290,10 @@ endpoints! {
         query Empty, body NameRequest {"NameRequest"},
         reply MessageReply, "message",
         "Delete a group (root only)";
+    LdapSync: Post "/v1/ldap/sync" Json,
+        query Empty, body Empty,
+        reply LdapSyncReport, "users created, updated and removed",
+        "Sync the LDAP users now: users and their berth groups from the mapped LDAP groups; users gone from LDAP are removed and their tokens voided (root only)";
     TokenCreate: Post "/v1/tokens/create" Json,
         query Empty, body TokenCreateRequest {"TokenCreateRequest"},
         reply TokenInfo, "the token",

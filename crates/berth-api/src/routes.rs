@@ -108,6 +108,7 @@ pub fn router_with(agent: Arc<Agent>, ingress: crate::catalog::IngressSlot) -> R
         GroupList => crate::users::groups,
         GroupCreate => crate::users::group_create,
         GroupDelete => crate::users::group_delete,
+        LdapSync => crate::users::ldap_sync,
         TokenCreate => crate::users::token_create,
         TokenRevoke => crate::users::token_revoke,
         Login => crate::users::login,

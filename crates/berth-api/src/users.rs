@@ -58,6 +58,12 @@ fn group_info(g: &GroupRecord) -> GroupInfo {
         name: g.name.clone(),
         grants: texts(&g.grants),
         source: source(g.source),
+        ldap_groups: g
+            .ldap
+            .as_ref()
+            .map(|m| m.groups.clone())
+            .unwrap_or_default(),
+        ldap_filter: g.ldap.as_ref().and_then(|m| m.filter.clone()),
     }
 }
 
@@ -159,12 +165,33 @@ pub(crate) async fn group_create(
     Json(r): Json<GroupCreateRequest>,
 ) -> Reply<GroupCreate> {
     let gs = grants(&r.grants)?;
+    let mapped = !r.ldap_groups.is_empty() || r.ldap_filter.is_some();
+    let ldap = mapped.then_some(berth_auth::LdapGroupMap {
+        groups: r.ldap_groups,
+        filter: r.ldap_filter,
+    });
     let g = a
         .cluster()
-        .group_create(&by, &r.name, gs)
+        .group_create(&by, &r.name, gs, ldap)
         .await
         .map_err(err)?;
     Ok(Json(group_info(&g)))
+}
+
+pub(crate) async fn ldap_sync(State(a): S, Caller(by): Caller) -> Reply<LdapSync> {
+    let r = a.cluster().ldap_sync(&by).await.map_err(err)?;
+    let change = |c: berth_cluster::LdapUserChange| LdapUserChange {
+        name: c.name,
+        groups: c.groups,
+    };
+    Ok(Json(LdapSyncReport {
+        created: r.created.into_iter().map(change).collect(),
+        updated: r.updated.into_iter().map(change).collect(),
+        removed: r.removed,
+        unchanged: r.unchanged,
+        skipped: r.skipped,
+        groups: r.groups,
+    }))
 }
 
 pub(crate) async fn group_delete(

@@ -25,5 +25,5 @@ pub mod token;
 
 pub use grant::{Grant, GrantError, NsRole};
 pub use rbac::{restricted_violations, Action, Rights};
-pub use records::{GroupRecord, Revocation, SignerRecord, Source, UserRecord};
+pub use records::{GroupRecord, LdapGroupMap, Revocation, SignerRecord, Source, UserRecord};
 pub use token::{Claims, Signer, TokenError, Verifier};

@@ -60,6 +60,22 @@ pub struct GroupRecord {
     pub grants: Vec<Grant>,
     #[serde(default)]
     pub source: Source,
+    /// Its members in LDAP: the LDAP sync makes each LDAP user this
+    /// mapping holds a member, and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapGroupMap>,
+}
+
+/// A berth group's LDAP side: LDAP groups by DN (their members through
+/// `--ldap-group-member-attr`, nested groups resolved) and the entries a
+/// search filter selects under `--ldap-group-base` (groups, whose
+/// members count, or users).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LdapGroupMap {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 /// A token revoked before its expiry; dropped once it would have expired.
@@ -149,6 +165,7 @@ mod tests {
                 name: "devs".into(),
                 grants: vec!["operator:app*-dev".parse().unwrap()],
                 source: Source::Local,
+                ldap: None,
             })
         });
         assert_eq!(r.grants().len(), 2);

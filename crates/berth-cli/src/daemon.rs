@@ -220,6 +220,35 @@ fn run_args(o: &DaemonOpts) -> Vec<std::ffi::OsString> {
         opt("--ingress-access-log", log.into());
     }
     opt("--metrics-addr", o.metrics_addr.to_string().into());
+    for u in &o.ldap_urls {
+        opt("--ldap-url", u.into());
+    }
+    if let Some(dn) = &o.ldap_bind_dn {
+        opt("--ldap-bind-dn", dn.into());
+    }
+    if let Some(f) = &o.ldap_bind_password_file {
+        opt("--ldap-bind-password-file", f.into());
+    }
+    for b in &o.ldap_user_bases {
+        opt("--ldap-user-base", b.into());
+    }
+    opt("--ldap-user-filter", (&o.ldap_user_filter).into());
+    opt("--ldap-user-attr", (&o.ldap_user_attr).into());
+    if let Some(b) = &o.ldap_group_base {
+        opt("--ldap-group-base", b.into());
+    }
+    opt(
+        "--ldap-group-member-attr",
+        (&o.ldap_group_member_attr).into(),
+    );
+    opt("--ldap-sync", ms(o.ldap_sync));
+    if let Some(f) = &o.ldap_ca_file {
+        opt("--ldap-ca-file", f.into());
+    }
+    opt("--ldap-timeout", ms(o.ldap_timeout));
+    if o.ldap_starttls {
+        a.push("--ldap-starttls".into());
+    }
     // `--nice=-5`: a negative value must not read as an option.
     a.push(format!("--nice={}", o.nice).into());
     if o.registrator_internal {
@@ -287,6 +316,20 @@ mod tests {
             "--ingress-trusted-proxies=10.0.0.0/8,192.0.2.9",
             "--ingress-access-log=/var/log/x",
             "--metrics-addr=127.0.0.1:9100",
+            "--ldap-url=ldap://ldap1:389",
+            "--ldap-url=ldaps://ldap2",
+            "--ldap-bind-dn=cn=berth,dc=example,dc=com",
+            "--ldap-bind-password-file=/etc/berth/ldap.pw",
+            "--ldap-user-base=ou=people,dc=example,dc=com",
+            "--ldap-user-base=ou=robots,dc=example,dc=com",
+            "--ldap-user-filter=(&(objectClass=person)(uid={user}))",
+            "--ldap-user-attr=sAMAccountName",
+            "--ldap-group-base=ou=groups,dc=example,dc=com",
+            "--ldap-group-member-attr=uniqueMember",
+            "--ldap-sync=15m",
+            "--ldap-starttls",
+            "--ldap-ca-file=/etc/berth/ldap-ca.pem",
+            "--ldap-timeout=3s",
         ];
         for arg in Run::command().get_arguments() {
             let Some(long) = arg.get_long().filter(|l| *l != "help") else {

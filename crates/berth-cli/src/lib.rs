@@ -172,6 +172,7 @@ async fn dispatch(common: Common, top: Top) -> anyhow::Result<ExitCode> {
         Top::User { cmd } => users::user(&ctx, cmd).await,
         Top::Group { cmd } => users::group(&ctx, cmd).await,
         Top::Token { cmd } => users::token(&ctx, cmd).await,
+        Top::Ldap { cmd } => users::ldap(&ctx, cmd).await,
         Top::Whoami => users::whoami(&ctx).await,
         Top::Audit {
             user,

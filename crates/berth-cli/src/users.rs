@@ -1,6 +1,6 @@
 //! `berth user`, `berth group`, `berth token` and `berth whoami`.
 
-use crate::args::{GroupCmd, TokenCmd, UserCmd};
+use crate::args::{GroupCmd, LdapCmd, TokenCmd, UserCmd};
 use crate::catalog::{print_json, table};
 use crate::Ctx;
 use anyhow::Context;
@@ -155,10 +155,19 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<ExitCode> {
 pub async fn group(ctx: &Ctx, cmd: GroupCmd) -> anyhow::Result<ExitCode> {
     let c = ctx.client();
     match cmd {
-        GroupCmd::Create { name, grants } => {
-            let g = c
-                .call::<GroupCreate>(&Empty {}, &GroupCreateRequest { name, grants })
-                .await?;
+        GroupCmd::Create {
+            name,
+            grants,
+            ldap_groups,
+            ldap_filter,
+        } => {
+            let body = GroupCreateRequest {
+                name,
+                grants,
+                ldap_groups,
+                ldap_filter,
+            };
+            let g = c.call::<GroupCreate>(&Empty {}, &body).await?;
             if ctx.json() {
                 print_json(&g)?;
             } else {
@@ -172,9 +181,18 @@ pub async fn group(ctx: &Ctx, cmd: GroupCmd) -> anyhow::Result<ExitCode> {
             } else {
                 let rows = groups
                     .iter()
-                    .map(|g| vec![g.name.clone(), g.source.clone(), g.grants.join(" ")])
+                    .map(|g| {
+                        let mut ldap = g.ldap_groups.clone();
+                        ldap.extend(g.ldap_filter.clone());
+                        vec![
+                            g.name.clone(),
+                            g.source.clone(),
+                            g.grants.join(" "),
+                            ldap.join(" "),
+                        ]
+                    })
                     .collect();
-                println!("{}", table(&["GROUP", "SOURCE", "GRANTS"], rows));
+                println!("{}", table(&["GROUP", "SOURCE", "GRANTS", "LDAP"], rows));
             }
         }
         GroupCmd::Delete { name } => {
@@ -228,6 +246,41 @@ pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
                 .call::<TokenRevoke>(&Empty {}, &TokenRevokeRequest { token })
                 .await?;
             return message(ctx, &m);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn ldap(ctx: &Ctx, cmd: LdapCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LdapCmd::Sync => {
+            let r = ctx.client().call::<LdapSync>(&Empty {}, &Empty {}).await?;
+            if ctx.json() {
+                print_json(&r)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = Vec::new();
+            for (what, list) in [("created", &r.created), ("updated", &r.updated)] {
+                for c in list {
+                    rows.push(vec![c.name.clone(), what.into(), c.groups.join(",")]);
+                }
+            }
+            for name in &r.removed {
+                rows.push(vec![name.clone(), "removed".into(), "(tokens void)".into()]);
+            }
+            if !rows.is_empty() {
+                println!("{}", table(&["USER", "CHANGE", "GROUPS"], rows));
+            }
+            println!(
+                "ldap sync: {} created, {} updated, {} removed, {} unchanged",
+                r.created.len(),
+                r.updated.len(),
+                r.removed.len(),
+                r.unchanged
+            );
+            for s in &r.skipped {
+                eprintln!("skipped: {s}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

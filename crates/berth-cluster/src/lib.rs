@@ -30,6 +30,7 @@ mod error;
 mod heartbeat;
 mod identity;
 mod join;
+mod ldap;
 mod lease;
 mod orchestrator;
 pub mod rbac;
@@ -48,6 +49,7 @@ pub use command::{
 };
 pub use error::ClusterError;
 pub use identity::Identity;
+pub use ldap::{LdapSyncReport, LdapUserChange};
 pub use records::ClusterRecord;
 pub use secrets::KeyInfo;
 pub use submit::CommandReply;
@@ -116,6 +118,8 @@ pub struct Cluster {
     pub(crate) ingress_probe: OnceLock<Arc<dyn IngressProbe>>,
     pub(crate) authorizer: Arc<rbac::Rbac>,
     pub(crate) login_limiter: users::LoginLimiter,
+    /// The directory logins and the LDAP sync use, when configured.
+    pub(crate) ldap: OnceLock<ldap::LdapState>,
     pub(crate) refusal_budget: audit::RefusalBudget,
     /// This cluster, for the tasks its `&self` methods spawn.
     pub(crate) me: OnceLock<std::sync::Weak<Cluster>>,
@@ -175,6 +179,7 @@ impl Cluster {
             ingress_probe: OnceLock::new(),
             authorizer,
             login_limiter: Default::default(),
+            ldap: OnceLock::new(),
             refusal_budget: Default::default(),
             me: OnceLock::new(),
             membership_lock: tokio::sync::Mutex::new(()),

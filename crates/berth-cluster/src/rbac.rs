@@ -349,7 +349,8 @@ impl Authorizer for Rbac {
                 let Some(old) = self.group(&new.name) else {
                     return root_only();
                 };
-                if old.source != new.source {
+                // Its LDAP mapping decides who is a member: root's.
+                if old.source != new.source || old.ldap != new.ldap {
                     return root_only();
                 }
                 self.check_grant_change(&by.user, &rights, &old.grants, &new.grants)

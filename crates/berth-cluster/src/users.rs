@@ -8,6 +8,7 @@ use crate::rbac::now_secs;
 use crate::records::{ClusterRecord, CLUSTER_KEY};
 use crate::{Cluster, ClusterError};
 use berth_auth::records::{check_name, GroupRecord, Revocation, SignerRecord, SIGNER_KEY};
+use berth_auth::LdapGroupMap;
 use berth_auth::{Claims, Grant, Rights, Signer, Source, UserRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -64,6 +65,25 @@ impl LoginLimiter {
 
 fn bad(m: impl Into<String>) -> ClusterError {
     ClusterError::BadInput(m.into())
+}
+
+/// An LDAP mapping that can be searched: DNs that read as DNs, a filter
+/// that parses.
+fn check_ldap_map(m: &LdapGroupMap) -> Result<(), ClusterError> {
+    if m.groups.is_empty() && m.filter.is_none() {
+        return Err(bad("an LDAP mapping needs a group DN or a filter"));
+    }
+    if let Some(dn) = m.groups.iter().find(|d| !d.contains('=')) {
+        return Err(bad(format!(
+            "{dn:?} is not a DN (cn=devs,ou=groups,dc=example,dc=com)"
+        )));
+    }
+    match &m.filter {
+        Some(f) if !berth_ldap::filter_parses(f) => Err(bad(format!(
+            "{f:?} is not an LDAP filter ((&(objectClass=groupOfNames)(cn=dev*)))"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 async fn hash(password: String) -> Result<String, ClusterError> {
@@ -164,6 +184,11 @@ impl Cluster {
         password: String,
     ) -> Result<(), ClusterError> {
         let mut rec = self.existing_user(name)?;
+        if rec.source == Source::Ldap {
+            return Err(ClusterError::Conflict(format!(
+                "{name} is an LDAP user: its password is the directory's"
+            )));
+        }
         rec.password = Some(hash(password).await?);
         rec.tokens_after = now_secs();
         self.auth_submit(by, AuthOp::PutUser(rec)).await
@@ -212,20 +237,26 @@ impl Cluster {
         }
     }
 
+    /// A new group; with `ldap`, its members are the LDAP sync's.
     pub async fn group_create(
         &self,
         by: &UserRef,
         name: &str,
         grants: Vec<Grant>,
+        ldap: Option<LdapGroupMap>,
     ) -> Result<GroupRecord, ClusterError> {
         check_name(name).map_err(bad)?;
         if self.group_record(name).is_some() {
             return Err(ClusterError::Conflict(format!("group {name} exists")));
         }
+        if let Some(m) = &ldap {
+            check_ldap_map(m)?;
+        }
         let rec = GroupRecord {
             name: name.into(),
             grants,
             source: Source::Local,
+            ldap,
         };
         self.auth_submit(by, AuthOp::PutGroup(rec.clone())).await?;
         Ok(rec)
@@ -314,7 +345,9 @@ impl Cluster {
 
     /// A password login: a token for the user, or the same refusal for a
     /// wrong password and an unknown name; a name that failed too often
-    /// is refused for a minute.
+    /// is refused for a minute. With LDAP set up, an LDAP user and a name
+    /// unknown here log in by a bind to the directory (`ldap.rs`), with
+    /// the same refusal and the same limit.
     pub async fn login(
         &self,
         node_user: &UserRef,
@@ -332,29 +365,36 @@ impl Cluster {
             self.record_refusal(&who, "", "login", "too many failures: locked for a minute");
             return Err(refused());
         }
-        let stored = self.user_record(name).and_then(|u| u.password);
-        let ok = tokio::task::spawn_blocking(move || match stored {
-            Some(h) => berth_auth::password::verify(&password, &h),
-            None => {
-                berth_auth::password::verify_nobody(&password);
-                false
+        let rec = self.user_record(name);
+        let verdict = if self.ldap_serves(rec.as_ref()) {
+            // An LDAP user, or a name unknown here: a bind as its entry.
+            self.ldap_login(name, &password, rec).await
+        } else {
+            let known = rec.is_some();
+            let stored = rec.and_then(|u| u.password);
+            let ok = tokio::task::spawn_blocking(move || match stored {
+                Some(h) => berth_auth::password::verify(&password, &h),
+                None => {
+                    berth_auth::password::verify_nobody(&password);
+                    false
+                }
+            })
+            .await
+            .map_err(|_| ClusterError::ShuttingDown)?;
+            match (ok, known) {
+                (true, _) => Ok(()),
+                (false, true) => Err("wrong password".to_string()),
+                (false, false) => Err("no such user".to_string()),
             }
-        })
-        .await
-        .map_err(|_| ClusterError::ShuttingDown)?;
-        if !ok {
+        };
+        if let Err(why) = verdict {
             self.login_limiter.failed(name);
             let who = UserRef {
                 user: name.into(),
                 token: None,
                 ..node_user.clone()
             };
-            let why = if self.user_record(name).is_some() {
-                "wrong password"
-            } else {
-                "no such user"
-            };
-            self.record_refusal(&who, "", "login", why);
+            self.record_refusal(&who, "", "login", &why);
             return Err(refused());
         }
         self.login_limiter.succeeded(name);

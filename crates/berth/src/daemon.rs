@@ -140,10 +140,16 @@ async fn run_foreground(home: &Path, o: DaemonOpts) -> anyhow::Result<ExitCode> 
                 .gid,
         ),
     };
+    let ldap = crate::ldap::directory(&o)?;
     let agent = Agent::start(opts.clone())
         .await
         .with_context(|| format!("starting the agent in {}", home.display()))?;
     agent.cluster().spawn_audit(o.audit_retention);
+    if let Some(dir) = ldap {
+        tracing::info!("LDAP logins and sync: {}", o.ldap_urls.join(" "));
+        agent.cluster().set_ldap(dir)?;
+        agent.cluster().spawn_ldap_sync(o.ldap_sync);
+    }
     let consul_addr = match o.consul_addr {
         berth_cli::args::Listen::Off => None,
         berth_cli::args::Listen::On(addr) => Some(addr),

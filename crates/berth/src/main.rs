@@ -3,6 +3,7 @@
 //! daemon's API.
 
 mod daemon;
+mod ldap;
 mod logging;
 mod memory;
 mod metrics;

@@ -154,6 +154,23 @@ fn the_watchdog_needs_no_other_berth_crate() {
     assert!(berth.is_empty(), "berth-watchdog depends on {berth:?}");
 }
 
+/// The LDAP client only talks to the directory: the cluster decides what
+/// its answers change, through typed commands.
+#[test]
+fn the_ldap_client_needs_no_other_berth_crate() {
+    let deps = manifests();
+    let berth: Vec<&String> = deps["berth-ldap"]
+        .iter()
+        .filter(|d| d.starts_with("berth"))
+        .collect();
+    assert!(berth.is_empty(), "berth-ldap depends on {berth:?}");
+    for (name, ds) in &deps {
+        if ds.iter().any(|d| d == "ldap3") {
+            assert_eq!(name, "berth-ldap", "{name} depends on ldap3");
+        }
+    }
+}
+
 /// `ARCHITECTURE.md` lists the crates so that each depends only on crates
 /// listed before it.
 #[test]

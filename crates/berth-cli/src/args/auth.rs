@@ -49,13 +49,29 @@ pub enum UserCmd {
 #[derive(Subcommand, Debug)]
 pub enum GroupCmd {
     /// Create a group.
+    ///
+    /// With --ldap-group or --ldap-filter its members come from LDAP: each
+    /// `berth ldap sync` (and the daemon's, every --ldap-sync) makes the
+    /// LDAP users it maps its members.
+    #[command(
+        after_help = "Examples:\n  berth group create devs --grant operator:app*-dev\n  berth group create devs --grant operator:app*-dev --ldap-group cn=devs,ou=groups,dc=example,dc=com\n  berth group create ops --grant guest:* --ldap-filter '(&(objectClass=groupOfNames)(businessCategory=operations))'"
+    )]
     Create {
         name: String,
         /// A grant its members hold (repeatable).
         #[arg(long = "grant")]
         grants: Vec<String>,
+        /// An LDAP group's DN (repeatable): its members are this group's,
+        /// members of groups nested in it too.
+        #[arg(long = "ldap-group", value_name = "DN")]
+        ldap_groups: Vec<String>,
+        /// An LDAP search filter, run under --ldap-group-base: the users it
+        /// selects, and the members of the groups it selects, are this
+        /// group's.
+        #[arg(long, value_name = "FILTER")]
+        ldap_filter: Option<String>,
     },
-    /// Every group, with its grants.
+    /// Every group, with its grants and LDAP mapping.
     Ls,
     /// Delete a group.
     Delete { name: String },
@@ -94,4 +110,21 @@ pub enum TokenCmd {
     },
     /// Revoke a token, given whole or by its id.
     Revoke { token: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LdapCmd {
+    /// Sync the LDAP users now, and print what changed.
+    ///
+    /// The leader's daemon does the same every --ldap-sync: every user
+    /// the user search finds that is a member of a group a berth
+    /// group maps (nested groups resolved) gets a user record (source
+    /// ldap) whose berth groups are those it is in; the record of an LDAP
+    /// user who is no longer found, or no longer in any mapped group, is
+    /// deleted, and its tokens stop working. Root only; runs on the node
+    /// asked, with its --ldap-* options.
+    #[command(
+        after_help = "Examples:\n  berth group create devs --grant operator:app*-dev --ldap-group cn=devs,ou=groups,dc=example,dc=com\n  berth ldap sync\n  berth ldap sync --format json\n  berth --server https://node1:7947 ldap sync"
+    )]
+    Sync,
 }

@@ -139,6 +139,73 @@ pub struct DaemonOpts {
     /// TTL of the DNS answers (Consul's default is 0).
     #[arg(long, default_value = "0s", value_parser = berth_model::parse_duration)]
     pub dns_ttl: std::time::Duration,
+    /// An LDAP server, ldap://HOST[:PORT] or ldaps://HOST[:PORT]
+    /// (repeatable, tried in order). With one, a login of an LDAP user, or
+    /// of a name that is no local user, binds to the directory as that
+    /// user, and the leader syncs the LDAP users every --ldap-sync
+    /// (`berth ldap sync`). Off by default.
+    #[arg(long = "ldap-url", value_name = "URL", help_heading = "LDAP")]
+    pub ldap_urls: Vec<String>,
+    /// The account berth searches the directory with. Without it,
+    /// searches are anonymous.
+    #[arg(long, value_name = "DN", help_heading = "LDAP")]
+    pub ldap_bind_dn: Option<String>,
+    /// A file whose first line is --ldap-bind-dn's password (keep it mode
+    /// 0600). Read once, at start.
+    #[arg(long, value_name = "FILE", help_heading = "LDAP")]
+    pub ldap_bind_password_file: Option<std::path::PathBuf>,
+    /// Where users are searched (subtree; repeatable, each searched);
+    /// needed with --ldap-url. Example: ou=people,dc=example,dc=com.
+    #[arg(long = "ldap-user-base", value_name = "DN", help_heading = "LDAP")]
+    pub ldap_user_bases: Vec<String>,
+    /// The user search. {user} stands for the login name, escaped as a
+    /// filter value (RFC 4515); with * in its place the filter lists every
+    /// user, for the sync. Example: (&(objectClass=inetOrgPerson)(uid={user})).
+    #[arg(
+        long,
+        default_value = "(uid={user})",
+        value_name = "FILTER",
+        help_heading = "LDAP"
+    )]
+    pub ldap_user_filter: String,
+    /// The attribute of a user entry that holds its berth user name
+    /// (lowercased; a name berth cannot take is skipped).
+    #[arg(
+        long,
+        default_value = "uid",
+        value_name = "ATTR",
+        help_heading = "LDAP"
+    )]
+    pub ldap_user_attr: String,
+    /// Where groups are searched (subtree); default: the first
+    /// --ldap-user-base.
+    /// Nested groups are resolved among the groups found there, and
+    /// --ldap-filter mappings search there.
+    #[arg(long, value_name = "DN", help_heading = "LDAP")]
+    pub ldap_group_base: Option<String>,
+    /// The attribute that lists a group's members: member or
+    /// uniqueMember (DNs), memberUid (user names).
+    #[arg(
+        long,
+        default_value = "member",
+        value_name = "ATTR",
+        help_heading = "LDAP"
+    )]
+    pub ldap_group_member_attr: String,
+    /// How often the leader syncs the LDAP users: a user gone from LDAP,
+    /// or from every mapped group, loses access and its tokens then.
+    #[arg(long, default_value = "1h", value_parser = parse_duration, help_heading = "LDAP")]
+    pub ldap_sync: std::time::Duration,
+    /// StartTLS on ldap:// servers.
+    #[arg(long, help_heading = "LDAP")]
+    pub ldap_starttls: bool,
+    /// PEM certificates to trust for ldaps:// and StartTLS instead of the
+    /// system's.
+    #[arg(long, value_name = "FILE", help_heading = "LDAP")]
+    pub ldap_ca_file: Option<std::path::PathBuf>,
+    /// Bound of each LDAP connection and operation.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, help_heading = "LDAP")]
+    pub ldap_timeout: std::time::Duration,
 }
 
 fn parse_domain(s: &str) -> Result<String, String> {

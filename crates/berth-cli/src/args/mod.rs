@@ -8,7 +8,7 @@ use std::path::PathBuf;
 mod auth;
 mod daemon_opts;
 
-pub use auth::{GroupCmd, TokenCmd, UserCmd};
+pub use auth::{GroupCmd, LdapCmd, TokenCmd, UserCmd};
 pub use daemon_opts::{Anonymous, DaemonOpts, Listen};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
@@ -186,6 +186,16 @@ pub enum Top {
     Group {
         #[command(subcommand)]
         cmd: GroupCmd,
+    },
+    /// LDAP users: `berth ldap sync` syncs them now (the daemon's
+    /// --ldap-* options say where the directory is).
+    #[command(
+        after_help = "Examples:\n  berth daemon run --ldap-url ldap://ldap1 --ldap-bind-dn cn=berth,ou=services,dc=example,dc=com \\\n      --ldap-bind-password-file /etc/berth/ldap.pw --ldap-user-base ou=people,dc=example,dc=com \\\n      --ldap-group-base ou=groups,dc=example,dc=com\n  berth group create devs --grant operator:app*-dev --ldap-group cn=devs,ou=groups,dc=example,dc=com\n  berth ldap sync --format json\n  berth login https://node1:7947 --user alice   # her LDAP password",
+        arg_required_else_help = true
+    )]
+    Ldap {
+        #[command(subcommand)]
+        cmd: LdapCmd,
     },
     /// Issue and revoke tokens (BERTH_TOKEN makes the CLI act with one).
     #[command(

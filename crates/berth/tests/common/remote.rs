@@ -25,8 +25,16 @@ pub fn text(out: &Output) -> String {
 
 impl Remote {
     pub fn new() -> Remote {
+        Remote::with_daemon_args(&[])
+    }
+
+    /// A remote daemon started with `args` too (`--ldap-url ...`).
+    pub fn with_daemon_args(args: &[&str]) -> Remote {
         let api_port = free_port();
-        let env = Env::start_with(&["--api-addr", &format!("127.0.0.1:{api_port}")]);
+        let api_addr = format!("127.0.0.1:{api_port}");
+        let mut all = vec!["--api-addr", api_addr.as_str()];
+        all.extend_from_slice(args);
+        let env = Env::start_with(&all);
         env.ok(&[
             "cluster",
             "init",
@@ -112,6 +120,18 @@ impl Remote {
                 assert!(out.status.success(), "{}", text(&out));
             }
         }
+    }
+
+    /// The token the last login kept.
+    pub fn login_token(&self) -> String {
+        let creds = std::fs::read_to_string(self.cfg.path().join("credentials.json"))
+            .expect("credentials.json");
+        let creds: serde_json::Value = serde_json::from_str(&creds).expect("credentials");
+        creds["servers"]
+            .as_object()
+            .and_then(|s| s.values().find_map(|v| v["token"].as_str()))
+            .expect("a kept token")
+            .to_string()
     }
 
     pub fn token(&self, user: &str, ttl: &str) -> String {
