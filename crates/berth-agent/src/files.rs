@@ -9,7 +9,8 @@ use crate::agent::Agent;
 use berth_drivers::container_docker::files::FileSource;
 use berth_drivers::container_docker::ContainerResource;
 use berth_engine::MountSpec;
-use berth_model::{Kind, ObjectPath};
+use berth_model::ObjectPath;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -62,60 +63,117 @@ fn owner(user: Option<&str>) -> Option<(u32, u32)> {
     Some((uid.parse().ok()?, gid.parse().ok()?))
 }
 
-/// Writes the container's files on its tmpfs and returns their mounts.
+/// What a container takes from `sec` and `cfg` objects, staged: mounts for
+/// its files, variables for its environment, and the version of each value
+/// (`sec/<object>/<key>` → version) for its status.
+#[derive(Default)]
+pub(crate) struct Staged {
+    pub mounts: Vec<MountSpec>,
+    pub env: Vec<String>,
+    pub versions: BTreeMap<String, u64>,
+}
+
+fn value_name(source: FileSource, object: &str, key: &str) -> String {
+    let kind = match source {
+        FileSource::Secret => "sec",
+        FileSource::Config => "cfg",
+    };
+    format!("{kind}/{object}/{key}")
+}
+
+async fn fetch(
+    agent: &Agent,
+    path: &ObjectPath,
+    source: FileSource,
+    object: &str,
+    key: &str,
+) -> Result<(u64, Vec<u8>), String> {
+    let from =
+        ObjectPath::new(&path.namespace, source.kind(), object).map_err(|e| e.to_string())?;
+    agent
+        .cluster
+        .deliver(path, &from, key)
+        .await
+        .map_err(|e| format!("{from}/{key}: {e}"))
+}
+
+/// Fetches the container's values, writes its files on its tmpfs (in
+/// place, so a running container's bind mounts see a new version) and
+/// returns what to create it with.
 pub(crate) async fn stage(
     agent: &Agent,
     path: &ObjectPath,
     c: &ContainerResource,
-) -> Result<Vec<MountSpec>, String> {
-    if c.files.is_empty() {
-        return Ok(Vec::new());
+) -> Result<Staged, String> {
+    let mut staged = Staged::default();
+    if c.files.is_empty() && c.env_values.is_empty() {
+        return Ok(staged);
     }
     let mut values = Vec::new();
     for f in &c.files {
-        let kind = match f.source {
-            FileSource::Secret => Kind::Sec,
-            FileSource::Config => Kind::Cfg,
-        };
-        let from = ObjectPath::new(&path.namespace, kind, &f.object).map_err(|e| e.to_string())?;
-        let value = agent
-            .cluster
-            .value(&from.to_string(), &f.key)
-            .await
-            .map_err(|e| format!("{}/{}: {e}", from, f.key))?;
+        let (version, value) = fetch(agent, path, f.source, &f.object, &f.key).await?;
+        staged
+            .versions
+            .insert(value_name(f.source, &f.object, &f.key), version);
         values.push((f, value));
+    }
+    for e in &c.env_values {
+        let (version, value) = fetch(agent, path, e.source, &e.object, &e.key).await?;
+        let text = String::from_utf8(value).map_err(|_| {
+            format!(
+                "{}/{}: not UTF-8 text, so it cannot be an environment variable",
+                e.object, e.key
+            )
+        })?;
+        staged.env.push(format!("{}={text}", e.var));
+        staged
+            .versions
+            .insert(value_name(e.source, &e.object, &e.key), version);
     }
     let dir = dir(agent, &c.spec.name);
     let total = values.iter().map(|(_, v)| v.len()).sum();
     mount_tmpfs(&dir, total)?;
     let own = owner(c.spec.user.as_deref());
-    let mut mounts = Vec::new();
     for (f, value) in values {
         let file = dir.join(format!(
             "{:016x}",
             berth_model::hash::fnv1a64(f.target.as_bytes())
         ));
-        let write = || -> std::io::Result<()> {
-            let _ = std::fs::remove_file(&file);
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(if own.is_some() { 0o400 } else { 0o444 })
-                .open(&file)?;
-            out.write_all(&value)?;
-            if let Some((uid, gid)) = own {
-                std::os::unix::fs::chown(&file, Some(uid), Some(gid))?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| format!("{}: {e}", file.display()))?;
-        mounts.push(MountSpec {
+        write_in_place(&file, &value, own).map_err(|e| format!("{}: {e}", file.display()))?;
+        staged.mounts.push(MountSpec {
             source: file.to_string_lossy().into_owned(),
             target: f.target.clone(),
             read_only: true,
         });
     }
-    Ok(mounts)
+    let record = serde_json::to_vec(&staged.versions).unwrap_or_default();
+    write_in_place(&dir.join(VERSIONS), &record, None)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(staged)
+}
+
+/// Where a container's tmpfs records the versions it holds, so that an
+/// agent restart still knows them.
+const VERSIONS: &str = ".versions";
+
+/// The versions a running container's files hold, as its tmpfs records them.
+pub(crate) fn held_versions(agent: &Agent, container: &str) -> Option<BTreeMap<String, u64>> {
+    let bytes = std::fs::read(dir(agent, container).join(VERSIONS)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn write_in_place(file: &Path, value: &[u8], own: Option<(u32, u32)>) -> std::io::Result<()> {
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if own.is_some() { 0o400 } else { 0o444 })
+        .open(file)?;
+    out.write_all(value)?;
+    if let Some((uid, gid)) = own {
+        std::os::unix::fs::chown(file, Some(uid), Some(gid))?;
+    }
+    Ok(())
 }
 
 /// Unmounts a container's tmpfs, once its instance stopped.

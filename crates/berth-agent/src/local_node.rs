@@ -21,11 +21,53 @@ impl Agent {
             })?;
         berth_drivers::default::settings(&eff)
     }
+
+    /// The `sec` and `cfg` values `path`'s containers take on `node`.
+    pub(crate) fn values_used(
+        &self,
+        path: &ObjectPath,
+        text: &str,
+        node: &str,
+    ) -> Result<Vec<(ObjectPath, String)>, String> {
+        let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
+        let eff = berth_model::resolve(&doc, &self.registry, path, node).map_err(|errs| {
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let mut used = Vec::new();
+        for s in eff.resources_of("container") {
+            let (files, env) = berth_drivers::container_docker::files::deliveries(s)?;
+            let refs = files
+                .iter()
+                .map(|f| (f.source, &f.object, &f.key))
+                .chain(env.iter().map(|e| (e.source, &e.object, &e.key)));
+            for (source, object, key) in refs {
+                let from = ObjectPath::new(&path.namespace, source.kind(), object)
+                    .map_err(|e| e.to_string())?;
+                used.push((from, key.clone()));
+            }
+        }
+        Ok(used)
+    }
 }
 
 impl LocalNode for AgentNode {
     fn settings(&self, path: &ObjectPath, config: &str) -> Option<ObjectSettings> {
         self.0.upgrade()?.settings(path, config).ok()
+    }
+
+    fn values_used(
+        &self,
+        path: &ObjectPath,
+        config: &str,
+        node: &str,
+    ) -> Result<Vec<(ObjectPath, String)>, String> {
+        self.0
+            .upgrade()
+            .ok_or("the daemon is shutting down")?
+            .values_used(path, config, node)
     }
 
     fn act(

@@ -70,6 +70,33 @@ pub struct TokenRequest {
     pub rotate: bool,
 }
 
+/// What `berth cluster autolock` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutolockOp {
+    Enable,
+    Rotate,
+    Disable,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AutolockRequest {
+    pub op: AutolockOp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AutolockReply {
+    pub enabled: bool,
+    /// The new unlock key: shown this once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnlockRequest {
+    pub key: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenReply {
     pub role: berth_model::cluster::NodeRole,

@@ -194,6 +194,14 @@ endpoints! {
         query Empty, body TokenRequest {"TokenRequest"},
         reply TokenReply, "token",
         "Show or rotate a join token (managers only)";
+    ClusterAutolock: Post "/v1/cluster/autolock" Json,
+        query Empty, body AutolockRequest {"AutolockRequest"},
+        reply AutolockReply, "whether autolock is on, and the new unlock key",
+        "Turn autolock on, rotate its unlock key or turn it off (managers only)";
+    ClusterUnlock: Post "/v1/cluster/unlock" Json,
+        query Empty, body UnlockRequest {"UnlockRequest"},
+        reply MessageReply, "message",
+        "Unlock this manager after a restart, with the unlock key";
     ClusterCaRotate: Post "/v1/cluster/ca/rotate" Json,
         query Empty, body Empty,
         reply ClusterSummary, "cluster summary with join tokens",

@@ -59,6 +59,8 @@ pub fn document() -> Value {
             "SwitchRequest": {"type": "object", "properties": {"path": {"type": "string"}, "to": {"type": ["string", "null"]}}, "required": ["path"]},
             "InitRequest": {"type": "object", "properties": {"advertise": {"type": ["string", "null"], "description": "ip:port peers dial; the default route's address when absent"}, "name": {"type": "string"}}},
             "JoinRequest": {"type": "object", "properties": {"addr": {"type": "string"}, "token": {"type": "string"}, "advertise": {"type": ["string", "null"], "description": "ip:port peers dial; the address that reaches addr when absent"}}, "required": ["addr", "token"]},
+            "AutolockRequest": {"type": "object", "properties": {"op": {"enum": ["enable", "rotate", "disable"]}}, "required": ["op"]},
+            "UnlockRequest": {"type": "object", "properties": {"key": {"type": "string", "description": "BERTH-UNLOCK-..."}}, "required": ["key"]},
             "TokenRequest": {"type": "object", "properties": {"role": {"enum": ["worker", "manager"]}, "rotate": {"type": "boolean"}}, "required": ["role"]},
             "NodeOpRequest": {"type": "object", "properties": {"node": {"type": "string"}, "op": {"enum": ["label", "drain", "undrain", "freeze", "thaw", "promote", "demote", "remove"]}, "set": {"type": "array", "items": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}, "required": ["node", "op"]},
             "KvPutRequest": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": ["string", "null"], "contentEncoding": "base64"}, "flags": {"type": "integer"}, "cas": {"type": ["integer", "null"]}}, "required": ["key"]},

@@ -88,6 +88,8 @@ pub fn router_with(agent: Arc<Agent>, ingress: crate::catalog::IngressSlot) -> R
         ClusterJoin => cluster_join,
         ClusterToken => cluster_token,
         ClusterCaRotate => cluster_ca_rotate,
+        ClusterAutolock => cluster_autolock,
+        ClusterUnlock => cluster_unlock,
         ClusterLeave => cluster_leave,
         ClusterStatus => cluster_status,
         NodeOperation => node_op,
@@ -250,6 +252,39 @@ async fn cluster_token(
 async fn cluster_ca_rotate(State(a): S, by: Caller) -> Reply<ClusterCaRotate> {
     by.require_root(&a)?;
     Ok(Json(a.cluster_ca_rotate().await?))
+}
+
+async fn cluster_autolock(
+    State(a): S,
+    by: Caller,
+    Json(r): Json<AutolockRequest>,
+) -> Reply<ClusterAutolock> {
+    by.require_root(&a)?;
+    let op = match r.op {
+        AutolockOp::Enable => berth_cluster::AutolockOp::Enable,
+        AutolockOp::Rotate => berth_cluster::AutolockOp::Rotate,
+        AutolockOp::Disable => berth_cluster::AutolockOp::Disable,
+    };
+    let unlock_key = a.cluster().autolock(op).await.map_err(AgentError::from)?;
+    Ok(Json(AutolockReply {
+        enabled: r.op != AutolockOp::Disable,
+        unlock_key,
+    }))
+}
+
+async fn cluster_unlock(
+    State(a): S,
+    by: Caller,
+    Json(r): Json<UnlockRequest>,
+) -> Reply<ClusterUnlock> {
+    by.require_root(&a)?;
+    a.cluster()
+        .unlock(&by.0, &r.key)
+        .await
+        .map_err(AgentError::from)?;
+    Ok(Json(MessageReply {
+        message: "this manager is unlocked".into(),
+    }))
 }
 
 async fn cluster_leave(State(a): S, by: Caller) -> Reply<ClusterLeave> {

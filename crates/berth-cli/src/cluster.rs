@@ -3,9 +3,13 @@
 use crate::args::{ClusterCmd, Common, NodeCli, NodeCmd, NodeLsCli};
 use crate::Ctx;
 use berth_api_types as api;
-use berth_api_types::bodies::{Empty, InitRequest, JoinRequest, NodeOpRequest, TokenRequest};
+use berth_api_types::bodies::{
+    AutolockOp, AutolockRequest, Empty, InitRequest, JoinRequest, NodeOpRequest, TokenRequest,
+    UnlockRequest,
+};
 use berth_model::cluster::{ClusterView, NodeOp, NodeRole, NodeState};
 use comfy_table::{presets::NOTHING, Table};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
@@ -99,6 +103,48 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             if let Some(t) = &s.manager_token {
                 println!("new manager token: {t}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCmd::Autolock { cmd } => {
+            use crate::args::AutolockCmd;
+            let op = match cmd {
+                AutolockCmd::Enable => AutolockOp::Enable,
+                AutolockCmd::Rotate => AutolockOp::Rotate,
+                AutolockCmd::Disable => AutolockOp::Disable,
+            };
+            let r = client
+                .call::<api::ClusterAutolock>(&Empty {}, &AutolockRequest { op })
+                .await?;
+            if ctx.json() {
+                return print_json(&r).map(|_| ExitCode::SUCCESS);
+            }
+            match &r.unlock_key {
+                Some(k) => {
+                    println!("{k}");
+                    eprintln!("This unlock key is shown once. Keep it safe: a restarted manager needs it (`berth cluster unlock`).");
+                }
+                None => println!("autolock disabled"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCmd::Unlock => {
+            if std::io::stdin().is_terminal() {
+                eprint!("Unlock key: ");
+            }
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key)?;
+            let r = client
+                .call::<api::ClusterUnlock>(
+                    &Empty {},
+                    &UnlockRequest {
+                        key: key.trim().to_string(),
+                    },
+                )
+                .await?;
+            if ctx.json() {
+                return print_json(&r).map(|_| ExitCode::SUCCESS);
+            }
+            println!("{}", r.message);
             Ok(ExitCode::SUCCESS)
         }
         ClusterCmd::Leave => {

@@ -35,25 +35,38 @@ fn avail_char(a: Avail) -> char {
 
 /// The nodes to show, and each node's instance of `s` as far as known:
 /// this node's from its own status, the others' from their heartbeats.
-fn instances(s: &ObjectStatus, view: &ClusterView) -> Vec<(String, Option<Avail>)> {
+/// An instance's node, its availability, and the versions of the values
+/// it holds (`sec/db/password@2`).
+type InstanceLine = (String, Option<Avail>, Vec<String>);
+
+fn versions(values: &std::collections::BTreeMap<String, u64>) -> Vec<String> {
+    values.iter().map(|(k, v)| format!("{k}@{v}")).collect()
+}
+
+fn instances(s: &ObjectStatus, view: &ClusterView) -> Vec<InstanceLine> {
+    let local = versions(&berth_model::cluster::InstanceReport::of(s).values);
     if view.nodes.is_empty() {
-        return vec![(s.node.clone(), Some(s.avail))];
+        return vec![(s.node.clone(), Some(s.avail), local)];
     }
     view.nodes
         .iter()
         .map(|n| {
             let name = &n.record.name;
-            let avail = if *name == s.node {
-                Some(s.avail)
-            } else if n.state != NodeState::Up {
-                None
-            } else {
-                view.instances
-                    .get(name)
-                    .and_then(|v| v.iter().find(|i| i.path == s.path))
-                    .map(|i| i.avail)
-            };
-            (name.clone(), avail)
+            if *name == s.node {
+                return (name.clone(), Some(s.avail), local.clone());
+            }
+            if n.state != NodeState::Up {
+                return (name.clone(), None, Vec::new());
+            }
+            let report = view
+                .instances
+                .get(name)
+                .and_then(|v| v.iter().find(|i| i.path == s.path));
+            (
+                name.clone(),
+                report.map(|i| i.avail),
+                report.map(|i| versions(&i.values)).unwrap_or_default(),
+            )
         })
         .collect()
 }
@@ -79,7 +92,7 @@ pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
         .unwrap_or(20)
         .max(20);
     let nodes: Vec<String> = match st.first() {
-        Some(s) => instances(s, view).into_iter().map(|(n, _)| n).collect(),
+        Some(s) => instances(s, view).into_iter().map(|(n, _, _)| n).collect(),
         None => view.nodes.iter().map(|n| n.record.name.clone()).collect(),
     };
     let colw = nodes.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
@@ -95,7 +108,7 @@ pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
     for s in st {
         let left = format!(" {} {} {}", s.path, s.avail, s.topology);
         let mut cells = Vec::new();
-        for (node, avail) in instances(s, view) {
+        for (node, avail, _) in instances(s, view) {
             let mut cell = String::new();
             cell.push(avail.map(avail_char).unwrap_or('?'));
             if placed(s, &node, view) {
@@ -129,7 +142,7 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
     let _ = writeln!(out, "`- instances");
     let all = instances(s, view);
     let count = all.len();
-    for (k, (node, avail)) in all.into_iter().enumerate() {
+    for (k, (node, avail, held)) in all.into_iter().enumerate() {
         let last = k + 1 == count;
         let (branch, cont) = if last { ("`-", "   ") } else { ("|-", "|  ") };
         let mut state = vec![];
@@ -142,6 +155,9 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
         }
         if placed(s, &node, view) {
             state.push("placed".into());
+        }
+        if !held.is_empty() {
+            state.push(format!("holds {}", held.join(" ")));
         }
         let avail = avail.map(|a| a.as_str()).unwrap_or("unknown");
         let _ = writeln!(

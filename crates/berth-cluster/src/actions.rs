@@ -91,7 +91,7 @@ impl Cluster {
         }
     }
 
-    async fn remote(
+    pub(crate) async fn remote(
         &self,
         node: &str,
         key: &str,

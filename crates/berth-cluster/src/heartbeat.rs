@@ -58,11 +58,7 @@ impl Cluster {
                 .status
                 .instances()
                 .iter()
-                .map(|s| InstanceReport {
-                    path: s.path.clone(),
-                    avail: s.avail,
-                    frozen: s.frozen,
-                })
+                .map(|s| InstanceReport::of(s))
                 .collect(),
             fence_problem: self.lease.problem(),
         }

@@ -23,8 +23,16 @@ pub struct Identity {
     pub cert_pem: String,
     pub key_pem: String,
     pub ca_pem: String,
-    /// Managers only.
+    /// Managers only; in memory only once autolock is on.
     pub seal_key: Option<String>,
+    /// With autolock: the seal key sealed with the unlock key, the only
+    /// form the file holds. A manager that loads it is locked until
+    /// `berth cluster unlock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_key_locked: Option<String>,
+    /// With autolock, once unlocked: the unlock key (never written).
+    #[serde(skip)]
+    pub unlock_key: Option<String>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -54,14 +62,26 @@ impl Identity {
         }
     }
 
-    /// Writes the file atomically, readable by root only.
+    /// Writes the file atomically, readable by root only; with autolock,
+    /// the seal key only sealed with the unlock key.
     pub fn save(&self, home: &Home) -> std::io::Result<()> {
         let path = home.identity_file();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let mut stored = self.clone();
+        match (&self.unlock_key, &self.seal_key) {
+            (Some(unlock), Some(seal)) => {
+                let key = berth_net::SealKey::from_hex(unlock).map_err(std::io::Error::other)?;
+                stored.seal_key_locked =
+                    Some(key.seal(seal.as_bytes()).map_err(std::io::Error::other)?);
+                stored.seal_key = None;
+            }
+            (None, Some(_)) => stored.seal_key_locked = None,
+            _ => {}
+        }
+        let bytes = serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?;
         atomic_write_private(&path, &bytes)
     }
 
@@ -72,6 +92,11 @@ impl Identity {
             key_pem: self.key_pem.clone(),
             ca_pem: self.ca_pem.clone(),
         }
+    }
+
+    /// A manager whose seal key waits for `berth cluster unlock`.
+    pub fn is_locked(&self) -> bool {
+        self.seal_key.is_none() && self.seal_key_locked.is_some()
     }
 
     pub fn seal_key(&self) -> Option<berth_net::SealKey> {

@@ -94,6 +94,8 @@ impl Cluster {
             key_pem: cert.key_pem,
             ca_pem: cert.ca_pem,
             seal_key: Some(seal.to_hex()),
+            seal_key_locked: None,
+            unlock_key: None,
         };
         server::listen(self, &id)?;
         // Peers must know where to reach this node before anyone joins.
@@ -120,6 +122,7 @@ impl Cluster {
             manager_token_sealed: seal.seal(manager.to_string().as_bytes())?,
             created: berth_bus::now_rfc3339(),
             ca_previous_pem: None,
+            unlock_key_sealed: None,
         };
         let me = NodeRecord {
             name: node.clone(),
@@ -247,6 +250,8 @@ impl Cluster {
             key_pem: key.key_pem,
             ca_pem: reply.ca_pem,
             seal_key: reply.seal_key,
+            seal_key_locked: None,
+            unlock_key: None,
         };
         self.desired
             .rejoin(&self.opts.home.raft_file(&id.generation), id.node_id, false)

@@ -24,6 +24,7 @@ mod actions;
 mod address;
 mod admin;
 mod audit;
+mod autolock;
 mod backend_use;
 pub mod command;
 mod error;
@@ -36,6 +37,7 @@ mod orchestrator;
 pub mod rbac;
 pub mod records;
 mod renew;
+mod rotation;
 mod secrets;
 mod server;
 mod submit;
@@ -43,6 +45,7 @@ mod tokens;
 mod users;
 mod view;
 
+pub use autolock::{AutolockOp, UNLOCK_PREFIX};
 pub use backend_use::{BackendUse, IngressProbe};
 pub use command::{
     check_kv_key, AuthOp, Command, ConfigText, KvWrite, ObjectOp, SecretOp, UserRef,
@@ -80,6 +83,15 @@ pub trait LocalNode: Send + Sync {
     /// What placement needs from an object's config; `None` when it does
     /// not resolve (the object is then left where it is).
     fn settings(&self, path: &ObjectPath, config: &str) -> Option<ObjectSettings>;
+
+    /// The `sec`/`cfg` values (object, key) that `path`'s containers
+    /// take when its config `config` is resolved on `node`.
+    fn values_used(
+        &self,
+        path: &ObjectPath,
+        config: &str,
+        node: &str,
+    ) -> Result<Vec<(ObjectPath, String)>, String>;
 
     /// Runs an action on this node's instance of `path`, for `by`.
     fn act(
@@ -148,15 +160,18 @@ impl Cluster {
                     berth_store::FIRST_ID,
                     true,
                     tls.clone(),
+                    true,
                 )
                 .await?
             }
             Some(id) => {
+                // A locked manager stands for no election until unlocked.
                 Desired::open(
                     &opts.home.raft_file(&id.generation),
                     id.node_id,
                     false,
                     tls.clone(),
+                    !id.is_locked(),
                 )
                 .await?
             }
@@ -200,13 +215,20 @@ impl Cluster {
                 "the cluster is already started".into(),
             ));
         }
-        if let Some(id) = self.identity() {
-            server::listen(self, &id)?;
+        let locked = self.identity().is_some_and(|id| id.is_locked());
+        match self.identity() {
+            Some(id) if !locked => server::listen(self, &id)?,
+            Some(_) => self.emit(
+                "this manager is locked (autolock): it serves no secret, signs nothing and takes no part in Raft until `berth cluster unlock`".into(),
+            ),
+            None => {}
         }
+        tokio::spawn(autolock::run(self.clone()));
         tokio::spawn(heartbeat::run(self.clone()));
         tokio::spawn(lease::watch(self.clone()));
         tokio::spawn(orchestrator::run(self.clone()));
-        if self.is_clustered() {
+        tokio::spawn(rotation::run(self.clone()));
+        if self.is_clustered() && !locked {
             self.desired
                 .wait_recovered(berth_store::RECOVERY_WAIT)
                 .await;

@@ -31,6 +31,10 @@ pub struct ClusterRecord {
     /// node has a certificate from the new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_previous_pem: Option<String>,
+    /// Autolock: the unlock key, sealed with the seal key, so that every
+    /// manager seals its own copy of the seal key with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_key_sealed: Option<String>,
 }
 
 impl ClusterRecord {

@@ -76,6 +76,11 @@ impl Cluster {
         let Some(mut me) = self.identity() else {
             return Ok(());
         };
+        // A locked manager renews once unlocked: a renewal hands it the
+        // seal key, which only the unlock key may give back.
+        if me.is_locked() {
+            return Ok(());
+        }
         let addr = self.leader_addr()?;
         // A new key each time; only its public half travels.
         let key = berth_net::NodeKey::generate(&me.node)?;

@@ -2,7 +2,10 @@
 //! XChaCha20-Poly1305 under the cluster's data key on the manager that
 //! receives it, so only ciphertext enters a command, the Raft log and the
 //! snapshots; the data key itself is stored sealed with the managers' seal
-//! key. Workers hold neither key.
+//! key. Workers hold neither key: a worker asks the leader for a value
+//! when an instance it runs needs it (`/node/v1/value`, over mTLS), and the
+//! leader delivers it only to a node its placement names, for a service
+//! whose config takes that very key.
 
 use crate::command::{AuthOp, Command, SecretOp, UserRef};
 use crate::{Cluster, ClusterError};
@@ -12,6 +15,24 @@ use berth_auth::secret::{
 };
 use berth_auth::Action;
 use berth_model::{Kind, ObjectPath};
+
+/// A node's request for a value one of its instances takes.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ValueRequest {
+    /// The service whose instance takes it.
+    pub service: String,
+    /// The `sec` or `cfg` object.
+    pub from: String,
+    pub key: String,
+}
+
+/// A delivered value, as it travels back over the node protocol.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DeliveredValue {
+    pub version: u64,
+    /// Base64.
+    pub value: String,
+}
 
 /// One key of a `sec` or `cfg` object, as `keys` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,13 +61,12 @@ impl Cluster {
     /// The data key: opened with this manager's seal key, made and
     /// published the first time it is needed.
     async fn data_key(&self) -> Result<DataKey, ClusterError> {
-        let seal = self.identity().and_then(|i| i.seal_key()).ok_or_else(|| {
-            ClusterError::Conflict(if self.is_clustered() {
-                "secret values are sealed and opened by managers: ask a manager".into()
-            } else {
-                "secrets need a cluster: run `berth cluster init` first".into()
-            })
-        })?;
+        if !self.is_clustered() {
+            return Err(ClusterError::Conflict(
+                "secrets need a cluster: run `berth cluster init` first".into(),
+            ));
+        }
+        let seal = self.seal()?;
         if let Some(stored) = self.desired.get_json::<SealedDataKey>(DATA_KEY)? {
             let raw = seal.open(&stored.sealed)?;
             return DataKey::from_bytes(&raw)
@@ -68,7 +88,11 @@ impl Cluster {
             .ok_or_else(|| ClusterError::Conflict("the stored data key is damaged".into()))
     }
 
-    fn stored_value(&self, path: &str, key: &str) -> Result<Option<StoredValue>, ClusterError> {
+    pub(crate) fn stored_value(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> Result<Option<StoredValue>, ClusterError> {
         Ok(self
             .desired
             .get_json(&berth_auth::secret::value_key(path, key))?)
@@ -208,22 +232,102 @@ impl Cluster {
         self.value(&path, key).await
     }
 
-    /// A value as this node delivers it to an instance it runs.
-    pub async fn value(&self, path: &str, key: &str) -> Result<Vec<u8>, ClusterError> {
+    async fn value(&self, path: &str, key: &str) -> Result<Vec<u8>, ClusterError> {
+        self.open_value(path, key).await.map(|(_, v)| v)
+    }
+
+    /// The value `service`'s instance on this node takes, and its version:
+    /// opened here on a manager, asked of the leader on a worker.
+    pub async fn deliver(
+        &self,
+        service: &ObjectPath,
+        from: &ObjectPath,
+        key: &str,
+    ) -> Result<(u64, Vec<u8>), ClusterError> {
+        if self.is_locked() {
+            return Err(ClusterError::Conflict(
+                "this manager is locked: run `berth cluster unlock` first".into(),
+            ));
+        }
+        let holds_keys = self.identity().and_then(|i| i.seal_key()).is_some();
+        if holds_keys || !self.is_clustered() || from.kind == Kind::Cfg {
+            return self.open_value(&from.to_string(), key).await;
+        }
+        let addr = self.leader_addr()?;
+        let req = ValueRequest {
+            service: service.to_string(),
+            from: from.to_string(),
+            key: key.into(),
+        };
+        let got: DeliveredValue = self.call(&addr, crate::server::PATH_VALUE, &req).await?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&got.value)
+            .map_err(|e| ClusterError::Conflict(format!("{from} key {key}: {e}")))?;
+        Ok((got.version, raw))
+    }
+
+    /// The leader's side of [`Cluster::deliver`]: `caller` gets the value
+    /// only if the placement of the service names it and the service's
+    /// config, resolved on that node, takes the key.
+    pub(crate) async fn serve_value(
+        &self,
+        caller: &crate::command::Caller,
+        req: ValueRequest,
+    ) -> Result<DeliveredValue, ClusterError> {
+        let by = UserRef::user_on(&format!("node:{}", caller.node), &caller.node);
+        let what = format!("{} key {}", req.from, req.key);
+        let refuse = |why: String| {
+            self.record_refusal(&by, &req.from, "deliver", &why);
+            ClusterError::Forbidden(why)
+        };
+        let service: ObjectPath = req
+            .service
+            .parse()
+            .map_err(|e| bad(format!("{}: {e}", req.service)))?;
+        let from: ObjectPath = req
+            .from
+            .parse()
+            .map_err(|e| bad(format!("{}: {e}", req.from)))?;
+        let Some(rec) = self.desired.get(&service.to_string())? else {
+            return Err(refuse(format!("{service}: no such object")));
+        };
+        if !rec.placement.contains(&caller.node) {
+            return Err(refuse(format!(
+                "{what}: {service} is not placed on {}",
+                caller.node
+            )));
+        }
+        let used = self
+            .local()?
+            .values_used(&service, &rec.config, &caller.node)
+            .map_err(|e| refuse(format!("{service}: {e}")))?;
+        if !used.iter().any(|(p, k)| *p == from && *k == req.key) {
+            return Err(refuse(format!("{what}: {service} does not take it")));
+        }
+        let (version, raw) = self.open_value(&req.from, &req.key).await?;
+        Ok(DeliveredValue {
+            version,
+            value: base64::engine::general_purpose::STANDARD.encode(raw),
+        })
+    }
+
+    /// A stored value, opened, with its version.
+    async fn open_value(&self, path: &str, key: &str) -> Result<(u64, Vec<u8>), ClusterError> {
         let (_, sealed) = holder(path)?;
         let s = self
             .stored_value(path, key)?
             .ok_or_else(|| ClusterError::NotFound(format!("{path} has no key {key}")))?;
-        if sealed {
+        let raw = if sealed {
             self.data_key()
                 .await?
                 .open(&aad(path, key, s.version), &s.value)
-                .map_err(|e| ClusterError::Conflict(format!("{path} key {key}: {e}")))
+                .map_err(|e| ClusterError::Conflict(format!("{path} key {key}: {e}")))?
         } else {
             base64::engine::general_purpose::STANDARD
                 .decode(&s.value)
-                .map_err(|e| ClusterError::Conflict(format!("{path} key {key}: {e}")))
-        }
+                .map_err(|e| ClusterError::Conflict(format!("{path} key {key}: {e}")))?
+        };
+        Ok((s.version, raw))
     }
 
     /// Removes every value of an object about to be deleted, so that a

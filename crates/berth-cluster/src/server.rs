@@ -38,6 +38,7 @@ pub const PATH_MEMBERSHIP: &str = "/node/v1/membership";
 pub const PATH_RENEW: &str = "/node/v1/renew";
 pub const PATH_READ_INDEX: &str = "/node/v1/read-index";
 pub const PATH_BACKEND_USE: &str = "/node/v1/backend-use";
+pub const PATH_VALUE: &str = "/node/v1/value";
 
 /// Who is calling, from the connection's verified client certificate.
 #[derive(Clone, Debug)]
@@ -240,6 +241,10 @@ async fn node_endpoint(
         },
         PATH_MEMBERSHIP => match decode::<MembershipOp>(body) {
             Ok(op) => result(cluster.apply_membership(caller, op).await),
+            Err(e) => error(e),
+        },
+        PATH_VALUE => match decode::<crate::secrets::ValueRequest>(body) {
+            Ok(r) => result(cluster.serve_value(caller, r).await),
             Err(e) => error(e),
         },
         PATH_RENEW => match decode::<RenewRequest>(body) {

@@ -91,16 +91,7 @@ impl Cluster {
 
     /// The cluster record and the key that opens its secrets.
     pub(crate) fn manager_secrets(&self) -> Result<(ClusterRecord, SealKey), ClusterError> {
-        let id = self.identity().ok_or_else(|| {
-            ClusterError::Conflict(
-                "this node is not in a cluster; run `berth cluster init` first".into(),
-            )
-        })?;
-        let seal = id.seal_key().ok_or_else(|| {
-            ClusterError::Forbidden(
-                "only managers hold the cluster's secrets; run this on a manager".into(),
-            )
-        })?;
+        let seal = self.seal()?;
         let rec = self.cluster_record().ok_or_else(|| {
             ClusterError::NoLeader(Some(
                 "the cluster record has not replicated here yet".into(),

@@ -265,6 +265,11 @@ impl Cluster {
     /// The signer of this manager, its public key published in desired
     /// state if it is not yet.
     async fn signer(&self) -> Result<(Signer, String), ClusterError> {
+        if self.is_locked() {
+            return Err(ClusterError::Conflict(
+                "this manager is locked: run `berth cluster unlock` first".into(),
+            ));
+        }
         let seal = self.identity().and_then(|i| i.seal_key()).ok_or_else(|| {
             ClusterError::Conflict(if self.is_clustered() {
                 "tokens are signed by managers: ask a manager".into()

@@ -8,8 +8,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ImportImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    ImportImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -281,6 +281,20 @@ impl Engine {
             None => format!("stop {id}"),
         };
         self.record(args, &res);
+        res
+    }
+
+    /// Sends `signal` (`SIGHUP`) to the container's main process.
+    pub async fn kill(&self, id: &str, signal: &str) -> Result<(), EngineError> {
+        let opts = KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
+        let res = self
+            .docker
+            .kill_container(id, Some(opts))
+            .await
+            .map_err(|e| EngineError::docker("kill", e));
+        self.record(format!("kill --signal {signal} {id}"), &res);
         res
     }
 

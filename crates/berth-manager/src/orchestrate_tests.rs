@@ -100,6 +100,7 @@ fn a_failover_move_waits_while_a_live_node_reports_it_running() {
             path: "a/x".into(),
             avail: Avail::Up,
             frozen: false,
+            values: Default::default(),
         }],
     )]);
     let first = decide(&objs, &facts, &reports);

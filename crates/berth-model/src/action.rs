@@ -13,6 +13,9 @@ pub enum ActionKind {
     Delete,
     /// Forget this node's warnings and failed states of the object.
     Clear,
+    /// Bring the instance's `sec`/`cfg` values to their current versions:
+    /// signalled where `secrets_reload` says so, restarted otherwise.
+    Refresh,
 }
 
 impl ActionKind {

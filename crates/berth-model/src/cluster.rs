@@ -48,6 +48,28 @@ pub struct InstanceReport {
     pub path: String,
     pub avail: Avail,
     pub frozen: bool,
+    /// The version of each `sec`/`cfg` value the instance holds, the
+    /// oldest one when its containers differ.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub values: std::collections::BTreeMap<String, u64>,
+}
+
+impl InstanceReport {
+    pub fn of(s: &crate::status::ObjectStatus) -> InstanceReport {
+        let mut values = std::collections::BTreeMap::new();
+        for (name, v) in s.resources.iter().flat_map(|r| r.values.iter()) {
+            values
+                .entry(name.clone())
+                .and_modify(|old: &mut u64| *old = (*old).min(*v))
+                .or_insert(*v);
+        }
+        InstanceReport {
+            path: s.path.clone(),
+            avail: s.avail,
+            frozen: s.frozen,
+            values,
+        }
+    }
 }
 
 /// Node liveness as the leader sees it.

@@ -95,6 +95,10 @@ pub struct ResourceStatus {
     /// node sends it no new request while in-flight ones finish.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// The version of each `sec`/`cfg` value the container holds
+    /// (`sec/<object>/<key>`), while it runs.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub values: std::collections::BTreeMap<String, u64>,
 }
 
 /// A container's catalog registration (`service_name`, `service_tags`,

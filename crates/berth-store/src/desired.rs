@@ -91,15 +91,20 @@ pub struct Desired {
     /// Writes hold it shared; a restart of the core for compaction holds
     /// it alone, so no write in flight sees the core stop.
     gate: tokio::sync::RwLock<()>,
+    /// Whether this node may stand for election (a locked manager may not).
+    elect: std::sync::atomic::AtomicBool,
 }
 
 fn raft_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(format!("raft: {e}"))
 }
 
-fn config() -> Result<Arc<Config>, StoreError> {
+fn config(elect: bool) -> Result<Arc<Config>, StoreError> {
     let c = Config {
         cluster_name: "berth".into(),
+        enable_elect: elect,
+        // A locked manager does not come back as the leader it was either.
+        enable_leader_restore: Some(elect),
         // Elections must finish well within a worker's lease (3 s), or
         // every failover service is fenced (`design/failover.md`).
         // A dead leader is replaced in about 0.5-1 s: failover of its own
@@ -143,14 +148,17 @@ impl Desired {
     /// storage that was never initialized becomes a cluster of one and this
     /// waits until it leads; otherwise the node waits to be added by a
     /// leader. `tls` is how peers are dialled (empty on a standalone node).
+    /// Without `elect`, the node never stands for election until
+    /// [`Desired::set_elect`] allows it.
     pub async fn open(
         path: &Path,
         id: u64,
         standalone: bool,
         tls: TlsSlot,
+        elect: bool,
     ) -> Result<Desired, StoreError> {
         let (changes, _) = tokio::sync::broadcast::channel(1024);
-        let inner = open_inner(path, id, standalone, &tls, &changes).await?;
+        let inner = open_inner(path, id, standalone, &tls, &changes, elect).await?;
         let d = Desired {
             inner: RwLock::new(Arc::new(inner)),
             tls,
@@ -158,6 +166,7 @@ impl Desired {
             health: Default::default(),
             recovery: Default::default(),
             gate: Default::default(),
+            elect: std::sync::atomic::AtomicBool::new(elect),
         };
         // A cluster member recovers through its leader, which reaches it
         // only once the node listener runs: the agent waits then.
@@ -187,9 +196,19 @@ impl Desired {
         }
     }
 
+    fn may_elect(&self) -> bool {
+        self.elect.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets this node stand for election, or not.
+    pub fn set_elect(&self, on: bool) {
+        self.elect.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.current().raft.runtime_config().elect(on);
+    }
+
     /// A standalone node with no TLS: what tests and a fresh node use.
     pub async fn open_standalone(path: &Path) -> Result<Desired, StoreError> {
-        Desired::open(path, FIRST_ID, true, TlsSlot::default()).await
+        Desired::open(path, FIRST_ID, true, TlsSlot::default(), true).await
     }
 
     /// Throws away this node's Raft state and opens a fresh one at `path`
@@ -199,7 +218,15 @@ impl Desired {
         let old = self.current();
         let _ = old.raft.shutdown().await;
         old.relay.abort();
-        let inner = open_inner(path, id, standalone, &self.tls, &self.changes).await?;
+        let inner = open_inner(
+            path,
+            id,
+            standalone,
+            &self.tls,
+            &self.changes,
+            self.may_elect(),
+        )
+        .await?;
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
         if standalone {
             self.wait_leader().await?;
@@ -396,7 +423,15 @@ impl Desired {
                 }
             },
         };
-        let inner = reopen_inner(&old.path, old.id, sm, &self.tls, &self.changes).await?;
+        let inner = reopen_inner(
+            &old.path,
+            old.id,
+            sm,
+            &self.tls,
+            &self.changes,
+            self.may_elect(),
+        )
+        .await?;
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
         let deadline = Instant::now() + Duration::from_secs(3);
         while self.current().raft.current_leader().await.is_none() && Instant::now() < deadline {
@@ -552,9 +587,10 @@ async fn open_inner(
     standalone: bool,
     tls: &TlsSlot,
     changes: &tokio::sync::broadcast::Sender<Changes>,
+    elect: bool,
 ) -> Result<Inner, StoreError> {
     let (log, sm) = berth_raft::open(path).map_err(|e| StoreError::Db(e.to_string()))?;
-    let inner = start_inner(path, id, log, sm, tls, changes).await?;
+    let inner = start_inner(path, id, log, sm, tls, changes, elect).await?;
     if standalone && !inner.raft.is_initialized().await.map_err(raft_err)? {
         let members = BTreeMap::from([(
             id,
@@ -574,6 +610,7 @@ async fn reopen_inner(
     sm: Option<StateMachine>,
     tls: &TlsSlot,
     changes: &tokio::sync::broadcast::Sender<Changes>,
+    elect: bool,
 ) -> Result<Inner, StoreError> {
     let db = |e: std::io::Error| StoreError::Db(e.to_string());
     let log = berth_raft::reopen_log(path).map_err(db)?;
@@ -581,7 +618,7 @@ async fn reopen_inner(
         Some(sm) => sm,
         None => berth_raft::reopen_state_machine(path).map_err(db)?,
     };
-    start_inner(path, id, log, sm, tls, changes).await
+    start_inner(path, id, log, sm, tls, changes, elect).await
 }
 
 async fn start_inner(
@@ -591,11 +628,12 @@ async fn start_inner(
     sm: StateMachine,
     tls: &TlsSlot,
     changes: &tokio::sync::broadcast::Sender<Changes>,
+    elect: bool,
 ) -> Result<Inner, StoreError> {
     let log_size = log.size();
     let raft = RaftNode::new(
         id,
-        config()?,
+        config(elect)?,
         Network::with_slot(tls.clone()),
         log,
         sm.clone(),

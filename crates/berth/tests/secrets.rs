@@ -225,3 +225,101 @@ fn a_secret_is_sealed_at_rest_decoded_only_by_admins_and_delivered_on_a_tmpfs() 
         "the tmpfs outlived the stop"
     );
 }
+
+fn docker_text(args: &[&str]) -> String {
+    String::from_utf8_lossy(&docker(args).stdout).to_string()
+}
+
+/// The environment of a container's main process.
+fn environ(container: &str) -> Vec<String> {
+    docker_text(&["exec", container, "cat", "/proc/1/environ"])
+        .split('\0')
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_change_reaches_variables_by_a_restart_and_signalled_files_in_place() {
+    let r = Remote::new();
+    let env = &r.env;
+    let ns = format!("rot-{}", r.tag);
+    let db = format!("{ns}/sec/db");
+    let app = format!("{ns}/cfg/app");
+    env.ok(&["create", &db]);
+    env.ok(&[&db, "add", "--key", "password", "--value", "first-pw"]);
+    env.ok(&["create", &app]);
+    env.ok(&[&app, "add", "--key", "level", "--value", "debug"]);
+    // Variables: the value is in the container's environment.
+    let envy = format!("{ns}/envy");
+    env.create_svc(
+        &envy,
+        &[
+            "topology=flex",
+            "container#0.secrets_environment=DB_PW=db/password",
+            "container#0.configs_environment=LEVEL=app/level",
+        ],
+    );
+    // Files, re-read on SIGHUP: the trap copies the file where we look.
+    let hup = format!("{ns}/hup");
+    env.create_svc(
+        &hup,
+        &[
+            "topology=flex",
+            "container#0.secrets=db/password:/run/secrets/pw",
+            "container#0.secrets_reload=signal:HUP",
+            r#"container#0.command=/bin/sh -c "trap 'cat /run/secrets/pw > /seen' HUP; while true; do sleep 1 & wait; done""#,
+        ],
+    );
+    env.ok(&[&envy, "start"]);
+    env.ok(&[&hup, "start"]);
+    let envy_c = format!("{ns}..envy.container.0");
+    let hup_c = format!("{ns}..hup.container.0");
+    let vars = environ(&envy_c);
+    assert!(
+        vars.iter().any(|l| l == "DB_PW=first-pw") && vars.iter().any(|l| l == "LEVEL=debug"),
+        "{vars:?}"
+    );
+    let st = env.ok(&[&envy, "print", "status"]);
+    assert!(
+        st.contains("holds cfg/app/level@1 sec/db/password@1"),
+        "{st}"
+    );
+    let json = env.json(&[&envy, "print", "status"]);
+    assert_eq!(
+        json[0]["resources"][0]["values"]["sec/db/password"], 1,
+        "{json}"
+    );
+    let started = docker_text(&["inspect", "-f", "{{.State.StartedAt}}", &hup_c]);
+
+    env.ok(&[&db, "change", "--key", "password", "--value", "second-pw"]);
+    wait_until("the signalled container to re-read its file", 60, || {
+        docker_text(&["exec", &hup_c, "cat", "/seen"]) == "second-pw"
+    });
+    assert_eq!(
+        docker_text(&["inspect", "-f", "{{.State.StartedAt}}", &hup_c]),
+        started,
+        "a signal:HUP container is not restarted"
+    );
+    wait_until("the variable's new version", 60, || {
+        environ(&envy_c).iter().any(|l| l == "DB_PW=second-pw")
+    });
+    for svc in [&envy, &hup] {
+        wait_until("print status showing version 2", 30, || {
+            env.ok(&[svc, "print", "status"])
+                .contains("sec/db/password@2")
+        });
+    }
+    env.ok(&[&envy, "stop"]);
+    env.ok(&[&hup, "stop"]);
+}

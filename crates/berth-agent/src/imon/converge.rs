@@ -161,7 +161,7 @@ impl Imon {
 
     /// The engine reporting its calls as this object's (and resource's),
     /// into the transcript of the action in progress.
-    fn tagged(&self, engine: &Engine, rid: Option<&str>) -> Engine {
+    pub(crate) fn tagged(&self, engine: &Engine, rid: Option<&str>) -> Engine {
         engine.with_sink(self.agent.call_sink(
             Some(self.key.clone()),
             rid.map(str::to_string),
@@ -221,7 +221,7 @@ impl Imon {
             .await
             .map_err(|e| e.to_string())?;
         let want = c.spec.labels.get(LABEL_SPEC);
-        let existed = existing.is_some();
+        let mut existed = existing.is_some();
         let id = match existing {
             Some(cur) if cur.state.running => {
                 if fenced {
@@ -244,8 +244,13 @@ impl Imon {
                 }
                 return Ok(());
             }
-            Some(cur) if fresh && cur.labels.get(LABEL_SPEC) != want => {
+            // Values delivered as variables are fixed when the container
+            // is created: a start makes it again, with their versions now.
+            Some(cur)
+                if fresh && (cur.labels.get(LABEL_SPEC) != want || !c.env_values.is_empty()) =>
+            {
                 engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
+                existed = false;
                 self.create(engine, c).await?
             }
             Some(cur) if fresh => cur.id,
@@ -296,7 +301,8 @@ impl Imon {
         // An existing container's files went with its last stop; a new
         // one's were written by `create`.
         if existed {
-            crate::files::stage(&self.agent, &self.path, c).await?;
+            let staged = crate::files::stage(&self.agent, &self.path, c).await?;
+            self.res.entry(c.rid.clone()).or_default().values = staged.versions;
         }
         let id = match engine.start(&id).await {
             Ok(()) => id,
@@ -355,13 +361,16 @@ impl Imon {
         self.ensure_image(engine, c)
             .await
             .map_err(|e| e.to_string())?;
-        let files = crate::files::stage(&self.agent, &self.path, c).await?;
-        if !c.dns_berth && files.is_empty() {
+        let staged = crate::files::stage(&self.agent, &self.path, c).await?;
+        self.res.entry(c.rid.clone()).or_default().values = staged.versions;
+        if !c.dns_berth && staged.mounts.is_empty() && staged.env.is_empty() {
             return engine.create(&c.spec).await.map_err(|e| e.to_string());
         }
         let mut spec = c.spec.clone();
-        // After the spec's fingerprint: where the files are is not config.
-        spec.mounts.extend(files);
+        // After the spec's fingerprint: where the files are, and the
+        // values, are not config.
+        spec.mounts.extend(staged.mounts);
+        spec.env.extend(staged.env);
         if c.dns_berth {
             spec.dns = vec![self.berth_nameserver(engine, &spec).await?.to_string()];
         }
@@ -464,6 +473,7 @@ impl Imon {
                 engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
             }
             crate::files::release(&self.agent, &c.spec.name);
+            self.res.entry(c.rid.clone()).or_default().values.clear();
         }
         // Containers of resources since removed from the config.
         let known: Vec<&str> = r.containers.iter().map(|c| c.spec.name.as_str()).collect();

@@ -14,6 +14,7 @@
 
 mod converge;
 mod drain;
+mod refresh;
 mod status;
 mod warnings;
 
@@ -81,6 +82,8 @@ pub(crate) struct ResourceState {
     pub log: Warnings,
     /// Out of the catalog while a stop waits for in-flight requests.
     pub draining: bool,
+    /// The version of each `sec`/`cfg` value the container holds.
+    pub values: std::collections::BTreeMap<String, u64>,
 }
 
 impl ResourceState {
@@ -502,6 +505,7 @@ impl Imon {
                 self.res.clear();
                 self.converge_started(&rec, true).await
             }
+            ActionKind::Refresh => self.refresh().await,
             ActionKind::Clear => {
                 self.obj_log.clear();
                 for r in self.res.values_mut() {

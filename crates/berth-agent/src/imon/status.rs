@@ -124,6 +124,14 @@ impl Imon {
                 c.rid.clone(),
                 (c.spec.name.clone(), (avail, problem.clone(), id.clone())),
             );
+            if avail == Avail::Up && (!c.files.is_empty() || !c.env_values.is_empty()) {
+                let st = self.res.entry(c.rid.clone()).or_default();
+                if st.values.is_empty() {
+                    // After an agent restart: the container's tmpfs knows.
+                    st.values =
+                        crate::files::held_versions(&self.agent, &c.spec.name).unwrap_or_default();
+                }
+            }
             let mut rs =
                 self.resource_status(&c.rid, "container.docker", c.label(), avail, problem, id);
             rs.service = Some(c.service.clone());
@@ -165,6 +173,7 @@ impl Imon {
             restarts: st.restarts,
             service: None,
             draining: st.draining,
+            values: st.values.clone(),
         }
     }
 

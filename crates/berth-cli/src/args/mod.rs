@@ -417,6 +417,22 @@ pub enum ClusterCmd {
         #[command(subcommand)]
         cmd: CaCmd,
     },
+    /// Autolock: managers keep the cluster's seal key on disk only sealed
+    /// with an unlock key, so a restarted manager serves no secret, signs
+    /// nothing and takes no part in Raft until `berth cluster unlock`.
+    #[command(
+        after_help = "Examples:\n  berth cluster autolock enable    # prints the unlock key, once: keep it safe\n  berth cluster autolock rotate    # a new key; the old one no longer unlocks\n  berth cluster autolock disable"
+    )]
+    Autolock {
+        #[command(subcommand)]
+        cmd: AutolockCmd,
+    },
+    /// Unlock this manager after a restart (autolock). The key is read from
+    /// standard input.
+    #[command(
+        after_help = "Examples:\n  berth cluster unlock            # paste the key, then Enter\n  berth cluster unlock < /secure/unlock.key"
+    )]
+    Unlock,
     /// Leave the cluster. Services move to other nodes and this node becomes
     /// standalone and empty; the last member keeps its services.
     #[command(after_help = "Examples:\n  berth cluster leave")]
@@ -426,6 +442,16 @@ pub enum ClusterCmd {
         after_help = "Examples:\n  berth cluster status\n  berth cluster status --format json"
     )]
     Status,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum AutolockCmd {
+    /// Turn autolock on and print the unlock key (shown once).
+    Enable,
+    /// Make a new unlock key and print it; the previous one stops working.
+    Rotate,
+    /// Turn autolock off: managers keep the seal key in their identity file again.
+    Disable,
 }
 
 #[derive(Subcommand, Debug)]

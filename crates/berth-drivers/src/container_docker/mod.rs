@@ -44,6 +44,11 @@ pub struct ContainerResource {
     pub dns_berth: bool,
     /// `secrets` and `configs`: files the agent delivers on a tmpfs.
     pub files: Vec<files::FileRef>,
+    /// `secrets_environment` and `configs_environment`: variables the
+    /// agent adds when it creates the container.
+    pub env_values: Vec<files::EnvRef>,
+    /// How a new version of its files reaches the running container.
+    pub reload: files::Reload,
 }
 
 /// `<ns>..<name>`, or `<name>` in the root namespace.
@@ -123,16 +128,12 @@ impl ContainerResource {
                 .map_err(|e| format!("{kw}: {e}"))
         };
         let stop_timeout = dur("stop_timeout")?;
-        let mut delivered = Vec::new();
-        for (kw, source) in [
-            ("secrets", files::FileSource::Secret),
-            ("configs", files::FileSource::Config),
-        ] {
-            for w in list(kw)? {
-                delivered
-                    .push(files::parse_file_ref(source, &w).map_err(|e| format!("{kw}: {e}"))?);
-            }
-        }
+        let (delivered, env_values) = files::deliveries(s)?;
+        let reload = field("secrets_reload")
+            .map(files::Reload::parse)
+            .transpose()
+            .map_err(|e| format!("secrets_reload: {e}"))?
+            .unwrap_or_default();
         let mut spec = ContainerSpec {
             name: container_name(path, idx),
             image: field("image").ok_or("image: required")?.to_string(),
@@ -208,6 +209,8 @@ impl ContainerResource {
             stop_timeout,
             dns_berth,
             files: delivered,
+            env_values,
+            reload,
         })
     }
 

@@ -3,6 +3,7 @@
 //! node name, so each test removes exactly its own, even when it fails.
 #![allow(dead_code)]
 
+pub mod node_client;
 pub mod remote;
 pub mod testbed;
 
