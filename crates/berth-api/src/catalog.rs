@@ -2,6 +2,7 @@
 //! table of `berth ingress routes`: reads of this node's replica, the same
 //! the Consul API and the ingress answer from.
 
+use crate::caller::Caller;
 use crate::routes::ApiError;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
@@ -21,22 +22,35 @@ fn io(e: std::io::Error) -> ApiError {
     ApiError::from(AgentError::Io(e))
 }
 
+/// Whether `by` sees a catalog entry (`Rights::sees_entry`).
+fn seer(
+    a: &Agent,
+    by: &berth_cluster::UserRef,
+) -> Result<impl Fn(&cat::Service) -> bool, ApiError> {
+    let rights = a.cluster().rights(by).map_err(AgentError::from)?;
+    Ok(move |s: &cat::Service| rights.sees_entry(s.meta.get(cat::PATH_META).map(String::as_str)))
+}
+
 pub(crate) async fn services(
     State(a): S,
+    Caller(by): Caller,
     Query(_): Query<Empty>,
 ) -> Result<Json<ServiceList>, ApiError> {
     let d = a.cluster().desired().as_ref();
+    let sees = seer(&a, &by)?;
     let mut by_name: BTreeMap<String, ServiceSummary> = BTreeMap::new();
     let names: Vec<String> = cat::services(d, None)
         .map_err(io)?
         .into_iter()
+        .filter(|s| sees(s))
         .map(|s| s.name)
         .collect();
     for name in names {
         if by_name.contains_key(&name) {
             continue;
         }
-        let inst = cat::instances(d, &name, None).map_err(io)?;
+        let mut inst = cat::instances(d, &name, None).map_err(io)?;
+        inst.retain(|i| sees(&i.service));
         let mut tags: Vec<String> = inst.iter().flat_map(|i| i.service.tags.clone()).collect();
         tags.sort();
         tags.dedup();
@@ -62,10 +76,13 @@ pub(crate) async fn services(
 
 pub(crate) async fn service(
     State(a): S,
+    Caller(by): Caller,
     Query(q): Query<ServiceQuery>,
 ) -> Result<Json<ServiceInstances>, ApiError> {
     let d = a.cluster().desired().as_ref();
-    let found = cat::instances(d, &q.name, q.tag.as_deref()).map_err(io)?;
+    let sees = seer(&a, &by)?;
+    let mut found = cat::instances(d, &q.name, q.tag.as_deref()).map_err(io)?;
+    found.retain(|i| sees(&i.service));
     if found.is_empty() {
         return Err(AgentError::NotFound(format!("service {}", q.name)).into());
     }
@@ -78,7 +95,7 @@ pub(crate) async fn service(
             port: i.service.port,
             tags: i.service.tags.clone(),
             health: i.health().as_str().to_string(),
-            path: i.service.meta.get("berth-path").cloned(),
+            path: i.service.meta.get(cat::PATH_META).cloned(),
         })
         .collect();
     let prefix = format!("{}{}/", cat::SERVICES, q.name);

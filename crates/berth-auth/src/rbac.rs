@@ -146,6 +146,17 @@ impl Rights {
         self.allows(Action::Read, ns, true)
     }
 
+    /// Whether a catalog entry is visible: the instance of an object
+    /// (`berth_path`, from its `berth-path` meta) in a namespace it sees;
+    /// an entry bound to no object (the Consul agent API's, a foreign
+    /// container's) only to root.
+    pub fn sees_entry(&self, berth_path: Option<&str>) -> bool {
+        match berth_path.and_then(|p| p.parse::<berth_model::ObjectPath>().ok()) {
+            Some(p) => self.sees(&p.namespace),
+            None => self.is_root(),
+        }
+    }
+
     /// Whether edits in `ns` are under restricted control: no grant that
     /// allows editing there comes without the restriction.
     pub fn restricted_in(&self, ns: &str) -> bool {

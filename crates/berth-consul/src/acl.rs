@@ -86,6 +86,43 @@ pub(crate) async fn layer(
     CALLER.scope(by, next.run(req)).await
 }
 
+/// Which catalog entries the caller sees: every one without a token (as
+/// Consul without ACLs); with one, those its rights see
+/// (`Rights::sees_entry`).
+pub(crate) struct CatalogView(Option<berth_auth::Rights>);
+
+impl CatalogView {
+    pub(crate) fn of(c: &crate::Consul) -> Result<CatalogView, ApiError> {
+        let by = caller(c.cluster.nodename());
+        if by.token.is_none() {
+            return Ok(CatalogView(None));
+        }
+        Ok(CatalogView(Some(c.cluster.rights(&by)?)))
+    }
+
+    pub(crate) fn sees(&self, s: &berth_kv::catalog::Service) -> bool {
+        self.0.as_ref().is_none_or(|r| {
+            r.sees_entry(s.meta.get(berth_kv::catalog::PATH_META).map(String::as_str))
+        })
+    }
+
+    /// The ids of the service instances the caller does not see, whose
+    /// checks are hidden too.
+    pub(crate) fn hidden_ids(
+        &self,
+        d: &dyn berth_kv::Read,
+    ) -> std::io::Result<std::collections::HashSet<String>> {
+        if self.0.is_none() {
+            return Ok(Default::default());
+        }
+        Ok(berth_kv::catalog::services(d, None)?
+            .into_iter()
+            .filter(|s| !self.sees(s))
+            .map(|s| s.id)
+            .collect())
+    }
+}
+
 /// A KV read of `key` (or of the keys under it): with a token, its KV
 /// grants must allow it.
 pub(crate) fn check_kv_read(c: &crate::Consul, key: &str) -> Result<(), ApiError> {

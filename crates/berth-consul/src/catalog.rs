@@ -2,6 +2,7 @@
 //! from this node's replica; blocking queries depend on the records of
 //! the service (or the nodes) they ask about.
 
+use crate::acl::CatalogView;
 use crate::params::{Params, ReadOpts};
 use crate::reply::{json, json_meta, ApiError, ApiResult};
 use crate::watch::Interest;
@@ -58,9 +59,10 @@ pub async fn services(state: State, uri: Uri) -> ApiResult {
     let c = &state.0;
     let opts = Params::parse(uri.query())?.read_opts()?;
     let prefixes = vec![cat::SERVICES.to_string()];
+    let view = CatalogView::of(c)?;
     c.catalog_read(&opts, prefixes, |d| {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for s in cat::services(d, None)? {
+        for s in cat::services(d, None)?.into_iter().filter(|s| view.sees(s)) {
             let tags = out.entry(s.name).or_default();
             for t in s.tags {
                 if !tags.contains(&t) {
@@ -79,9 +81,11 @@ pub async fn service(state: State, uri: Uri, Path(name): Path<String>) -> ApiRes
     let opts = p.read_opts()?;
     let tag = p.get("tag").map(str::to_string);
     let dc = c.dc().to_string();
+    let view = CatalogView::of(c)?;
     c.catalog_read(&opts, prefixes_of(&name), |d| {
         let list: Vec<Value> = instances(d, &name, tag.as_deref())?
             .iter()
+            .filter(|i| view.sees(&i.service))
             .map(|i| render::catalog_service(&i.service, i.node.as_ref(), &dc))
             .collect();
         Ok(Value::Array(list))
@@ -109,13 +113,14 @@ pub async fn node(state: State, uri: Uri, Path(name): Path<String>) -> ApiResult
     let opts = Params::parse(uri.query())?.read_opts()?;
     let dc = c.dc().to_string();
     let prefixes = vec![cat::NODES.to_string(), cat::SERVICES.to_string()];
+    let view = CatalogView::of(c)?;
     c.catalog_read(&opts, prefixes, |d| {
         let Some(n) = cat::node(d, &name)? else {
             return Ok(Value::Null);
         };
         let services: Map<String, Value> = cat::services(d, None)?
             .iter()
-            .filter(|s| s.node == name)
+            .filter(|s| s.node == name && view.sees(s))
             .map(|s| (s.id.clone(), render::service(s)))
             .collect();
         Ok(serde_json::json!({"Node": render::node(&n, &dc), "Services": services}))
@@ -130,9 +135,11 @@ pub async fn health_service(state: State, uri: Uri, Path(name): Path<String>) ->
     let tag = p.get("tag").map(str::to_string);
     let passing = p.has("passing") && p.get("passing") != Some("false");
     let dc = c.dc().to_string();
+    let view = CatalogView::of(c)?;
     c.catalog_read(&opts, prefixes_of(&name), |d| {
         let list: Vec<Value> = instances(d, &name, tag.as_deref())?
             .iter()
+            .filter(|i| view.sees(&i.service))
             .filter(|i| !passing || i.health() == Health::Passing)
             .map(|i| {
                 serde_json::json!({
@@ -151,10 +158,13 @@ pub async fn health_checks(state: State, uri: Uri, Path(name): Path<String>) -> 
     let c = &state.0;
     let opts = Params::parse(uri.query())?.read_opts()?;
     let prefixes = vec![format!("{}{name}/", cat::CHECKS)];
+    let view = CatalogView::of(c)?;
     c.catalog_read(&opts, prefixes, |d| {
+        let hidden = view.hidden_ids(d)?;
         Ok(Value::Array(
             cat::checks(d, Some(&name))?
                 .iter()
+                .filter(|ch| !hidden.contains(&ch.service_id))
                 .map(render::check)
                 .collect(),
         ))
@@ -172,10 +182,13 @@ pub async fn health_state(state: State, uri: Uri, Path(want): Path<String>) -> A
         "critical" => Some(Health::Critical),
         _ => return Err(ApiError::bad(format!("Invalid check state: {want:?}"))),
     };
+    let view = CatalogView::of(c)?;
     c.catalog_read(&opts, vec![cat::CHECKS.to_string()], |d| {
+        let hidden = view.hidden_ids(d)?;
         Ok(Value::Array(
             cat::checks(d, None)?
                 .iter()
+                .filter(|ch| !hidden.contains(&ch.service_id))
                 .filter(|ch| filter.is_none_or(|f| ch.status == f))
                 .map(render::check)
                 .collect(),
@@ -187,11 +200,13 @@ pub async fn health_state(state: State, uri: Uri, Path(want): Path<String>) -> A
 pub async fn health_node(state: State, uri: Uri, Path(name): Path<String>) -> ApiResult {
     let c = &state.0;
     let opts = Params::parse(uri.query())?.read_opts()?;
+    let view = CatalogView::of(c)?;
     c.catalog_read(&opts, vec![cat::CHECKS.to_string()], |d| {
+        let hidden = view.hidden_ids(d)?;
         Ok(Value::Array(
             cat::checks(d, None)?
                 .iter()
-                .filter(|ch| ch.node == name)
+                .filter(|ch| ch.node == name && !hidden.contains(&ch.service_id))
                 .map(render::check)
                 .collect(),
         ))

@@ -66,6 +66,9 @@ pub enum Source {
     Registrator,
 }
 
+/// The meta key holding the object path of a berth instance's entry.
+pub const PATH_META: &str = "berth-path";
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub node: String,

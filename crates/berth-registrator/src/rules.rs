@@ -247,7 +247,7 @@ pub fn berth(
     let id = format!("{node}:{}", f.name);
     let checks = docker_health(f, node, &id).into_iter().collect();
     let mut meta = BTreeMap::from([
-        ("berth-path".to_string(), path.to_string()),
+        (berth_kv::catalog::PATH_META.to_string(), path.to_string()),
         ("berth-rid".to_string(), rid.to_string()),
     ]);
     if !svc.ingress_hosts.is_empty() {

@@ -343,6 +343,15 @@ fn berth_tokens_grant_consul_kv_prefixes_to_py_consul() {
         "kv:config/*:read",
     ]);
     let token = env.ok(&["token", "create", "--user", "kvbot", "--quiet"]);
+    let ns = unique("cat");
+    env.ok(&[
+        "user",
+        "create",
+        "catreader",
+        "--grant",
+        &format!("guest:{ns}-a"),
+    ]);
+    let reader = env.ok(&["token", "create", "--user", "catreader", "--quiet"]);
     let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/py-clients/bin/python");
     assert!(
@@ -352,7 +361,13 @@ fn berth_tokens_grant_consul_kv_prefixes_to_py_consul() {
     );
     let out = Command::new(py)
         .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/consul_acl.py"))
-        .args(["127.0.0.1", &port.to_string(), token.trim()])
+        .args([
+            "127.0.0.1",
+            &port.to_string(),
+            token.trim(),
+            reader.trim(),
+            &ns,
+        ])
         .output()
         .expect("python");
     assert!(

@@ -1,11 +1,18 @@
 """Berth tokens on the Consul API through py-consul (its token= sends
 X-Consul-Token): KV grants decide reads and writes; a bad token is
-Consul's 403; without a token, loopback keeps Consul's no-ACL behaviour."""
+Consul's 403; without a token, loopback keeps Consul's no-ACL behaviour.
+A token sees only the catalog entries of the namespaces it may read."""
 import sys
 
 import consul
 
-host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+host, port, token, reader_token, ns = (
+    sys.argv[1],
+    int(sys.argv[2]),
+    sys.argv[3],
+    sys.argv[4],
+    sys.argv[5],
+)
 
 
 def denied(f):
@@ -33,4 +40,19 @@ assert "ACL not found" in denied(lambda: bad.kv.get("service/pg/leader"))
 
 anon = consul.Consul(host=host, port=port)
 assert anon.kv.put("anything", "1") is True
+
+# The catalog, filtered by namespace: entries of berth objects carry their
+# path in the berth-path meta; one bound to no object is root's to see.
+anon.agent.service.register("svc-a", service_id="svc-a1", meta={"berth-path": ns + "-a/web"})
+anon.agent.service.register("svc-b", service_id="svc-b1", meta={"berth-path": ns + "-b/web"})
+anon.agent.service.register("loose", service_id="loose1")
+assert {"svc-a", "svc-b", "loose"} <= set(anon.catalog.services()[1])
+reader = consul.Consul(host=host, port=port, token=reader_token)
+assert set(reader.catalog.services()[1]) == {"svc-a"}, reader.catalog.services()[1]
+assert len(reader.catalog.service("svc-a")[1]) == 1
+assert reader.catalog.service("svc-b")[1] == []
+assert reader.health.service("svc-b")[1] == []
+assert reader.health.service("loose")[1] == []
+assert len(reader.health.service("svc-a")[1]) == 1
+assert c.catalog.services()[1] == {}, "KV grants see no namespace"
 print("ok")
