@@ -198,12 +198,17 @@ impl Agent {
         Ok(self.cluster.join(addr, token, advertise).await?)
     }
 
-    pub async fn cluster_token(&self, role: NodeRole, rotate: bool) -> Result<String, AgentError> {
-        Ok(self.cluster.token(role, rotate).await?)
+    pub async fn cluster_token(
+        &self,
+        by: &UserRef,
+        role: NodeRole,
+        rotate: bool,
+    ) -> Result<String, AgentError> {
+        Ok(self.cluster.token(by, role, rotate).await?)
     }
 
-    pub async fn cluster_ca_rotate(&self) -> Result<ClusterSummary, AgentError> {
-        Ok(self.cluster.ca_rotate().await?)
+    pub async fn cluster_ca_rotate(&self, by: &UserRef) -> Result<ClusterSummary, AgentError> {
+        Ok(self.cluster.ca_rotate(by).await?)
     }
 
     pub async fn cluster_leave(&self) -> Result<String, AgentError> {
@@ -214,8 +219,13 @@ impl Agent {
         self.cluster.view().await
     }
 
-    pub async fn node_op(&self, name: &str, op: NodeOp) -> Result<NodeRecord, AgentError> {
-        Ok(self.cluster.node_op(name, op).await?)
+    pub async fn node_op(
+        &self,
+        by: &UserRef,
+        name: &str,
+        op: NodeOp,
+    ) -> Result<NodeRecord, AgentError> {
+        Ok(self.cluster.node_op(by, name, op).await?)
     }
 
     /// `switch --to`, `takeover` and `giveback`.

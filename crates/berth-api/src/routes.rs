@@ -241,7 +241,7 @@ async fn cluster_token(
     Json(r): Json<TokenRequest>,
 ) -> Reply<ClusterToken> {
     by.require_root(&a)?;
-    let token = a.cluster_token(r.role, r.rotate).await?;
+    let token = a.cluster_token(&by.0, r.role, r.rotate).await?;
     Ok(Json(TokenReply {
         role: r.role,
         token,
@@ -251,7 +251,7 @@ async fn cluster_token(
 
 async fn cluster_ca_rotate(State(a): S, by: Caller) -> Reply<ClusterCaRotate> {
     by.require_root(&a)?;
-    Ok(Json(a.cluster_ca_rotate().await?))
+    Ok(Json(a.cluster_ca_rotate(&by.0).await?))
 }
 
 async fn cluster_autolock(
@@ -265,7 +265,11 @@ async fn cluster_autolock(
         AutolockOp::Rotate => berth_cluster::AutolockOp::Rotate,
         AutolockOp::Disable => berth_cluster::AutolockOp::Disable,
     };
-    let unlock_key = a.cluster().autolock(op).await.map_err(AgentError::from)?;
+    let unlock_key = a
+        .cluster()
+        .autolock(&by.0, op)
+        .await
+        .map_err(AgentError::from)?;
     Ok(Json(AutolockReply {
         enabled: r.op != AutolockOp::Disable,
         unlock_key,
@@ -300,7 +304,7 @@ async fn cluster_status(State(a): S) -> Reply<ClusterStatus> {
 
 async fn node_op(State(a): S, by: Caller, Json(r): Json<NodeOpRequest>) -> Reply<NodeOperation> {
     by.require_root(&a)?;
-    Ok(Json(a.node_op(&r.node, r.op).await?))
+    Ok(Json(a.node_op(&by.0, &r.node, r.op).await?))
 }
 
 async fn config(

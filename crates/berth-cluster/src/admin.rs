@@ -1,7 +1,7 @@
 //! Node administration: labels, drain, freeze, and Raft membership
 //! (add, promote, demote, remove), applied by the leader.
 
-use crate::command::{Caller, Command, NodeWrite};
+use crate::command::{Caller, Command, NodeWrite, UserRef};
 use crate::records::MembershipOp;
 use crate::{server, Cluster, ClusterError};
 use berth_model::cluster::{NodeOp, NodeRecord, NodeRole};
@@ -24,13 +24,36 @@ impl Cluster {
             .ok_or_else(|| ClusterError::NotFound(format!("node {name}: no such node")))
     }
 
-    /// Applies one node operation and returns the node as it now is.
-    /// Managers only: a worker's request is refused by the command's rule.
+    /// `change` as `by`'s administration, with its audit record in the
+    /// same entry; without a change, the record alone (after a Raft
+    /// membership change, which is no entry of ours).
+    pub(crate) async fn administer(
+        &self,
+        by: &UserRef,
+        action: &str,
+        object: &str,
+        change: Option<Command>,
+    ) -> Result<(), ClusterError> {
+        self.submit(Command::Admin {
+            by: by.clone(),
+            action: action.into(),
+            object: object.into(),
+            change: change.map(Box::new),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Applies one node operation for `by` and returns the node as it now
+    /// is. Managers only: a worker's request is refused by the command's
+    /// rule.
     pub async fn node_op(
         self: &Arc<Self>,
+        by: &UserRef,
         name: &str,
         op: NodeOp,
     ) -> Result<NodeRecord, ClusterError> {
+        let action = format!("node {}", op.as_str());
         let mut rec = self.member(name)?;
         match op {
             NodeOp::Label { set, unset } => {
@@ -58,11 +81,12 @@ impl Cluster {
                     _ => MembershipOp::Remove { node: name.into() },
                 };
                 self.membership_via_leader(op).await?;
+                self.administer(by, &action, name, None).await?;
                 return Ok(self.node_record(name)?.unwrap_or(rec));
             }
         }
-        self.submit(Command::Node(NodeWrite::Put(rec.clone())))
-            .await?;
+        let change = Command::Node(NodeWrite::Put(rec.clone()));
+        self.administer(by, &action, name, Some(change)).await?;
         self.emit(format!("node {name} updated"));
         Ok(rec)
     }

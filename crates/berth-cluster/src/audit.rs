@@ -134,6 +134,9 @@ impl Command {
             Command::Catalog { by: Some(by), .. } if by.token.is_some() => {
                 vec![one(by, ("catalog".into(), "catalog register"))]
             }
+            Command::Admin {
+                by, action, object, ..
+            } => vec![one(by, (object.clone(), action.as_str()))],
             Command::All(cmds) => cmds
                 .iter()
                 .flat_map(|c| c.audit_records(outcome.clone(), reason, now))

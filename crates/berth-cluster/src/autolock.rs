@@ -56,7 +56,11 @@ impl Cluster {
 
     /// Turns autolock on, rotates its key or turns it off; returns the new
     /// unlock key, the only time berth shows it.
-    pub async fn autolock(&self, op: AutolockOp) -> Result<Option<String>, ClusterError> {
+    pub async fn autolock(
+        &self,
+        by: &UserRef,
+        op: AutolockOp,
+    ) -> Result<Option<String>, ClusterError> {
         let _guard = self.membership_lock.lock().await;
         let (rec, seal) = self.manager_secrets()?;
         let on = rec.unlock_key_sealed.is_some();
@@ -80,8 +84,13 @@ impl Cluster {
                 .transpose()?,
             ..rec
         };
-        self.submit(Command::Cluster(ClusterWrite::Put(Box::new(next))))
-            .await?;
+        let action = match op {
+            AutolockOp::Enable => "autolock enable",
+            AutolockOp::Rotate => "autolock rotate",
+            AutolockOp::Disable => "autolock disable",
+        };
+        let change = Command::Cluster(ClusterWrite::Put(Box::new(next)));
+        self.administer(by, action, "cluster", Some(change)).await?;
         self.seal_identity()?;
         self.emit(match op {
             AutolockOp::Enable => {

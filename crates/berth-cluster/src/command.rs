@@ -10,8 +10,7 @@
 //! - [`Command::Object`]: a user's edit or action on objects (`obj/<path>`),
 //!   forwarded by the node the user works on. Any member may forward its
 //!   own users' commands, never another node's; the [`Authorizer`] decides
-//!   what the user may do (for now: root, on its own node, may do all; the
-//!   RBAC issue plugs in here).
+//!   what the user may do (`rbac.rs`).
 //! - [`Command::Node`], [`Command::Cluster`], [`Command::Place`]: node
 //!   records (roles, labels, drain, freeze), the cluster record (CA, join
 //!   tokens) and placements. Managers only.
@@ -24,6 +23,10 @@
 //!   node's (node health, deregistration of critical services); a user's
 //!   registration (Consul's `/v1/catalog/register`) is forwarded like a KV
 //!   write, with the user's identity.
+//! - [`Command::Auth`], [`Command::Secret`]: users, groups, tokens, and
+//!   values of `sec`/`cfg` objects, for a user.
+//! - [`Command::Admin`]: node or cluster administration by a user (root),
+//!   its audit record and its change in one entry. Managers only.
 //! - [`Command::All`]: several commands in one Raft entry, all or none,
 //!   each checked on its own.
 //!
@@ -346,6 +349,14 @@ pub enum Command {
     AuditCompact {
         keys: Vec<String>,
     },
+    /// Node or cluster administration by `by` (root's): its audit record
+    /// and its change, if it is a desired-state one, in one entry.
+    Admin {
+        by: UserRef,
+        action: String,
+        object: String,
+        change: Option<Box<Command>>,
+    },
     All(Vec<Command>),
 }
 
@@ -371,6 +382,8 @@ pub trait Authorizer: Send + Sync {
     }
     fn auth(&self, by: &UserRef, op: &AuthOp) -> Result<(), Refusal>;
     fn secret(&self, by: &UserRef, op: &SecretOp) -> Result<(), Refusal>;
+    /// Node and cluster administration: root's.
+    fn admin(&self, by: &UserRef) -> Result<(), Refusal>;
 }
 
 /// Root may do everything, nobody else anything.
@@ -394,6 +407,9 @@ impl Authorizer for RootOnly {
         RootOnly::check(by)
     }
     fn secret(&self, by: &UserRef, _op: &SecretOp) -> Result<(), Refusal> {
+        RootOnly::check(by)
+    }
+    fn admin(&self, by: &UserRef) -> Result<(), Refusal> {
         RootOnly::check(by)
     }
 }
@@ -523,6 +539,14 @@ impl Command {
                 }
                 manager_only("the audit trail")
             }
+            Command::Admin { by, change, .. } => {
+                own_users_only(caller, by)?;
+                manager_only("node and cluster administration")?;
+                auth.admin(by)?;
+                change
+                    .as_ref()
+                    .map_or(Ok(()), |c| c.authorize(caller, auth))
+            }
             Command::All(cmds) => cmds.iter().try_for_each(|c| c.authorize(caller, auth)),
         }
     }
@@ -569,6 +593,10 @@ impl Command {
                     .map(|k| Request::Delete { key: k.clone() })
                     .collect(),
             ),
+            Command::Admin { change, .. } => match change {
+                Some(c) => c.request()?,
+                None => Request::Batch(Vec::new()),
+            },
             Command::All(cmds) => Request::Batch(
                 cmds.iter()
                     .map(Command::request)

@@ -307,6 +307,17 @@ impl Authorizer for Rbac {
         self.check_object(&by.user, &rights, path, action, None)
     }
 
+    fn admin(&self, by: &UserRef) -> Result<(), Refusal> {
+        if self.rights(by)?.is_root() {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden(format!(
+                "{} may not do this: it takes root",
+                by.user
+            )))
+        }
+    }
+
     fn auth(&self, by: &UserRef, op: &AuthOp) -> Result<(), Refusal> {
         let rights = self.rights(by)?;
         if rights.is_root() {

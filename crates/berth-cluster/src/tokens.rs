@@ -1,7 +1,7 @@
 //! The cluster's secrets: join tokens and the CA, sealed in desired state
 //! with a key only managers hold.
 
-use crate::command::{ClusterWrite, Command};
+use crate::command::{ClusterWrite, Command, UserRef};
 use crate::records::{net_role, ClusterPatch, ClusterRecord};
 use crate::{Cluster, ClusterError};
 use berth_model::cluster::{ClusterSummary, NodeRole};
@@ -10,7 +10,12 @@ use berth_net::{ClusterCa, JoinToken, Role, SealKey};
 impl Cluster {
     /// The join token for `role`, rotated first with `rotate`. Managers only:
     /// tokens are sealed with their key.
-    pub async fn token(&self, role: NodeRole, rotate: bool) -> Result<String, ClusterError> {
+    pub async fn token(
+        &self,
+        by: &UserRef,
+        role: NodeRole,
+        rotate: bool,
+    ) -> Result<String, ClusterError> {
         let (rec, seal) = self.manager_secrets()?;
         if rotate {
             let fresh = JoinToken::generate(
@@ -28,7 +33,9 @@ impl Cluster {
                     ..Default::default()
                 },
             };
-            self.submit(Command::Cluster(ClusterWrite::Patch(patch)))
+            let change = Command::Cluster(ClusterWrite::Patch(patch));
+            let action = format!("{} join token rotate", role.as_str());
+            self.administer(by, &action, "cluster", Some(change))
                 .await?;
             self.emit(format!(
                 "{} join token rotated; the old one is refused from now on",
@@ -48,7 +55,7 @@ impl Cluster {
     /// every one of them has renewed its certificate from the new one, so
     /// no connection breaks and nothing restarts. Join tokens pin the CA:
     /// both are replaced, and returned.
-    pub async fn ca_rotate(&self) -> Result<ClusterSummary, ClusterError> {
+    pub async fn ca_rotate(&self, by: &UserRef) -> Result<ClusterSummary, ClusterError> {
         let _guard = self.membership_lock.lock().await;
         let (rec, seal) = self.manager_secrets()?;
         if rec.ca_previous_pem.is_some() {
@@ -71,7 +78,8 @@ impl Cluster {
             ..rec
         };
         let (name, id) = (next.name.clone(), next.id.clone());
-        self.submit(Command::Cluster(ClusterWrite::Put(Box::new(next))))
+        let change = Command::Cluster(ClusterWrite::Put(Box::new(next)));
+        self.administer(by, "ca rotate", "cluster", Some(change))
             .await?;
         self.emit(format!(
             "cluster CA rotated (new fingerprint {}); nodes renew their certificates, old join tokens are refused",

@@ -149,3 +149,18 @@ pub enum NodeOp {
     Demote,
     Remove,
 }
+
+impl NodeOp {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeOp::Label { .. } => "label",
+            NodeOp::Drain => "drain",
+            NodeOp::Undrain => "undrain",
+            NodeOp::Freeze => "freeze",
+            NodeOp::Thaw => "thaw",
+            NodeOp::Promote => "promote",
+            NodeOp::Demote => "demote",
+            NodeOp::Remove => "remove",
+        }
+    }
+}

@@ -104,10 +104,23 @@ fn every_change_and_every_refusal_is_in_the_audit_trail() {
     assert!(audit(&r.env, &["--user", "alice", "--refused"])
         .iter()
         .all(|x| x["outcome"] == "refused"));
-    // Root's own changes are there too, and the records reach the events.
-    assert!(audit(&r.env, &["--user", "root"])
-        .iter()
-        .any(|x| x["action"] == "user put"));
+    // Root's own changes are there too, node and cluster administration
+    // included, and the records reach the events.
+    let node = r.env.node.clone();
+    r.env.ok(&["node", &node, "label", "--kw", "zone=a"]);
+    r.env.ok(&["cluster", "token", "--rotate"]);
+    let root = audit(&r.env, &["--user", "root"]);
+    assert!(root.iter().any(|x| x["action"] == "user put"));
+    assert!(
+        root.iter()
+            .any(|x| x["action"] == "node label" && x["object"] == node.as_str()),
+        "{root:#?}"
+    );
+    assert!(
+        root.iter()
+            .any(|x| x["action"] == "worker join token rotate" && x["object"] == "cluster"),
+        "{root:#?}"
+    );
     let events = r.env.ok(&["events", "--no-follow", "--last", "500"]);
     assert!(events.contains("audit: alice"), "{events}");
     // Export: one JSON object per line.

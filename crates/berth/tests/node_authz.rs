@@ -90,6 +90,12 @@ fn a_worker_certificate_cannot_change_roles_records_tokens_or_the_ca() {
         ),
         // A user edit claimed for another node's user.
         ("/node/v1/command", impersonated),
+        // Administration, even by the worker's own root.
+        (
+            "/node/v1/command",
+            json!({"admin": {"by": {"user": "root", "node": "node2"}, "action": "node remove",
+                   "object": "node0", "change": {"node": {"delete": {"name": "node0"}}}}}),
+        ),
         // Membership and roles.
         (
             "/node/v1/membership",
