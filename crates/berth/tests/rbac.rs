@@ -51,9 +51,30 @@ fn case_args(r: &Remote, role: &str, action: &str, place: Where) -> Option<Vec<S
     }
 }
 
+/// A Consul API request with curl: "<status> <body>".
+fn consul_call(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-m", "10", "-w", "\n%{http_code}", "-X", method]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("X-Consul-Token: {t}")]);
+    }
+    if !body.is_empty() {
+        cmd.args(["-d", body]);
+    }
+    let out = cmd
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (reply, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    format!("{} {reply}", code.trim())
+}
+
 #[test]
 fn the_permission_matrix_holds_through_the_remote_api() {
-    let r = Remote::new();
+    let consul_port = free_port();
+    let consul = format!("127.0.0.1:{consul_port}");
+    let r = Remote::with_daemon_args(&["--consul-addr", &consul]);
     let m = matrix::parse(include_str!("../../berth-auth/tests/permissions.txt")).unwrap();
     // Root prepares the namespaces over the socket.
     for w in [Where::In, Where::Out] {
@@ -126,13 +147,54 @@ fn the_permission_matrix_holds_through_the_remote_api() {
             }
         }
     }
+    // The read cases through the Consul API: a token sees the catalog
+    // entry of an object exactly where the matrix lets it read.
+    for w in [Where::In, Where::Out] {
+        let entry = serde_json::json!({
+            "Name": format!("mx-{}", r.ns(w, "")),
+            "Meta": {"berth-path": format!("{}/web", r.ns(w, ""))},
+        });
+        let code = consul_call(
+            &consul,
+            "PUT",
+            "/v1/agent/service/register",
+            None,
+            &entry.to_string(),
+        );
+        assert!(code.starts_with("200"), "register: {code}");
+    }
+    for c in m
+        .cases
+        .iter()
+        .filter(|c| c.action == "read" && c.place != Where::New)
+    {
+        let token = r.token(&format!("u-{}", c.role), "1h");
+        let path = format!("/v1/catalog/service/mx-{}", r.ns(c.place, ""));
+        let reply = consul_call(&consul, "GET", &path, Some(&token), "");
+        let seen = reply.starts_with("200") && reply.contains("berth-path");
+        ran += 1;
+        if seen != c.allow {
+            wrong.push(format!(
+                "line {}: {} read {:?} expected {} on the Consul API: {reply}",
+                c.line,
+                c.role,
+                c.place,
+                if c.allow { "allow" } else { "deny" },
+            ));
+        }
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    // Every case but those in a namespace with nothing in it yet.
+    // Every case but those in a namespace with nothing in it yet, and the
+    // read cases once more through the Consul API.
     let expected = m
         .cases
         .iter()
         .filter(|c| c.place != Where::New || ["create", "grant"].contains(&c.action.as_str()))
-        .count();
+        .count()
+        + m.cases
+            .iter()
+            .filter(|c| c.action == "read" && c.place != Where::New)
+            .count();
     assert_eq!(ran, expected, "cases skipped");
 }
 
