@@ -100,6 +100,17 @@ pub struct JoinRequest {
     pub csr: String,
 }
 
+/// `POST /node/v1/login`: a login a worker received, for the leader to
+/// check and sign (workers hold no signing key). `by` is the worker's
+/// view of the request: its node, source and request id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardedLogin {
+    pub by: crate::command::UserRef,
+    pub user: String,
+    pub password: String,
+    pub ttl_secs: u64,
+}
+
 /// `POST /node/v1/renew`: a new key's signing request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RenewRequest {

@@ -39,6 +39,7 @@ pub const PATH_RENEW: &str = "/node/v1/renew";
 pub const PATH_READ_INDEX: &str = "/node/v1/read-index";
 pub const PATH_BACKEND_USE: &str = "/node/v1/backend-use";
 pub const PATH_VALUE: &str = "/node/v1/value";
+pub const PATH_LOGIN: &str = "/node/v1/login";
 
 /// Who is calling, from the connection's verified client certificate.
 #[derive(Clone, Debug)]
@@ -245,6 +246,22 @@ async fn node_endpoint(
         },
         PATH_VALUE => match decode::<crate::secrets::ValueRequest>(body) {
             Ok(r) => result(cluster.serve_value(caller, r).await),
+            Err(e) => error(e),
+        },
+        PATH_LOGIN => match decode::<crate::records::ForwardedLogin>(body) {
+            Ok(l) if l.by.node != caller.node => {
+                forbidden("a node forwards its own users' logins only")
+            }
+            Ok(l) => result(
+                cluster
+                    .login(
+                        &l.by,
+                        &l.user,
+                        l.password,
+                        std::time::Duration::from_secs(l.ttl_secs),
+                    )
+                    .await,
+            ),
             Err(e) => error(e),
         },
         PATH_RENEW => match decode::<RenewRequest>(body) {

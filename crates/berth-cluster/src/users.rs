@@ -10,6 +10,7 @@ use crate::{Cluster, ClusterError};
 use berth_auth::records::{check_name, GroupRecord, Revocation, SignerRecord, SIGNER_KEY};
 use berth_auth::LdapGroupMap;
 use berth_auth::{Claims, Grant, Rights, Signer, Source, UserRecord};
+use berth_model::cluster::NodeRole;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -361,6 +362,28 @@ impl Cluster {
         ttl: Duration,
     ) -> Result<IssuedToken, ClusterError> {
         let refused = || ClusterError::Unauthenticated("wrong user name or password".into());
+        if self.identity().is_some_and(|i| i.role == NodeRole::Worker) {
+            // The leader checks the password (its limiter counts every
+            // node's attempts) and signs.
+            // The leader records refusals under its own name: say where
+            // the login came in.
+            let source = format!(
+                "{} on {}",
+                node_user.source.as_deref().unwrap_or("remote api"),
+                node_user.node
+            );
+            let fwd = crate::records::ForwardedLogin {
+                by: UserRef {
+                    source: Some(source),
+                    ..node_user.clone()
+                },
+                user: name.into(),
+                password,
+                ttl_secs: ttl.as_secs(),
+            };
+            let addr = self.leader_addr()?;
+            return self.call(&addr, crate::server::PATH_LOGIN, &fwd).await;
+        }
         if self.login_limiter.locked(name) {
             let who = UserRef {
                 user: name.into(),
