@@ -244,11 +244,7 @@ impl Imon {
                 }
                 return Ok(());
             }
-            // Values delivered as variables are fixed when the container
-            // is created: a start makes it again, with their versions now.
-            Some(cur)
-                if fresh && (cur.labels.get(LABEL_SPEC) != want || !c.env_values.is_empty()) =>
-            {
+            Some(cur) if fresh && cur.labels.get(LABEL_SPEC) != want => {
                 engine.remove(&cur.id).await.map_err(|e| e.to_string())?;
                 existed = false;
                 self.create(engine, c).await?
@@ -294,6 +290,16 @@ impl Imon {
                 cur.id
             }
             None => self.create(engine, c).await?,
+        };
+        // Values delivered as variables are fixed when the container is
+        // created: every start, a restart after a crash too, makes it
+        // again with their current versions.
+        let id = if existed && !c.env_values.is_empty() {
+            engine.remove(&id).await.map_err(|e| e.to_string())?;
+            existed = false;
+            self.create(engine, c).await?
+        } else {
+            id
         };
         if fenced {
             self.guard(&c.rid, &id, true)?;
