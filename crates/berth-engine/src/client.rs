@@ -237,7 +237,23 @@ impl Engine {
     }
 
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let body = create_body(spec);
+        self.create_with_secrets(spec, &[]).await
+    }
+
+    /// [`Engine::create`] with `VAR=value` variables whose values are
+    /// secret: Docker gets them, the recorded command line shows
+    /// `VAR=<secret>` (it goes to events and logs).
+    pub async fn create_with_secrets(
+        &self,
+        spec: &ContainerSpec,
+        secret_env: &[String],
+    ) -> Result<String, EngineError> {
+        let mut body = create_body(spec);
+        if !secret_env.is_empty() {
+            body.env
+                .get_or_insert_with(Vec::new)
+                .extend(secret_env.iter().cloned());
+        }
         let opts = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
@@ -247,7 +263,12 @@ impl Engine {
             .await
             .map(|r| r.id)
             .map_err(|e| EngineError::docker("create", e));
-        self.record(create_cli_args(spec), &res);
+        let mut args = create_cli_args(spec);
+        for e in secret_env {
+            let var = e.split_once('=').map_or(e.as_str(), |(v, _)| v);
+            args.push_str(&format!(" -e {var}=<secret>"));
+        }
+        self.record(args, &res);
         res
     }
 

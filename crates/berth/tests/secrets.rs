@@ -295,6 +295,11 @@ fn a_change_reaches_variables_by_a_restart_and_signalled_files_in_place() {
         st.contains("holds cfg/app/level@1 sec/db/password@1"),
         "{st}"
     );
+    // The docker create berth records (events, the daemon's log) names
+    // the variable, not its value.
+    let events = env.ok(&["events", "--no-follow", "--last", "1000"]);
+    assert!(events.contains("-e DB_PW=<secret>"), "{events}");
+    assert!(!events.contains("first-pw") && !env.daemon_log().contains("first-pw"));
     let json = env.json(&[&envy, "print", "status"]);
     assert_eq!(
         json[0]["resources"][0]["values"]["sec/db/password"], 1,

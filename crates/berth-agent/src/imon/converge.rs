@@ -376,11 +376,13 @@ impl Imon {
         // After the spec's fingerprint: where the files are, and the
         // values, are not config.
         spec.mounts.extend(staged.mounts);
-        spec.env.extend(staged.env);
         if c.dns_berth {
             spec.dns = vec![self.berth_nameserver(engine, &spec).await?.to_string()];
         }
-        engine.create(&spec).await.map_err(|e| e.to_string())
+        engine
+            .create_with_secrets(&spec, &staged.env)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The gateway of the container's bridge, where the node's DNS is made
