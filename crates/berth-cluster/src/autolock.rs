@@ -50,6 +50,20 @@ impl Cluster {
         }
     }
 
+    /// The unlock key a new or renewed manager gets with the seal key.
+    pub(crate) fn unlock_key_for(
+        &self,
+        role: berth_model::cluster::NodeRole,
+        rec: &crate::ClusterRecord,
+        seal: &SealKey,
+    ) -> Option<String> {
+        if role != berth_model::cluster::NodeRole::Manager {
+            return None;
+        }
+        let sealed = rec.unlock_key_sealed.as_ref()?;
+        String::from_utf8(seal.open(sealed).ok()?).ok()
+    }
+
     pub fn is_locked(&self) -> bool {
         self.identity().is_some_and(|id| id.is_locked())
     }
@@ -97,7 +111,7 @@ impl Cluster {
                 "autolock enabled: a restarted manager waits for `berth cluster unlock`".into()
             }
             AutolockOp::Rotate => {
-                "autolock key rotated: the previous unlock key no longer unlocks".into()
+                "autolock key rotated: running managers seal their seal key with the new key now; one that is down or locked opens with the previous key once, then takes the new one".into()
             }
             AutolockOp::Disable => "autolock disabled".into(),
         });
@@ -128,6 +142,25 @@ impl Cluster {
         server::listen(self, &id)?;
         self.desired.set_elect(true);
         self.emit("this manager is unlocked".into());
+        // Recorded once a leader takes it: maybe this node, after its
+        // election.
+        let (me, by) = (self.clone(), by.clone());
+        tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let node = me.nodename().to_string();
+                match me.administer(&by, "cluster unlock", &node, None).await {
+                    Err(e) if e.retryable() && std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("audit: the unlock went unrecorded: {e}");
+                        return;
+                    }
+                    Ok(()) => return,
+                }
+            }
+        });
         Ok(())
     }
 

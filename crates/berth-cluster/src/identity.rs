@@ -96,7 +96,7 @@ impl Identity {
 
     /// A manager whose seal key waits for `berth cluster unlock`.
     pub fn is_locked(&self) -> bool {
-        self.seal_key.is_none() && self.seal_key_locked.is_some()
+        self.role == NodeRole::Manager && self.seal_key.is_none() && self.seal_key_locked.is_some()
     }
 
     pub fn seal_key(&self) -> Option<berth_net::SealKey> {

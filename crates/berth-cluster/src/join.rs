@@ -251,7 +251,7 @@ impl Cluster {
             ca_pem: reply.ca_pem,
             seal_key: reply.seal_key,
             seal_key_locked: None,
-            unlock_key: None,
+            unlock_key: reply.unlock_key,
         };
         self.desired
             .rejoin(&self.opts.home.raft_file(&id.generation), id.node_id, false)
@@ -369,6 +369,7 @@ impl Cluster {
             cert_pem,
             ca_pem: rec.trust_bundle(),
             seal_key: (role == NodeRole::Manager).then(|| seal.to_hex()),
+            unlock_key: self.unlock_key_for(role, &rec, &seal),
         })
     }
 

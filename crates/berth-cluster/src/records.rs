@@ -127,6 +127,11 @@ pub struct JoinReply {
     pub ca_pem: String,
     /// Managers only: the key that opens the CA key and the tokens.
     pub seal_key: Option<String>,
+    /// Managers only, with autolock: the unlock key, so that the seal key
+    /// is never written in clear, not even before the cluster record
+    /// reaches the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_key: Option<String>,
 }
 
 /// Asked of the leader.

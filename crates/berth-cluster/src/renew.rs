@@ -95,7 +95,13 @@ impl Cluster {
         me.key_pem = key.key_pem;
         me.ca_pem = reply.ca_pem;
         me.role = reply.role;
+        // A demoted manager forgets the seal key in every form; a promoted
+        // one seals it at once when autolock is on.
+        if reply.seal_key.is_none() {
+            me.seal_key_locked = None;
+        }
         me.seal_key = reply.seal_key;
+        me.unlock_key = reply.unlock_key;
         self.reload_identity(me)?;
         self.emit(format!(
             "node certificate renewed ({})",
@@ -185,6 +191,7 @@ impl Cluster {
         } else {
             rec.trust_bundle()
         };
+        let unlock_key = self.unlock_key_for(role, &rec, &seal);
         Ok(JoinReply {
             cluster: rec.name,
             cluster_id: rec.id,
@@ -193,6 +200,7 @@ impl Cluster {
             cert_pem,
             ca_pem: bundle,
             seal_key: (role == NodeRole::Manager).then(|| seal.to_hex()),
+            unlock_key,
         })
     }
 }
