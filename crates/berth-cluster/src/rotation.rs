@@ -14,8 +14,12 @@ use std::time::{Duration, Instant};
 
 const PERIOD: Duration = Duration::from_secs(1);
 /// How long a refreshed instance may take to report its new versions
-/// before it is asked again.
+/// before it is asked again; also the wait after a failed refresh.
 const SETTLE: Duration = Duration::from_secs(30);
+/// How long a refreshed instance must have been up with its new values
+/// before the next instance of its service goes: a value that makes the
+/// application fail shortly after it starts stops the rollout.
+const STEADY: Duration = Duration::from_secs(10);
 
 /// Instances by node, as heartbeats report them.
 type Reports = BTreeMap<String, Vec<InstanceReport>>;
@@ -40,34 +44,36 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
         let reports = cluster.rotation_reports();
         let current = |path: &str, name: &str| cluster.current_version(path, name);
         pending.retain(|p| {
-            p.since.elapsed() < SETTLE && !settled(&reports, &p.node, &p.path, current)
+            let age = p.since.elapsed();
+            age < STEADY || (age < SETTLE && !settled(&reports, &p.node, &p.path, current))
         });
         let busy: Vec<&str> = pending.iter().map(|p| p.path.as_str()).collect();
+        // Only objects meant to run; their placement.
         let placement = |path: &str| {
             cluster
                 .desired
                 .get(path)
                 .ok()
                 .flatten()
+                .filter(|r| r.target == berth_model::status::Target::Started && !r.frozen)
                 .map(|r| r.placement)
-                .unwrap_or_default()
         };
         let Some((node, path)) = pick(&reports, &busy, current, placement) else {
             continue;
         };
         let out = cluster.refresh_instance(&node, &path).await;
-        if out.ok {
-            pending.push(Pending {
-                node,
-                path,
-                since: Instant::now(),
-            });
-        } else {
+        if !out.ok {
+            // Asked again after SETTLE; meanwhile its service waits.
             tracing::warn!(
                 "rotation: refreshing {path} on {node}: {}",
                 out.error.unwrap_or_default()
             );
         }
+        pending.push(Pending {
+            node,
+            path,
+            since: Instant::now(),
+        });
     }
 }
 
@@ -100,7 +106,7 @@ fn pick(
     reports: &Reports,
     busy: &[&str],
     current: impl Fn(&str, &str) -> Option<u64>,
-    placement: impl Fn(&str) -> Vec<String>,
+    placement: impl Fn(&str) -> Option<Vec<String>>,
 ) -> Option<(String, String)> {
     let mut all_up: HashMap<&str, bool> = HashMap::new();
     reports.iter().find_map(|(node, instances)| {
@@ -112,8 +118,10 @@ fn pick(
                     && !busy.contains(&i.path.as_str())
                     && holds_old(i, &current)
                     && *all_up.entry(i.path.as_str()).or_insert_with(|| {
-                        placement(&i.path).iter().all(|n| {
-                            report(reports, n, &i.path).is_some_and(|r| r.avail == Avail::Up)
+                        placement(&i.path).is_some_and(|nodes| {
+                            nodes.iter().all(|n| {
+                                report(reports, n, &i.path).is_some_and(|r| r.avail == Avail::Up)
+                            })
                         })
                     })
             })
@@ -122,15 +130,21 @@ fn pick(
 }
 
 impl Cluster {
-    /// The leader's reports, with this node's own instances fresh from the
-    /// status bus (a standalone node has no heartbeats).
+    /// The leader's reports of the nodes it hears from, with this node's
+    /// own instances fresh from the status bus (a standalone node has no
+    /// heartbeats). A silent node's last report says nothing of now.
     fn rotation_reports(&self) -> Reports {
-        let mut reports = self
-            .view
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reports
-            .clone();
+        let now = berth_watchdog::boottime();
+        let mut reports: Reports = {
+            let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+            view.reports
+                .iter()
+                .filter(|(n, _)| {
+                    view.liveness.state(n, now) == berth_manager::liveness::NodeState::Up
+                })
+                .map(|(n, r)| (n.clone(), r.clone()))
+                .collect()
+        };
         let mine: Vec<InstanceReport> = self
             .status
             .instances()
@@ -189,8 +203,8 @@ mod tests {
         move |_: &str, _: &str| Some(n)
     }
 
-    fn on_n1_n2(_: &str) -> Vec<String> {
-        vec!["n1".into(), "n2".into()]
+    fn on_n1_n2(_: &str) -> Option<Vec<String>> {
+        Some(vec!["n1".into(), "n2".into()])
     }
 
     #[test]
@@ -223,5 +237,10 @@ mod tests {
             pick(&reports, &[], &v2, on_n1_n2),
             Some(("n2".into(), "a/web".into()))
         );
+        // Stopped or frozen: not refreshed.
+        assert_eq!(pick(&reports, &[], &v2, |_: &str| None), None);
+        // n1 went silent: its instance is not known up, n2 waits.
+        reports.remove("n1");
+        assert_eq!(pick(&reports, &[], &v2, on_n1_n2), None);
     }
 }
