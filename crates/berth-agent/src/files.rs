@@ -29,9 +29,28 @@ fn is_mountpoint(dir: &Path) -> bool {
         .any(|m| m.replace("\\040", " ") == want)
 }
 
+/// Mounts the container's tmpfs, sized for `bytes` of values, or resizes
+/// the one there (a rewrite in place may need more room than the last).
 fn mount_tmpfs(dir: &Path, bytes: usize) -> Result<(), String> {
+    use nix::mount::MsFlags;
+    let want = (bytes + (1 << 20)).next_multiple_of(4096);
+    let size = format!("size={want},mode=0700");
+    let flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     if is_mountpoint(dir) {
-        return Ok(());
+        let have = nix::sys::statvfs::statvfs(dir)
+            .map(|v| v.blocks() as usize * v.fragment_size() as usize)
+            .unwrap_or(0);
+        if have >= want {
+            return Ok(());
+        }
+        return nix::mount::mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            flags | MsFlags::MS_REMOUNT,
+            Some(size.as_str()),
+        )
+        .map_err(|e| format!("resizing the tmpfs on {}: {e}", dir.display()));
     }
     let err = |e: std::io::Error| format!("{}: {e}", dir.display());
     if let Some(parent) = dir.parent() {
@@ -39,16 +58,11 @@ fn mount_tmpfs(dir: &Path, bytes: usize) -> Result<(), String> {
         std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
     }
     std::fs::create_dir_all(dir).map_err(err)?;
-    use nix::mount::MsFlags;
-    let size = format!(
-        "size={},mode=0700",
-        (bytes + (1 << 20)).next_multiple_of(4096)
-    );
     nix::mount::mount(
         Some("tmpfs"),
         dir,
         Some("tmpfs"),
-        MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        flags,
         Some(size.as_str()),
     )
     .map_err(|e| format!("mounting a tmpfs on {}: {e}", dir.display()))

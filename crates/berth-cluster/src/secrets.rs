@@ -244,13 +244,15 @@ impl Cluster {
         from: &ObjectPath,
         key: &str,
     ) -> Result<(u64, Vec<u8>), ClusterError> {
+        if from.kind == Kind::Cfg || !self.is_clustered() {
+            return self.open_value(&from.to_string(), key).await;
+        }
         if self.is_locked() {
             return Err(ClusterError::Conflict(
                 "this manager is locked: run `berth cluster unlock` first".into(),
             ));
         }
-        let holds_keys = self.identity().and_then(|i| i.seal_key()).is_some();
-        if holds_keys || !self.is_clustered() || from.kind == Kind::Cfg {
+        if self.identity().and_then(|i| i.seal_key()).is_some() {
             return self.open_value(&from.to_string(), key).await;
         }
         let addr = self.leader_addr()?;
@@ -304,7 +306,7 @@ impl Cluster {
         if !used.iter().any(|(p, k)| *p == from && *k == req.key) {
             return Err(refuse(format!("{what}: {service} does not take it")));
         }
-        let (version, raw) = self.open_value(&req.from, &req.key).await?;
+        let (version, raw) = self.open_value(&from.to_string(), &req.key).await?;
         Ok(DeliveredValue {
             version,
             value: base64::engine::general_purpose::STANDARD.encode(raw),

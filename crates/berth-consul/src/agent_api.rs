@@ -56,10 +56,11 @@ pub async fn service_deregister(state: State, Path(id): Path<String>) -> ApiResu
 
 pub async fn services(state: State) -> ApiResult {
     let c = &state.0;
+    let view = crate::acl::CatalogView::of(c)?;
     let out: Map<String, Value> = cat::services(c.desired().as_ref(), None)
         .map_err(ApiError::from)?
         .iter()
-        .filter(|s| s.node == c.me())
+        .filter(|s| s.node == c.me() && view.sees(s))
         .map(|s| (s.id.clone(), render::agent_service(s, c.dc())))
         .collect();
     Ok(json(&out))
@@ -67,10 +68,14 @@ pub async fn services(state: State) -> ApiResult {
 
 pub async fn checks(state: State) -> ApiResult {
     let c = &state.0;
+    let view = crate::acl::CatalogView::of(c)?;
+    let hidden = view
+        .hidden_ids(c.desired().as_ref())
+        .map_err(ApiError::from)?;
     let out: Map<String, Value> = cat::checks(c.desired().as_ref(), None)
         .map_err(ApiError::from)?
         .iter()
-        .filter(|ch| ch.node == c.me())
+        .filter(|ch| ch.node == c.me() && !hidden.contains(&ch.service_id))
         .map(|ch| (ch.id.clone(), render::check(ch)))
         .collect();
     Ok(json(&out))

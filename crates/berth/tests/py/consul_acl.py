@@ -55,4 +55,7 @@ assert reader.health.service("svc-b")[1] == []
 assert reader.health.service("loose")[1] == []
 assert len(reader.health.service("svc-a")[1]) == 1
 assert c.catalog.services()[1] == {}, "KV grants see no namespace"
+# The agent's own view too.
+assert {v["Service"] for v in reader.agent.services().values()} == {"svc-a"}
+assert {"svc-a", "svc-b", "loose"} <= {v["Service"] for v in anon.agent.services().values()}
 print("ok")
