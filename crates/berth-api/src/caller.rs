@@ -58,6 +58,21 @@ fn source_of(parts: &Parts) -> String {
     }
 }
 
+/// Where a request came from and its id, for requests that carry no user
+/// yet (a login).
+pub(crate) struct Source(pub(crate) String, pub(crate) String);
+
+impl FromRequestParts<Arc<Agent>> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &Arc<Agent>,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(Source(source_of(parts), uuid::Uuid::new_v4().to_string()))
+    }
+}
+
 impl FromRequestParts<Arc<Agent>> for Caller {
     type Rejection = ApiError;
 

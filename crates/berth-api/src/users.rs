@@ -248,8 +248,12 @@ pub(crate) async fn token_revoke(
 }
 
 /// Needs no token: a password gets one.
-pub(crate) async fn login(State(a): S, Json(r): Json<LoginRequest>) -> Reply<Login> {
-    let node = berth_cluster::UserRef::root_on(a.nodename());
+pub(crate) async fn login(
+    State(a): S,
+    crate::caller::Source(source, request): crate::caller::Source,
+    Json(r): Json<LoginRequest>,
+) -> Reply<Login> {
+    let node = berth_cluster::UserRef::root_on(a.nodename()).from(source, request);
     let t = a
         .cluster()
         .login(&node, &r.user, r.password, Duration::from_secs(r.ttl_secs))

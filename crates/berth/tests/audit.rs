@@ -88,7 +88,13 @@ fn every_change_and_every_refusal_is_in_the_audit_trail() {
         "{records:#?}"
     );
     assert!(find("administer", "", "refused").is_some(), "{records:#?}");
-    assert!(find("login", "", "refused").is_some(), "{records:#?}");
+    let login = find("login", "", "refused").unwrap_or_else(|| panic!("{records:#?}"));
+    assert!(
+        login["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("https 127.0.0.1:")),
+        "a refused login says where it came from: {login}"
+    );
     // A token that does not verify is recorded under the name it claims.
     assert!(audit(&r.env, &["--refused"])
         .iter()
