@@ -85,27 +85,7 @@ pub struct GroupCreateRequest {
     pub ldap_filter: Option<String>,
 }
 
-/// A user an LDAP sync created or changed, with its berth groups.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LdapUserChange {
-    pub name: String,
-    pub groups: Vec<String>,
-}
-
-/// What `berth ldap sync` changed.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct LdapSyncReport {
-    pub created: Vec<LdapUserChange>,
-    pub updated: Vec<LdapUserChange>,
-    /// LDAP users deleted, their tokens void.
-    pub removed: Vec<String>,
-    /// LDAP users left as they were.
-    pub unchanged: usize,
-    /// Directory users left out, and why.
-    pub skipped: Vec<String>,
-    /// Each mapped berth group's LDAP users.
-    pub groups: std::collections::BTreeMap<String, Vec<String>>,
-}
+pub use berth_model::ldap::{LdapSyncReport, LdapUserChange};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenCreateRequest {

@@ -179,19 +179,7 @@ pub(crate) async fn group_create(
 }
 
 pub(crate) async fn ldap_sync(State(a): S, Caller(by): Caller) -> Reply<LdapSync> {
-    let r = a.cluster().ldap_sync(&by).await.map_err(err)?;
-    let change = |c: berth_cluster::LdapUserChange| LdapUserChange {
-        name: c.name,
-        groups: c.groups,
-    };
-    Ok(Json(LdapSyncReport {
-        created: r.created.into_iter().map(change).collect(),
-        updated: r.updated.into_iter().map(change).collect(),
-        removed: r.removed,
-        unchanged: r.unchanged,
-        skipped: r.skipped,
-        groups: r.groups,
-    }))
+    Ok(Json(a.cluster().ldap_sync(&by).await.map_err(err)?))
 }
 
 pub(crate) async fn group_delete(

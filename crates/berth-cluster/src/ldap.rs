@@ -25,7 +25,6 @@ use crate::{Cluster, ClusterError};
 use berth_auth::records::check_name;
 use berth_auth::{Source, UserRecord};
 use berth_ldap::{Auth, Directory, Mapping, Snapshot};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,32 +40,7 @@ pub(crate) struct LdapState {
     running: tokio::sync::Mutex<()>,
 }
 
-/// A user the sync created or changed, with its berth groups.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LdapUserChange {
-    pub name: String,
-    pub groups: Vec<String>,
-}
-
-/// What a sync changed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LdapSyncReport {
-    pub created: Vec<LdapUserChange>,
-    pub updated: Vec<LdapUserChange>,
-    /// LDAP users whose record was deleted, and their tokens voided.
-    pub removed: Vec<String>,
-    pub unchanged: usize,
-    /// Directory users left out, and why.
-    pub skipped: Vec<String>,
-    /// Each mapped berth group's LDAP users.
-    pub groups: BTreeMap<String, Vec<String>>,
-}
-
-impl LdapSyncReport {
-    pub fn changed(&self) -> bool {
-        !(self.created.is_empty() && self.updated.is_empty() && self.removed.is_empty())
-    }
-}
+pub use berth_model::ldap::{LdapSyncReport, LdapUserChange};
 
 fn new_user(name: &str, groups: Vec<String>, now: u64) -> UserRecord {
     UserRecord {
