@@ -88,11 +88,7 @@ pub(crate) struct Staged {
 }
 
 fn value_name(source: FileSource, object: &str, key: &str) -> String {
-    let kind = match source {
-        FileSource::Secret => "sec",
-        FileSource::Config => "cfg",
-    };
-    format!("{kind}/{object}/{key}")
+    format!("{}/{object}/{key}", source.kind().as_str())
 }
 
 async fn fetch(

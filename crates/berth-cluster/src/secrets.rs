@@ -244,15 +244,12 @@ impl Cluster {
         from: &ObjectPath,
         key: &str,
     ) -> Result<(u64, Vec<u8>), ClusterError> {
-        if from.kind == Kind::Cfg || !self.is_clustered() {
-            return self.open_value(&from.to_string(), key).await;
-        }
-        if self.is_locked() {
-            return Err(ClusterError::Conflict(
-                "this manager is locked: run `berth cluster unlock` first".into(),
-            ));
-        }
-        if self.identity().and_then(|i| i.seal_key()).is_some() {
+        // A manager opens a secret itself (a locked one says so); `cfg`
+        // values are plain.
+        let worker = self
+            .identity()
+            .is_some_and(|i| i.role == berth_model::cluster::NodeRole::Worker);
+        if from.kind == Kind::Cfg || !worker {
             return self.open_value(&from.to_string(), key).await;
         }
         let addr = self.leader_addr()?;

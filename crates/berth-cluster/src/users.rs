@@ -266,17 +266,17 @@ impl Cluster {
     /// The signer of this manager, its public key published in desired
     /// state if it is not yet.
     async fn signer(&self) -> Result<(Signer, String), ClusterError> {
-        if self.is_locked() {
+        if !self.is_clustered() {
             return Err(ClusterError::Conflict(
-                "this manager is locked: run `berth cluster unlock` first".into(),
+                "tokens need a cluster: run `berth cluster init` first".into(),
             ));
         }
-        let seal = self.identity().and_then(|i| i.seal_key()).ok_or_else(|| {
-            ClusterError::Conflict(if self.is_clustered() {
-                "tokens are signed by managers: ask a manager".into()
-            } else {
-                "tokens need a cluster: run `berth cluster init` first".into()
-            })
+        // A locked manager says so; a worker sends its users to a manager.
+        let seal = self.seal().map_err(|e| match e {
+            ClusterError::Forbidden(_) => {
+                ClusterError::Conflict("tokens are signed by managers: ask a manager".into())
+            }
+            e => e,
         })?;
         let cluster: ClusterRecord = self
             .desired
