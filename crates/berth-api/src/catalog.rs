@@ -28,7 +28,7 @@ fn seer(
     by: &berth_cluster::UserRef,
 ) -> Result<impl Fn(&cat::Service) -> bool, ApiError> {
     let rights = a.cluster().rights(by).map_err(AgentError::from)?;
-    Ok(move |s: &cat::Service| rights.sees_entry(s.meta.get(cat::PATH_META).map(String::as_str)))
+    Ok(move |s: &cat::Service| rights.sees_entry(s.berth_path()))
 }
 
 pub(crate) async fn services(
@@ -95,7 +95,7 @@ pub(crate) async fn service(
             port: i.service.port,
             tags: i.service.tags.clone(),
             health: i.health().as_str().to_string(),
-            path: i.service.meta.get(cat::PATH_META).cloned(),
+            path: i.service.berth_path().map(str::to_string),
         })
         .collect();
     let prefix = format!("{}{}/", cat::SERVICES, q.name);

@@ -101,9 +101,7 @@ impl CatalogView {
     }
 
     pub(crate) fn sees(&self, s: &berth_kv::catalog::Service) -> bool {
-        self.0.as_ref().is_none_or(|r| {
-            r.sees_entry(s.meta.get(berth_kv::catalog::PATH_META).map(String::as_str))
-        })
+        self.0.as_ref().is_none_or(|r| r.sees_entry(s.berth_path()))
     }
 
     /// The ids of the service instances the caller does not see, whose

@@ -91,6 +91,14 @@ pub struct Service {
     pub modify_index: u64,
 }
 
+impl Service {
+    /// The object a berth instance's entry stands for (its `berth-path`
+    /// meta); `None` for entries bound to no object.
+    pub fn berth_path(&self) -> Option<&str> {
+        self.meta.get(PATH_META).map(String::as_str)
+    }
+}
+
 /// How a check is run, by the node that registered it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckDef {
