@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::remote::{text, Remote};
+use common::remote::Remote;
 use common::*;
 use std::time::Duration;
 
@@ -19,13 +19,7 @@ fn every_change_and_every_refusal_is_in_the_audit_trail() {
     let (app1, app2) = (format!("app1-{}", r.tag), format!("app2-{}", r.tag));
     r.env.create_svc(&format!("{app1}/web"), &[]);
     r.env.create_svc(&format!("{app2}/web"), &[]);
-    r.user("pinner", Some("guest:nothing"), Some("pinner password"));
-    let out = r.login(
-        "pinner",
-        "pinner password",
-        &["--ca-sha256", &r.fingerprint],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    r.pin_ca();
     r.user("alice", Some(&format!("operator:{app1}")), None);
     let token = r.token("alice", "1h");
     let id = berth_auth::token::peek(&token).unwrap().id;

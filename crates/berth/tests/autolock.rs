@@ -7,54 +7,18 @@ mod common;
 
 use common::remote::{text, Remote};
 use common::*;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn with_stdin(env: &Env, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("BERTH_HOME", env.home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("berth")
+    let mut c = Command::new(BIN);
+    c.args(args).env("BERTH_HOME", env.home());
+    run_with_stdin(c, input)
 }
 
 fn identity(env: &Env) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(env.home().join("cluster/identity.json")).unwrap())
         .unwrap()
-}
-
-/// Files under `dir` holding `needle`.
-fn holding(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if meta.is_dir() {
-                todo.push(p);
-            } else if meta.is_file() {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(p.display().to_string());
-                }
-            }
-        }
-    }
-    found
 }
 
 #[test]
@@ -82,7 +46,7 @@ fn a_restarted_manager_serves_no_secret_until_unlocked() {
         id["seal_key"].is_null() && id["seal_key_locked"].is_string(),
         "{id}"
     );
-    let leaks = holding(r.env.home(), seal.as_bytes());
+    let leaks = files_holding(r.env.home(), &[seal.as_bytes().to_vec()], None);
     assert!(leaks.is_empty(), "the seal key is in clear in {leaks:?}");
 
     r.env.stop_daemon();

@@ -5,16 +5,8 @@
 
 mod common;
 use common::testbed::{Node, Testbed};
+use common::wait_until;
 use common::{unique, IMAGE};
-use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn identity(node: &Node) -> serde_json::Value {
     std::fs::read(node.home().join("cluster/identity.json"))

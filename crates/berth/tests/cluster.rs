@@ -3,17 +3,10 @@
 
 mod common;
 use common::testbed::Testbed;
+use common::wait_until;
 use common::{Env, IMAGE};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::Duration;
 
 /// Creates `path` on `node` with the test image and `extra` keywords.
 fn create(node: &common::testbed::Node, path: &str, extra: &[&str]) {

@@ -4,16 +4,9 @@
 mod common;
 
 use common::testbed::{Node, Testbed};
+use common::wait_until;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// curl against the node's own Consul API (its default address, in its
 /// namespace): the status code and the body.

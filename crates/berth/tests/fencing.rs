@@ -4,17 +4,10 @@
 
 mod common;
 use common::testbed::Testbed;
+use common::wait_until;
 use common::IMAGE;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Kills the node's watchdog and holds its lock, so that every watchdog
 /// the agent spawns exits at once: the watchdog stays unavailable until

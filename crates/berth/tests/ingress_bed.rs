@@ -9,6 +9,7 @@
 mod common;
 mod ingress_util;
 use common::testbed::{Node, Testbed};
+use common::wait_until;
 use common::{free_port, unique, IMAGE};
 use ingress_util as iu;
 use std::collections::BTreeSet;
@@ -18,14 +19,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const INGRESS: u16 = 8080;
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn create(node: &Node, path: &str, extra: &[&str]) {
     let image = format!("container#0.image={IMAGE}");

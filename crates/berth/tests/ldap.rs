@@ -290,6 +290,19 @@ fn start() -> (Slapd, Remote) {
     (ldap, r)
 }
 
+/// The berth group `devs`, with `grant`, mapped to the LDAP group DEVS.
+fn map_devs(r: &Remote, grant: &str) {
+    r.env.ok(&[
+        "group",
+        "create",
+        "devs",
+        "--grant",
+        grant,
+        "--ldap-group",
+        DEVS,
+    ]);
+}
+
 fn login(r: &Remote, user: &str, password: &str) -> Output {
     r.login(user, password, &["--ca-sha256", &r.fingerprint])
 }
@@ -334,15 +347,7 @@ fn an_ldap_user_logs_in_with_its_ldap_password_and_nobody_else_does() {
     let (_ldap, r) = start();
     let ns = format!("app1-{}", r.tag);
     r.env.create_svc(&format!("{ns}/web"), &[]);
-    r.env.ok(&[
-        "group",
-        "create",
-        "devs",
-        "--grant",
-        &format!("operator:{ns}"),
-        "--ldap-group",
-        DEVS,
-    ]);
+    map_devs(&r, &format!("operator:{ns}"));
     // A local user with a password still logs in with it.
     r.user("local", Some("guest:nothing"), Some("local password"));
     let out = login(&r, "local", "local password");
@@ -423,15 +428,7 @@ fn a_user_of_a_nested_group_gets_the_mapped_groups_grants() {
     let (app1, app2) = (format!("app1-{}", r.tag), format!("app2-{}", r.tag));
     r.env.create_svc(&format!("{app1}/web"), &[]);
     r.env.create_svc(&format!("{app2}/web"), &[]);
-    r.env.ok(&[
-        "group",
-        "create",
-        "devs",
-        "--grant",
-        &format!("admin:{app1}"),
-        "--ldap-group",
-        DEVS,
-    ]);
+    map_devs(&r, &format!("admin:{app1}"));
     r.env.ok(&[
         "group",
         "create",
@@ -499,15 +496,7 @@ fn a_user_removed_from_ldap_loses_access_and_tokens_at_the_next_sync() {
     let (ldap, r) = start();
     let ns = format!("app1-{}", r.tag);
     r.env.create_svc(&format!("{ns}/web"), &[]);
-    r.env.ok(&[
-        "group",
-        "create",
-        "devs",
-        "--grant",
-        &format!("operator:{ns}"),
-        "--ldap-group",
-        DEVS,
-    ]);
+    map_devs(&r, &format!("operator:{ns}"));
     let sync = r.env.json(&["ldap", "sync"]);
     assert_eq!(names(&sync["created"]), ["alice", "bob"], "{sync:#}");
     let out = login(&r, "alice", "alice in ldap");

@@ -4,16 +4,8 @@
 
 mod common;
 use common::testbed::Testbed;
+use common::wait_until;
 use common::Env;
-use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn addr_of(v: &serde_json::Value, name: &str) -> String {
     v["nodes"]

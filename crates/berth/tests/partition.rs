@@ -4,19 +4,12 @@
 
 mod common;
 use common::testbed::Testbed;
+use common::wait_until;
 use common::IMAGE;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const NAME: &str = "split..db.container.0";
 const ROUNDS: usize = 20;
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn runners(bed: &Testbed) -> Vec<usize> {
     (0..bed.nodes.len())

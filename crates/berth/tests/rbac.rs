@@ -97,13 +97,7 @@ fn the_permission_matrix_holds_through_the_remote_api() {
     }
     r.user(&format!("target-{}", r.tag), None, None);
     // The CA is pinned by a login, as a user does it.
-    r.user("pinner", Some("guest:nothing"), Some("pinner password"));
-    let out = r.login(
-        "pinner",
-        "pinner password",
-        &["--ca-sha256", &r.fingerprint],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    r.pin_ca();
 
     let mut wrong = Vec::new();
     let mut ran = 0;
@@ -316,13 +310,7 @@ fn a_login_pins_the_ca_and_gives_a_token_that_lists_only_granted_objects() {
 fn expired_revoked_tampered_foreign_and_orphaned_tokens_get_401() {
     let r = Remote::new();
     r.env.create_svc(&format!("app1-{}/web", r.tag), &[]);
-    r.user("pinner", Some("guest:nothing"), Some("pinner password"));
-    let out = r.login(
-        "pinner",
-        "pinner password",
-        &["--ca-sha256", &r.fingerprint],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    r.pin_ca();
     r.user("bot", Some(&format!("guest:app1-{}", r.tag)), None);
     let reads = |t: &str| r.remote(Some(t), &["ls"]);
 
@@ -561,15 +549,7 @@ fn a_socket_group_member_acts_as_the_berth_user_of_its_name() {
 fn a_squatter_becomes_admin_of_the_namespace_it_creates() {
     let r = Remote::new();
     r.env.create_svc(&format!("app2-{}/web", r.tag), &[]);
-    r.user("pinner", Some("guest:nothing"), Some("pinner password"));
-    assert!(r
-        .login(
-            "pinner",
-            "pinner password",
-            &["--ca-sha256", &r.fingerprint]
-        )
-        .status
-        .success());
+    r.pin_ca();
     r.user("sq", Some("squatter"), None);
     let before = r.token("sq", "1h");
     let ns = format!("sq-{}", r.tag);

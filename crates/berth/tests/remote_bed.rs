@@ -5,20 +5,8 @@
 
 mod common;
 use common::testbed::{Node, Testbed};
-use common::{unique, BIN};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn with_stdin(mut c: Command, input: &str) -> Output {
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth");
-    writeln!(child.stdin.take().expect("stdin"), "{input}").expect("stdin");
-    child.wait_with_output().expect("berth")
-}
+use common::{run_with_stdin, unique, BIN};
+use std::process::{Command, Output};
 
 fn text(o: &Output) -> String {
     format!(
@@ -33,14 +21,14 @@ fn login(server: &str, cfg: &std::path::Path, user: &str, pw: &str, fp: &str) ->
     c.args(["login", server, "--user", user, "--password-stdin"])
         .args(["--ca-sha256", fp])
         .env("BERTH_CONFIG_DIR", cfg);
-    with_stdin(c, pw)
+    run_with_stdin(c, &format!("{pw}\n"))
 }
 
 fn create_user(n0: &Node, name: &str, grant: &str, pw: &str) {
     let mut c = Command::new(BIN);
     c.args(["user", "create", name, "--grant", grant, "--password-stdin"])
         .env("BERTH_HOME", n0.home());
-    let out = with_stdin(c, pw);
+    let out = run_with_stdin(c, &format!("{pw}\n"));
     assert!(out.status.success(), "{}", text(&out));
 }
 

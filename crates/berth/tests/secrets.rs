@@ -6,7 +6,7 @@ mod common;
 
 use common::remote::{text, Remote};
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// `plain` as it may be found in a file: as is, and base64-encoded at
 /// each of the three alignments it can take inside a longer base64 text
@@ -25,39 +25,6 @@ fn disguises(plain: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Every regular file under `dir` that contains `plain` (or a base64 of
-/// it), skipping the mounts of `skip` (the tmpfs berth delivers secrets
-/// on).
-fn files_containing(dir: &std::path::Path, plain: &[u8], skip: &std::path::Path) -> Vec<String> {
-    let needles = disguises(plain);
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        if d.starts_with(skip) {
-            continue;
-        }
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if meta.is_dir() {
-                todo.push(p);
-            } else if meta.is_file() && meta.len() < 256 << 20 {
-                if let Ok(bytes) = std::fs::read(&p) {
-                    if needles
-                        .iter()
-                        .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
-                    {
-                        found.push(p.display().to_string());
-                    }
-                }
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn a_secret_is_sealed_at_rest_decoded_only_by_admins_and_delivered_on_a_tmpfs() {
     let r = Remote::new();
@@ -65,30 +32,17 @@ fn a_secret_is_sealed_at_rest_decoded_only_by_admins_and_delivered_on_a_tmpfs() 
     // A value no file of the node could hold by chance.
     let plain = format!("pw-{}-{}", r.tag, std::process::id() * 7919);
     r.env.ok(&["create", &format!("{ns}/sec/db")]);
-    let mut add = Command::new(BIN)
-        .args([
-            &format!("{ns}/sec/db"),
-            "add",
-            "--key",
-            "password",
-            "--from",
-            "-",
-        ])
-        .env("BERTH_HOME", r.env.home())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth add");
-    {
-        use std::io::Write;
-        add.stdin
-            .take()
-            .unwrap()
-            .write_all(plain.as_bytes())
-            .unwrap();
-    }
-    let out = add.wait_with_output().unwrap();
+    let mut add = Command::new(BIN);
+    add.args([
+        &format!("{ns}/sec/db"),
+        "add",
+        "--key",
+        "password",
+        "--from",
+        "-",
+    ])
+    .env("BERTH_HOME", r.env.home());
+    let out = run_with_stdin(add, &plain);
     assert!(out.status.success(), "{}", text(&out));
     let keys = r.env.ok(&[&format!("{ns}/sec/db"), "keys"]);
     assert!(
@@ -135,15 +89,7 @@ fn a_secret_is_sealed_at_rest_decoded_only_by_admins_and_delivered_on_a_tmpfs() 
     assert_eq!(keys.lines().count(), 1, "{keys}");
 
     // Decoding takes admin: an operator of the namespace may not.
-    r.user("pinner", Some("guest:nothing"), Some("pinner password"));
-    assert!(r
-        .login(
-            "pinner",
-            "pinner password",
-            &["--ca-sha256", &r.fingerprint]
-        )
-        .status
-        .success());
+    r.pin_ca();
     r.user("op", Some(&format!("operator:{ns}")), None);
     r.user("adm", Some(&format!("admin:{ns}")), None);
     let (op, adm) = (r.token("op", "1h"), r.token("adm", "1h"));
@@ -193,7 +139,7 @@ fn a_secret_is_sealed_at_rest_decoded_only_by_admins_and_delivered_on_a_tmpfs() 
     // Nowhere on disk: the home (but the tmpfs), the Raft files, Docker's
     // files of the container.
     let files = r.env.home().join("run/files");
-    let found = files_containing(r.env.home(), plain.as_bytes(), &files);
+    let found = files_holding(r.env.home(), &disguises(plain.as_bytes()), Some(&files));
     assert!(found.is_empty(), "the plaintext is on disk: {found:?}");
     let id = String::from_utf8_lossy(&docker(&["inspect", "-f", "{{.Id}}", &name]).stdout)
         .trim()
@@ -201,10 +147,10 @@ fn a_secret_is_sealed_at_rest_decoded_only_by_admins_and_delivered_on_a_tmpfs() 
     let root = String::from_utf8_lossy(&docker(&["info", "-f", "{{.DockerRootDir}}"]).stdout)
         .trim()
         .to_string();
-    let found = files_containing(
+    let found = files_holding(
         &std::path::Path::new(&root).join("containers").join(&id),
-        plain.as_bytes(),
-        &files,
+        &disguises(plain.as_bytes()),
+        Some(&files),
     );
     assert!(
         found.is_empty(),
@@ -236,17 +182,6 @@ fn environ(container: &str) -> Vec<String> {
         .split('\0')
         .map(str::to_string)
         .collect()
-}
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -7,17 +7,10 @@
 mod common;
 use common::node_client::{creds_of, post};
 use common::testbed::{Node, Testbed};
-use common::{unique, IMAGE};
+use common::wait_until;
+use common::{files_holding, unique, IMAGE};
 use serde_json::json;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -31,29 +24,6 @@ fn file_in(node: &Node, container: &str, path: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).to_string())
-}
-
-/// Whether any file under `dir` holds `needle`.
-fn found_under(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if meta.is_dir() {
-                todo.push(p);
-            } else if meta.is_file() && meta.len() < 256 << 20 {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(p.display().to_string());
-                }
-            }
-        }
-    }
-    found
 }
 
 /// The (down since, up again) windows of a container, from docker's events.
@@ -131,7 +101,7 @@ fn a_secret_reaches_only_the_nodes_running_it_and_a_change_rolls_one_instance_at
     // Raft log holds the plaintext, and its certificate is refused it.
     let n2 = &bed.nodes[2];
     assert!(!n2.running().contains(&name));
-    let leaked = found_under(&n2.dir, plain.as_bytes());
+    let leaked = files_holding(&n2.dir, &[plain.as_bytes().to_vec()], None);
     assert!(leaked.is_empty(), "node2 holds the plaintext: {leaked:?}");
     let leader = n0.advertise();
     let ask = |service: &str, from: &str, key: &str| json!({"service": service, "from": from, "key": key});

@@ -31,6 +31,63 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Polls `ok` every 100 ms until it holds; fails the test after `secs`.
+pub fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every regular file under `dir` (but under `skip`) that holds one of
+/// `needles`.
+pub fn files_holding(dir: &Path, needles: &[Vec<u8>], skip: Option<&Path>) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        if skip.is_some_and(|s| d.starts_with(s)) {
+            continue;
+        }
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                todo.push(p);
+            } else if meta.is_file() && meta.len() < 256 << 20 {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                if needles
+                    .iter()
+                    .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
+                {
+                    found.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Runs `cmd` with `input` on its standard input.
+pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 /// A unique, RFC 1123-safe token for names.
 pub fn unique(prefix: &str) -> String {
     format!(

@@ -79,17 +79,20 @@ impl Remote {
         c.args(["login", &self.server, "--user", user, "--password-stdin"])
             .args(extra)
             .env("BERTH_CONFIG_DIR", self.cfg.path())
-            .env("BERTH_HOME", self.env.home())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("run berth login");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("stdin");
-            writeln!(stdin, "{password}").expect("write password");
-        }
-        child.wait_with_output().expect("berth login")
+            .env("BERTH_HOME", self.env.home());
+        run_with_stdin(c, &format!("{password}\n"))
+    }
+
+    /// Pins the CA as a user does, by a first login (of a user `pinner`
+    /// that may read nothing), so that later `--server` commands trust it.
+    pub fn pin_ca(&self) {
+        self.user("pinner", Some("guest:nothing"), Some("pinner password"));
+        let out = self.login(
+            "pinner",
+            "pinner password",
+            &["--ca-sha256", &self.fingerprint],
+        );
+        assert!(out.status.success(), "{}", text(&out));
     }
 
     pub fn user(&self, name: &str, grant: Option<&str>, password: Option<&str>) {
@@ -103,20 +106,9 @@ impl Remote {
             }
             Some(p) => {
                 args.push("--password-stdin");
-                let mut child = Command::new(BIN)
-                    .args(&args)
-                    .env("BERTH_HOME", self.env.home())
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("berth user create");
-                {
-                    use std::io::Write;
-                    let mut stdin = child.stdin.take().expect("stdin");
-                    writeln!(stdin, "{p}").expect("write password");
-                }
-                let out = child.wait_with_output().expect("user create");
+                let mut c = Command::new(BIN);
+                c.args(&args).env("BERTH_HOME", self.env.home());
+                let out = run_with_stdin(c, &format!("{p}\n"));
                 assert!(out.status.success(), "{}", text(&out));
             }
         }

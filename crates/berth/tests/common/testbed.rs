@@ -10,7 +10,7 @@
 use super::{docker_sock, unique, BIN, IMAGE};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Node {
     pub name: String,
@@ -156,14 +156,6 @@ fn must(program: &str, args: &[&str]) {
     );
 }
 
-fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 impl Testbed {
     /// Builds `n` nodes, each with dockerd and a berth daemon running and
     /// the test image loaded.
@@ -294,7 +286,7 @@ impl Testbed {
             .expect("dockerd");
         self.nodes[i].dockerd = Some(child);
         let sock = self.nodes[i].docker_socket();
-        wait_for("node dockerd", 60, || {
+        super::wait_until("node dockerd", 60, || {
             docker_sock(&sock, &["version"]).status.success()
         });
     }
@@ -340,7 +332,7 @@ impl Testbed {
         let node = &mut self.nodes[i];
         node.agent = Some(child);
         let node = &self.nodes[i];
-        wait_for("node agent", 30, || node.agent_running());
+        super::wait_until("node agent", 30, || node.agent_running());
     }
 
     /// Makes node0 the first manager and joins the others: the next
@@ -363,7 +355,7 @@ impl Testbed {
             ]);
         }
         let n = self.nodes.len();
-        wait_for("every node up in the leader's view", 30, || {
+        super::wait_until("every node up in the leader's view", 30, || {
             let v = first.json(&["cluster", "status"]);
             v["nodes"]
                 .as_array()
@@ -401,7 +393,7 @@ impl Testbed {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        wait_for("node processes to die", 10, || {
+        super::wait_until("node processes to die", 10, || {
             all.iter().all(|p| !alive(*p))
         });
     }
