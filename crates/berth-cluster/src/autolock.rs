@@ -203,11 +203,15 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            r = changes.recv() => {
-                if r.is_err() {
-                    changes = cluster.desired.subscribe();
-                }
-            }
+            r = changes.recv() => match r {
+                // Only a change of the cluster record matters (None: any
+                // key may have changed).
+                Ok(keys) if keys.as_ref().as_ref().is_some_and(|k| {
+                    !k.iter().any(|k| k == crate::records::CLUSTER_KEY)
+                }) => continue,
+                Ok(_) => {}
+                Err(_) => changes = cluster.desired.subscribe(),
+            },
         }
         if let Err(e) = cluster.seal_identity() {
             tracing::warn!("autolock: sealing this manager's identity: {e}");
