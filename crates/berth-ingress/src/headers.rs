@@ -3,19 +3,29 @@
 //! untrusted peer sent in `X-Forwarded-*` and `Forwarded` is replaced,
 //! never appended to; a trusted proxy's are kept and extended.
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, FORWARDED, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use std::net::IpAddr;
 
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Parsed once: a name given as text is parsed at every use.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 /// The protocol a request asks to upgrade to (`Upgrade`, with `Connection:
@@ -32,18 +42,20 @@ pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
 
 /// Removes the hop-by-hop headers, and those `Connection` names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    if h.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = h
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
     }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
+    for n in &HOP_BY_HOP {
+        h.remove(n);
     }
 }
 
@@ -51,17 +63,24 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// peer is a trusted proxy that forwarded the request itself), the
 /// client is appended to the proxy's `X-Forwarded-For` and `Forwarded`,
 /// and its `X-Forwarded-Proto` and `-Host` are kept.
-pub fn set_forwarded(h: &mut HeaderMap, client: IpAddr, host: &str, proto: &str, extend: bool) {
+pub fn set_forwarded(
+    h: &mut HeaderMap,
+    client: IpAddr,
+    host: &str,
+    proto: &'static str,
+    extend: bool,
+) {
+    use std::fmt::Write;
     let ip = client.to_canonical();
-    let node = match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    let mut forwarded = String::with_capacity(64);
+    let _ = match ip {
+        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto={proto}"),
+        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto={proto}"),
     };
-    let mut forwarded = format!("for={node};proto={proto}");
     if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
-        forwarded.push_str(&format!(";host=\"{host}\""));
+        let _ = write!(forwarded, ";host=\"{host}\"");
     }
-    let joined = |h: &HeaderMap, name: &str| -> Option<String> {
+    let joined = |h: &HeaderMap, name: &HeaderName| -> Option<String> {
         let v: Vec<&str> = h
             .get_all(name)
             .iter()
@@ -70,26 +89,34 @@ pub fn set_forwarded(h: &mut HeaderMap, client: IpAddr, host: &str, proto: &str,
         (!v.is_empty()).then(|| v.join(", "))
     };
     let mut pairs = [
-        ("x-forwarded-for", ip.to_string()),
-        ("x-forwarded-proto", proto.to_string()),
-        ("x-forwarded-host", host.to_string()),
-        ("forwarded", forwarded),
+        (X_FORWARDED_FOR, ip.to_string()),
+        (X_FORWARDED_PROTO, String::new()),
+        (X_FORWARDED_HOST, host.to_string()),
+        (FORWARDED, forwarded),
     ];
+    let mut proto_value = Some(HeaderValue::from_static(proto));
     if extend {
         for (name, value) in pairs.iter_mut() {
             let Some(old) = joined(h, name) else { continue };
-            *value = match *name {
-                "x-forwarded-for" | "forwarded" => format!("{old}, {value}"),
-                _ => old,
+            if *name == X_FORWARDED_PROTO {
+                proto_value = None;
+            }
+            *value = if *name == X_FORWARDED_FOR || *name == FORWARDED {
+                format!("{old}, {value}")
+            } else {
+                old
             };
         }
     }
     for (name, value) in pairs {
-        h.remove(name);
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            if !value.is_empty() {
-                h.insert(name, v);
-            }
+        h.remove(&name);
+        let v = match (&name, &proto_value) {
+            (n, Some(p)) if *n == X_FORWARDED_PROTO => Some(p.clone()),
+            _ if value.is_empty() => None,
+            _ => HeaderValue::from_str(&value).ok(),
+        };
+        if let Some(v) = v {
+            h.insert(name, v);
         }
     }
 }

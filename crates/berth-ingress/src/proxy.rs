@@ -107,9 +107,8 @@ impl Ingress {
         let Some(host) = host_of(&req) else {
             return plain(StatusCode::BAD_REQUEST, "a request needs a Host\n".into());
         };
-        let path = req.uri().path().to_string();
         let table = self.table();
-        let Some(route) = table.find(&host, &path) else {
+        let Some(route) = table.find(&host, req.uri().path()) else {
             return plain(StatusCode::NOT_FOUND, format!("no route for host {host}\n"));
         };
         ex.metrics = self

@@ -226,11 +226,16 @@ impl Table {
         host: &str,
         pick: impl Fn(&'a [Route]) -> Option<&'a T>,
     ) -> Option<&'a T> {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(t) = self.exact.get(&host).and_then(|rs| pick(rs)) {
+        let host = host.trim_end_matches('.');
+        let host: std::borrow::Cow<str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            host.to_ascii_lowercase().into()
+        } else {
+            host.into()
+        };
+        if let Some(t) = self.exact.get(host.as_ref()).and_then(|rs| pick(rs)) {
             return Some(t);
         }
-        let mut rest = host.as_str();
+        let mut rest = host.as_ref();
         while let Some((_, parent)) = rest.split_once('.') {
             if let Some(t) = self.wildcard.get(parent).and_then(|rs| pick(rs)) {
                 return Some(t);
