@@ -148,10 +148,13 @@ async fn follow(agent: &Arc<Agent>, engine: &Engine) {
     let mut stream = Box::pin(engine.events());
     while let Some(item) = stream.next().await {
         let Ok(ev) = item else { break };
-        if !matches!(
-            ev.action.as_str(),
-            "die" | "start" | "stop" | "destroy" | "oom" | "kill"
-        ) {
+        let health = ev.action.starts_with("health_status");
+        if !health
+            && !matches!(
+                ev.action.as_str(),
+                "die" | "start" | "stop" | "destroy" | "oom" | "kill"
+            )
+        {
             continue;
         }
         if let Some(path) = ev.labels.get(berth_engine::LABEL_PATH) {

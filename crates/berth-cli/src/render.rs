@@ -182,6 +182,19 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
                 r.label
             );
             let rcont = if i + 1 == n { "   " } else { "|  " };
+            if let Some(h) = &r.health {
+                let source = match h.source {
+                    berth_model::health::HealthSource::Docker => "healthcheck",
+                    berth_model::health::HealthSource::Berth => "check",
+                };
+                let _ = writeln!(
+                    out,
+                    "   {cont}   {rcont}  {:<22} {} ({source}): {}",
+                    "",
+                    h.state.as_str(),
+                    h.output
+                );
+            }
             for l in &r.log {
                 let _ = writeln!(out, "   {cont}   {rcont}  {:<22} {l}", "");
             }

@@ -55,6 +55,8 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     pub privileged: bool,
     pub healthcheck: Option<String>,
+    /// The healthcheck's timing; set only with `healthcheck`.
+    pub healthcheck_timing: Option<berth_model::health::HealthTiming>,
     pub stop_timeout: Option<i64>,
     /// Nameservers for the container's resolv.conf; Docker's default
     /// when empty.
@@ -69,6 +71,10 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
     pub started_at: Option<String>,
     pub error: Option<String>,
+    /// Docker's healthcheck status (`starting`, `healthy`, `unhealthy`),
+    /// and the output of its last run, when the container has one.
+    pub health: Option<String>,
+    pub health_output: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -198,6 +204,8 @@ impl Engine {
                         exit_code: None,
                         started_at: None,
                         error: None,
+                        health: None,
+                        health_output: None,
                     },
                 }
             })
@@ -215,6 +223,12 @@ impl Engine {
         };
         let st = r.state.unwrap_or_default();
         let cfg = r.config.unwrap_or_default();
+        let health = st.health.unwrap_or_default();
+        let health_output = health
+            .log
+            .and_then(|l| l.into_iter().last())
+            .and_then(|l| l.output)
+            .map(|o| o.trim().to_string());
         Ok(Some(ManagedContainer {
             id: r.id.unwrap_or_default(),
             name: r
@@ -232,6 +246,11 @@ impl Engine {
                 exit_code: st.exit_code,
                 started_at: st.started_at,
                 error: st.error.filter(|e| !e.is_empty()),
+                health: health
+                    .status
+                    .map(|s| s.to_string())
+                    .filter(|s| !s.is_empty() && s != "none"),
+                health_output,
             },
         }))
     }
@@ -562,10 +581,21 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         hostname: spec.hostname.clone(),
         user: spec.user.clone(),
         stop_timeout: spec.stop_timeout,
-        healthcheck: spec.healthcheck.as_ref().map(|cmd| HealthConfig {
-            test: Some(vec!["CMD-SHELL".to_string(), cmd.clone()]),
-            interval: Some(Duration::from_secs(10).as_nanos() as i64),
-            ..Default::default()
+        healthcheck: spec.healthcheck.as_ref().map(|cmd| {
+            let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+            let t = spec.healthcheck_timing;
+            HealthConfig {
+                test: Some(vec!["CMD-SHELL".to_string(), cmd.clone()]),
+                // Docker refuses an interval or timeout under 1 ms.
+                interval: Some(nanos(
+                    t.map_or(Duration::from_secs(10), |t| t.interval)
+                        .max(Duration::from_millis(1)),
+                )),
+                timeout: t.map(|t| nanos(t.timeout.max(Duration::from_millis(1)))),
+                retries: t.map(|t| i64::from(t.retries)),
+                start_period: t.map(|t| nanos(t.start_period)),
+                ..Default::default()
+            }
         }),
         host_config: Some(host_config),
         ..Default::default()

@@ -11,6 +11,7 @@ pub mod effective;
 pub mod event;
 pub mod glob;
 pub mod hash;
+pub mod health;
 pub mod ldap;
 pub mod path;
 pub mod refs;

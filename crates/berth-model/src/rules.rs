@@ -28,6 +28,8 @@ pub enum Rule {
     /// Words of the form `host[/path]`, the host a DNS name or a
     /// `*.domain` wildcard.
     HostRoutes,
+    /// A check berth runs: `http://:PORT[/path]` or `tcp://:PORT`.
+    Check,
 }
 
 impl Rule {
@@ -42,6 +44,7 @@ impl Rule {
             Rule::KeyValues => "KEY=VALUE words".into(),
             Rule::AbsPath => "an absolute path".into(),
             Rule::HostRoutes => "host[/path] words, the host a DNS name or *.domain".into(),
+            Rule::Check => "http://:PORT[/path] or tcp://:PORT, on the container's address".into(),
         }
     }
 
@@ -70,6 +73,7 @@ impl Rule {
             Rule::Image => check_image(value),
             Rule::KeyValues => each(|w| parse_key_value(w).map(|_| ())),
             Rule::HostRoutes => each(|w| parse_host_route(w).map(|_| ())),
+            Rule::Check => crate::health::parse_check(value.trim()).map(|_| ()),
             Rule::AbsPath => {
                 if value.starts_with('/') {
                     Ok(())

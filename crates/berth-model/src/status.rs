@@ -99,6 +99,9 @@ pub struct ResourceStatus {
     /// (`sec/<object>/<key>`), while it runs.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub values: std::collections::BTreeMap<String, u64>,
+    /// The container's health, from its `check` or Docker's healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::InstanceHealth>,
 }
 
 /// A container's catalog registration (`service_name`, `service_tags`,

@@ -177,7 +177,15 @@ impl Registrator {
                     }
                 };
                 if let Some(f) = found.filter(|f| f.running) {
-                    out.push(rules::berth(&f, svc, &st.path, &res.rid, &node, &addr));
+                    out.push(rules::berth(
+                        &f,
+                        res.health.as_ref(),
+                        svc,
+                        &st.path,
+                        &res.rid,
+                        &node,
+                        &addr,
+                    ));
                 }
             }
         }
@@ -218,7 +226,9 @@ impl Registrator {
                     checks: svc_checks.clone(),
                 });
             }
-            for c in svc_checks.iter().filter(|c| c.id.ends_with(":docker")) {
+            // These checks' status is the registrator's to keep.
+            let observed = |c: &&Check| c.id.ends_with(":docker") || c.id.ends_with(":health");
+            for c in svc_checks.iter().filter(observed) {
                 if checks.get(&c.id).is_some_and(|old| old.status != c.status) {
                     ops.push(CatalogOp::SetStatus {
                         node: node.to_string(),

@@ -3,6 +3,7 @@
 
 use berth_engine::{ContainerFacts, PortFact};
 use berth_kv::catalog::{Check, CheckDef, Health, Service, Source};
+use berth_model::health::{HealthSource, HealthState, InstanceHealth};
 use berth_model::status::ServiceInfo;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -91,6 +92,29 @@ fn docker_health(f: &ContainerFacts, node: &str, id: &str) -> Option<Check> {
         output: format!("docker: {}", f.health.as_deref().unwrap_or_default()),
         ..Default::default()
     })
+}
+
+/// The check of a container berth runs: its instance's health, from its
+/// `check` or Docker's healthcheck, as the agent's monitor last saw it.
+/// The id ends in `:health`; the registrator keeps its status current.
+fn instance_health(h: &InstanceHealth, node: &str, id: &str) -> Check {
+    let status = match h.state {
+        HealthState::Healthy => Health::Passing,
+        HealthState::Starting | HealthState::Unhealthy => Health::Critical,
+    };
+    let name = match h.source {
+        HealthSource::Docker => "Docker healthcheck",
+        HealthSource::Berth => "berth check",
+    };
+    Check {
+        critical_since_ms: (status == Health::Critical).then(now_ms),
+        node: node.to_string(),
+        id: format!("service:{id}:health"),
+        name: name.into(),
+        status,
+        output: format!("{}: {}", h.state.as_str(), h.output),
+        ..Default::default()
+    }
 }
 
 /// Where a port is reached from outside the container.
@@ -220,9 +244,10 @@ pub use berth_model::status::MESH_META;
 /// Service meta: `v2` when the mesh sends a PROXY header to the instance.
 pub const MESH_PROXY_META: &str = "berth-mesh-proxy";
 
-/// A container berth runs for `path`'s resource `rid`.
+/// A container berth runs for `path`'s resource `rid`, with its health.
 pub fn berth(
     f: &ContainerFacts,
+    health: Option<&InstanceHealth>,
     svc: &ServiceInfo,
     path: &str,
     rid: &str,
@@ -245,7 +270,10 @@ pub fn berth(
             .unwrap_or_else(|| (f.ip.clone(), 0)),
     };
     let id = format!("{node}:{}", f.name);
-    let checks = docker_health(f, node, &id).into_iter().collect();
+    let checks = health
+        .map(|h| instance_health(h, node, &id))
+        .into_iter()
+        .collect();
     let mut meta = BTreeMap::from([
         (berth_kv::catalog::PATH_META.to_string(), path.to_string()),
         ("berth-rid".to_string(), rid.to_string()),

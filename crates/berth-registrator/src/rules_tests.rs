@@ -125,8 +125,13 @@ fn several_ports_get_their_own_names_and_checks() {
 
 #[test]
 fn a_berth_container_uses_its_keywords() {
-    let mut f = facts("x", &[], &[], vec![published(80, 8080)]);
-    f.health = Some("starting".into());
+    let f = facts("x", &[], &[], vec![published(80, 8080)]);
+    let mut health = berth_model::health::InstanceHealth {
+        state: berth_model::health::HealthState::Starting,
+        source: berth_model::health::HealthSource::Berth,
+        output: "GET http://10.0.0.9:80/health: connection refused".into(),
+        since_ms: 0,
+    };
     let svc = ServiceInfo {
         name: "web-prd".into(),
         tags: vec!["v1".into()],
@@ -138,7 +143,15 @@ fn a_berth_container_uses_its_keywords() {
         mesh: Vec::new(),
         mesh_proxy: false,
     };
-    let (s, checks) = berth(&f, &svc, "prd/web", "container#0", "n1", "10.0.0.1");
+    let (s, checks) = berth(
+        &f,
+        Some(&health),
+        &svc,
+        "prd/web",
+        "container#0",
+        "n1",
+        "10.0.0.1",
+    );
     assert_eq!(
         (s.name.as_str(), s.address.as_str(), s.port),
         ("web-prd", "10.0.0.1", 8080)
@@ -146,4 +159,19 @@ fn a_berth_container_uses_its_keywords() {
     assert_eq!(s.meta["berth-path"], "prd/web");
     assert_eq!(s.meta[INGRESS_HOSTS_META], "shop.test *.shop.test/api");
     assert_eq!(checks[0].status, Health::Critical);
+    assert!(checks[0].id.ends_with(":health"));
+    assert!(checks[0].output.contains("connection refused"));
+    health.state = berth_model::health::HealthState::Healthy;
+    let (_, checks) = berth(
+        &f,
+        Some(&health),
+        &svc,
+        "prd/web",
+        "container#0",
+        "n1",
+        "10.0.0.1",
+    );
+    assert_eq!(checks[0].status, Health::Passing);
+    let (_, checks) = berth(&f, None, &svc, "prd/web", "container#0", "n1", "10.0.0.1");
+    assert!(checks.is_empty());
 }

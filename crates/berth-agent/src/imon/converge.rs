@@ -222,7 +222,17 @@ impl Imon {
             .map_err(|e| e.to_string())?;
         let want = c.spec.labels.get(LABEL_SPEC);
         let mut existed = existing.is_some();
+        let unwell = existing
+            .as_ref()
+            .is_some_and(|cur| cur.state.running && self.unhealthy_restart_due(c, &cur.id));
         let id = match existing {
+            Some(cur) if unwell => {
+                engine
+                    .stop(&cur.id, Some(whole_seconds(c.stop_timeout)))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                cur.id
+            }
             Some(cur) if cur.state.running => {
                 if fenced {
                     // Running already: a failed guard lets the lease run
@@ -329,6 +339,9 @@ impl Imon {
             }
             Err(e) => return Err(e.to_string()),
         };
+        // Its health starts from "starting"; an adopted one's is unknown
+        // until its first check.
+        self.res.entry(c.rid.clone()).or_default().started_here = Some(id.clone());
         if fresh {
             self.say(format!("{}: wait for up status", c.rid));
             match engine.inspect(&id).await.map_err(|e| e.to_string())? {

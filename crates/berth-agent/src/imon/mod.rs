@@ -14,6 +14,7 @@
 
 mod converge;
 mod drain;
+mod health;
 mod refresh;
 mod status;
 mod warnings;
@@ -84,6 +85,14 @@ pub(crate) struct ResourceState {
     pub draining: bool,
     /// The version of each `sec`/`cfg` value the container holds.
     pub values: std::collections::BTreeMap<String, u64>,
+    /// The prober of the running container's `check`.
+    pub prober: Option<health::Prober>,
+    /// Its health at the last status pass.
+    pub health: Option<health::Seen>,
+    /// When `on_unhealthy` is due to act, while it is unhealthy.
+    pub health_due: Option<tokio::time::Instant>,
+    /// The container this monitor started last (not one it adopted).
+    pub started_here: Option<String>,
 }
 
 impl ResourceState {
@@ -119,6 +128,8 @@ pub(crate) struct Imon {
     pub probed: Option<status::Probed>,
     /// Whom the action in progress is for.
     acting: Option<UserRef>,
+    /// Wakes this monitor for a pass (a prober's news).
+    pub notify: Arc<Notify>,
 }
 
 pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
@@ -144,6 +155,7 @@ pub(crate) fn spawn(agent: Arc<Agent>, path: ObjectPath) -> ImonHandle {
         docker: docker.clone(),
         probed: None,
         acting: None,
+        notify: notify.clone(),
     };
     tokio::spawn(imon.run(rx, notify.clone()));
     ImonHandle {
@@ -539,7 +551,8 @@ impl Imon {
     fn next_restart(&self) -> Option<tokio::time::Instant> {
         self.res
             .values()
-            .filter_map(|r| r.restart_at)
+            .flat_map(|r| [r.restart_at, r.health_due])
+            .flatten()
             .chain(self.retry_at)
             .min()
     }

@@ -17,7 +17,10 @@ pub(crate) struct Probed {
     answers: HashMap<String, (String, Answer)>,
 }
 
-type Answer = (Avail, String, Option<String>);
+/// (availability, problem, container id, Docker's health word and the
+/// output of its last run).
+type Answer = (Avail, String, Option<String>, Option<DockerHealth>);
+type DockerHealth = (String, Option<String>);
 
 /// What the object's engine could tell, before looking at resources.
 enum Probe {
@@ -96,34 +99,50 @@ impl Imon {
                 VolumeSpec::Directory { .. } => "volume.directory",
             };
             let label = vol.label();
-            let (avail, problem, _) = match (&engine, known(rid, &label)) {
-                (Probe::Problem(a, p), _) => (*a, p.clone(), None),
+            let (avail, problem, _, _) = match (&engine, known(rid, &label)) {
+                (Probe::Problem(a, p), _) => (*a, p.clone(), None, None),
                 (Probe::Engine(_), Some(a)) => a,
                 (Probe::Engine(e), None) => match vol.exists(e).await {
-                    Ok(true) => (Avail::Up, String::new(), None),
-                    Ok(false) => (Avail::Down, String::new(), None),
-                    Err(err) => (Avail::Warn, err.to_string(), None),
+                    Ok(true) => (Avail::Up, String::new(), None, None),
+                    Ok(false) => (Avail::Down, String::new(), None, None),
+                    Err(err) => (Avail::Warn, err.to_string(), None, None),
                 },
             };
-            answers.insert(rid.clone(), (label.clone(), (avail, problem.clone(), None)));
+            answers.insert(
+                rid.clone(),
+                (label.clone(), (avail, problem.clone(), None, None)),
+            );
             let rs = self.resource_status(rid, rtype, label, avail, problem, None);
             status.resources.push(rs);
         }
         for c in &r.containers {
-            let (avail, problem, id) = match (&engine, known(&c.rid, &c.spec.name)) {
-                (Probe::Problem(a, p), _) => (*a, p.clone(), None),
+            let (avail, problem, id, docker) = match (&engine, known(&c.rid, &c.spec.name)) {
+                (Probe::Problem(a, p), _) => (*a, p.clone(), None, None),
                 (Probe::Engine(_), Some(a)) => a,
                 (Probe::Engine(e), None) => match e.inspect(&c.spec.name).await {
-                    Ok(Some(cur)) if cur.state.running => (Avail::Up, String::new(), Some(cur.id)),
-                    Ok(Some(cur)) => (Avail::Down, String::new(), Some(cur.id)),
-                    Ok(None) => (Avail::Down, String::new(), None),
-                    Err(err) => (Avail::Warn, err.to_string(), None),
+                    Ok(Some(cur)) if cur.state.running => {
+                        let h = cur.state.health.map(|w| (w, cur.state.health_output));
+                        (Avail::Up, String::new(), Some(cur.id), h)
+                    }
+                    Ok(Some(cur)) => (Avail::Down, String::new(), Some(cur.id), None),
+                    Ok(None) => (Avail::Down, String::new(), None, None),
+                    Err(err) => (Avail::Warn, err.to_string(), None, None),
                 },
             };
             answers.insert(
                 c.rid.clone(),
-                (c.spec.name.clone(), (avail, problem.clone(), id.clone())),
+                (
+                    c.spec.name.clone(),
+                    (avail, problem.clone(), id.clone(), docker.clone()),
+                ),
             );
+            let up_id = id.as_deref().filter(|_| avail == Avail::Up);
+            let on = match &engine {
+                Probe::Engine(e) => Some(e),
+                Probe::Problem(..) => None,
+            };
+            let docker = docker.as_ref().map(|(w, o)| (w.as_str(), o.as_deref()));
+            let health = self.track_health(c, on, up_id, docker);
             if avail == Avail::Up && (!c.files.is_empty() || !c.env_values.is_empty()) {
                 let st = self.res.entry(c.rid.clone()).or_default();
                 if st.values.is_empty() {
@@ -135,11 +154,20 @@ impl Imon {
             let mut rs =
                 self.resource_status(&c.rid, "container.docker", c.label(), avail, problem, id);
             rs.service = Some(c.service.clone());
+            // Running but unhealthy: up, with a warning `mon` shows.
+            if rs.avail == Avail::Up
+                && health
+                    .as_ref()
+                    .is_some_and(|h| h.state == berth_model::health::HealthState::Unhealthy)
+            {
+                rs.avail = Avail::Warn;
+            }
+            rs.health = health;
             status.resources.push(rs);
         }
         // A Docker error is asked again next time rather than remembered.
         if matches!(engine, Probe::Engine(_))
-            && answers.values().all(|(_, (a, _, _))| *a != Avail::Warn)
+            && answers.values().all(|(_, (a, _, _, _))| *a != Avail::Warn)
         {
             self.probed = Some(Probed { socket, answers });
         }
@@ -174,6 +202,7 @@ impl Imon {
             service: None,
             draining: st.draining,
             values: st.values.clone(),
+            health: None,
         }
     }
 

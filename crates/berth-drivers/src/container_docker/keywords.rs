@@ -1,3 +1,4 @@
+use berth_model::health::OnUnhealthy;
 use berth_model::{Keyword, KeywordTable, KwType, Rule};
 
 const fn kw(
@@ -50,6 +51,13 @@ pub static TABLE: KeywordTable = KeywordTable {
         kw("restart_delay", KwType::Duration, Some("1s"), "Delay before each restart.", Some("500ms")),
         kw("stop_timeout", KwType::Duration, Some("10s"), "Grace period between SIGTERM and SIGKILL on stop.", Some("30s")),
         kw("healthcheck", KwType::String, None, "Shell command docker runs inside the container to check its health.", Some("wget -q -O- localhost/health")),
+        kw("check", KwType::String, None, "A health check berth runs itself, so the image needs no curl: http://:PORT[/path] (a GET on the container's address; an answer from 200 to 399 passes) or tcp://:PORT (a connection that opens passes). Timed by health_interval, health_timeout, health_retries and health_start_period, like healthcheck. Its result is the instance's health in print status and mon, the catalog's check, and the ingress's rotation.", Some("http://:8080/health")).with_rule(Rule::Check),
+        kw("health_interval", KwType::Duration, Some("5s"), "Time between two runs of the container's check (healthcheck or check).", Some("2s")),
+        kw("health_timeout", KwType::Duration, Some("3s"), "How long one run of the check may take before it counts as failed.", Some("1s")),
+        kw("health_retries", KwType::Int, Some("3"), "Failed runs in a row that make the container unhealthy; one that passes makes it healthy again.", Some("2")).with_rule(Rule::Range { min: 1, max: 100 }),
+        kw("health_start_period", KwType::Duration, Some("0s"), "After a start, failed runs do not count until this has passed, or until one passed.", Some("30s")),
+        kw("health_grace", KwType::Duration, Some("30s"), "How long an instance may stay unhealthy before on_unhealthy acts.", Some("10s")),
+        kw("on_unhealthy", KwType::Enum(OnUnhealthy::WORDS), Some("none"), "What berth does with an instance unhealthy for longer than health_grace: none (only report it), restart (restart the container; each restart counts against the restart budget, and a spent budget marks the resource failed), failover (move a failover service to another node; on a node alone, a restart). Every action is an event with the check output that caused it.", Some("restart")),
         kw("read_only", KwType::Bool, Some("false"), "Mount the container's root filesystem read-only.", Some("true")),
         kw("user", KwType::String, None, "User (name or uid[:gid]) the container runs as.", Some("1000:1000")),
         kw("privileged", KwType::Bool, Some("false"), "Give the container extended privileges.", Some("false")),

@@ -5,6 +5,7 @@ pub mod files;
 pub mod keywords;
 
 use berth_engine::{ContainerSpec, MountSpec, PortSpec};
+use berth_model::health::{parse_check, CheckTarget, HealthTiming, OnUnhealthy};
 use berth_model::rules::{parse_key_value, parse_mount as mount_parts, parse_port as port_parts};
 use berth_model::{split_words, ObjectPath, Section};
 use std::collections::HashMap;
@@ -49,6 +50,12 @@ pub struct ContainerResource {
     pub env_values: Vec<files::EnvRef>,
     /// How a new version of its files reaches the running container.
     pub reload: files::Reload,
+    /// The check berth runs itself (`check`), if any.
+    pub check: Option<CheckTarget>,
+    /// The timing of `check` and of Docker's `healthcheck`.
+    pub health: HealthTiming,
+    pub health_grace: Duration,
+    pub on_unhealthy: OnUnhealthy,
 }
 
 /// `<ns>..<name>`, or `<name>` in the root namespace.
@@ -128,6 +135,16 @@ impl ContainerResource {
                 .map_err(|e| format!("{kw}: {e}"))
         };
         let stop_timeout = dur("stop_timeout")?;
+        let health = HealthTiming {
+            interval: dur("health_interval")?,
+            timeout: dur("health_timeout")?,
+            retries: s
+                .get_int("health_retries")
+                .map_err(|e| format!("health_retries: {e}"))?
+                .map_or(3, |n| u32::try_from(n.clamp(1, 100)).unwrap_or(3)),
+            start_period: dur("health_start_period")?,
+        };
+        let healthcheck = field("healthcheck").map(str::to_string);
         let (delivered, env_values) = files::deliveries(s)?;
         let reload = field("secrets_reload")
             .map(files::Reload::parse)
@@ -154,7 +171,8 @@ impl ContainerResource {
                 .get_bool("privileged")
                 .map_err(|e| format!("privileged: {e}"))?
                 .unwrap_or(false),
-            healthcheck: field("healthcheck").map(str::to_string),
+            healthcheck_timing: healthcheck.is_some().then_some(health),
+            healthcheck,
             stop_timeout: Some(stop_timeout.as_secs() as i64),
             dns: Vec::new(),
         };
@@ -211,6 +229,17 @@ impl ContainerResource {
             files: delivered,
             env_values,
             reload,
+            check: field("check")
+                .map(|c| parse_check(c).map_err(|e| format!("check: {e}")))
+                .transpose()?,
+            health,
+            health_grace: dur("health_grace")?,
+            on_unhealthy: match field("on_unhealthy") {
+                None => OnUnhealthy::None,
+                Some(w) => OnUnhealthy::parse(w).ok_or_else(|| {
+                    format!("on_unhealthy: {w} is not one of none, restart, failover")
+                })?,
+            },
         })
     }
 
@@ -279,7 +308,10 @@ fn fingerprint(spec: &ContainerSpec) -> String {
             labels: HashMap::new(),
             ..s.clone()
         }
-    );
+    )
+    // Fields added later are left out while unset, so a container made
+    // before them keeps its fingerprint and is not "config changed".
+    .replace(", healthcheck_timing: None", "");
     format!("{:016x}", berth_model::fnv1a64(text.as_bytes()))
 }
 
