@@ -228,6 +228,45 @@ impl Agent {
         Ok(self.cluster.node_op(by, name, op).await?)
     }
 
+    /// `deploy`: the service's config rolled out, batch by batch.
+    pub async fn deploy(
+        &self,
+        by: &UserRef,
+        path: &ObjectPath,
+        args: berth_cluster::DeployArgs,
+    ) -> Result<ActionOutcome, AgentError> {
+        self.cluster
+            .authorize(by, &path.to_string(), berth_auth::Action::Start)?;
+        if self.cluster.desired().get(&path.to_string())?.is_none() {
+            return Err(AgentError::NotFound(path.to_string()));
+        }
+        Ok(self.cluster.deploy(path, args, by).await?)
+    }
+
+    /// `rollback`: the previous deployed config, deployed again.
+    pub async fn rollback(
+        &self,
+        by: &UserRef,
+        path: &ObjectPath,
+    ) -> Result<ActionOutcome, AgentError> {
+        self.cluster
+            .authorize(by, &path.to_string(), berth_auth::Action::Set)?;
+        if self.cluster.desired().get(&path.to_string())?.is_none() {
+            return Err(AgentError::NotFound(path.to_string()));
+        }
+        Ok(self.cluster.rollback(path, by).await?)
+    }
+
+    pub fn deploy_history(
+        &self,
+        path: &str,
+    ) -> Result<berth_model::deploy::DeployHistory, AgentError> {
+        if self.cluster.desired().get(path)?.is_none() {
+            return Err(AgentError::NotFound(path.to_string()));
+        }
+        Ok(self.cluster.deploy_history(path)?)
+    }
+
     /// `switch --to`, `takeover` and `giveback`.
     pub async fn switch(
         &self,

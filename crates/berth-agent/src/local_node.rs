@@ -22,6 +22,41 @@ impl Agent {
         berth_drivers::default::settings(&eff)
     }
 
+    /// Each container resource's spec fingerprint, resolved here.
+    pub(crate) fn spec_fingerprints(
+        &self,
+        path: &ObjectPath,
+        text: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
+        let eff =
+            berth_model::resolve(&doc, &self.registry, path, self.nodename()).map_err(|errs| {
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        let id = eff.default.get_str("id").unwrap_or_default();
+        eff.resources_of("container")
+            .map(|s| {
+                let c = berth_drivers::container_docker::ContainerResource::from_section(
+                    path,
+                    s,
+                    id,
+                    self.nodename(),
+                )
+                .map_err(|e| format!("{}: {e}", s.name))?;
+                let spec = c
+                    .spec
+                    .labels
+                    .get(berth_drivers::container_docker::LABEL_SPEC)
+                    .cloned()
+                    .unwrap_or_default();
+                Ok((c.rid, spec))
+            })
+            .collect()
+    }
+
     /// The `sec` and `cfg` values `path`'s containers take on `node`.
     pub(crate) fn values_used(
         &self,
@@ -68,6 +103,17 @@ impl LocalNode for AgentNode {
             .upgrade()
             .ok_or("the daemon is shutting down")?
             .values_used(path, config, node)
+    }
+
+    fn spec_fingerprints(
+        &self,
+        path: &ObjectPath,
+        config: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        self.0
+            .upgrade()
+            .ok_or("the daemon is shutting down")?
+            .spec_fingerprints(path, config)
     }
 
     fn act(

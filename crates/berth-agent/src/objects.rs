@@ -370,7 +370,26 @@ impl Agent {
                 self.imon(&p).wake();
             }
         }
+        for (c, _, text) in &planned {
+            if *text != c.rec.config {
+                self.config_written(&c.rec.path, c.rec.config.clone(), by);
+            }
+        }
         Ok(out)
+    }
+
+    /// After a config change: a baseline version, and with update=rolling
+    /// the rollout, in the background (`berth_cluster::Cluster::config_written`).
+    fn config_written(self: &Arc<Self>, path: &str, old: String, by: &UserRef) {
+        let Ok(p) = path.parse::<ObjectPath>() else {
+            return;
+        };
+        let (cluster, by, events) = (self.cluster.clone(), by.clone(), self.events.clone());
+        tokio::spawn(async move {
+            if let Err(e) = cluster.config_written(&p, &old, &by).await {
+                events.emit(Some(&p.to_string()), None, format!("deploy: {e}"), None);
+            }
+        });
     }
 
     /// Puts a staged config file in place once desired state holds its

@@ -45,6 +45,25 @@ pub struct SwitchRequest {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub path: String,
+    /// Over `update_parallelism`.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// Over `update_delay`, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Over `update_order`: `stop-first` or `start-first`.
+    #[serde(default)]
+    pub order: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PathBody {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InitRequest {
     /// `ip:port` peers dial; the daemon's default route address when absent.
     #[serde(default)]

@@ -174,6 +174,18 @@ endpoints! {
         query Empty, body SwitchRequest {"SwitchRequest"},
         reply ActionOutcome, "action outcome",
         "Move a service to a node (switch, takeover), or let the scheduler place it again (giveback)";
+    DeployObject: Post "/v1/objects/deploy" Json,
+        query Empty, body DeployRequest {"DeployRequest"},
+        reply ActionOutcome, "deploy outcome: the batches, the health gates, a rollback",
+        "Roll the service's config out to its instances, a batch at a time, each behind a health gate";
+    RollbackObject: Post "/v1/objects/rollback" Json,
+        query Empty, body PathBody {"PathBody"},
+        reply ActionOutcome, "rollback outcome",
+        "Deploy the service's previous deployed config again";
+    DeployHistory: Get "/v1/objects/history" Json,
+        query PathQuery [PATH], body Empty,
+        reply berth_model::deploy::DeployHistory, "deployed versions, oldest first",
+        "The versions a service deployed: who, when, digests, outcome and config";
     Events: Get "/v1/events" Stream,
         query EventsQuery [
             ("since", false, "replay events after this sequence number"),

@@ -57,6 +57,8 @@ pub fn document() -> Value {
             "EditRequest": {"type": "object", "properties": {"selector": {"type": "string"}, "set": {"type": "array", "items": {"type": "string"}}, "unset": {"type": "array", "items": {"type": "string"}}}, "required": ["selector"]},
             "ActionRequest": {"type": "object", "properties": {"path": {"type": "string"}, "action": {"enum": ["start", "stop", "restart", "freeze", "thaw", "delete"]}, "local": {"type": "boolean"}}, "required": ["path", "action"]},
             "SwitchRequest": {"type": "object", "properties": {"path": {"type": "string"}, "to": {"type": ["string", "null"]}}, "required": ["path"]},
+            "DeployRequest": {"type": "object", "properties": {"path": {"type": "string"}, "parallelism": {"type": ["integer", "null"], "minimum": 1}, "delay_ms": {"type": ["integer", "null"], "minimum": 0}, "order": {"enum": ["stop-first", "start-first", null]}}, "required": ["path"]},
+            "PathBody": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
             "InitRequest": {"type": "object", "properties": {"advertise": {"type": ["string", "null"], "description": "ip:port peers dial; the default route's address when absent"}, "name": {"type": "string"}}},
             "JoinRequest": {"type": "object", "properties": {"addr": {"type": "string"}, "token": {"type": "string"}, "advertise": {"type": ["string", "null"], "description": "ip:port peers dial; the address that reaches addr when absent"}}, "required": ["addr", "token"]},
             "AutolockRequest": {"type": "object", "properties": {"op": {"enum": ["enable", "rotate", "disable"]}}, "required": ["op"]},

@@ -83,6 +83,9 @@ pub fn router_with(agent: Arc<Agent>, ingress: crate::catalog::IngressSlot) -> R
         ObjectStatuses => status,
         WatchStatuses => watch_status,
         SwitchObject => switch,
+        DeployObject => deploy,
+        RollbackObject => rollback,
+        DeployHistory => history,
         Events => events,
         ClusterInit => cluster_init,
         ClusterJoin => cluster_join,
@@ -217,6 +220,42 @@ async fn switch(
         a.switch(&by, &parse_path(&r.path)?, r.to.as_deref())
             .await?,
     ))
+}
+
+async fn deploy(
+    State(a): S,
+    Caller(by): Caller,
+    Json(r): Json<DeployRequest>,
+) -> Reply<DeployObject> {
+    let order = r
+        .order
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(berth_agent::AgentError::BadInput)?;
+    let args = berth_cluster::DeployArgs {
+        parallelism: r.parallelism,
+        delay: r.delay_ms.map(std::time::Duration::from_millis),
+        order,
+    };
+    Ok(Json(a.deploy(&by, &parse_path(&r.path)?, args).await?))
+}
+
+async fn rollback(
+    State(a): S,
+    Caller(by): Caller,
+    Json(r): Json<PathBody>,
+) -> Reply<RollbackObject> {
+    Ok(Json(a.rollback(&by, &parse_path(&r.path)?).await?))
+}
+
+async fn history(
+    State(a): S,
+    Caller(by): Caller,
+    Query(q): Query<PathQuery>,
+) -> Reply<DeployHistory> {
+    a.check_read(&by, &q.path)?;
+    Ok(Json(a.deploy_history(&q.path)?))
 }
 
 async fn cluster_init(State(a): S, by: Caller, Json(r): Json<InitRequest>) -> Reply<ClusterInit> {

@@ -79,7 +79,7 @@ fn selection(selector: &str, allow_empty: bool) -> SelectorQuery {
     }
 }
 
-async fn select(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectInfo>> {
+pub(crate) async fn select(ctx: &Ctx, selector: &str) -> anyhow::Result<Vec<ObjectInfo>> {
     Ok(ctx
         .client()
         .call::<api::ListObjects>(&selection(selector, false), &Empty {})
@@ -236,14 +236,38 @@ pub async fn object(ctx: &Ctx, selector: &str, cmd: ObjCmd) -> anyhow::Result<Ex
         ObjCmd::Get { kw, eval } => get(ctx, selector, &kw, eval).await,
         ObjCmd::Print {
             what: PrintWhat::Config,
+            version: Some(v),
+        } => crate::deploy::print_config_version(ctx, selector, v).await,
+        ObjCmd::Print {
+            what: PrintWhat::Config,
+            version: None,
         }
         | ObjCmd::Config {
             what: ConfigWhat::Show,
         } => print_config(ctx, selector).await,
         ObjCmd::Print {
             what: PrintWhat::Status,
+            version: Some(_),
+        } => Err(crate::Usage("--version goes with print config".into()).into()),
+        ObjCmd::Print {
+            what: PrintWhat::Status,
+            version: None,
         }
         | ObjCmd::Status => print_status(ctx, selector).await,
+        ObjCmd::Deploy {
+            parallelism,
+            delay,
+            order,
+        } => {
+            let o = crate::deploy::DeployOpts {
+                parallelism,
+                delay,
+                order,
+            };
+            crate::deploy::deploy(ctx, selector, o).await
+        }
+        ObjCmd::Rollback => crate::deploy::rollback(ctx, selector).await,
+        ObjCmd::History => crate::deploy::history(ctx, selector).await,
         ObjCmd::Start(a) => action(ctx, selector, ActionKind::Start, a).await,
         ObjCmd::Stop(a) => action(ctx, selector, ActionKind::Stop, a).await,
         ObjCmd::Restart(a) => action(ctx, selector, ActionKind::Restart, a).await,

@@ -12,6 +12,7 @@ pub mod client;
 mod cluster;
 mod commands;
 mod daemon;
+mod deploy;
 mod kv;
 mod remote;
 mod render;

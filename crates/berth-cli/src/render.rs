@@ -182,6 +182,13 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
                 r.label
             );
             let rcont = if i + 1 == n { "   " } else { "|  " };
+            if r.config_changed {
+                let _ = writeln!(
+                    out,
+                    "   {cont}   {rcont}  {:<22} config changed: `deploy` rolls it out",
+                    ""
+                );
+            }
             if let Some(h) = &r.health {
                 let source = match h.source {
                     berth_model::health::HealthSource::Docker => "healthcheck",

@@ -74,6 +74,7 @@ fn object_actions(op: &ObjectOp) -> Vec<(String, &'static str)> {
             vec![(path.clone(), a)]
         }
         ObjectOp::Move { path, .. } => vec![(path.clone(), "switch")],
+        ObjectOp::Deployed { path, .. } => vec![(path.clone(), "deploy")],
     }
 }
 

@@ -144,6 +144,11 @@ pub enum ObjectOp {
         path: String,
         to: Vec<String>,
     },
+    /// A deploy's versions, as they stand after its latest step.
+    Deployed {
+        path: String,
+        history: berth_model::deploy::DeployHistory,
+    },
 }
 
 impl ObjectOp {
@@ -153,7 +158,8 @@ impl ObjectOp {
             ObjectOp::SetConfigs(cs) => cs.iter().map(|c| c.path.as_str()).collect(),
             ObjectOp::Delete { path }
             | ObjectOp::SetTarget { path, .. }
-            | ObjectOp::Move { path, .. } => vec![path.as_str()],
+            | ObjectOp::Move { path, .. }
+            | ObjectOp::Deployed { path, .. } => vec![path.as_str()],
         }
     }
 }
@@ -643,7 +649,12 @@ fn object_request(op: &ObjectOp) -> Result<Request, berth_store::StoreError> {
                 .map(ObjectRecord::put)
                 .collect::<Result<_, _>>()?,
         ),
-        ObjectOp::Delete { path } => delete_object(path),
+        ObjectOp::Delete { path } => Request::Batch(vec![
+            delete_object(path),
+            Request::Delete {
+                key: crate::deploy::deploy_key(path),
+            },
+        ]),
         ObjectOp::SetConfigs(cs) => Request::Batch(
             cs.iter()
                 .map(|c| {
@@ -672,6 +683,9 @@ fn object_request(op: &ObjectOp) -> Result<Request, berth_store::StoreError> {
             ..Default::default()
         }
         .request(path)?,
+        ObjectOp::Deployed { path, history } => {
+            put_json(&crate::deploy::deploy_key(path), history)?
+        }
     })
 }
 

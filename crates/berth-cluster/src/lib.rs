@@ -27,6 +27,7 @@ mod audit;
 mod autolock;
 mod backend_use;
 pub mod command;
+mod deploy;
 mod error;
 mod heartbeat;
 mod identity;
@@ -50,6 +51,7 @@ pub use backend_use::{BackendUse, IngressProbe};
 pub use command::{
     check_kv_key, AuthOp, Command, ConfigText, KvWrite, ObjectOp, SecretOp, UserRef,
 };
+pub use deploy::DeployArgs;
 pub use error::ClusterError;
 pub use identity::Identity;
 pub use ldap::{LdapSyncReport, LdapUserChange};
@@ -92,6 +94,14 @@ pub trait LocalNode: Send + Sync {
         config: &str,
         node: &str,
     ) -> Result<Vec<(ObjectPath, String)>, String>;
+
+    /// The fingerprint of each container resource's spec (rid →
+    /// fingerprint) when `path`'s config `config` is resolved here.
+    fn spec_fingerprints(
+        &self,
+        path: &ObjectPath,
+        config: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, String>;
 
     /// Runs an action on this node's instance of `path`, for `by`.
     fn act(
@@ -137,6 +147,8 @@ pub struct Cluster {
     pub(crate) me: OnceLock<std::sync::Weak<Cluster>>,
     /// Serializes init, join and leave.
     pub(crate) membership_lock: tokio::sync::Mutex<()>,
+    /// One deploy of an object at a time, on this node.
+    pub(crate) deploy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Cluster {
@@ -198,6 +210,7 @@ impl Cluster {
             refusal_budget: Default::default(),
             me: OnceLock::new(),
             membership_lock: tokio::sync::Mutex::new(()),
+            deploy_locks: Mutex::default(),
             opts,
         });
         let _ = cluster.me.set(Arc::downgrade(&cluster));

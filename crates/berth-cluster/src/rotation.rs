@@ -41,7 +41,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
             pending.clear();
             continue;
         }
-        let reports = cluster.rotation_reports();
+        let reports = cluster.instance_reports();
         let current = |path: &str, name: &str| cluster.current_version(path, name);
         pending.retain(|p| {
             let age = p.since.elapsed();
@@ -133,7 +133,7 @@ impl Cluster {
     /// The leader's reports of the nodes it hears from, with this node's
     /// own instances fresh from the status bus (a standalone node has no
     /// heartbeats). A silent node's last report says nothing of now.
-    fn rotation_reports(&self) -> Reports {
+    pub(crate) fn instance_reports(&self) -> Reports {
         let now = berth_watchdog::boottime();
         let mut reports: Reports = {
             let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -196,6 +196,10 @@ mod tests {
             avail,
             frozen: false,
             values: BTreeMap::from([("sec/db/password".to_string(), v)]),
+            stale: false,
+            failed: false,
+            health: None,
+            why: None,
         }
     }
 

@@ -10,6 +10,7 @@ fn settings(topology: Topology, orchestrate: Orchestrate, flex: usize) -> Object
         priority: 100,
         hard_anti_affinity: vec![],
         soft_anti_affinity: vec![],
+        update: Default::default(),
     }
 }
 
@@ -101,6 +102,10 @@ fn a_failover_move_waits_while_a_live_node_reports_it_running() {
             avail: Avail::Up,
             frozen: false,
             values: Default::default(),
+            stale: false,
+            failed: false,
+            health: None,
+            why: None,
         }],
     )]);
     let first = decide(&objs, &facts, &reports);

@@ -52,6 +52,18 @@ pub struct InstanceReport {
     /// oldest one when its containers differ.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub values: std::collections::BTreeMap<String, u64>,
+    /// A container runs an older config ("config changed").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    /// A resource's restart budget is spent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// The worst health of its containers that have a check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthState>,
+    /// What its check said when not healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 impl InstanceReport {
@@ -63,11 +75,31 @@ impl InstanceReport {
                 .and_modify(|old: &mut u64| *old = (*old).min(*v))
                 .or_insert(*v);
         }
+        use crate::health::HealthState;
+        let rank = |h: HealthState| match h {
+            HealthState::Healthy => 0,
+            HealthState::Starting => 1,
+            HealthState::Unhealthy => 2,
+        };
         InstanceReport {
             path: s.path.clone(),
             avail: s.avail,
             frozen: s.frozen,
             values,
+            stale: s.resources.iter().any(|r| r.config_changed),
+            failed: s.resources.iter().any(|r| r.failed),
+            health: s
+                .resources
+                .iter()
+                .filter_map(|r| r.health.as_ref().map(|h| h.state))
+                .max_by_key(|h| rank(*h)),
+            why: s
+                .resources
+                .iter()
+                .filter_map(|r| r.health.as_ref())
+                .filter(|h| h.state != HealthState::Healthy)
+                .max_by_key(|h| rank(h.state))
+                .map(|h| h.output.clone()),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod action;
 pub mod cidr;
 pub mod cluster;
 pub mod config;
+pub mod deploy;
 pub mod effective;
 pub mod event;
 pub mod glob;

@@ -3,8 +3,6 @@
 //! that owns their keywords (`berth-drivers`, `default/`).
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
 /// `topology`: how many instances run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,12 +30,12 @@ macro_rules! keyword_enum {
                 match self { $(Self::$v => $s),+ }
             }
         }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
-        impl FromStr for $t {
+        impl std::str::FromStr for $t {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
@@ -49,6 +47,8 @@ macro_rules! keyword_enum {
         }
     };
 }
+
+pub(crate) use keyword_enum;
 
 keyword_enum!(Topology, "topology", Failover = "failover", Flex = "flex");
 keyword_enum!(
@@ -70,6 +70,8 @@ pub struct ObjectSettings {
     pub priority: i64,
     pub hard_anti_affinity: Vec<String>,
     pub soft_anti_affinity: Vec<String>,
+    /// How a change rolls out (`update_*`).
+    pub update: crate::deploy::UpdatePolicy,
 }
 
 impl ObjectSettings {

@@ -102,6 +102,10 @@ pub struct ResourceStatus {
     /// The container's health, from its `check` or Docker's healthcheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::InstanceHealth>,
+    /// The running container was made from an older config: a `deploy`
+    /// (or a start) makes it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_changed: bool,
 }
 
 /// A container's catalog registration (`service_name`, `service_tags`,

@@ -225,6 +225,11 @@ impl Imon {
         let unwell = existing
             .as_ref()
             .is_some_and(|cur| cur.state.running && self.unhealthy_restart_due(c, &cur.id));
+        // Until a container is made from the current config again (a
+        // deploy, a start), the service is "config changed" here.
+        self.res.entry(c.rid.clone()).or_default().stale = existing
+            .as_ref()
+            .is_some_and(|cur| cur.labels.get(LABEL_SPEC) != want);
         let id = match existing {
             Some(cur) if unwell => {
                 engine
@@ -381,7 +386,9 @@ impl Imon {
             .await
             .map_err(|e| e.to_string())?;
         let staged = crate::files::stage(&self.agent, &self.path, c).await?;
-        self.res.entry(c.rid.clone()).or_default().values = staged.versions;
+        let st = self.res.entry(c.rid.clone()).or_default();
+        st.values = staged.versions;
+        st.stale = false;
         if !c.dns_berth && staged.mounts.is_empty() && staged.env.is_empty() {
             return engine.create(&c.spec).await.map_err(|e| e.to_string());
         }

@@ -93,6 +93,8 @@ pub(crate) struct ResourceState {
     pub health_due: Option<tokio::time::Instant>,
     /// The container this monitor started last (not one it adopted).
     pub started_here: Option<String>,
+    /// The container was made from an older config ("config changed").
+    pub stale: bool,
 }
 
 impl ResourceState {

@@ -203,6 +203,7 @@ impl Imon {
             draining: st.draining,
             values: st.values.clone(),
             health: None,
+            config_changed: st.stale && avail != Avail::Down,
         }
     }
 

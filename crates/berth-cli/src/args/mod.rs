@@ -626,11 +626,14 @@ pub enum ObjCmd {
     },
     /// Print the config or the status.
     #[command(
-        after_help = "Examples:\n  berth app1-prd/svc1 print config\n  berth app1-prd/svc1 print status"
+        after_help = "Examples:\n  berth app1-prd/svc1 print config\n  berth app1-prd/svc1 print config --version 3\n  berth app1-prd/svc1 print status"
     )]
     Print {
         #[arg(value_enum)]
         what: PrintWhat,
+        /// config: the text a deployed version ran (see `history`).
+        #[arg(long)]
+        version: Option<u64>,
     },
     /// Config commands (`config show` = `print config`).
     #[command(after_help = "Examples:\n  berth app1-prd/svc1 config show")]
@@ -663,6 +666,29 @@ pub enum ObjCmd {
     /// topology=flex: run N instances, each on its own node.
     #[command(after_help = "Examples:\n  berth web scale 3")]
     Scale { instances: u32 },
+    /// Roll the config out: instances running an older container spec are
+    /// replaced a batch at a time, each new one behind a health gate; a
+    /// failed gate rolls back (update_failure_action).
+    #[command(
+        after_help = "Examples:\n  berth web deploy\n  berth web deploy --parallelism 2 --delay 5s\n\nThe update_* keywords give the defaults. `history` lists the deployed versions."
+    )]
+    Deploy {
+        /// Instances replaced at a time (update_parallelism).
+        #[arg(long)]
+        parallelism: Option<u32>,
+        /// Wait between batches, such as 5s (update_delay).
+        #[arg(long, value_parser = parse_delay)]
+        delay: Option<std::time::Duration>,
+        /// stop-first or start-first (update_order).
+        #[arg(long, value_parser = ["stop-first", "start-first"])]
+        order: Option<String>,
+    },
+    /// Deploy the previous deployed version's config again.
+    #[command(after_help = "Examples:\n  berth web rollback")]
+    Rollback,
+    /// The deployed versions: who, when, digests, outcome.
+    #[command(after_help = "Examples:\n  berth web history\n  berth web history --format json")]
+    History,
     /// Cluster: stop the service where it runs and start it on NODE.
     #[command(after_help = "Examples:\n  berth db switch --to node2")]
     Switch {
@@ -737,4 +763,9 @@ pub enum PrintWhat {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ConfigWhat {
     Show,
+}
+
+/// A `--delay` value: a duration such as 500ms, 5s or 1m.
+fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
+    berth_model::parse_duration(s)
 }

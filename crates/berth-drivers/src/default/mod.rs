@@ -3,6 +3,7 @@
 //! once by the effective config; nothing here supplies a default of its own.
 pub mod keywords;
 
+use berth_model::deploy::UpdatePolicy;
 use berth_model::{EffectiveConfig, ObjectSettings, Section};
 
 fn required<'a>(d: &'a Section, kw: &str) -> Result<&'a str, String> {
@@ -28,6 +29,28 @@ pub fn settings(eff: &EffectiveConfig) -> Result<ObjectSettings, String> {
         priority: int(d, "priority")?,
         hard_anti_affinity: d.get_list("hard_anti_affinity")?,
         soft_anti_affinity: d.get_list("soft_anti_affinity")?,
+        update: update_policy(d)?,
+    })
+}
+
+fn update_policy(d: &Section) -> Result<UpdatePolicy, String> {
+    let dur = |kw: &str| -> Result<std::time::Duration, String> {
+        d.get_duration(kw)?
+            .ok_or_else(|| format!("[DEFAULT] {kw}: no value, and the keyword table gives none"))
+    };
+    let parallelism = int(d, "update_parallelism")?;
+    Ok(UpdatePolicy {
+        mode: required(d, "update")?.parse()?,
+        parallelism: u32::try_from(parallelism)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                format!("[DEFAULT] update_parallelism: {parallelism} is not 1 or more")
+            })?,
+        delay: dur("update_delay")?,
+        order: required(d, "update_order")?.parse()?,
+        monitor: dur("update_monitor")?,
+        failure: required(d, "update_failure_action")?.parse()?,
     })
 }
 

@@ -1,0 +1,467 @@
+//! Rolling deploys (`berth <svc> deploy`, `rollback`; design note:
+//! `design/rollout.md`). A deploy records the service's config as a new
+//! version, then replaces the instances that run an older container spec,
+//! `update_parallelism` nodes at a time: each a drained stop and a start
+//! from the current config (the instance monitor's `restart`), stop-first,
+//! then a health gate that the new instance must pass before the next
+//! batch. A failed gate rolls the whole service back to the previous
+//! deployed version, or pauses, as `update_failure_action` says.
+
+use crate::command::{Command, ConfigText, ObjectOp, UserRef};
+use crate::{Cluster, ClusterError};
+use berth_model::cluster::InstanceReport;
+use berth_model::deploy::{
+    batches, gate, DeployHistory, DeployVersion, FailureAction, Gate, Outcome, UpdateOrder,
+    UpdatePolicy,
+};
+use berth_model::status::Target;
+use berth_model::{ActionKind, ActionOutcome, ObjectPath};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a new instance may take to come up and pass its check, on
+/// top of `update_monitor`.
+const START_WAIT: Duration = Duration::from_secs(60);
+/// How often the gate looks at the instance.
+const LOOK_EVERY: Duration = Duration::from_millis(200);
+/// Another node's report is trusted only once a heartbeat sent after its
+/// restart can have arrived.
+const REPORT_LAG: Duration = Duration::from_millis(1500);
+
+/// `deploy`'s options over the `update_*` keywords.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeployArgs {
+    pub parallelism: Option<u32>,
+    pub delay: Option<Duration>,
+    pub order: Option<UpdateOrder>,
+}
+
+pub fn deploy_key(path: &str) -> String {
+    format!("deploy/{path}")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why a rollout stopped.
+struct Failed(String);
+
+impl Cluster {
+    /// The versions `path` deployed, oldest first.
+    pub fn deploy_history(&self, path: &str) -> Result<DeployHistory, ClusterError> {
+        Ok(self
+            .desired
+            .get_json::<DeployHistory>(&deploy_key(path))?
+            .unwrap_or_default())
+    }
+
+    async fn record_version(
+        &self,
+        path: &str,
+        by: &UserRef,
+        history: &mut DeployHistory,
+        v: DeployVersion,
+    ) -> Result<(), ClusterError> {
+        history.record(v);
+        self.submit(Command::Object {
+            by: by.clone(),
+            op: ObjectOp::Deployed {
+                path: path.to_string(),
+                history: history.clone(),
+            },
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Rolls the current config out to every instance that runs an older
+    /// container spec.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        path: &ObjectPath,
+        args: DeployArgs,
+        by: &UserRef,
+    ) -> Result<ActionOutcome, ClusterError> {
+        let key = path.to_string();
+        let lock = self
+            .deploy_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        // A deploy written while another runs waits for it, then rolls out
+        // what is current by then.
+        let _one_at_a_time = lock.lock().await;
+        let rec = self
+            .desired
+            .get(&key)?
+            .ok_or_else(|| ClusterError::NotFound(format!("{key}: no such object")))?;
+        let local = self.local()?.clone();
+        let settings = local
+            .settings(path, &rec.config)
+            .ok_or_else(|| ClusterError::BadInput(format!("{key}: its config does not resolve")))?;
+        let policy = policy_with(settings.update, args, settings.is_failover(), &key)?;
+        let mut history = self.deploy_history(&key)?;
+        let spec = local
+            .spec_fingerprints(path, &rec.config)
+            .map_err(ClusterError::BadInput)?;
+        let deployed_spec = history
+            .current()
+            .and_then(|v| local.spec_fingerprints(path, &v.config).ok());
+        let nodes = self.instance_nodes(&rec);
+        let reports = self.instance_reports();
+        let changed = deployed_spec.as_ref().is_some_and(|d| *d != spec);
+        let todo: Vec<String> = nodes
+            .iter()
+            .filter(|n| changed || report(&reports, n, &key).is_some_and(|r| r.stale))
+            .cloned()
+            .collect();
+        let same_text = history.current().is_some_and(|v| v.config == rec.config);
+        if todo.is_empty() && same_text {
+            let v = history.current().map_or(0, |v| v.version);
+            return Ok(said(
+                &key,
+                format!("nothing to deploy: version {v} runs everywhere"),
+            ));
+        }
+        let version = history.next_version();
+        let mut v = DeployVersion {
+            version,
+            config: rec.config.clone(),
+            by: by.to_string(),
+            at_ms: now_ms(),
+            digests: Default::default(),
+            outcome: Outcome::InProgress,
+            log: Vec::new(),
+        };
+        if rec.target != Target::Started || todo.is_empty() {
+            v.outcome = Outcome::Deployed;
+            let why = if rec.target != Target::Started {
+                "not started: its next start runs it"
+            } else {
+                "no container changed"
+            };
+            v.log.push(why.to_string());
+            self.record_version(&key, by, &mut history, v).await?;
+            return Ok(said(&key, format!("version {version} recorded ({why})")));
+        }
+        self.record_version(&key, by, &mut history, v.clone())
+            .await?;
+        self.emit_for(
+            &key,
+            format!("deploy: version {version} to {}", todo.join(", ")),
+        );
+        let rolled = self.roll(path, &todo, &policy, by, &mut v.log).await;
+        let Err(Failed(why)) = rolled else {
+            v.outcome = Outcome::Deployed;
+            v.log.push("deployed".into());
+            self.record_version(&key, by, &mut history, v.clone())
+                .await?;
+            self.emit_for(&key, format!("deploy: version {version} deployed"));
+            return Ok(outcome(&key, true, None, v.log));
+        };
+        self.emit_for(&key, format!("deploy: version {version} failed: {why}"));
+        let previous = history.before(version).cloned();
+        let error = match (policy.failure, previous) {
+            (FailureAction::Rollback, Some(prev)) => {
+                v.log
+                    .push(format!("rolling back to version {}", prev.version));
+                self.set_config(&key, &prev.config, by).await?;
+                let back = self.roll(path, &todo, &policy, by, &mut v.log).await;
+                v.outcome = Outcome::RolledBack { why: why.clone() };
+                if let Err(Failed(also)) = back {
+                    v.log.push(format!("the rollback failed too: {also}"));
+                }
+                self.emit_for(
+                    &key,
+                    format!("deploy: version {version} rolled back to {}", prev.version),
+                );
+                format!("{why}; rolled back to version {}", prev.version)
+            }
+            (FailureAction::Rollback, None) => {
+                v.log
+                    .push("no earlier deployed version to roll back to: paused".into());
+                v.outcome = Outcome::Paused { why: why.clone() };
+                format!("{why}; paused (no earlier version to roll back to)")
+            }
+            (FailureAction::Pause, _) => {
+                v.outcome = Outcome::Paused { why: why.clone() };
+                format!("{why}; paused (update_failure_action=pause)")
+            }
+        };
+        self.record_version(&key, by, &mut history, v.clone())
+            .await?;
+        Ok(outcome(&key, false, Some(error), v.log))
+    }
+
+    /// A config change of `path` was written over `old`. The first change
+    /// of a started service's container spec records `old` as version 1
+    /// (what a rollback returns to); with `update=rolling` the change is
+    /// deployed at once.
+    pub async fn config_written(
+        self: &Arc<Self>,
+        path: &ObjectPath,
+        old: &str,
+        by: &UserRef,
+    ) -> Result<(), ClusterError> {
+        let key = path.to_string();
+        let Some(rec) = self.desired.get(&key)? else {
+            return Ok(());
+        };
+        let local = self.local()?.clone();
+        let (Ok(before), Ok(after)) = (
+            local.spec_fingerprints(path, old),
+            local.spec_fingerprints(path, &rec.config),
+        ) else {
+            return Ok(());
+        };
+        if before == after || rec.target != Target::Started {
+            return Ok(());
+        }
+        let mut history = self.deploy_history(&key)?;
+        if history.current().is_none() {
+            let v = DeployVersion {
+                version: history.next_version(),
+                config: old.to_string(),
+                by: by.to_string(),
+                at_ms: now_ms(),
+                digests: Default::default(),
+                outcome: Outcome::Deployed,
+                log: vec!["the config its instances ran before its first deploy".into()],
+            };
+            self.record_version(&key, by, &mut history, v).await?;
+        }
+        let rolling = local
+            .settings(path, &rec.config)
+            .is_some_and(|s| s.update.mode == berth_model::deploy::UpdateMode::Rolling);
+        if rolling {
+            let out = self.deploy(path, DeployArgs::default(), by).await?;
+            if !out.ok {
+                tracing::warn!("{key}: rolling update: {}", out.error.unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
+    /// `rollback`: back to the deployed version before the current one.
+    pub async fn rollback(
+        self: &Arc<Self>,
+        path: &ObjectPath,
+        by: &UserRef,
+    ) -> Result<ActionOutcome, ClusterError> {
+        let key = path.to_string();
+        let history = self.deploy_history(&key)?;
+        let current = history.current().ok_or_else(|| {
+            ClusterError::BadInput(format!(
+                "{key}: no deployed version yet: nothing to roll back to"
+            ))
+        })?;
+        let prev = history.before(current.version).ok_or_else(|| {
+            ClusterError::BadInput(format!(
+                "{key}: version {} is the only deployed version: nothing to roll back to",
+                current.version
+            ))
+        })?;
+        self.set_config(&key, &prev.config, by).await?;
+        let mut out = self.deploy(path, DeployArgs::default(), by).await?;
+        out.lines.insert(
+            0,
+            format!("rollback to the config of version {}", prev.version),
+        );
+        Ok(out)
+    }
+
+    async fn set_config(&self, key: &str, config: &str, by: &UserRef) -> Result<(), ClusterError> {
+        self.submit(Command::Object {
+            by: by.clone(),
+            op: ObjectOp::SetConfigs(vec![ConfigText {
+                path: key.to_string(),
+                config: config.to_string(),
+            }]),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Where the object's instances run: its placement, or this node.
+    fn instance_nodes(&self, rec: &berth_store::ObjectRecord) -> Vec<String> {
+        if rec.placement.is_empty() || !self.is_clustered() {
+            vec![self.nodename().to_string()]
+        } else {
+            rec.placement.clone()
+        }
+    }
+
+    async fn roll(
+        self: &Arc<Self>,
+        path: &ObjectPath,
+        nodes: &[String],
+        policy: &UpdatePolicy,
+        by: &UserRef,
+        log: &mut Vec<String>,
+    ) -> Result<(), Failed> {
+        let key = path.to_string();
+        let all = batches(nodes, policy.parallelism);
+        for (i, batch) in all.iter().enumerate() {
+            if i > 0 && !policy.delay.is_zero() {
+                tokio::time::sleep(policy.delay).await;
+            }
+            log.push(format!("batch {}: {}", i + 1, batch.join(", ")));
+            let restarts = batch.iter().map(|n| self.restart_on(n, path, by));
+            let outs = futures_util::future::join_all(restarts).await;
+            let done = Instant::now();
+            for (node, out) in batch.iter().zip(outs) {
+                if !out.ok {
+                    let why = format!(
+                        "the instance on {node} failed to start: {}",
+                        out.error.unwrap_or_default()
+                    );
+                    log.push(why.clone());
+                    return Err(Failed(why));
+                }
+            }
+            let gates = batch
+                .iter()
+                .map(|n| self.health_gate(n, &key, policy.monitor, done));
+            for r in futures_util::future::join_all(gates).await {
+                if let Err(why) = r {
+                    log.push(why.clone());
+                    return Err(Failed(why));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn restart_on(&self, node: &str, path: &ObjectPath, by: &UserRef) -> ActionOutcome {
+        let key = path.to_string();
+        if node == self.nodename() {
+            match self.local() {
+                Ok(l) => l.act(path.clone(), ActionKind::Restart, by.clone()).await,
+                Err(e) => ActionOutcome::failed(&key, e),
+            }
+        } else {
+            self.remote(node, &key, ActionKind::Restart, by)
+                .await
+                .unwrap_or_else(|e| ActionOutcome::failed(&key, e))
+        }
+    }
+
+    /// Waits until `node`'s new instance of `key` is up, on the current
+    /// config and healthy, then watches it for `monitor`.
+    async fn health_gate(
+        &self,
+        node: &str,
+        key: &str,
+        monitor: Duration,
+        started: Instant,
+    ) -> Result<(), String> {
+        let remote = node != self.nodename();
+        let deadline = started + START_WAIT + monitor;
+        let mut good_since: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(LOOK_EVERY).await;
+            if remote && started.elapsed() < REPORT_LAG {
+                continue;
+            }
+            let reports = self.instance_reports();
+            let Some(r) = report(&reports, node, key) else {
+                if Instant::now() > deadline {
+                    return Err(format!("{key} on {node}: no report of the new instance"));
+                }
+                continue;
+            };
+            match gate(r.avail, r.stale, r.failed, r.health) {
+                Gate::Bad => return Err(bad_why(key, node, r)),
+                Gate::Good => {
+                    let since = *good_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= monitor {
+                        return Ok(());
+                    }
+                }
+                Gate::Waiting => {
+                    good_since = None;
+                    if Instant::now() > deadline {
+                        return Err(format!(
+                            "{key} on {node}: not up and healthy within {:?}",
+                            START_WAIT + monitor
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit_for(&self, key: &str, what: String) {
+        self.events.emit(Some(key), None, what, None);
+    }
+}
+
+fn bad_why(key: &str, node: &str, r: &InstanceReport) -> String {
+    let what = if r.failed {
+        "failed (restart budget spent)".to_string()
+    } else if r.health == Some(berth_model::health::HealthState::Unhealthy) {
+        "unhealthy".to_string()
+    } else {
+        format!("{}", r.avail)
+    };
+    match &r.why {
+        Some(w) if !w.is_empty() => format!("{key} on {node}: {what}: {w}"),
+        _ => format!("{key} on {node}: {what}"),
+    }
+}
+
+fn report<'a>(
+    reports: &'a std::collections::BTreeMap<String, Vec<InstanceReport>>,
+    node: &str,
+    key: &str,
+) -> Option<&'a InstanceReport> {
+    reports.get(node)?.iter().find(|i| i.path == key)
+}
+
+fn policy_with(
+    mut p: UpdatePolicy,
+    args: DeployArgs,
+    failover: bool,
+    key: &str,
+) -> Result<UpdatePolicy, ClusterError> {
+    if let Some(n) = args.parallelism {
+        if n == 0 {
+            return Err(ClusterError::BadInput(
+                "--parallelism must be 1 or more".into(),
+            ));
+        }
+        p.parallelism = n;
+    }
+    if let Some(d) = args.delay {
+        p.delay = d;
+    }
+    if let Some(o) = args.order {
+        p.order = o;
+    }
+    if p.order == UpdateOrder::StartFirst {
+        return Err(ClusterError::BadInput(if failover {
+            format!("{key}: a failover service never runs twice: its updates are stop-first")
+        } else {
+            format!("{key}: start-first updates are not built yet; use stop-first")
+        }));
+    }
+    Ok(p)
+}
+
+fn said(key: &str, line: String) -> ActionOutcome {
+    outcome(key, true, None, vec![line])
+}
+
+fn outcome(key: &str, ok: bool, error: Option<String>, lines: Vec<String>) -> ActionOutcome {
+    ActionOutcome {
+        path: key.to_string(),
+        ok,
+        error,
+        lines,
+    }
+}

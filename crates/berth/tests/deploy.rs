@@ -1,0 +1,263 @@
+//! Deploys on one node, through the CLI: a changed image marks the
+//! service "config changed", `deploy` rolls it out behind the health gate,
+//! a broken version is rolled back on its own with the failing instance
+//! and its check output named, `rollback` returns the previous version,
+//! `update=rolling` deploys at `set`, and the history keeps each version.
+
+mod common;
+
+use common::{unique, wait_until, Env};
+use serde_json::Value;
+
+/// Builds `tag` from the test image: an httpd root saying `version`, with
+/// a health file unless `healthy` is false.
+fn image(tag: &str, version: &str, healthy: bool) {
+    let health = if healthy {
+        " && echo ok > /www/health"
+    } else {
+        ""
+    };
+    let dockerfile = format!(
+        "FROM {}\nRUN mkdir -p /www && echo {version} > /www/index.html{health}\n",
+        common::IMAGE
+    );
+    let out = common::run_with_stdin(
+        {
+            let mut c = std::process::Command::new("docker");
+            c.args(["build", "-q", "-t", tag, "-"]);
+            c
+        },
+        &dockerfile,
+    );
+    assert!(out.status.success(), "docker build {tag}: {out:?}");
+}
+
+fn remove_images(tags: &[String]) {
+    for t in tags {
+        common::docker(&["rmi", "-f", t]);
+    }
+}
+
+/// The image the running container was created from.
+fn running_image(ctr: &str) -> String {
+    let out = common::docker(&["inspect", "-f", "{{.Config.Image}}", ctr]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn history(env: &Env, path: &str) -> Vec<Value> {
+    let v = env.json(&[path, "history"]);
+    v[0]["versions"].as_array().cloned().unwrap_or_default()
+}
+
+struct Images(Vec<String>);
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        remove_images(&self.0);
+    }
+}
+
+#[test]
+fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
+    let env = Env::start();
+    let ns = unique("dp");
+    let path = format!("{ns}/web");
+    let repo = format!("berth-test/{ns}");
+    let tags: Vec<String> = (1..=3).map(|n| format!("{repo}:{n}")).collect();
+    let _images = Images(tags.clone());
+    image(&tags[0], "v1", true);
+    image(&tags[1], "v2", true);
+    image(&tags[2], "v3", false);
+    env.ok(&[
+        "create",
+        &path,
+        "--kw",
+        &format!("container#0.image={}", tags[0]),
+        "--kw",
+        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
+        "--kw",
+        "container#0.check=http://:80/health",
+        "--kw",
+        "container#0.health_interval=300ms",
+        "--kw",
+        "container#0.health_retries=2",
+        "--kw",
+        "update_monitor=1s",
+        // busybox httpd as PID 1 ignores SIGTERM: no 10 s wait per stop.
+        "--kw",
+        "container#0.stop_timeout=1s",
+    ]);
+    env.ok(&[&path, "start"]);
+    let ctr = format!("{ns}..web.container.0");
+    env.wait_status(&path, 30, |s| {
+        s["resources"][0]["health"]["state"] == "healthy"
+    });
+
+    // Nothing changed: said, exit 0, and the config is version 1.
+    let said = env.ok(&[&path, "deploy"]);
+    assert!(said.contains("version 1 recorded"), "{said}");
+    let said = env.ok(&[&path, "deploy"]);
+    assert!(said.contains("nothing to deploy"), "{said}");
+    // Nothing to roll back to yet: exit 2.
+    let out = env.berth(&[&path, "rollback"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to roll back to"),
+        "{out:?}"
+    );
+
+    // v2: config changed until deployed; the deploy replaces the container.
+    env.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[1]),
+    ]);
+    env.wait_status(&path, 20, |s| s["resources"][0]["config_changed"] == true);
+    assert_eq!(running_image(&ctr), tags[0]);
+    let said = env.ok(&[&path, "deploy"]);
+    assert!(said.contains("deployed"), "{said}");
+    assert_eq!(running_image(&ctr), tags[1]);
+    let s = env.status(&path);
+    assert!(s["resources"][0]["config_changed"].is_null(), "{s:#}");
+
+    // v3 fails its check: rolled back to v2 by itself, the deploy fails
+    // and says which instance failed and why.
+    env.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[2]),
+    ]);
+    let out = env.berth(&[&path, "deploy"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(&format!("{path} on {}", env.node)), "{text}");
+    assert!(text.contains("404"), "no check output: {text}");
+    assert!(text.contains("rolled back to version 2"), "{text}");
+    assert_eq!(running_image(&ctr), tags[1]);
+    let cfg = env.ok(&[&path, "get", "--kw", "container#0.image"]);
+    assert_eq!(cfg.trim(), tags[1], "the config is back at v2");
+    env.wait_status(&path, 30, |s| {
+        s["resources"][0]["health"]["state"] == "healthy"
+    });
+
+    let h = history(&env, &path);
+    let outcomes: Vec<(u64, String)> = h
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_u64().unwrap_or(0),
+                v["outcome"]["state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (1, "deployed".to_string()),
+            (2, "deployed".to_string()),
+            (3, "rolled-back".to_string())
+        ],
+        "{h:#?}"
+    );
+    let cfg3 = env.ok(&[&path, "print", "config", "--version", "3"]);
+    assert!(cfg3.contains(&tags[2]), "{cfg3}");
+    let out = env.berth(&[&path, "print", "config", "--version", "99"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    // rollback after a successful deploy: back to v1.
+    env.ok(&[&path, "rollback"]);
+    assert_eq!(running_image(&ctr), tags[0]);
+    let text = env.ok(&[&path, "history"]);
+    assert!(text.contains("version 4"), "{text}");
+}
+
+#[test]
+fn update_rolling_deploys_a_change_when_it_is_written() {
+    let env = Env::start();
+    let ns = unique("dr");
+    let path = format!("{ns}/web");
+    let repo = format!("berth-test/{ns}");
+    let tags: Vec<String> = (1..=2).map(|n| format!("{repo}:{n}")).collect();
+    let _images = Images(tags.clone());
+    image(&tags[0], "v1", true);
+    image(&tags[1], "v2", true);
+    env.ok(&[
+        "create",
+        &path,
+        "--kw",
+        &format!("container#0.image={}", tags[0]),
+        "--kw",
+        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
+        "--kw",
+        "update=rolling",
+        "--kw",
+        "update_monitor=500ms",
+        "--kw",
+        "container#0.stop_timeout=1s",
+    ]);
+    env.ok(&[&path, "start"]);
+    let ctr = format!("{ns}..web.container.0");
+    // A tag only (env) is no container change: nothing rolls.
+    let before = common::docker(&["inspect", "-f", "{{.Id}}", &ctr]).stdout;
+    env.ok(&[&path, "set", "--kw", "env=TST"]);
+    env.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[1]),
+    ]);
+    wait_until("v2 rolled out by itself", 60, || {
+        running_image(&ctr) == tags[1]
+    });
+    assert_ne!(
+        common::docker(&["inspect", "-f", "{{.Id}}", &ctr]).stdout,
+        before
+    );
+    wait_until("the rollout recorded", 30, || {
+        history(&env, &path).iter().any(|v| {
+            v["outcome"]["state"] == "deployed"
+                && v["config"].as_str().is_some_and(|c| c.contains(&tags[1]))
+        })
+    });
+    // The config before the first change is version 1, rollback's target.
+    let h = history(&env, &path);
+    assert!(
+        h[0]["config"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&tags[0]),
+        "{h:#?}"
+    );
+}
+
+#[test]
+fn bad_update_values_are_refused_at_set() {
+    let env = Env::start();
+    let path = format!("{}/web", unique("du"));
+    env.create_svc(&path, &[]);
+    for (kw, says) in [
+        ("update_parallelism=0", "out of range"),
+        ("update_order=sideways", "sideways"),
+        ("update_delay=-1s", "update_delay"),
+        ("update=sometimes", "sometimes"),
+        ("update_failure_action=panic", "panic"),
+    ] {
+        let out = env.berth(&[&path, "set", "--kw", kw]);
+        assert_eq!(out.status.code(), Some(2), "{kw}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{kw}: {out:?}"
+        );
+    }
+    let out = env.berth(&[&path, "deploy", "--parallelism", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
