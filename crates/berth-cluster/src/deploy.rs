@@ -86,6 +86,19 @@ impl Cluster {
         by: &UserRef,
     ) -> Result<ActionOutcome, ClusterError> {
         let key = path.to_string();
+        if self.is_clustered() && !self.desired.is_leader() {
+            // The gate reads every node's instance reports, which the
+            // leader gathers.
+            let leader = self.desired.leader().map(|(_, n)| n).unwrap_or_default();
+            return Err(ClusterError::Conflict(format!(
+                "a deploy runs on the leader{}: run it there",
+                if leader.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({leader})")
+                }
+            )));
+        }
         let lock = self
             .deploy_locks
             .lock()

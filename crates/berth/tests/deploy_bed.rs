@@ -1,0 +1,193 @@
+//! Deploys across nodes, on the netns bed: a flex service of 3 instances
+//! on 3 nodes goes from image v1 to v2 while POSTs (which the ingress
+//! never retries) go through a node's ingress, and none fails; a failover
+//! service is updated stop-first and never runs on two nodes.
+
+mod common;
+mod ingress_util;
+use common::testbed::{Node, Testbed};
+use common::{unique, wait_until, IMAGE};
+use ingress_util as iu;
+use std::process::Command;
+
+const INGRESS: u16 = 8080;
+
+/// Images `tags` built on the host from the test image (each with a
+/// `/version` file) and loaded into every node's dockerd.
+fn images(bed: &Testbed, tags: &[String]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (i, tag) in tags.iter().enumerate() {
+        let dockerfile = format!("FROM {IMAGE}\nRUN echo v{} > /version\n", i + 1);
+        let mut c = Command::new("docker");
+        c.args(["build", "-q", "-t", tag, "-"]);
+        let out = common::run_with_stdin(c, &dockerfile);
+        assert!(out.status.success(), "docker build {tag}: {out:?}");
+        ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        let tar = bed.dir.path().join(format!("img{i}.tar"));
+        let tar = tar.display().to_string();
+        let saved = common::docker(&["save", "-o", &tar, tag]);
+        assert!(saved.status.success(), "{saved:?}");
+        for n in &bed.nodes {
+            let out = n.docker(&["load", "-i", &tar]);
+            assert!(out.status.success(), "{out:?}");
+        }
+        common::docker(&["rmi", "-f", tag]);
+    }
+    ids
+}
+
+/// The image id of `name`'s container on `node`, if it runs there.
+fn running_image(node: &Node, name: &str) -> Option<String> {
+    let out = node.docker(&["inspect", "-f", "{{.State.Running}} {{.Image}}", name]);
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    text.strip_prefix("true ").map(str::to_string)
+}
+
+#[test]
+fn a_flex_rollout_across_three_nodes_fails_no_request() {
+    let bed = Testbed::with_args(3, &["--ingress-http", &format!("{{addr}}:{INGRESS}")]);
+    bed.form_cluster(1);
+    let ns = unique("dbed");
+    let tags: Vec<String> = (1..=2).map(|n| format!("berth-test/{ns}:{n}")).collect();
+    let ids = images(&bed, &tags);
+    let host = format!("{ns}.test");
+    let path = format!("{ns}/web");
+    let n0 = &bed.nodes[0];
+    let mut args = vec!["create".to_string(), path.clone()];
+    for kw in [
+        format!("container#0.image={}", tags[0]),
+        "topology=flex".into(),
+        "flex_target=3".into(),
+        iu::slow_web("web", 1),
+        format!("container#0.ingress_hosts={host}"),
+        "container#0.ports=8081:80".into(),
+        "container#0.check=http://:80/".into(),
+        "container#0.health_interval=500ms".into(),
+        "container#0.stop_timeout=5s".into(),
+        "update_monitor=1s".into(),
+    ] {
+        args.extend(["--kw".to_string(), kw]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    n0.ok(&args);
+    n0.ok(&[&path, "start"]);
+    let name = format!("{ns}..web.container.0");
+    wait_until("an instance on every node", 90, || {
+        bed.nodes
+            .iter()
+            .all(|n| running_image(n, &name).as_deref() == Some(ids[0].as_str()))
+    });
+    wait_until("three instances in rotation", 60, || {
+        iu::rotation_of(&iu::route_in(&n0.json(&["ingress", "routes"]), &host)) == 3
+    });
+
+    let load = iu::PostLoop::start(bed.nodes[1].addr.clone(), INGRESS, host.clone());
+    n0.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[1]),
+    ]);
+    let said = n0.ok(&[&path, "deploy"]);
+    assert!(said.contains("deployed"), "{said}");
+    load.assert_none_failed();
+    for n in &bed.nodes {
+        assert_eq!(
+            running_image(n, &name).as_deref(),
+            Some(ids[1].as_str()),
+            "{} runs another image",
+            n.name
+        );
+    }
+    let h = n0.json(&[&path, "history"]);
+    let last = h[0]["versions"]
+        .as_array()
+        .and_then(|v| v.last().cloned())
+        .unwrap_or_default();
+    assert_eq!(last["outcome"]["state"], "deployed", "{h:#}");
+    let batches = last["log"].as_array().map(|l| {
+        l.iter()
+            .filter(|x| x.as_str().is_some_and(|s| s.starts_with("batch")))
+            .count()
+    });
+    assert_eq!(batches, Some(3), "one node at a time: {last:#}");
+}
+
+#[test]
+fn a_failover_service_is_updated_stop_first_and_never_runs_twice() {
+    let bed = Testbed::new(3);
+    bed.form_cluster(1);
+    let ns = unique("dfo");
+    let tags: Vec<String> = (1..=2).map(|n| format!("berth-test/{ns}:{n}")).collect();
+    let ids = images(&bed, &tags);
+    let path = format!("{ns}/db");
+    let n0 = &bed.nodes[0];
+    n0.ok(&[
+        "create",
+        &path,
+        "--kw",
+        &format!("container#0.image={}", tags[0]),
+        "--kw",
+        "orchestrate=ha",
+        "--kw",
+        "update_monitor=1s",
+        "--kw",
+        "container#0.stop_timeout=1s",
+    ]);
+    n0.ok(&[&path, "start"]);
+    let name = format!("{ns}..db.container.0");
+    let runs = |id: &str| -> Vec<usize> {
+        (0..3)
+            .filter(|i| running_image(&bed.nodes[*i], &name).as_deref() == Some(id))
+            .collect()
+    };
+    wait_until("the instance", 60, || runs(&ids[0]).len() == 1);
+    let home = runs(&ids[0])[0];
+    let out = n0.berth(&[&path, "deploy", "--order", "start-first"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("never runs twice"),
+        "{out:?}"
+    );
+
+    n0.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[1]),
+    ]);
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let w = watching.clone();
+    let nodes: Vec<(String, String)> = bed
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.docker_socket()))
+        .collect();
+    let name_w = name.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut most = 0;
+        let t0 = std::time::Instant::now();
+        while w.load(std::sync::atomic::Ordering::Relaxed)
+            && t0.elapsed() < std::time::Duration::from_secs(120)
+        {
+            let running = nodes
+                .iter()
+                .filter(|(_, sock)| {
+                    let out = Command::new("docker")
+                        .args(["-H", &format!("unix://{sock}")])
+                        .args(["inspect", "-f", "{{.State.Running}}", &name_w])
+                        .output();
+                    out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+                })
+                .count();
+            most = most.max(running);
+        }
+        most
+    });
+    let said = n0.ok(&[&path, "deploy"]);
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().expect("watcher");
+    assert!(said.contains("deployed"), "{said}");
+    assert_eq!(most, 1, "the failover service ran on {most} nodes at once");
+    assert_eq!(runs(&ids[1]), vec![home], "updated in place, on its node");
+}
