@@ -28,6 +28,66 @@ impl Agent {
         path: &ObjectPath,
         text: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        Ok(self
+            .resolved_containers(path, text)?
+            .into_iter()
+            .map(|c| {
+                let spec = c
+                    .spec
+                    .labels
+                    .get(berth_drivers::container_docker::LABEL_SPEC)
+                    .cloned()
+                    .unwrap_or_default();
+                (c.rid, spec)
+            })
+            .collect())
+    }
+
+    /// Each container's image pinned on the host's dockerd, pulled first
+    /// when it is absent and its pull_policy allows.
+    pub(crate) async fn image_digests(
+        self: &std::sync::Arc<Self>,
+        path: &ObjectPath,
+        text: &str,
+    ) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+        use berth_drivers::container_docker::{ContainerResource, PullPolicy};
+        let mut pins = std::collections::BTreeMap::new();
+        let mut notes = Vec::new();
+        let resources: Vec<ContainerResource> = match self.resolved_containers(path, text) {
+            Ok(c) => c,
+            Err(e) => return (pins, vec![e]),
+        };
+        let engine = match self.engine(&self.opts.host_docker_socket).await {
+            Ok(e) => e,
+            Err(e) => return (pins, vec![format!("no image pinned: {e}")]),
+        };
+        for c in resources {
+            let image = &c.spec.image;
+            let mut found = engine.image_digest(image).await;
+            if matches!(found, Ok(None)) && c.pull_policy != PullPolicy::Never {
+                if let Err(e) = engine.pull(image).await {
+                    notes.push(format!("{}: {image} not pinned: {e}", c.rid));
+                    continue;
+                }
+                found = engine.image_digest(image).await;
+            }
+            match found {
+                Ok(Some(d)) => {
+                    notes.push(format!("{}: {image} pinned to {d}", c.rid));
+                    pins.insert(c.rid.clone(), d);
+                }
+                Ok(None) => notes.push(format!("{}: {image} not pinned: not found", c.rid)),
+                Err(e) => notes.push(format!("{}: {image} not pinned: {e}", c.rid)),
+            }
+        }
+        (pins, notes)
+    }
+
+    fn resolved_containers(
+        &self,
+        path: &ObjectPath,
+        text: &str,
+    ) -> Result<Vec<berth_drivers::container_docker::ContainerResource>, String> {
         let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
         let eff =
             berth_model::resolve(&doc, &self.registry, path, self.nodename()).map_err(|errs| {
@@ -39,20 +99,13 @@ impl Agent {
         let id = eff.default.get_str("id").unwrap_or_default();
         eff.resources_of("container")
             .map(|s| {
-                let c = berth_drivers::container_docker::ContainerResource::from_section(
+                berth_drivers::container_docker::ContainerResource::from_section(
                     path,
                     s,
                     id,
                     self.nodename(),
                 )
-                .map_err(|e| format!("{}: {e}", s.name))?;
-                let spec = c
-                    .spec
-                    .labels
-                    .get(berth_drivers::container_docker::LABEL_SPEC)
-                    .cloned()
-                    .unwrap_or_default();
-                Ok((c.rid, spec))
+                .map_err(|e| format!("{}: {e}", s.name))
             })
             .collect()
     }
@@ -114,6 +167,23 @@ impl LocalNode for AgentNode {
             .upgrade()
             .ok_or("the daemon is shutting down")?
             .spec_fingerprints(path, config)
+    }
+
+    fn image_digests(
+        &self,
+        path: &ObjectPath,
+        config: &str,
+    ) -> BoxFuture<'static, (std::collections::BTreeMap<String, String>, Vec<String>)> {
+        let (agent, path, config) = (self.0.clone(), path.clone(), config.to_string());
+        Box::pin(async move {
+            match agent.upgrade() {
+                Some(a) => a.image_digests(&path, &config).await,
+                None => (
+                    Default::default(),
+                    vec!["the daemon is shutting down".into()],
+                ),
+            }
+        })
     }
 
     fn act(

@@ -162,6 +162,10 @@ impl Cluster {
             self.record_version(&key, by, &mut history, v).await?;
             return Ok(said(&key, format!("version {version} recorded ({why})")));
         }
+        // Every instance, on every node, runs what the tag named now.
+        let (pins, notes) = local.image_digests(path, &rec.config).await;
+        v.digests = pins;
+        v.log.extend(notes);
         self.record_version(&key, by, &mut history, v.clone())
             .await?;
         self.emit_for(

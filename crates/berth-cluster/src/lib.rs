@@ -103,6 +103,15 @@ pub trait LocalNode: Send + Sync {
         config: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, String>;
 
+    /// Each container resource's image pinned to a digest on this node
+    /// (rid → `repo@sha256:...` or an image id); a resource whose image
+    /// cannot be found is left out, with why.
+    fn image_digests(
+        &self,
+        path: &ObjectPath,
+        config: &str,
+    ) -> BoxFuture<'static, (std::collections::BTreeMap<String, String>, Vec<String>)>;
+
     /// Runs an action on this node's instance of `path`, for `by`.
     fn act(
         &self,

@@ -349,6 +349,26 @@ impl Engine {
         res
     }
 
+    /// What pins `image` here: its registry digest (`repo@sha256:...`)
+    /// when it came from a registry, else its image id (`sha256:...`);
+    /// `None` when it is not here.
+    pub async fn image_digest(&self, image: &str) -> Result<Option<String>, EngineError> {
+        let r = match self.docker.inspect_image(image).await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = EngineError::docker("image inspect", e);
+                return if e.is_not_found() { Ok(None) } else { Err(e) };
+            }
+        };
+        let (repo, _) = split_image(image);
+        let from_registry = r
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find(|d| d.split('@').next() == Some(repo));
+        Ok(from_registry.or(r.id))
+    }
+
     pub async fn image_present(&self, image: &str) -> Result<bool, EngineError> {
         exists("image inspect", self.docker.inspect_image(image).await)
     }

@@ -106,6 +106,10 @@ pub struct ResourceStatus {
     /// (or a start) makes it again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub config_changed: bool,
+    /// The image the running container was made from, when it is not the
+    /// config's reference: the digest a deploy pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// A container's catalog registration (`service_name`, `service_tags`,

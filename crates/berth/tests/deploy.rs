@@ -10,8 +10,8 @@ use common::{unique, wait_until, Env};
 use serde_json::Value;
 
 /// Builds `tag` from the test image: an httpd root saying `version`, with
-/// a health file unless `healthy` is false.
-fn image(tag: &str, version: &str, healthy: bool) {
+/// a health file unless `healthy` is false. Returns its image id.
+fn image(tag: &str, version: &str, healthy: bool) -> String {
     let health = if healthy {
         " && echo ok > /www/health"
     } else {
@@ -30,6 +30,7 @@ fn image(tag: &str, version: &str, healthy: bool) {
         &dockerfile,
     );
     assert!(out.status.success(), "docker build {tag}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn remove_images(tags: &[String]) {
@@ -38,9 +39,9 @@ fn remove_images(tags: &[String]) {
     }
 }
 
-/// The image the running container was created from.
+/// The id of the image the container runs.
 fn running_image(ctr: &str) -> String {
-    let out = common::docker(&["inspect", "-f", "{{.Config.Image}}", ctr]);
+    let out = common::docker(&["inspect", "-f", "{{.Image}}", ctr]);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -65,9 +66,11 @@ fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
     let repo = format!("berth-test/{ns}");
     let tags: Vec<String> = (1..=3).map(|n| format!("{repo}:{n}")).collect();
     let _images = Images(tags.clone());
-    image(&tags[0], "v1", true);
-    image(&tags[1], "v2", true);
-    image(&tags[2], "v3", false);
+    let ids = [
+        image(&tags[0], "v1", true),
+        image(&tags[1], "v2", true),
+        image(&tags[2], "v3", false),
+    ];
     env.ok(&[
         "create",
         &path,
@@ -114,10 +117,10 @@ fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
         &format!("container#0.image={}", tags[1]),
     ]);
     env.wait_status(&path, 20, |s| s["resources"][0]["config_changed"] == true);
-    assert_eq!(running_image(&ctr), tags[0]);
+    assert_eq!(running_image(&ctr), ids[0]);
     let said = env.ok(&[&path, "deploy"]);
     assert!(said.contains("deployed"), "{said}");
-    assert_eq!(running_image(&ctr), tags[1]);
+    assert_eq!(running_image(&ctr), ids[1]);
     let s = env.status(&path);
     assert!(s["resources"][0]["config_changed"].is_null(), "{s:#}");
 
@@ -139,7 +142,7 @@ fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
     assert!(text.contains(&format!("{path} on {}", env.node)), "{text}");
     assert!(text.contains("404"), "no check output: {text}");
     assert!(text.contains("rolled back to version 2"), "{text}");
-    assert_eq!(running_image(&ctr), tags[1]);
+    assert_eq!(running_image(&ctr), ids[1]);
     let cfg = env.ok(&[&path, "get", "--kw", "container#0.image"]);
     assert_eq!(cfg.trim(), tags[1], "the config is back at v2");
     env.wait_status(&path, 30, |s| {
@@ -175,7 +178,7 @@ fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
 
     // rollback after a successful deploy: back to v1.
     env.ok(&[&path, "rollback"]);
-    assert_eq!(running_image(&ctr), tags[0]);
+    assert_eq!(running_image(&ctr), ids[0]);
     let text = env.ok(&[&path, "history"]);
     assert!(text.contains("version 4"), "{text}");
 }
@@ -188,8 +191,7 @@ fn update_rolling_deploys_a_change_when_it_is_written() {
     let repo = format!("berth-test/{ns}");
     let tags: Vec<String> = (1..=2).map(|n| format!("{repo}:{n}")).collect();
     let _images = Images(tags.clone());
-    image(&tags[0], "v1", true);
-    image(&tags[1], "v2", true);
+    let ids = [image(&tags[0], "v1", true), image(&tags[1], "v2", true)];
     env.ok(&[
         "create",
         &path,
@@ -216,7 +218,7 @@ fn update_rolling_deploys_a_change_when_it_is_written() {
         &format!("container#0.image={}", tags[1]),
     ]);
     wait_until("v2 rolled out by itself", 60, || {
-        running_image(&ctr) == tags[1]
+        running_image(&ctr) == ids[1]
     });
     assert_ne!(
         common::docker(&["inspect", "-f", "{{.Id}}", &ctr]).stdout,

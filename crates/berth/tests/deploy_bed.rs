@@ -1,7 +1,9 @@
 //! Deploys across nodes, on the netns bed: a flex service of 3 instances
 //! on 3 nodes goes from image v1 to v2 while POSTs (which the ingress
-//! never retries) go through a node's ingress, and none fails; a failover
-//! service is updated stop-first and never runs on two nodes.
+//! never retries) go through a node's ingress, and none fails, though the
+//! v2 tag is moved to other content mid-rollout: every instance runs the
+//! digest the deploy pinned. A failover service is updated stop-first and
+//! never runs on two nodes.
 
 mod common;
 mod ingress_util;
@@ -44,11 +46,11 @@ fn running_image(node: &Node, name: &str) -> Option<String> {
 }
 
 #[test]
-fn a_flex_rollout_across_three_nodes_fails_no_request() {
+fn a_flex_rollout_across_three_nodes_fails_no_request_and_runs_one_digest() {
     let bed = Testbed::with_args(3, &["--ingress-http", &format!("{{addr}}:{INGRESS}")]);
     bed.form_cluster(1);
     let ns = unique("dbed");
-    let tags: Vec<String> = (1..=2).map(|n| format!("berth-test/{ns}:{n}")).collect();
+    let tags: Vec<String> = (1..=3).map(|n| format!("berth-test/{ns}:{n}")).collect();
     let ids = images(&bed, &tags);
     let host = format!("{ns}.test");
     let path = format!("{ns}/web");
@@ -65,6 +67,7 @@ fn a_flex_rollout_across_three_nodes_fails_no_request() {
         "container#0.health_interval=500ms".into(),
         "container#0.stop_timeout=5s".into(),
         "update_monitor=1s".into(),
+        "update_delay=2s".into(),
     ] {
         args.extend(["--kw".to_string(), kw]);
     }
@@ -88,8 +91,35 @@ fn a_flex_rollout_across_three_nodes_fails_no_request() {
         "--kw",
         &format!("container#0.image={}", tags[1]),
     ]);
-    let said = n0.ok(&[&path, "deploy"]);
-    assert!(said.contains("deployed"), "{said}");
+    let deploy = {
+        let (home, path) = (n0.home(), path.clone());
+        std::thread::spawn(move || {
+            Command::new(common::BIN)
+                .args([&path, "deploy"])
+                .env("BERTH_HOME", home)
+                .output()
+                .expect("deploy")
+        })
+    };
+    // Once the first instance runs v2, the tag moves to v3's content on
+    // every node: the rest still get the digest the deploy pinned.
+    wait_until("a first instance on v2", 60, || {
+        bed.nodes
+            .iter()
+            .any(|n| running_image(n, &name).as_deref() == Some(ids[1].as_str()))
+    });
+    for n in &bed.nodes {
+        let out = n.docker(&["tag", &tags[2], &tags[1]]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = deploy.join().expect("deploy thread");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("pinned to"), "{said}");
     load.assert_none_failed();
     for n in &bed.nodes {
         assert_eq!(

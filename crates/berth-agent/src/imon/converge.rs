@@ -382,17 +382,29 @@ impl Imon {
     }
 
     async fn create(&mut self, engine: &Engine, c: &ContainerResource) -> Result<String, String> {
-        self.ensure_image(engine, c)
+        // A deployed version pins the image to the digest it resolved, so
+        // a tag moved since cannot mix versions.
+        let pin = self.pinned_image(&c.rid);
+        let image = pin
+            .as_ref()
+            .map_or(c.spec.image.as_str(), |(_, d)| d.as_str());
+        self.ensure_image(engine, c, image)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match &pin {
+                Some((v, d)) => format!("{d} (the image version {v} deployed): {e}"),
+                None => e.to_string(),
+            })?;
         let staged = crate::files::stage(&self.agent, &self.path, c).await?;
         let st = self.res.entry(c.rid.clone()).or_default();
         st.values = staged.versions;
         st.stale = false;
-        if !c.dns_berth && staged.mounts.is_empty() && staged.env.is_empty() {
+        if pin.is_none() && !c.dns_berth && staged.mounts.is_empty() && staged.env.is_empty() {
             return engine.create(&c.spec).await.map_err(|e| e.to_string());
         }
         let mut spec = c.spec.clone();
+        // After the spec's fingerprint, like the files below: the config
+        // names the tag, the container runs its pinned digest.
+        spec.image = image.to_string();
         // After the spec's fingerprint: where the files are, and the
         // values, are not config.
         spec.mounts.extend(staged.mounts);
@@ -431,12 +443,29 @@ impl Imon {
         Ok(ip)
     }
 
+    /// The digest the deployed version of the current config pinned for
+    /// resource `rid`, with that version's number.
+    fn pinned_image(&self, rid: &str) -> Option<(u64, String)> {
+        let rec = self.agent.cluster.desired().get(&self.key).ok()??;
+        let history = self.agent.cluster.deploy_history(&self.key).ok()?;
+        let v = history.versions.iter().rev().find(|v| {
+            v.config == rec.config
+                && matches!(
+                    v.outcome,
+                    berth_model::deploy::Outcome::InProgress
+                        | berth_model::deploy::Outcome::Deployed
+                )
+        })?;
+        Some((v.version, v.digests.get(rid)?.clone()))
+    }
+
     async fn ensure_image(
         &mut self,
         engine: &Engine,
         c: &ContainerResource,
+        image: &str,
     ) -> Result<(), EngineError> {
-        let image = &c.spec.image;
+        let image = &image.to_string();
         let private = engine.socket() != self.agent.opts.host_docker_socket;
         match c.pull_policy {
             PullPolicy::Always => return engine.pull(image).await,

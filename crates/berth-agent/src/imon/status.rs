@@ -17,10 +17,31 @@ pub(crate) struct Probed {
     answers: HashMap<String, (String, Answer)>,
 }
 
-/// (availability, problem, container id, Docker's health word and the
-/// output of its last run).
-type Answer = (Avail, String, Option<String>, Option<DockerHealth>);
-type DockerHealth = (String, Option<String>);
+/// What Docker said about one resource.
+#[derive(Clone)]
+struct Answer {
+    avail: Avail,
+    problem: String,
+    /// The container's id.
+    id: Option<String>,
+    /// Docker's health word and the output of its last run.
+    health: Option<(String, Option<String>)>,
+    /// The image reference the container was created from (a pinned
+    /// digest after a deploy).
+    image: Option<String>,
+}
+
+impl Answer {
+    fn of(avail: Avail, problem: String) -> Answer {
+        Answer {
+            avail,
+            problem,
+            id: None,
+            health: None,
+            image: None,
+        }
+    }
+}
 
 /// What the object's engine could tell, before looking at resources.
 enum Probe {
@@ -99,43 +120,50 @@ impl Imon {
                 VolumeSpec::Directory { .. } => "volume.directory",
             };
             let label = vol.label();
-            let (avail, problem, _, _) = match (&engine, known(rid, &label)) {
-                (Probe::Problem(a, p), _) => (*a, p.clone(), None, None),
+            let a = match (&engine, known(rid, &label)) {
+                (Probe::Problem(a, p), _) => Answer::of(*a, p.clone()),
                 (Probe::Engine(_), Some(a)) => a,
                 (Probe::Engine(e), None) => match vol.exists(e).await {
-                    Ok(true) => (Avail::Up, String::new(), None, None),
-                    Ok(false) => (Avail::Down, String::new(), None, None),
-                    Err(err) => (Avail::Warn, err.to_string(), None, None),
+                    Ok(true) => Answer::of(Avail::Up, String::new()),
+                    Ok(false) => Answer::of(Avail::Down, String::new()),
+                    Err(err) => Answer::of(Avail::Warn, err.to_string()),
                 },
             };
-            answers.insert(
-                rid.clone(),
-                (label.clone(), (avail, problem.clone(), None, None)),
-            );
-            let rs = self.resource_status(rid, rtype, label, avail, problem, None);
+            answers.insert(rid.clone(), (label.clone(), a.clone()));
+            let rs = self.resource_status(rid, rtype, label, a.avail, a.problem, None);
             status.resources.push(rs);
         }
         for c in &r.containers {
-            let (avail, problem, id, docker) = match (&engine, known(&c.rid, &c.spec.name)) {
-                (Probe::Problem(a, p), _) => (*a, p.clone(), None, None),
+            let a = match (&engine, known(&c.rid, &c.spec.name)) {
+                (Probe::Problem(a, p), _) => Answer::of(*a, p.clone()),
                 (Probe::Engine(_), Some(a)) => a,
                 (Probe::Engine(e), None) => match e.inspect(&c.spec.name).await {
-                    Ok(Some(cur)) if cur.state.running => {
-                        let h = cur.state.health.map(|w| (w, cur.state.health_output));
-                        (Avail::Up, String::new(), Some(cur.id), h)
+                    Ok(Some(cur)) => {
+                        let running = cur.state.running;
+                        Answer {
+                            avail: if running { Avail::Up } else { Avail::Down },
+                            problem: String::new(),
+                            health: cur
+                                .state
+                                .health
+                                .filter(|_| running)
+                                .map(|w| (w, cur.state.health_output)),
+                            id: Some(cur.id),
+                            image: Some(cur.image),
+                        }
                     }
-                    Ok(Some(cur)) => (Avail::Down, String::new(), Some(cur.id), None),
-                    Ok(None) => (Avail::Down, String::new(), None, None),
-                    Err(err) => (Avail::Warn, err.to_string(), None, None),
+                    Ok(None) => Answer::of(Avail::Down, String::new()),
+                    Err(err) => Answer::of(Avail::Warn, err.to_string()),
                 },
             };
-            answers.insert(
-                c.rid.clone(),
-                (
-                    c.spec.name.clone(),
-                    (avail, problem.clone(), id.clone(), docker.clone()),
-                ),
-            );
+            answers.insert(c.rid.clone(), (c.spec.name.clone(), a.clone()));
+            let Answer {
+                avail,
+                problem,
+                id,
+                health: docker,
+                image,
+            } = a;
             let up_id = id.as_deref().filter(|_| avail == Avail::Up);
             let on = match &engine {
                 Probe::Engine(e) => Some(e),
@@ -154,6 +182,8 @@ impl Imon {
             let mut rs =
                 self.resource_status(&c.rid, "container.docker", c.label(), avail, problem, id);
             rs.service = Some(c.service.clone());
+            // A pinned digest shows where the config says a tag.
+            rs.image = image.filter(|i| *i != c.spec.image && avail == Avail::Up);
             // Running but unhealthy: up, with a warning `mon` shows.
             if rs.avail == Avail::Up
                 && health
@@ -167,7 +197,7 @@ impl Imon {
         }
         // A Docker error is asked again next time rather than remembered.
         if matches!(engine, Probe::Engine(_))
-            && answers.values().all(|(_, (a, _, _, _))| *a != Avail::Warn)
+            && answers.values().all(|(_, a)| a.avail != Avail::Warn)
         {
             self.probed = Some(Probed { socket, answers });
         }
@@ -204,6 +234,7 @@ impl Imon {
             values: st.values.clone(),
             health: None,
             config_changed: st.stale && avail != Avail::Down,
+            image: None,
         }
     }
 
