@@ -89,6 +89,7 @@ impl Agent {
             resources: vec![],
             docker_socket: None,
             placement: vec![],
+            config_hash: 0,
         }
     }
 

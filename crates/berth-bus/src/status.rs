@@ -156,6 +156,7 @@ mod tests {
             resources: vec![],
             docker_socket: None,
             placement: vec![],
+            config_hash: 0,
         }
     }
 

@@ -27,6 +27,10 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 /// Another node's report is trusted only once a heartbeat sent after its
 /// restart can have arrived.
 const REPORT_LAG: Duration = Duration::from_millis(1500);
+/// How long a deploy waits for every node to report on the current config.
+const FRESH_REPORT_WAIT: Duration = Duration::from_secs(10);
+/// How often the leader looks for a deploy left in progress.
+const RESUME_EVERY: Duration = Duration::from_secs(5);
 
 /// `deploy`'s options over the `update_*` keywords.
 #[derive(Clone, Copy, Debug, Default)]
@@ -119,20 +123,8 @@ impl Cluster {
             .ok_or_else(|| ClusterError::BadInput(format!("{key}: its config does not resolve")))?;
         let policy = policy_with(settings.update, args, settings.is_failover(), &key)?;
         let mut history = self.deploy_history(&key)?;
-        let spec = local
-            .spec_fingerprints(path, &rec.config)
-            .map_err(ClusterError::BadInput)?;
-        let deployed_spec = history
-            .current()
-            .and_then(|v| local.spec_fingerprints(path, &v.config).ok());
         let nodes = self.instance_nodes(&rec);
-        let reports = self.instance_reports();
-        let changed = deployed_spec.as_ref().is_some_and(|d| *d != spec);
-        let todo: Vec<String> = nodes
-            .iter()
-            .filter(|n| changed || report(&reports, n, &key).is_some_and(|r| r.stale))
-            .cloned()
-            .collect();
+        let todo = self.stale_nodes(&key, &rec.config, &nodes).await;
         let same_text = history.current().is_some_and(|v| v.config == rec.config);
         if todo.is_empty() && same_text {
             let v = history.current().map_or(0, |v| v.version);
@@ -141,8 +133,27 @@ impl Cluster {
                 format!("nothing to deploy: version {v} runs everywhere"),
             ));
         }
-        let version = history.next_version();
-        let mut v = DeployVersion {
+        // A version left in progress (its deploying node restarted) is
+        // finished with the digests it pinned; one for another config is
+        // over.
+        let resumed = history
+            .versions
+            .last()
+            .filter(|v| v.outcome == Outcome::InProgress && v.config == rec.config)
+            .cloned();
+        if let Some(last) = history.versions.last().cloned() {
+            if last.outcome == Outcome::InProgress && last.config != rec.config {
+                let mut over = last;
+                over.outcome = Outcome::Paused {
+                    why: "interrupted, and superseded by a newer config".into(),
+                };
+                self.record_version(&key, by, &mut history, over).await?;
+            }
+        }
+        let version = resumed
+            .as_ref()
+            .map_or_else(|| history.next_version(), |v| v.version);
+        let mut v = resumed.clone().unwrap_or(DeployVersion {
             version,
             config: rec.config.clone(),
             by: by.to_string(),
@@ -150,8 +161,11 @@ impl Cluster {
             digests: Default::default(),
             outcome: Outcome::InProgress,
             log: Vec::new(),
-        };
-        if rec.target != Target::Started || todo.is_empty() {
+        });
+        if resumed.is_some() {
+            v.log.push(format!("resumed by {by}"));
+        }
+        if rec.target != Target::Started || (todo.is_empty() && resumed.is_none()) {
             v.outcome = Outcome::Deployed;
             let why = if rec.target != Target::Started {
                 "not started: its next start runs it"
@@ -163,16 +177,24 @@ impl Cluster {
             return Ok(said(&key, format!("version {version} recorded ({why})")));
         }
         // Every instance, on every node, runs what the tag named now.
-        let (pins, notes) = local.image_digests(path, &rec.config).await;
-        v.digests = pins;
-        v.log.extend(notes);
+        if resumed.is_none() {
+            let (pins, notes) = local.image_digests(path, &rec.config).await;
+            v.digests = pins;
+            v.log.extend(notes);
+        }
         self.record_version(&key, by, &mut history, v.clone())
             .await?;
         self.emit_for(
             &key,
             format!("deploy: version {version} to {}", todo.join(", ")),
         );
-        let rolled = self.roll(path, &todo, &policy, by, &mut v.log).await;
+        let rolled = if todo.is_empty() {
+            // Resumed with every instance replaced already: the gate only.
+            self.gate_nodes(&key, &nodes, policy.monitor, Instant::now(), &mut v.log)
+                .await
+        } else {
+            self.roll(path, &todo, &policy, by, &mut v.log).await
+        };
         let Err(Failed(why)) = rolled else {
             v.outcome = Outcome::Deployed;
             v.log.push("deployed".into());
@@ -304,6 +326,27 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// The nodes whose instance of `key` runs an older container spec
+    /// than `config`, by their reports. A report made before the config
+    /// changed says nothing yet: it is awaited a while, then its node
+    /// counts as needing the update.
+    async fn stale_nodes(&self, key: &str, config: &str, nodes: &[String]) -> Vec<String> {
+        let want = berth_model::fnv1a64(config.as_bytes());
+        let deadline = Instant::now() + FRESH_REPORT_WAIT;
+        loop {
+            let reports = self.instance_reports();
+            let fresh = |n: &String| report(&reports, n, key).filter(|r| r.config_hash == want);
+            if nodes.iter().all(|n| fresh(n).is_some()) || Instant::now() > deadline {
+                return nodes
+                    .iter()
+                    .filter(|n| fresh(n).is_none_or(|r| r.stale))
+                    .cloned()
+                    .collect();
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    }
+
     /// Where the object's instances run: its placement, or this node.
     fn instance_nodes(&self, rec: &berth_store::ObjectRecord) -> Vec<String> {
         if rec.placement.is_empty() || !self.is_clustered() {
@@ -341,14 +384,27 @@ impl Cluster {
                     return Err(Failed(why));
                 }
             }
-            let gates = batch
-                .iter()
-                .map(|n| self.health_gate(n, &key, policy.monitor, done));
-            for r in futures_util::future::join_all(gates).await {
-                if let Err(why) = r {
-                    log.push(why.clone());
-                    return Err(Failed(why));
-                }
+            self.gate_nodes(&key, batch, policy.monitor, done, log)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn gate_nodes(
+        &self,
+        key: &str,
+        nodes: &[String],
+        monitor: Duration,
+        since: Instant,
+        log: &mut Vec<String>,
+    ) -> Result<(), Failed> {
+        let gates = nodes
+            .iter()
+            .map(|n| self.health_gate(n, key, monitor, since));
+        for r in futures_util::future::join_all(gates).await {
+            if let Err(why) = r {
+                log.push(why.clone());
+                return Err(Failed(why));
             }
         }
         Ok(())
@@ -415,6 +471,55 @@ impl Cluster {
 
     fn emit_for(&self, key: &str, what: String) {
         self.events.emit(Some(key), None, what, None);
+    }
+}
+
+/// On the leader: a version left in progress (the node that ran its deploy
+/// restarted, or lost the leadership) is deployed again, to its end.
+/// Instances already on it are not touched: only stale ones are replaced.
+pub(crate) async fn resume(cluster: Arc<Cluster>) {
+    let mut tick = tokio::time::interval(RESUME_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !cluster.desired.is_leader() {
+            continue;
+        }
+        let Ok(all) = cluster.desired.scan_raw("deploy/") else {
+            continue;
+        };
+        for (k, text) in all {
+            let Some(path) = k.strip_prefix("deploy/") else {
+                continue;
+            };
+            let in_progress = serde_json::from_str::<DeployHistory>(&text)
+                .ok()
+                .and_then(|h| h.versions.last().map(|v| v.outcome == Outcome::InProgress))
+                .unwrap_or(false);
+            let busy = cluster
+                .deploy_locks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(path)
+                .is_some_and(|l| l.try_lock().is_err());
+            let Ok(p) = path.parse::<ObjectPath>() else {
+                continue;
+            };
+            if !in_progress || busy {
+                continue;
+            }
+            let c = cluster.clone();
+            tokio::spawn(async move {
+                let by = c.local_user();
+                c.emit_for(
+                    &p.to_string(),
+                    "deploy: resuming a rollout left in progress".into(),
+                );
+                if let Err(e) = c.deploy(&p, DeployArgs::default(), &by).await {
+                    c.emit_for(&p.to_string(), format!("deploy: resuming: {e}"));
+                }
+            });
+        }
     }
 }
 

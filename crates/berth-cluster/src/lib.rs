@@ -250,6 +250,7 @@ impl Cluster {
         tokio::spawn(lease::watch(self.clone()));
         tokio::spawn(orchestrator::run(self.clone()));
         tokio::spawn(rotation::run(self.clone()));
+        tokio::spawn(deploy::resume(self.clone()));
         if self.is_clustered() && !locked {
             self.desired
                 .wait_recovered(berth_store::RECOVERY_WAIT)

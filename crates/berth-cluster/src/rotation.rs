@@ -200,6 +200,7 @@ mod tests {
             failed: false,
             health: None,
             why: None,
+            config_hash: 0,
         }
     }
 

@@ -106,6 +106,7 @@ fn a_failover_move_waits_while_a_live_node_reports_it_running() {
             failed: false,
             health: None,
             why: None,
+            config_hash: 0,
         }],
     )]);
     let first = decide(&objs, &facts, &reports);

@@ -64,6 +64,9 @@ pub struct InstanceReport {
     /// What its check said when not healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// The config the report was made against (`ObjectStatus::config_hash`).
+    #[serde(default)]
+    pub config_hash: u64,
 }
 
 impl InstanceReport {
@@ -100,6 +103,7 @@ impl InstanceReport {
                 .filter(|h| h.state != HealthState::Healthy)
                 .max_by_key(|h| rank(h.state))
                 .map(|h| h.output.clone()),
+            config_hash: s.config_hash,
         }
     }
 }

@@ -240,6 +240,14 @@ pub struct ObjectStatus {
     /// The nodes the object is placed on (cluster), empty before a start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+    /// The config text this status was made against (`fnv1a64`), so a
+    /// reader can tell a status made before a change from one after.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config_hash: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

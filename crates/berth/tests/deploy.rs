@@ -263,3 +263,84 @@ fn bad_update_values_are_refused_at_set() {
     let out = env.berth(&[&path, "deploy", "--parallelism", "0"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn an_agent_restart_mid_rollout_resumes_it_without_a_bounce() {
+    let mut env = Env::start();
+    let ns = unique("dz");
+    let path = format!("{ns}/web");
+    let repo = format!("berth-test/{ns}");
+    let tags: Vec<String> = (1..=2).map(|n| format!("{repo}:{n}")).collect();
+    let _images = Images(tags.clone());
+    let ids = [image(&tags[0], "v1", true), image(&tags[1], "v2", true)];
+    env.ok(&[
+        "create",
+        &path,
+        "--kw",
+        &format!("container#0.image={}", tags[0]),
+        "--kw",
+        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
+        "--kw",
+        "container#0.check=http://:80/health",
+        "--kw",
+        "container#0.health_interval=300ms",
+        "--kw",
+        "container#0.stop_timeout=1s",
+        // A long gate, for the agent to die in.
+        "--kw",
+        "update_monitor=20s",
+    ]);
+    env.ok(&[&path, "start"]);
+    let ctr = format!("{ns}..web.container.0");
+    env.wait_status(&path, 30, |s| {
+        s["resources"][0]["health"]["state"] == "healthy"
+    });
+    env.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[1]),
+    ]);
+    let deploy = {
+        let (home, path) = (env.home().to_path_buf(), path.clone());
+        std::thread::spawn(move || {
+            std::process::Command::new(common::BIN)
+                .args([&path, "deploy"])
+                .env("BERTH_HOME", home)
+                .output()
+                .expect("deploy")
+        })
+    };
+    wait_until("the instance replaced", 30, || {
+        running_image(&ctr) == ids[1]
+    });
+    let started = common::docker(&["inspect", "-f", "{{.State.StartedAt}}", &ctr]).stdout;
+    wait_until("the rollout in its gate", 30, || {
+        history(&env, &path)
+            .last()
+            .is_some_and(|v| v["outcome"]["state"] == "in-progress")
+    });
+    env.kill_daemon();
+    let out = deploy.join().expect("deploy thread");
+    assert!(!out.status.success(), "the deploy outlived its daemon");
+    env.start_daemon();
+    wait_until("the rollout finished after the restart", 90, || {
+        history(&env, &path)
+            .last()
+            .is_some_and(|v| v["outcome"]["state"] == "deployed")
+    });
+    let h = history(&env, &path);
+    let last = h.last().cloned().unwrap_or_default();
+    assert!(
+        last["log"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| s.starts_with("resumed")))),
+        "{last:#}"
+    );
+    assert_eq!(running_image(&ctr), ids[1]);
+    assert_eq!(
+        common::docker(&["inspect", "-f", "{{.State.StartedAt}}", &ctr]).stdout,
+        started,
+        "the instance was bounced"
+    );
+}

@@ -76,6 +76,7 @@ impl Imon {
             resources: Vec::new(),
             docker_socket: None,
             placement: rec.placement.clone(),
+            config_hash: berth_model::fnv1a64(rec.config.as_bytes()),
         };
         let r = match self.resolve(rec) {
             Ok(r) => r,
