@@ -240,8 +240,8 @@ impl Registrator {
                 }
             }
         }
-        for id in current.keys() {
-            if !wanted.iter().any(|(s, _)| &s.id == id) {
+        for (id, svc) in &current {
+            if !wanted.iter().any(|(s, _)| &s.id == id) && !self.awaiting_report(svc) {
                 ops.push(CatalogOp::DeregisterService {
                     node: node.to_string(),
                     id: id.clone(),
@@ -256,6 +256,20 @@ impl Registrator {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+impl Registrator {
+    /// A berth instance's registration whose object has not reported on
+    /// this node since the daemon started: kept until it does, or an
+    /// agent restart would take every instance out of the catalog (and
+    /// the ingress's rotation) until its monitor's first pass.
+    fn awaiting_report(&self, s: &Service) -> bool {
+        s.source == Source::Berth
+            && s.berth_path().is_some_and(|p| {
+                self.status.instance(p).is_none()
+                    && matches!(self.cluster.desired().get(p), Ok(Some(_)))
+            })
     }
 }
 
