@@ -237,6 +237,7 @@ async fn deploy(
         parallelism: r.parallelism,
         delay: r.delay_ms.map(std::time::Duration::from_millis),
         order,
+        pins_of: None,
     };
     Ok(Json(a.deploy(&by, &parse_path(&r.path)?, args).await?))
 }

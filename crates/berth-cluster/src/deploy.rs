@@ -38,6 +38,8 @@ pub struct DeployArgs {
     pub parallelism: Option<u32>,
     pub delay: Option<Duration>,
     pub order: Option<UpdateOrder>,
+    /// A rollback: the digests that version pinned, not the tags' now.
+    pub pins_of: Option<u64>,
 }
 
 pub fn deploy_key(path: &str) -> String {
@@ -165,6 +167,23 @@ impl Cluster {
         if resumed.is_some() {
             v.log.push(format!("resumed by {by}"));
         }
+        // Every instance, on every node, runs what the tag named now, or,
+        // for a rollback, what the version rolled back to ran.
+        if resumed.is_none() {
+            let earlier = args
+                .pins_of
+                .and_then(|n| history.get(n))
+                .filter(|e| !e.digests.is_empty());
+            if let Some(e) = earlier {
+                v.digests = e.digests.clone();
+                v.log
+                    .push(format!("the digests version {} pinned", e.version));
+            } else {
+                let (pins, notes) = local.image_digests(path, &rec.config).await;
+                v.digests = pins;
+                v.log.extend(notes);
+            }
+        }
         if rec.target != Target::Started || (todo.is_empty() && resumed.is_none()) {
             v.outcome = Outcome::Deployed;
             let why = if rec.target != Target::Started {
@@ -175,12 +194,6 @@ impl Cluster {
             v.log.push(why.to_string());
             self.record_version(&key, by, &mut history, v).await?;
             return Ok(said(&key, format!("version {version} recorded ({why})")));
-        }
-        // Every instance, on every node, runs what the tag named now.
-        if resumed.is_none() {
-            let (pins, notes) = local.image_digests(path, &rec.config).await;
-            v.digests = pins;
-            v.log.extend(notes);
         }
         self.record_version(&key, by, &mut history, v.clone())
             .await?;
@@ -263,14 +276,19 @@ impl Cluster {
         }
         let mut history = self.deploy_history(&key)?;
         if history.current().is_none() {
+            let (digests, mut log) = local.image_digests(path, old).await;
+            log.insert(
+                0,
+                "the config its instances ran before its first deploy".into(),
+            );
             let v = DeployVersion {
                 version: history.next_version(),
                 config: old.to_string(),
                 by: by.to_string(),
                 at_ms: now_ms(),
-                digests: Default::default(),
+                digests,
                 outcome: Outcome::Deployed,
-                log: vec!["the config its instances ran before its first deploy".into()],
+                log,
             };
             self.record_version(&key, by, &mut history, v).await?;
         }
@@ -306,7 +324,11 @@ impl Cluster {
             ))
         })?;
         self.set_config(&key, &prev.config, by).await?;
-        let mut out = self.deploy(path, DeployArgs::default(), by).await?;
+        let args = DeployArgs {
+            pins_of: Some(prev.version),
+            ..Default::default()
+        };
+        let mut out = self.deploy(path, args, by).await?;
         out.lines.insert(
             0,
             format!("rollback to the config of version {}", prev.version),
