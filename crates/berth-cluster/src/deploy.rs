@@ -135,56 +135,11 @@ impl Cluster {
                 format!("nothing to deploy: version {v} runs everywhere"),
             ));
         }
-        // A version left in progress (its deploying node restarted) is
-        // finished with the digests it pinned; one for another config is
-        // over.
-        let resumed = history
-            .versions
-            .last()
-            .filter(|v| v.outcome == Outcome::InProgress && v.config == rec.config)
-            .cloned();
-        if let Some(last) = history.versions.last().cloned() {
-            if last.outcome == Outcome::InProgress && last.config != rec.config {
-                let mut over = last;
-                over.outcome = Outcome::Paused {
-                    why: "interrupted, and superseded by a newer config".into(),
-                };
-                self.record_version(&key, by, &mut history, over).await?;
-            }
-        }
-        let version = resumed
-            .as_ref()
-            .map_or_else(|| history.next_version(), |v| v.version);
-        let mut v = resumed.clone().unwrap_or(DeployVersion {
-            version,
-            config: rec.config.clone(),
-            by: by.to_string(),
-            at_ms: now_ms(),
-            digests: Default::default(),
-            outcome: Outcome::InProgress,
-            log: Vec::new(),
-        });
-        if resumed.is_some() {
-            v.log.push(format!("resumed by {by}"));
-        }
-        // Every instance, on every node, runs what the tag named now, or,
-        // for a rollback, what the version rolled back to ran.
-        if resumed.is_none() {
-            let earlier = args
-                .pins_of
-                .and_then(|n| history.get(n))
-                .filter(|e| !e.digests.is_empty());
-            if let Some(e) = earlier {
-                v.digests = e.digests.clone();
-                v.log
-                    .push(format!("the digests version {} pinned", e.version));
-            } else {
-                let (pins, notes) = local.image_digests(path, &rec.config).await;
-                v.digests = pins;
-                v.log.extend(notes);
-            }
-        }
-        if rec.target != Target::Started || (todo.is_empty() && resumed.is_none()) {
+        let (mut v, resumed) = self
+            .open_version(path, &rec.config, args, by, &mut history)
+            .await?;
+        let version = v.version;
+        if rec.target != Target::Started || (todo.is_empty() && !resumed) {
             v.outcome = Outcome::Deployed;
             let why = if rec.target != Target::Started {
                 "not started: its next start runs it"
@@ -217,14 +172,95 @@ impl Cluster {
             return Ok(outcome(&key, true, None, v.log));
         };
         self.emit_for(&key, format!("deploy: version {version} failed: {why}"));
+        let error = self
+            .fail(path, &todo, &policy, by, &history, &mut v, &why)
+            .await?;
+        self.record_version(&key, by, &mut history, v.clone())
+            .await?;
+        Ok(outcome(&key, false, Some(error), v.log))
+    }
+
+    /// The version this deploy writes: the one left in progress for this
+    /// very config (its digests kept), or a new one with the images
+    /// pinned now (a rollback's with the digests of the version it returns
+    /// to). A version left in progress for another config is over.
+    async fn open_version(
+        &self,
+        path: &ObjectPath,
+        config: &str,
+        args: DeployArgs,
+        by: &UserRef,
+        history: &mut DeployHistory,
+    ) -> Result<(DeployVersion, bool), ClusterError> {
+        let key = path.to_string();
+        if let Some(last) = history.versions.last().cloned() {
+            if last.outcome == Outcome::InProgress && last.config != config {
+                let mut over = last;
+                over.outcome = Outcome::Paused {
+                    why: "interrupted, and superseded by a newer config".into(),
+                };
+                self.record_version(&key, by, history, over).await?;
+            }
+        }
+        if let Some(mut v) = history
+            .versions
+            .last()
+            .filter(|v| v.outcome == Outcome::InProgress)
+            .cloned()
+        {
+            v.log.push(format!("resumed by {by}"));
+            return Ok((v, true));
+        }
+        let mut v = DeployVersion {
+            version: history.next_version(),
+            config: config.to_string(),
+            by: by.to_string(),
+            at_ms: now_ms(),
+            digests: Default::default(),
+            outcome: Outcome::InProgress,
+            log: Vec::new(),
+        };
+        let earlier = args
+            .pins_of
+            .and_then(|n| history.get(n))
+            .filter(|e| !e.digests.is_empty());
+        if let Some(e) = earlier {
+            v.digests = e.digests.clone();
+            v.log
+                .push(format!("the digests version {} pinned", e.version));
+        } else {
+            let (pins, notes) = self.local()?.image_digests(path, config).await;
+            v.digests = pins;
+            v.log.extend(notes);
+        }
+        Ok((v, false))
+    }
+
+    /// After a failed gate: back to the previous deployed version, or a
+    /// pause, as `update_failure_action` says. Returns the error to report.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        self: &Arc<Self>,
+        path: &ObjectPath,
+        todo: &[String],
+        policy: &UpdatePolicy,
+        by: &UserRef,
+        history: &DeployHistory,
+        v: &mut DeployVersion,
+        why: &str,
+    ) -> Result<String, ClusterError> {
+        let key = path.to_string();
+        let version = v.version;
         let previous = history.before(version).cloned();
-        let error = match (policy.failure, previous) {
+        Ok(match (policy.failure, previous) {
             (FailureAction::Rollback, Some(prev)) => {
                 v.log
                     .push(format!("rolling back to version {}", prev.version));
                 self.set_config(&key, &prev.config, by).await?;
-                let back = self.roll(path, &todo, &policy, by, &mut v.log).await;
-                v.outcome = Outcome::RolledBack { why: why.clone() };
+                let back = self.roll(path, todo, policy, by, &mut v.log).await;
+                v.outcome = Outcome::RolledBack {
+                    why: why.to_string(),
+                };
                 if let Err(Failed(also)) = back {
                     v.log.push(format!("the rollback failed too: {also}"));
                 }
@@ -237,17 +273,18 @@ impl Cluster {
             (FailureAction::Rollback, None) => {
                 v.log
                     .push("no earlier deployed version to roll back to: paused".into());
-                v.outcome = Outcome::Paused { why: why.clone() };
+                v.outcome = Outcome::Paused {
+                    why: why.to_string(),
+                };
                 format!("{why}; paused (no earlier version to roll back to)")
             }
             (FailureAction::Pause, _) => {
-                v.outcome = Outcome::Paused { why: why.clone() };
+                v.outcome = Outcome::Paused {
+                    why: why.to_string(),
+                };
                 format!("{why}; paused (update_failure_action=pause)")
             }
-        };
-        self.record_version(&key, by, &mut history, v.clone())
-            .await?;
-        Ok(outcome(&key, false, Some(error), v.log))
+        })
     }
 
     /// A config change of `path` was written over `old`. The first change
