@@ -245,6 +245,11 @@ pub async fn object(ctx: &Ctx, selector: &str, cmd: ObjCmd) -> anyhow::Result<Ex
         | ObjCmd::Config {
             what: ConfigWhat::Show,
         } => print_config(ctx, selector).await,
+        ObjCmd::Diff {
+            version,
+            to,
+            exit_code,
+        } => crate::deploy::diff(ctx, selector, version, to, exit_code).await,
         ObjCmd::Print {
             what: PrintWhat::Status,
             version: Some(_),
@@ -401,16 +406,7 @@ async fn print_config(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
             .collect();
         print_json(&v)?;
     } else {
-        let many = texts.len() > 1;
-        for (p, t) in texts {
-            if many {
-                println!("# {p}");
-            }
-            print!("{t}");
-            if !t.ends_with('\n') {
-                println!();
-            }
-        }
+        render::print_texts(&texts);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `deploy`, `rollback`, `history` and `print config --version N`.
+//! `deploy`, `rollback`, `history`, `diff --version N` and `print config --version N`.
 
 use crate::commands::select;
 use crate::render;
@@ -142,16 +142,7 @@ pub async fn print_config_version(
     for obj in select(ctx, selector).await? {
         let h = history_of(ctx, &obj.path).await?;
         let Some(v) = h.get(version) else {
-            let kept: Vec<String> = h.versions.iter().map(|v| v.version.to_string()).collect();
-            anyhow::bail!(crate::Usage(format!(
-                "{}: no version {version}; kept: {}",
-                obj.path,
-                if kept.is_empty() {
-                    "none".to_string()
-                } else {
-                    kept.join(" ")
-                }
-            )));
+            return Err(no_such_version(&obj.path, &h, version));
         };
         texts.push((obj.path.clone(), v.config.clone()));
     }
@@ -162,15 +153,83 @@ pub async fn print_config_version(
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let many = texts.len() > 1;
-        for (p, t) in texts {
-            if many {
-                println!("# {p}");
-            }
-            print!("{t}");
-        }
+        render::print_texts(&texts);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn no_such_version(path: &str, h: &DeployHistory, version: u64) -> anyhow::Error {
+    let kept: Vec<String> = h.versions.iter().map(|v| v.version.to_string()).collect();
+    crate::Usage(format!(
+        "{path}: no version {version}; kept: {}",
+        if kept.is_empty() {
+            "none".to_string()
+        } else {
+            kept.join(" ")
+        }
+    ))
+    .into()
+}
+
+async fn current_config(ctx: &Ctx, path: &str) -> anyhow::Result<String> {
+    let q = PathQuery {
+        path: path.to_string(),
+    };
+    Ok(ctx
+        .client()
+        .call::<api::ObjectConfig>(&q, &Empty {})
+        .await?
+        .text)
+}
+
+/// `diff --version N [--to M]`: version N's config against version M's,
+/// or against the current config.
+pub async fn diff(
+    ctx: &Ctx,
+    selector: &str,
+    version: u64,
+    to: Option<u64>,
+    exit_code: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut diffs = Vec::new();
+    for obj in select(ctx, selector).await? {
+        let path = &obj.path;
+        let h = history_of(ctx, path).await?;
+        let old = h
+            .get(version)
+            .ok_or_else(|| no_such_version(path, &h, version))?;
+        let (new_name, new_text) = match to {
+            Some(m) => {
+                let v = h.get(m).ok_or_else(|| no_such_version(path, &h, m))?;
+                (format!("{path} version {m}"), v.config.clone())
+            }
+            None => (format!("{path} current"), current_config(ctx, path).await?),
+        };
+        let d = crate::textdiff::unified(
+            &old.config,
+            &new_text,
+            &format!("{path} version {version}"),
+            &new_name,
+        );
+        diffs.push((path.clone(), d));
+    }
+    let changed = diffs.iter().any(|(_, d)| !d.is_empty());
+    if ctx.json() {
+        let v: Vec<_> = diffs
+            .iter()
+            .map(|(p, d)| serde_json::json!({"path": p, "version": version, "to": to, "changed": !d.is_empty(), "diff": d}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (_, d) in &diffs {
+            print!("{d}");
+        }
+    }
+    Ok(if exit_code && changed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod kv;
 mod remote;
 mod render;
 mod secrets;
+mod textdiff;
 mod users;
 
 use args::{Common, Format, ObjectCli, Top};

@@ -17,6 +17,21 @@ pub fn progress_bar(len: u64, kind: ActionKind) -> ProgressBar {
     bar
 }
 
+/// Config texts, one after the other, each under a `# path` line when
+/// there are several.
+pub fn print_texts(texts: &[(String, String)]) {
+    let many = texts.len() > 1;
+    for (p, t) in texts {
+        if many {
+            println!("# {p}");
+        }
+        print!("{t}");
+        if !t.is_empty() && !t.ends_with('\n') {
+            println!();
+        }
+    }
+}
+
 pub fn outcome_line(o: &ActionOutcome) -> String {
     match &o.error {
         None => format!("{}: ok", o.path),

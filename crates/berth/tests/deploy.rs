@@ -175,6 +175,7 @@ fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
     assert!(cfg3.contains(&tags[2]), "{cfg3}");
     let out = env.berth(&[&path, "print", "config", "--version", "99"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    diff_versions(&env, &path, &tags);
 
     // rollback after a successful deploy: back to v1's digest, though the
     // v1 tag names other content by now.
@@ -184,6 +185,41 @@ fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
     assert_eq!(running_image(&ctr), ids[0]);
     let text = env.ok(&[&path, "history"]);
     assert!(text.contains("version 4"), "{text}");
+}
+
+/// `diff --version`: the rolled-back v3 against v2 reads as `diff -u`
+/// reads it; the current config (back at v2) equals version 2.
+fn diff_versions(env: &Env, path: &str, tags: &[String]) {
+    let d = env.ok(&[path, "diff", "--version", "2", "--to", "3"]);
+    assert!(
+        d.contains(&format!("-image = {}\n+image = {}\n", tags[1], tags[2])),
+        "{d}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for v in ["2", "3"] {
+        let text = env.ok(&[path, "print", "config", "--version", v]);
+        std::fs::write(dir.path().join(v), text).expect("write");
+    }
+    let real = std::process::Command::new("diff")
+        .args(["-u", "2", "3"])
+        .current_dir(dir.path())
+        .output()
+        .expect("diff");
+    let body = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("---") && !l.starts_with("+++"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert_eq!(body(&d), body(&String::from_utf8_lossy(&real.stdout)));
+
+    let same = env.berth(&[path, "diff", "--version", "2", "--exit-code"]);
+    assert!(same.status.success(), "{same:?}");
+    assert!(same.stdout.is_empty(), "{same:?}");
+    let differs = env.berth(&[path, "diff", "--version", "3", "--exit-code"]);
+    assert_eq!(differs.status.code(), Some(1), "{differs:?}");
+    let missing = env.berth(&[path, "diff", "--version", "99"]);
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
 }
 
 #[test]

@@ -689,6 +689,22 @@ pub enum ObjCmd {
     /// The deployed versions: who, when, digests, outcome.
     #[command(after_help = "Examples:\n  berth web history\n  berth web history --format json")]
     History,
+    /// Diff a deployed version's config against the current config (or
+    /// against another version with --to).
+    #[command(
+        after_help = "Examples:\n  berth web diff --version 3\n  berth web diff --version 3 --to 4\n  berth web diff --version 3 --exit-code"
+    )]
+    Diff {
+        /// The deployed version to compare (see `history`).
+        #[arg(long)]
+        version: u64,
+        /// Compare with this version instead of the current config.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Exit 1 when the configs differ, as `git diff --exit-code`.
+        #[arg(long)]
+        exit_code: bool,
+    },
     /// Cluster: stop the service where it runs and start it on NODE.
     #[command(after_help = "Examples:\n  berth db switch --to node2")]
     Switch {
