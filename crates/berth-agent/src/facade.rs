@@ -90,6 +90,7 @@ impl Agent {
             docker_socket: None,
             placement: vec![],
             config_hash: 0,
+            unhealthy_on: Default::default(),
         }
     }
 

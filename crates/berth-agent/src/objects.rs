@@ -232,6 +232,7 @@ impl Agent {
             target: Target::Stopped,
             frozen: true,
             placement: Vec::new(),
+            unhealthy_on: Default::default(),
         };
         // Desired state is the commit point; the file follows it.
         let create = self.cluster.create_command(by, vec![rec.clone()]);

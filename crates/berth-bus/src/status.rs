@@ -157,6 +157,7 @@ mod tests {
             docker_socket: None,
             placement: vec![],
             config_hash: 0,
+            unhealthy_on: Default::default(),
         }
     }
 

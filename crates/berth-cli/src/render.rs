@@ -154,6 +154,12 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
     for l in &s.log {
         let _ = writeln!(out, "   warn: {l}");
     }
+    for (node, why) in &s.unhealthy_on {
+        let _ = writeln!(
+            out,
+            "   warn: kept off {node}, it stayed unhealthy there ({why}); `clear` on {node} allows it back"
+        );
+    }
     let _ = writeln!(out, "`- instances");
     let all = instances(s, view);
     let count = all.len();
@@ -170,6 +176,9 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
         }
         if placed(s, &node, view) {
             state.push("placed".into());
+        }
+        if s.unhealthy_on.contains_key(&node) {
+            state.push("unhealthy here".into());
         }
         if !held.is_empty() {
             state.push(format!("holds {}", held.join(" ")));

@@ -75,6 +75,10 @@ fn object_actions(op: &ObjectOp) -> Vec<(String, &'static str)> {
         }
         ObjectOp::Move { path, .. } => vec![(path.clone(), "switch")],
         ObjectOp::Deployed { path, .. } => vec![(path.clone(), "deploy")],
+        ObjectOp::Unhealthy { path, why, .. } => vec![(
+            path.clone(),
+            if why.is_some() { "unhealthy" } else { "clear" },
+        )],
     }
 }
 

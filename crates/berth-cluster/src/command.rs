@@ -149,6 +149,14 @@ pub enum ObjectOp {
         path: String,
         history: berth_model::deploy::DeployHistory,
     },
+    /// `on_unhealthy=failover`: the instance on `node` stayed unhealthy
+    /// (`why`), so the orchestrator places the object elsewhere while it
+    /// can; `None` (`clear` on that node) forgets it.
+    Unhealthy {
+        path: String,
+        node: String,
+        why: Option<String>,
+    },
 }
 
 impl ObjectOp {
@@ -159,7 +167,8 @@ impl ObjectOp {
             ObjectOp::Delete { path }
             | ObjectOp::SetTarget { path, .. }
             | ObjectOp::Move { path, .. }
-            | ObjectOp::Deployed { path, .. } => vec![path.as_str()],
+            | ObjectOp::Deployed { path, .. }
+            | ObjectOp::Unhealthy { path, .. } => vec![path.as_str()],
         }
     }
 }
@@ -459,6 +468,12 @@ impl Command {
         match self {
             Command::Object { by, op } => {
                 own_users_only(caller, by)?;
+                if let ObjectOp::Unhealthy { node, .. } = op {
+                    check_node_name(node)?;
+                    if node != &caller.node {
+                        manager_only("another node's health marks")?;
+                    }
+                }
                 for p in op.paths() {
                     p.parse::<ObjectPath>()
                         .map_err(|e| Refusal::BadInput(format!("{p:?}: {e}")))?;
@@ -686,6 +701,12 @@ fn object_request(op: &ObjectOp) -> Result<Request, berth_store::StoreError> {
         ObjectOp::Deployed { path, history } => {
             put_json(&crate::deploy::deploy_key(path), history)?
         }
+        ObjectOp::Unhealthy { path, node, why } => Request::PatchEntry {
+            key: berth_store::obj_key(path),
+            field: berth_store::UNHEALTHY_ON.to_string(),
+            entry: node.clone(),
+            value: why.clone().map(serde_json::Value::String),
+        },
     })
 }
 

@@ -204,3 +204,35 @@ fn a_worker_writes_its_own_catalog_records_only() {
     assert!(user("w1").authorize(&worker("w1"), &RootOnly).is_ok());
     assert!(user("w2").authorize(&worker("w1"), &RootOnly).is_err());
 }
+
+#[test]
+fn a_worker_marks_itself_unhealthy_only_and_the_mark_is_one_entry() {
+    let mark = |by: &str, node: &str| Command::Object {
+        by: UserRef::root_on(by),
+        op: ObjectOp::Unhealthy {
+            path: "app/db".into(),
+            node: node.into(),
+            why: Some("GET /health: 404".into()),
+        },
+    };
+    assert!(mark("w1", "w1").authorize(&worker("w1"), &RootOnly).is_ok());
+    assert!(matches!(
+        mark("w1", "w2").authorize(&worker("w1"), &RootOnly),
+        Err(Refusal::Forbidden(_))
+    ));
+    assert!(mark("m1", "w2")
+        .authorize(&manager("m1"), &RootOnly)
+        .is_ok());
+    assert!(matches!(
+        mark("w1", "bad name/").authorize(&worker("w1"), &RootOnly),
+        Err(Refusal::BadInput(_))
+    ));
+    assert_eq!(
+        keys(&mark("w1", "w1")),
+        vec![berth_store::obj_key("app/db")]
+    );
+    let Ok(Request::PatchEntry { field, entry, .. }) = mark("w1", "w1").request() else {
+        panic!("not an entry patch");
+    };
+    assert_eq!((field.as_str(), entry.as_str()), ("unhealthy_on", "w1"));
+}

@@ -109,6 +109,7 @@ fn pass(
                 path: rec.path.clone(),
                 wanted,
                 placement: rec.placement.clone(),
+                unhealthy_on: rec.unhealthy_on.keys().cloned().collect(),
                 settings: wanted
                     .then(|| settings_of(local.as_ref(), cache, &mut fresh, rec))
                     .flatten(),

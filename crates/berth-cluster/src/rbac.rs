@@ -239,9 +239,9 @@ fn object_actions(op: &ObjectOp) -> Vec<(&str, Action, Option<&str>)> {
             };
             vec![(path, a, None)]
         }
-        ObjectOp::Move { path, .. } | ObjectOp::Deployed { path, .. } => {
-            vec![(path, Action::Start, None)]
-        }
+        ObjectOp::Move { path, .. }
+        | ObjectOp::Deployed { path, .. }
+        | ObjectOp::Unhealthy { path, .. } => vec![(path, Action::Start, None)],
     }
 }
 

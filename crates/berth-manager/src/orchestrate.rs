@@ -18,6 +18,9 @@ pub struct ObjectView {
     /// Target started and not frozen: it should run somewhere.
     pub wanted: bool,
     pub placement: Vec<String>,
+    /// Nodes where it stayed unhealthy (`on_unhealthy=failover`): a
+    /// failover object moves off them while another node can take it.
+    pub unhealthy_on: BTreeSet<String>,
     /// `None` when its config does not resolve: it is left alone.
     pub settings: Option<ObjectSettings>,
 }
@@ -127,7 +130,27 @@ pub fn decide(
 }
 
 /// The new placement of one object, `None` when it stays as it is.
+/// A failover object keeps away from the nodes where it stayed unhealthy
+/// as long as some other node can take it; then it stays where it is.
 pub fn placement_for(
+    o: &ObjectView,
+    settings: &ObjectSettings,
+    facts: &[NodeFacts],
+    reports: &BTreeMap<String, Vec<InstanceReport>>,
+    avoid: BTreeSet<String>,
+    prefer_not: BTreeSet<String>,
+) -> Result<Option<Vec<String>>, String> {
+    if settings.is_failover() && !o.unhealthy_on.is_empty() {
+        let mut away = avoid.clone();
+        away.extend(o.unhealthy_on.iter().cloned());
+        if let Ok(p) = placement_avoiding(o, settings, facts, reports, away, prefer_not.clone()) {
+            return Ok(p);
+        }
+    }
+    placement_avoiding(o, settings, facts, reports, avoid, prefer_not)
+}
+
+fn placement_avoiding(
     o: &ObjectView,
     settings: &ObjectSettings,
     facts: &[NodeFacts],

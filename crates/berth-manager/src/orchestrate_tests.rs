@@ -19,6 +19,7 @@ fn obj(path: &str, placement: &[&str], s: ObjectSettings) -> ObjectView {
         path: path.into(),
         wanted: true,
         placement: placement.iter().map(|n| n.to_string()).collect(),
+        unhealthy_on: Default::default(),
         settings: Some(s),
     }
 }
@@ -116,6 +117,33 @@ fn a_failover_move_waits_while_a_live_node_reports_it_running() {
     assert!(still.placements.is_empty(), "{still:?}");
     let stopped = decide(&unplaced, &facts, &BTreeMap::new());
     assert_eq!(placements(&stopped), vec![("a/x", vec!["n1"])]);
+}
+
+#[test]
+fn a_failover_object_moves_off_the_nodes_it_was_unhealthy_on_while_it_can() {
+    let facts = nodes(3, &[], &[]);
+    let mut x = obj("a/x", &["n0"], ha());
+    x.unhealthy_on = BTreeSet::from(["n0".to_string()]);
+    let p = decide(std::slice::from_ref(&x), &facts, &BTreeMap::new());
+    let moved = placements(&p);
+    assert_eq!(moved.len(), 1, "{p:?}");
+    assert_eq!(moved[0].1.len(), 1, "{p:?}");
+    assert_ne!(moved[0].1, vec!["n0"], "{p:?}");
+    // Unplaced (stopped on n0): placed on a node it was not unhealthy on.
+    x.placement.clear();
+    x.unhealthy_on.insert("n1".into());
+    let p = decide(std::slice::from_ref(&x), &facts, &BTreeMap::new());
+    assert_eq!(placements(&p), vec![("a/x", vec!["n2"])]);
+    // Unhealthy everywhere: it stays where it is.
+    x.placement = vec!["n2".into()];
+    x.unhealthy_on.insert("n2".into());
+    let p = decide(std::slice::from_ref(&x), &facts, &BTreeMap::new());
+    assert!(p.placements.is_empty(), "{p:?}");
+    // A flex object ignores the marks (on_unhealthy=failover restarts it).
+    let mut f = obj("a/f", &["n0"], settings(Topology::Flex, Orchestrate::Ha, 1));
+    f.unhealthy_on = BTreeSet::from(["n0".to_string()]);
+    let p = decide(std::slice::from_ref(&f), &facts, &BTreeMap::new());
+    assert!(p.placements.is_empty(), "{p:?}");
 }
 
 #[test]

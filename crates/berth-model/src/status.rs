@@ -244,6 +244,10 @@ pub struct ObjectStatus {
     /// reader can tell a status made before a change from one after.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub config_hash: u64,
+    /// Nodes it stayed unhealthy on (`on_unhealthy=failover`), with why:
+    /// the orchestrator keeps it off them until `clear` there.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unhealthy_on: std::collections::BTreeMap<String, String>,
 }
 
 fn is_zero(n: &u64) -> bool {

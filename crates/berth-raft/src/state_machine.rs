@@ -256,6 +256,37 @@ impl berth_kv::Table for KvTable<'_, '_> {
 
 /// Applies one request, the log entry at `index`, to the key/value table;
 /// returns what it returns, and appends the keys it wrote to `touched`.
+/// `text` with entry `entry` of map `field` set or removed; `None` when
+/// `text` is no JSON object or `field` holds no map (kept as is rather
+/// than failing the whole log).
+fn patch_entry(
+    text: &str,
+    field: &str,
+    entry: String,
+    value: Option<serde_json::Value>,
+) -> Option<String> {
+    let serde_json::Value::Object(mut obj) = serde_json::from_str(text).ok()? else {
+        return None;
+    };
+    let mut map = match obj.remove(field) {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return None,
+    };
+    match value {
+        Some(v) => {
+            map.insert(entry, v);
+        }
+        None => {
+            map.remove(&entry);
+        }
+    }
+    if !map.is_empty() {
+        obj.insert(field.to_string(), serde_json::Value::Object(map));
+    }
+    Some(serde_json::Value::Object(obj).to_string())
+}
+
 fn apply_request(
     kv: &mut redb::Table<&'static str, &'static str>,
     req: Request,
@@ -294,6 +325,28 @@ fn apply_request(
                 obj.insert(k, v);
             }
             let new = serde_json::Value::Object(obj).to_string();
+            kv.insert(key.as_str(), new.as_str()).map_err(io)?;
+            Some(text)
+        }
+        Request::PatchEntry {
+            key,
+            field,
+            entry,
+            value,
+        } => {
+            let current = kv
+                .get(key.as_str())
+                .map_err(io)?
+                .map(|v| v.value().to_string());
+            let Some(text) = current else {
+                return Ok(Response::default());
+            };
+            let Some(new) = patch_entry(&text, &field, entry, value) else {
+                return Ok(Response {
+                    previous: Some(text),
+                    kv: None,
+                });
+            };
             kv.insert(key.as_str(), new.as_str()).map_err(io)?;
             Some(text)
         }
@@ -495,6 +548,24 @@ impl RaftSnapshotBuilder<C> for StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_entry_is_set_and_removed_and_the_empty_map_goes() {
+        let rec = r#"{"path":"a/b","config":"x"}"#;
+        let v = Some(serde_json::json!({"why": "404"}));
+        let one = patch_entry(rec, "marks", "n1".into(), v.clone()).expect("set");
+        let two = patch_entry(&one, "marks", "n2".into(), v).expect("set");
+        let back: serde_json::Value = serde_json::from_str(&two).expect("json");
+        assert_eq!(back["marks"]["n1"]["why"], "404");
+        assert_eq!(back["marks"]["n2"]["why"], "404");
+        assert_eq!(back["config"], "x");
+        let one_left = patch_entry(&two, "marks", "n1".into(), None).expect("rm");
+        let none_left = patch_entry(&one_left, "marks", "n2".into(), None).expect("rm");
+        let back: serde_json::Value = serde_json::from_str(&none_left).expect("json");
+        assert_eq!(back, serde_json::json!({"path": "a/b", "config": "x"}));
+        assert_eq!(patch_entry(rec, "config", "n1".into(), None), None);
+        assert_eq!(patch_entry("[1]", "marks", "n1".into(), None), None);
+    }
 
     #[test]
     fn a_state_machine_kept_in_the_log_file_moves_to_its_own() {

@@ -18,6 +18,16 @@ pub enum Request {
         key: String,
         fields: serde_json::Map<String, serde_json::Value>,
     },
+    /// Sets (or, with `None`, removes) entry `entry` of the map in field
+    /// `field` of the JSON object stored at `key`; the field goes when its
+    /// map is empty. Nodes writing their own entry never undo each other's.
+    /// Nothing happens when the key is absent.
+    PatchEntry {
+        key: String,
+        field: String,
+        entry: String,
+        value: Option<serde_json::Value>,
+    },
     /// Several requests applied in one entry: all or none.
     Batch(Vec<Request>),
     /// A write to the Consul-compatible KV store or its sessions, decided
@@ -30,9 +40,10 @@ impl Request {
     /// known only once it is applied).
     pub fn keys(&self, out: &mut Vec<String>) {
         match self {
-            Request::Put { key, .. } | Request::Delete { key } | Request::Patch { key, .. } => {
-                out.push(key.clone())
-            }
+            Request::Put { key, .. }
+            | Request::Delete { key }
+            | Request::Patch { key, .. }
+            | Request::PatchEntry { key, .. } => out.push(key.clone()),
             Request::Batch(v) => v.iter().for_each(|r| r.keys(out)),
             Request::Kv(_) => {}
         }
@@ -45,6 +56,9 @@ impl fmt::Display for Request {
             Request::Put { key, .. } => write!(f, "put {key}"),
             Request::Delete { key } => write!(f, "delete {key}"),
             Request::Patch { key, .. } => write!(f, "patch {key}"),
+            Request::PatchEntry {
+                key, field, entry, ..
+            } => write!(f, "patch {key} {field}.{entry}"),
             Request::Batch(v) => write!(f, "batch of {}", v.len()),
             Request::Kv(_) => write!(f, "kv operation"),
         }

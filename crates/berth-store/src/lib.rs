@@ -20,7 +20,7 @@ pub use desired::{
 };
 pub use health::StoreHealth;
 pub use home::Home;
-pub use record::{delete_object, ObjectPatch, ObjectRecord};
+pub use record::{delete_object, ObjectPatch, ObjectRecord, UNHEALTHY_ON};
 
 use berth_model::event::Event;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};

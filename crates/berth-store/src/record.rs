@@ -3,6 +3,7 @@ use crate::StoreError;
 use berth_model::status::Target;
 use berth_raft::Request;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The desired state of one object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,7 +19,15 @@ pub struct ObjectRecord {
     /// leader with the target. Empty until the object is first started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<String>,
+    /// Nodes where the instance stayed unhealthy under
+    /// `on_unhealthy=failover`, with why: the orchestrator places it
+    /// elsewhere while it can. Each node writes its own entry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unhealthy_on: BTreeMap<String, String>,
 }
+
+/// The field of [`ObjectRecord::unhealthy_on`], for entry patches.
+pub const UNHEALTHY_ON: &str = "unhealthy_on";
 
 impl ObjectRecord {
     /// Puts the whole record.

@@ -8,6 +8,7 @@ fn rec(path: &str) -> ObjectRecord {
         config: format!("[DEFAULT]\nid = {path}\n"),
         target: Target::Started,
         frozen: false,
+        unhealthy_on: Default::default(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Moving one object towards its target: the Docker side of imon.
 
+use super::health::Unwell;
 use super::Imon;
 use crate::privd;
 use berth_drivers::container_docker::{ContainerResource, PullPolicy, LABEL_SPEC};
@@ -193,10 +194,14 @@ impl Imon {
         // Failover containers of a cluster node run under its lease, which
         // the fencing watchdog enforces should this agent die.
         let fenced = self.agent.cluster.is_clustered() && r.settings.is_failover();
+        let movable = fenced && r.settings.orchestrate == berth_model::Orchestrate::Ha;
         let mut errors = Vec::new();
         for c in &r.containers {
             let engine = self.tagged(&engine, Some(&c.rid));
-            if let Err(e) = self.converge_container(&engine, c, fresh, fenced).await {
+            if let Err(e) = self
+                .converge_container(&engine, c, fresh, fenced, movable)
+                .await
+            {
                 let msg = format!("{}: {e}", c.rid);
                 self.res.entry(c.rid.clone()).or_default().note(e);
                 errors.push(msg);
@@ -215,6 +220,7 @@ impl Imon {
         c: &ContainerResource,
         fresh: bool,
         fenced: bool,
+        movable: bool,
     ) -> Result<(), String> {
         let existing = engine
             .inspect(&c.spec.name)
@@ -222,9 +228,14 @@ impl Imon {
             .map_err(|e| e.to_string())?;
         let want = c.spec.labels.get(LABEL_SPEC);
         let mut existed = existing.is_some();
-        let unwell = existing
+        let action = existing
             .as_ref()
-            .is_some_and(|cur| cur.state.running && self.unhealthy_restart_due(c, &cur.id));
+            .filter(|cur| cur.state.running)
+            .and_then(|cur| self.unhealthy_action(c, &cur.id, movable));
+        let unwell = action == Some(Unwell::Restart);
+        if let Some(Unwell::Move(why)) = action {
+            self.mark_unhealthy(&c.rid, why).await;
+        }
         // Until a container is made from the current config again (a
         // deploy, a start), the service is "config changed" here.
         self.res.entry(c.rid.clone()).or_default().stale = existing

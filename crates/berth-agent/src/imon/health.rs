@@ -10,6 +10,7 @@
 //! see the one result. Docker's own healthcheck is read from `inspect`,
 //! and its `health_status` events wake the monitor the same way.
 
+use berth_cluster::command::ObjectOp;
 use berth_drivers::container_docker::ContainerResource;
 use berth_engine::Engine;
 use berth_model::health::{
@@ -315,16 +316,21 @@ impl super::Imon {
         st.health.as_ref().map(Seen::report)
     }
 
-    /// Whether the running container `id` is to be restarted now for its
-    /// health. Says why in an event, and counts the restart against the
+    /// What `on_unhealthy` does now about the running container `id`, if
+    /// anything. Says why in an event, and counts a restart against the
     /// budget (a spent budget marks the resource failed instead).
-    pub(crate) fn unhealthy_restart_due(&mut self, c: &ContainerResource, id: &str) -> bool {
-        let clustered_failover =
-            self.agent.cluster.is_clustered() && c.on_unhealthy == OnUnhealthy::Failover;
+    /// `movable`: a failover service the orchestrator may move (a
+    /// cluster, orchestrate=ha); it is asked to first, and the container
+    /// restarts here only when no other node took it within the grace.
+    pub(crate) fn unhealthy_action(
+        &mut self,
+        c: &ContainerResource,
+        id: &str,
+        movable: bool,
+    ) -> Option<Unwell> {
+        let failover = c.on_unhealthy == OnUnhealthy::Failover;
         let st = self.res.entry(c.rid.clone()).or_default();
-        let Some(h) = st.health.clone() else {
-            return false;
-        };
+        let h = st.health.clone()?;
         let ours = st.prober.as_ref().is_none_or(|p| p.container_id == id);
         if !ours
             || h.state != HealthState::Unhealthy
@@ -332,7 +338,7 @@ impl super::Imon {
             || st.failed
             || h.since.elapsed() < c.health_grace
         {
-            return false;
+            return None;
         }
         let unwell = format!(
             "unhealthy for {:.1}s (grace {:?}): {}",
@@ -344,6 +350,30 @@ impl super::Imon {
                 h.output.as_str()
             }
         );
+        // A request made in this unhealthy spell, not an earlier one.
+        let asked = st.move_asked.filter(|t| *t >= h.since.into_std());
+        if movable && failover {
+            match asked {
+                None => {
+                    st.move_asked = Some(std::time::Instant::now());
+                    let msg = format!("{unwell}; moving to another node");
+                    st.note(msg.clone());
+                    self.agent
+                        .events
+                        .emit(Some(&self.key), Some(&c.rid), msg, None);
+                    return Some(Unwell::Move(unwell));
+                }
+                Some(t) if t.elapsed() < c.health_grace => return None,
+                Some(_) => {}
+            }
+        }
+        let how = match (failover, asked.is_some(), self.agent.cluster.is_clustered()) {
+            (true, true, _) => "no other node took it: restarting here",
+            (true, false, true) => {
+                "restarting here (moving needs topology=failover and orchestrate=ha)"
+            }
+            _ => "restarting",
+        };
         let (restart, msg) = if st.restarts >= c.restart {
             st.failed = true;
             st.health_due = None;
@@ -360,11 +390,7 @@ impl super::Imon {
             st.prober = None;
             st.health = None;
             st.health_due = None;
-            let how = if clustered_failover {
-                "restarting here (moving a failover service to another node is not built yet)"
-            } else {
-                "restarting"
-            };
+            st.move_asked = None;
             (
                 true,
                 format!("{unwell}; {how} ({}/{})", st.restarts, c.restart),
@@ -374,8 +400,56 @@ impl super::Imon {
         self.agent
             .events
             .emit(Some(&self.key), Some(&c.rid), msg, None);
-        restart
+        restart.then_some(Unwell::Restart)
     }
+
+    /// Marks this node in desired state as one the service stayed
+    /// unhealthy on: the orchestrator places it elsewhere.
+    pub(crate) async fn mark_unhealthy(&mut self, rid: &str, why: String) {
+        let op = ObjectOp::Unhealthy {
+            path: self.key.clone(),
+            node: self.agent.nodename().to_string(),
+            why: Some(why),
+        };
+        if let Err(e) = self.agent.submit(op).await {
+            self.res
+                .entry(rid.to_string())
+                .or_default()
+                .note(format!("asking to move it to another node: {e}"));
+        }
+    }
+
+    /// `clear`: this node is no longer one the service avoids.
+    pub(crate) async fn forget_unhealthy_mark(&self) -> Result<(), String> {
+        let marked = self
+            .agent
+            .cluster
+            .desired()
+            .get(&self.key)
+            .map_err(|e| e.to_string())?
+            .is_some_and(|r| r.unhealthy_on.contains_key(self.agent.nodename()));
+        if !marked {
+            return Ok(());
+        }
+        let op = ObjectOp::Unhealthy {
+            path: self.key.clone(),
+            node: self.agent.nodename().to_string(),
+            why: None,
+        };
+        self.agent
+            .submit_as(&self.acting_user(), op)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What `on_unhealthy` does about an instance.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unwell {
+    /// Restart the container here.
+    Restart,
+    /// Ask the orchestrator to move the service (why).
+    Move(String),
 }
 
 #[cfg(test)]

@@ -91,6 +91,9 @@ pub(crate) struct ResourceState {
     pub health: Option<health::Seen>,
     /// When `on_unhealthy` is due to act, while it is unhealthy.
     pub health_due: Option<tokio::time::Instant>,
+    /// When `on_unhealthy=failover` asked the orchestrator to move the
+    /// service away from this node.
+    pub move_asked: Option<std::time::Instant>,
     /// The container this monitor started last (not one it adopted).
     pub started_here: Option<String>,
     /// The container was made from an older config ("config changed").
@@ -526,7 +529,9 @@ impl Imon {
                     r.log.clear();
                     r.failed = false;
                     r.restarts = 0;
+                    r.move_asked = None;
                 }
+                self.forget_unhealthy_mark().await?;
                 self.say("warnings and failed states cleared".into());
                 Ok(())
             }

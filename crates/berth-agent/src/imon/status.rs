@@ -77,6 +77,7 @@ impl Imon {
             docker_socket: None,
             placement: rec.placement.clone(),
             config_hash: berth_model::fnv1a64(rec.config.as_bytes()),
+            unhealthy_on: rec.unhealthy_on.clone(),
         };
         let r = match self.resolve(rec) {
             Ok(r) => r,
