@@ -411,14 +411,33 @@ async fn print_config(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `print status --format json`: the object's status, and each node's
+/// instance of it.
+#[derive(serde::Serialize)]
+struct StatusOut<'a> {
+    #[serde(flatten)]
+    status: &'a ObjectStatus,
+    instances: Vec<crate::instances::InstanceView>,
+}
+
 async fn print_status(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     let st = statuses(ctx, selector).await?;
+    let view = view(ctx).await;
+    let mut out = Vec::with_capacity(st.len());
+    for s in &st {
+        let history = crate::deploy::history_of(ctx, &s.path)
+            .await
+            .unwrap_or_default();
+        out.push(StatusOut {
+            status: s,
+            instances: crate::instances::of(s, &view, &history),
+        });
+    }
     if ctx.json() {
-        print_json(&st)?;
+        print_json(&out)?;
     } else {
-        let view = view(ctx).await;
-        for s in &st {
-            print!("{}", render::status_tree(s, &view));
+        for o in &out {
+            print!("{}", render::status_tree(o.status, &view, &o.instances));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -70,7 +70,7 @@ pub async fn rollback(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     print_outcomes(ctx, &outs)
 }
 
-async fn history_of(ctx: &Ctx, path: &str) -> anyhow::Result<DeployHistory> {
+pub(crate) async fn history_of(ctx: &Ctx, path: &str) -> anyhow::Result<DeployHistory> {
     let q = PathQuery {
         path: path.to_string(),
     };

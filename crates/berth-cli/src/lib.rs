@@ -13,6 +13,7 @@ mod cluster;
 mod commands;
 mod daemon;
 mod deploy;
+mod instances;
 mod kv;
 mod remote;
 mod render;

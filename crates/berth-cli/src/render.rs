@@ -1,6 +1,8 @@
 //! Text rendering: the status tree, the svcmon grid, docs, events.
 
-use berth_model::cluster::{ClusterView, NodeState};
+use crate::instances::InstanceView;
+use berth_model::cluster::ClusterView;
+use berth_model::deploy::DeployHistory;
 use berth_model::event::Event;
 use berth_model::status::{Avail, ObjectStatus, Target};
 use berth_model::{ActionKind, ActionOutcome};
@@ -48,44 +50,6 @@ fn avail_char(a: Avail) -> char {
     }
 }
 
-/// The nodes to show, and each node's instance of `s` as far as known:
-/// this node's from its own status, the others' from their heartbeats.
-/// An instance's node, its availability, and the versions of the values
-/// it holds (`sec/db/password@2`).
-type InstanceLine = (String, Option<Avail>, Vec<String>);
-
-fn versions(values: &std::collections::BTreeMap<String, u64>) -> Vec<String> {
-    values.iter().map(|(k, v)| format!("{k}@{v}")).collect()
-}
-
-fn instances(s: &ObjectStatus, view: &ClusterView) -> Vec<InstanceLine> {
-    let local = versions(&berth_model::cluster::InstanceReport::of(s).values);
-    if view.nodes.is_empty() {
-        return vec![(s.node.clone(), Some(s.avail), local)];
-    }
-    view.nodes
-        .iter()
-        .map(|n| {
-            let name = &n.record.name;
-            if *name == s.node {
-                return (name.clone(), Some(s.avail), local.clone());
-            }
-            if n.state != NodeState::Up {
-                return (name.clone(), None, Vec::new());
-            }
-            let report = view
-                .instances
-                .get(name)
-                .and_then(|v| v.iter().find(|i| i.path == s.path));
-            (
-                name.clone(),
-                report.map(|i| i.avail),
-                report.map(|i| versions(&i.values)).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 /// `^`: the node is (one of) the object's placement; on a standalone node,
 /// an object to run.
 fn placed(s: &ObjectStatus, node: &str, view: &ClusterView) -> bool {
@@ -100,6 +64,8 @@ fn placed(s: &ObjectStatus, node: &str, view: &ClusterView) -> bool {
 /// OpenSVC's notation: `O` up, `X` down, `!` warn, `/` n/a, `^` placed
 /// there, `*` frozen, `?` node unreachable.
 pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
+    let none = DeployHistory::default();
+    let instances = |s: &ObjectStatus| crate::instances::of(s, view, &none);
     let width = st
         .iter()
         .map(|s| s.path.len() + s.avail.as_str().len() + s.topology.as_str().len() + 3)
@@ -107,7 +73,7 @@ pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
         .unwrap_or(20)
         .max(20);
     let nodes: Vec<String> = match st.first() {
-        Some(s) => instances(s, view).into_iter().map(|(n, _, _)| n).collect(),
+        Some(s) => instances(s).into_iter().map(|i| i.node).collect(),
         None => view.nodes.iter().map(|n| n.record.name.clone()).collect(),
     };
     let colw = nodes.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
@@ -123,9 +89,10 @@ pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
     for s in st {
         let left = format!(" {} {} {}", s.path, s.avail, s.topology);
         let mut cells = Vec::new();
-        for (node, avail, _) in instances(s, view) {
+        for i in instances(s) {
+            let node = i.node.clone();
             let mut cell = String::new();
-            cell.push(avail.map(avail_char).unwrap_or('?'));
+            cell.push(i.avail().map(avail_char).unwrap_or('?'));
             if placed(s, &node, view) {
                 cell.push('^');
             }
@@ -148,7 +115,7 @@ pub fn mon_grid(st: &[ObjectStatus], view: &ClusterView) -> String {
 }
 
 /// The `print status` tree, in the seed's shape.
-pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
+pub fn status_tree(s: &ObjectStatus, view: &ClusterView, all: &[InstanceView]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<32} {}", s.path, s.avail);
     for l in &s.log {
@@ -161,9 +128,10 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
         );
     }
     let _ = writeln!(out, "`- instances");
-    let all = instances(s, view);
     let count = all.len();
-    for (k, (node, avail, held)) in all.into_iter().enumerate() {
+    for (k, inst) in all.iter().enumerate() {
+        let node = inst.node.clone();
+        let held = inst.value_versions();
         let last = k + 1 == count;
         let (branch, cont) = if last { ("`-", "   ") } else { ("|-", "|  ") };
         let mut state = vec![];
@@ -183,7 +151,8 @@ pub fn status_tree(s: &ObjectStatus, view: &ClusterView) -> String {
         if !held.is_empty() {
             state.push(format!("holds {}", held.join(" ")));
         }
-        let avail = avail.map(|a| a.as_str()).unwrap_or("unknown");
+        state.extend(inst.details());
+        let avail = inst.avail().map(|a| a.as_str()).unwrap_or("unknown");
         let _ = writeln!(
             out,
             "   {branch} {:<26} {:<10} {}",

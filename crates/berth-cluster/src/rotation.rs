@@ -201,6 +201,7 @@ mod tests {
             health: None,
             why: None,
             config_hash: 0,
+            images: vec![],
         }
     }
 

@@ -108,6 +108,7 @@ fn a_failover_move_waits_while_a_live_node_reports_it_running() {
             health: None,
             why: None,
             config_hash: 0,
+            images: vec![],
         }],
     )]);
     let first = decide(&objs, &facts, &reports);

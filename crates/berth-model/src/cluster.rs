@@ -67,6 +67,9 @@ pub struct InstanceReport {
     /// The config the report was made against (`ObjectStatus::config_hash`).
     #[serde(default)]
     pub config_hash: u64,
+    /// The images its containers run where a deploy pinned them (digests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl InstanceReport {
@@ -104,6 +107,7 @@ impl InstanceReport {
                 .max_by_key(|h| rank(h.state))
                 .map(|h| h.output.clone()),
             config_hash: s.config_hash,
+            images: s.resources.iter().filter_map(|r| r.image.clone()).collect(),
         }
     }
 }

@@ -141,6 +141,33 @@ fn a_flex_rollout_across_three_nodes_fails_no_request_and_runs_one_digest() {
             .count()
     });
     assert_eq!(batches, Some(3), "one node at a time: {last:#}");
+
+    // print status, from one node: every node's instance with the version
+    // it runs, the digest the deploy pinned, and its health.
+    let version = last["version"].as_u64().expect("version");
+    let pinned = last["digests"]["container#0"]
+        .as_str()
+        .expect("a pinned digest")
+        .to_string();
+    wait_until("every instance reported on the new version", 30, || {
+        let s = n0.json(&[&path, "print", "status"]);
+        let all = s[0]["instances"].as_array().cloned().unwrap_or_default();
+        all.len() == 3
+            && all.iter().all(|i| {
+                i["version"].as_u64() == Some(version)
+                    && i["report"]["health"] == "healthy"
+                    && i["report"]["images"][0].as_str() == Some(pinned.as_str())
+            })
+    });
+    let text = n0.ok(&[&path, "print", "status"]);
+    for n in &bed.nodes {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&n.name) && l.contains("version"))
+            .unwrap_or_else(|| panic!("no line for {}: {text}", n.name));
+        assert!(line.contains(&format!("version {version}")), "{line}");
+        assert!(line.contains("healthy") && line.contains(&pinned), "{line}");
+    }
 }
 
 #[test]
