@@ -33,7 +33,7 @@ const FRESH_REPORT_WAIT: Duration = Duration::from_secs(10);
 const RESUME_EVERY: Duration = Duration::from_secs(5);
 
 /// `deploy`'s options over the `update_*` keywords.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeployArgs {
     pub parallelism: Option<u32>,
     pub delay: Option<Duration>,
@@ -41,6 +41,9 @@ pub struct DeployArgs {
     /// A rollback: the digests that version pinned, not the tags' now.
     pub pins_of: Option<u64>,
 }
+
+/// How long a forwarded deploy may take on the leader.
+const FORWARD_TTL: Duration = Duration::from_secs(3600);
 
 pub fn deploy_key(path: &str) -> String {
     format!("deploy/{path}")
@@ -83,6 +86,34 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// The leader's side of a deploy asked on another node: run as the
+    /// same user, whose rights the commands it submits are checked
+    /// against, with where it came from in the audit trail.
+    pub(crate) async fn forwarded_deploy(
+        self: &Arc<Self>,
+        d: crate::records::ForwardedDeploy,
+    ) -> Result<ActionOutcome, ClusterError> {
+        let path: ObjectPath = d
+            .path
+            .parse()
+            .map_err(|e| ClusterError::BadInput(format!("{e}")))?;
+        if !self.desired.is_leader() {
+            return Err(ClusterError::NoLeader(Some(
+                "this node is not the leader; retry".into(),
+            )));
+        }
+        self.desired
+            .catch_up(d.applied, Duration::from_secs(10))
+            .await;
+        let from = d.by.source.clone().unwrap_or_else(|| "remote api".into());
+        let by = UserRef {
+            node: self.nodename().to_string(),
+            source: Some(format!("{from} on {}, forwarded", d.by.node)),
+            ..d.by
+        };
+        self.deploy(&path, d.args, &by).await
+    }
+
     /// Rolls the current config out to every instance that runs an older
     /// container spec.
     pub async fn deploy(
@@ -95,15 +126,16 @@ impl Cluster {
         if self.is_clustered() && !self.desired.is_leader() {
             // The gate reads every node's instance reports, which the
             // leader gathers.
-            let leader = self.desired.leader().map(|(_, n)| n).unwrap_or_default();
-            return Err(ClusterError::Conflict(format!(
-                "a deploy runs on the leader{}: run it there",
-                if leader.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({leader})")
-                }
-            )));
+            let fwd = crate::records::ForwardedDeploy {
+                path: key,
+                args,
+                by: by.clone(),
+                applied: self.desired.applied_index(),
+            };
+            let leader = self.leader_addr()?;
+            return self
+                .call_within(&leader, crate::server::PATH_DEPLOY, &fwd, FORWARD_TTL)
+                .await;
         }
         let lock = self
             .deploy_locks

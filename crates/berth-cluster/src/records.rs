@@ -175,6 +175,19 @@ pub struct HeartbeatAck {
     pub applied: u64,
 }
 
+/// `POST /node/v1/deploy`: a deploy asked on another node, run by the
+/// leader, which reads every node's reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardedDeploy {
+    pub path: String,
+    pub args: crate::deploy::DeployArgs,
+    /// Whom it is for: a user of the sending node.
+    pub by: UserRef,
+    /// The sender's applied index: the leader deploys once it applied as
+    /// much (the config the user just wrote).
+    pub applied: u64,
+}
+
 /// `POST /node/v1/action`: run `action` on the receiver's instance.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoteAction {

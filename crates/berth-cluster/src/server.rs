@@ -40,6 +40,7 @@ pub const PATH_READ_INDEX: &str = "/node/v1/read-index";
 pub const PATH_BACKEND_USE: &str = "/node/v1/backend-use";
 pub const PATH_VALUE: &str = "/node/v1/value";
 pub const PATH_LOGIN: &str = "/node/v1/login";
+pub const PATH_DEPLOY: &str = "/node/v1/deploy";
 
 /// Who is calling, from the connection's verified client certificate.
 #[derive(Clone, Debug)]
@@ -246,6 +247,13 @@ async fn node_endpoint(
         },
         PATH_VALUE => match decode::<crate::secrets::ValueRequest>(body) {
             Ok(r) => result(cluster.serve_value(caller, r).await),
+            Err(e) => error(e),
+        },
+        PATH_DEPLOY => match decode::<crate::records::ForwardedDeploy>(body) {
+            Ok(d) if d.by.node != caller.node => {
+                forbidden("a node forwards its own users' deploys only")
+            }
+            Ok(d) => result(cluster.forwarded_deploy(d).await),
             Err(e) => error(e),
         },
         PATH_LOGIN => match decode::<crate::records::ForwardedLogin>(body) {

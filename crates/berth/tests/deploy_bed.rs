@@ -3,7 +3,8 @@
 //! never retries) go through a node's ingress, and none fails, though the
 //! v2 tag is moved to other content mid-rollout: every instance runs the
 //! digest the deploy pinned. A failover service is updated stop-first and
-//! never runs on two nodes.
+//! never runs on two nodes, by a deploy asked on a worker (the leader runs
+//! it).
 
 mod common;
 mod ingress_util;
@@ -241,10 +242,17 @@ fn a_failover_service_is_updated_stop_first_and_never_runs_twice() {
         }
         most
     });
-    let said = n0.ok(&[&path, "deploy"]);
+    // Asked on a worker: the leader runs it, as the same user.
+    let said = bed.nodes[2].ok(&[&path, "deploy"]);
     watching.store(false, std::sync::atomic::Ordering::Relaxed);
     let most = watcher.join().expect("watcher");
     assert!(said.contains("deployed"), "{said}");
     assert_eq!(most, 1, "the failover service ran on {most} nodes at once");
     assert_eq!(runs(&ids[1]), vec![home], "updated in place, on its node");
+    let h = n0.json(&[&path, "history"]);
+    let last = h[0]["versions"]
+        .as_array()
+        .and_then(|v| v.last().cloned())
+        .unwrap_or_default();
+    assert_eq!(last["outcome"]["state"], "deployed", "{h:#}");
 }
