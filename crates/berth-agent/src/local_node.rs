@@ -9,16 +9,26 @@ use std::sync::Weak;
 pub(crate) struct AgentNode(pub(crate) Weak<Agent>);
 
 impl Agent {
+    /// Config `text` of `path` resolved as node `node` sees it; the errors
+    /// joined in one line.
+    pub(crate) fn effective(
+        &self,
+        path: &ObjectPath,
+        text: &str,
+        node: &str,
+    ) -> Result<berth_model::EffectiveConfig, String> {
+        let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
+        berth_model::resolve(&doc, &self.registry, path, node).map_err(|errs| {
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
     /// The settings of `path` with config `text`, resolved on this node.
     pub(crate) fn settings(&self, path: &ObjectPath, text: &str) -> Result<ObjectSettings, String> {
-        let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
-        let eff =
-            berth_model::resolve(&doc, &self.registry, path, self.nodename()).map_err(|errs| {
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
+        let eff = self.effective(path, text, self.nodename())?;
         berth_drivers::default::settings(&eff)
     }
 
@@ -88,14 +98,7 @@ impl Agent {
         path: &ObjectPath,
         text: &str,
     ) -> Result<Vec<berth_drivers::container_docker::ContainerResource>, String> {
-        let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
-        let eff =
-            berth_model::resolve(&doc, &self.registry, path, self.nodename()).map_err(|errs| {
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
+        let eff = self.effective(path, text, self.nodename())?;
         let id = eff.default.get_str("id").unwrap_or_default();
         eff.resources_of("container")
             .map(|s| {
@@ -117,13 +120,7 @@ impl Agent {
         text: &str,
         node: &str,
     ) -> Result<Vec<(ObjectPath, String)>, String> {
-        let doc = ConfigDoc::parse(text).map_err(|e| format!("stored config: {e}"))?;
-        let eff = berth_model::resolve(&doc, &self.registry, path, node).map_err(|errs| {
-            errs.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let eff = self.effective(path, text, node)?;
         let mut used = Vec::new();
         for s in eff.resources_of("container") {
             let (files, env) = berth_drivers::container_docker::files::deliveries(s)?;

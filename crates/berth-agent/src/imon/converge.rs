@@ -6,7 +6,7 @@ use crate::privd;
 use berth_drivers::container_docker::{ContainerResource, PullPolicy, LABEL_SPEC};
 use berth_drivers::volume::VolumeSpec;
 use berth_engine::{Engine, EngineError, PrivateDaemon, PrivateDaemonSpec};
-use berth_model::{ConfigDoc, ObjectSettings};
+use berth_model::ObjectSettings;
 use berth_store::ObjectRecord;
 
 /// An object's config, resolved into what the drivers act on.
@@ -19,19 +19,9 @@ pub(crate) struct Resolved {
 
 impl Imon {
     pub(crate) fn resolve(&self, rec: &ObjectRecord) -> Result<Resolved, String> {
-        let doc = ConfigDoc::parse(&rec.config).map_err(|e| format!("stored config: {e}"))?;
-        let eff = berth_model::resolve(
-            &doc,
-            &self.agent.registry,
-            &self.path,
-            self.agent.nodename(),
-        )
-        .map_err(|errs| {
-            errs.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let eff = self
+            .agent
+            .effective(&self.path, &rec.config, self.agent.nodename())?;
         let id = eff.default.get_str("id").unwrap_or_default().to_string();
         let mut volumes = Vec::new();
         let mut containers = Vec::new();
