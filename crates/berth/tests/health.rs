@@ -31,6 +31,25 @@ fn catalog_checks(env: &Env, service: &str) -> Vec<String> {
         .collect()
 }
 
+/// py-consul's `health.service(service, passing=True)`: how many
+/// instances, and their checks' outputs.
+fn py_consul_passing(port: u16, service: &str) -> String {
+    let python = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/py-clients/bin/python");
+    assert!(python.exists(), "run scripts/py-clients");
+    let script = "import sys, consul\n\
+        c = consul.Consul(host='127.0.0.1', port=int(sys.argv[1]))\n\
+        _, nodes = c.health.service(sys.argv[2], passing=True)\n\
+        outs = [ch['Output'] for n in nodes for ch in n['Checks']]\n\
+        print(len(nodes), 'passing', outs)\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", script, &port.to_string(), service])
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// What the events of `path` say, one JSON object per line.
 fn events(env: &Env, path: &str) -> Vec<String> {
     let out = env.ok(&["events", "--no-follow", "--last", "500", "--format", "json"]);
@@ -55,7 +74,8 @@ fn restarted(ctr: &str, before: &str) -> bool {
 
 #[test]
 fn a_berth_check_feeds_status_and_catalog_and_restarts_an_unhealthy_container() {
-    let mut env = Env::start();
+    let http = common::free_port();
+    let mut env = Env::start_with(&["--consul-addr", &format!("127.0.0.1:{http}")]);
     let ns = unique("hc");
     let path = format!("{ns}/web");
     let service = unique("checked");
@@ -79,6 +99,10 @@ fn a_berth_check_feeds_status_and_catalog_and_restarts_an_unhealthy_container() 
     });
     let text = env.ok(&[&path, "print", "status"]);
     assert!(text.contains("healthy (check): GET http://"), "{text}");
+    // A real Consul client reads the same verdict.
+    let said = py_consul_passing(http, &service);
+    assert!(said.starts_with("1 passing"), "{said}");
+    assert!(said.contains("200"), "no check output: {said}");
 
     // An agent restart adopts the container: checked again at once, and
     // never critical in the catalog meanwhile. (Right after a SIGKILL the
