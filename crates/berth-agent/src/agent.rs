@@ -364,9 +364,11 @@ async fn migrate_local_objects(agent: &Agent) -> Result<(), AgentError> {
 pub(crate) fn rbac_action(kind: ActionKind) -> berth_auth::Action {
     use berth_auth::Action;
     match kind {
-        ActionKind::Start | ActionKind::Restart | ActionKind::Thaw | ActionKind::Refresh => {
-            Action::Start
-        }
+        ActionKind::Start
+        | ActionKind::Restart
+        | ActionKind::Replace
+        | ActionKind::Thaw
+        | ActionKind::Refresh => Action::Start,
         ActionKind::Stop | ActionKind::Freeze | ActionKind::Clear => Action::Stop,
         ActionKind::Delete => Action::Delete,
     }

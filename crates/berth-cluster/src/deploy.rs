@@ -462,7 +462,11 @@ impl Cluster {
                 tokio::time::sleep(policy.delay).await;
             }
             log.push(format!("batch {}: {}", i + 1, batch.join(", ")));
-            let restarts = batch.iter().map(|n| self.restart_on(n, path, by));
+            let kind = match policy.order {
+                UpdateOrder::StopFirst => ActionKind::Restart,
+                UpdateOrder::StartFirst => ActionKind::Replace,
+            };
+            let restarts = batch.iter().map(|n| self.replace_on(n, path, kind, by));
             let outs = futures_util::future::join_all(restarts).await;
             let done = Instant::now();
             for (node, out) in batch.iter().zip(outs) {
@@ -501,15 +505,23 @@ impl Cluster {
         Ok(())
     }
 
-    async fn restart_on(&self, node: &str, path: &ObjectPath, by: &UserRef) -> ActionOutcome {
+    /// Replaces `node`'s instance: `Restart` (stop-first) or `Replace`
+    /// (start-first).
+    async fn replace_on(
+        &self,
+        node: &str,
+        path: &ObjectPath,
+        kind: ActionKind,
+        by: &UserRef,
+    ) -> ActionOutcome {
         let key = path.to_string();
         if node == self.nodename() {
             match self.local() {
-                Ok(l) => l.act(path.clone(), ActionKind::Restart, by.clone()).await,
+                Ok(l) => l.act(path.clone(), kind, by.clone()).await,
                 Err(e) => ActionOutcome::failed(&key, e),
             }
         } else {
-            self.remote(node, &key, ActionKind::Restart, by)
+            self.remote(node, &key, kind, by)
                 .await
                 .unwrap_or_else(|e| ActionOutcome::failed(&key, e))
         }
@@ -656,12 +668,10 @@ fn policy_with(
     if let Some(o) = args.order {
         p.order = o;
     }
-    if p.order == UpdateOrder::StartFirst {
-        return Err(ClusterError::BadInput(if failover {
-            format!("{key}: a failover service never runs twice: its updates are stop-first")
-        } else {
-            format!("{key}: start-first updates are not built yet; use stop-first")
-        }));
+    if p.order == UpdateOrder::StartFirst && failover {
+        return Err(ClusterError::BadInput(format!(
+            "{key}: a failover service never runs twice: its updates are stop-first"
+        )));
     }
     Ok(p)
 }

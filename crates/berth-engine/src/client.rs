@@ -9,7 +9,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
     ImportImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptions, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -335,6 +335,20 @@ impl Engine {
             .await
             .map_err(|e| EngineError::docker("kill", e));
         self.record(format!("kill --signal {signal} {id}"), &res);
+        res
+    }
+
+    /// Renames container `id` (running or not) to `name`.
+    pub async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let opts = RenameContainerOptions {
+            name: name.to_string(),
+        };
+        let res = self
+            .docker
+            .rename_container(id, opts)
+            .await
+            .map_err(|e| EngineError::docker("rename", e));
+        self.record(format!("rename {id} {name}"), &res);
         res
     }
 

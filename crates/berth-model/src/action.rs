@@ -16,6 +16,10 @@ pub enum ActionKind {
     /// Bring the instance's `sec`/`cfg` values to their current versions:
     /// signalled where `secrets_reload` says so, restarted otherwise.
     Refresh,
+    /// A deploy's start-first replacement: a container from the current
+    /// config starts next to the old one and must be healthy before the
+    /// old one is drained and stopped.
+    Replace,
 }
 
 impl ActionKind {

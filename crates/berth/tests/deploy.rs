@@ -383,3 +383,118 @@ fn an_agent_restart_mid_rollout_resumes_it_without_a_bounce() {
         "the instance was bounced"
     );
 }
+
+fn container_field(ctr: &str, field: &str) -> String {
+    let out = common::docker(&["inspect", "-f", field, ctr]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Unix ns of the first `event` of container `id` since `since` (s).
+fn event_ns(id: &str, event: &str, since: u64) -> Option<u128> {
+    let until = (now_ms() / 1000 + 1).to_string();
+    let out = common::docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={id}"),
+        "--filter",
+        &format!("event={event}"),
+        "--format",
+        "{{.TimeNano}}",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .min()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[test]
+fn start_first_starts_the_new_container_before_the_old_stops_and_keeps_the_old_on_failure() {
+    let env = Env::start();
+    let ns = unique("sf");
+    let path = format!("{ns}/web");
+    let repo = format!("berth-test/{ns}");
+    let tags: Vec<String> = (1..=3).map(|n| format!("{repo}:{n}")).collect();
+    let _images = Images(tags.clone());
+    let ids = [
+        image(&tags[0], "v1", true),
+        image(&tags[1], "v2", true),
+        image(&tags[2], "v3", false),
+    ];
+    env.ok(&[
+        "create",
+        &path,
+        "--kw",
+        "topology=flex",
+        "--kw",
+        "update_order=start-first",
+        "--kw",
+        &format!("container#0.image={}", tags[0]),
+        "--kw",
+        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
+        "--kw",
+        "container#0.check=http://:80/health",
+        "--kw",
+        "container#0.health_interval=300ms",
+        "--kw",
+        "update_monitor=1s",
+        "--kw",
+        "container#0.stop_timeout=1s",
+    ]);
+    env.ok(&[&path, "start"]);
+    let ctr = format!("{ns}..web.container.0");
+    let twin = format!("{ctr}.next");
+    env.wait_status(&path, 30, |s| {
+        s["resources"][0]["health"]["state"] == "healthy"
+    });
+    let old_id = container_field(&ctr, "{{.Id}}");
+    let since = now_ms() / 1000;
+
+    env.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[1]),
+    ]);
+    let said = env.ok(&[&path, "deploy"]);
+    assert!(said.contains("deployed"), "{said}");
+    let new_id = container_field(&ctr, "{{.Id}}");
+    assert_ne!(new_id, old_id);
+    assert_eq!(running_image(&ctr), ids[1]);
+    let started = event_ns(&new_id, "start", since).expect("the new container's start");
+    let died = event_ns(&old_id, "die", since).expect("the old container's stop");
+    assert!(
+        started < died,
+        "the old container stopped before the new one started"
+    );
+    assert!(container_field(&twin, "{{.Id}}").is_empty(), "{twin} left");
+
+    // v3 never becomes healthy: the running v2 container is not touched.
+    let v2_started = container_field(&ctr, "{{.State.StartedAt}}");
+    env.ok(&[
+        &path,
+        "set",
+        "--kw",
+        &format!("container#0.image={}", tags[2]),
+    ]);
+    let out = env.berth(&[&path, "deploy"]);
+    assert!(!out.status.success(), "{out:?}");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("did not become healthy"), "{text}");
+    assert_eq!(container_field(&ctr, "{{.Id}}"), new_id);
+    assert_eq!(container_field(&ctr, "{{.State.StartedAt}}"), v2_started);
+    assert_eq!(running_image(&ctr), ids[1]);
+    assert!(container_field(&twin, "{{.Id}}").is_empty(), "{twin} left");
+    let last = history(&env, &path).last().cloned().unwrap_or_default();
+    assert_eq!(last["outcome"]["state"], "rolled-back", "{last:#}");
+}

@@ -212,10 +212,14 @@ impl Imon {
         fenced: bool,
         movable: bool,
     ) -> Result<(), String> {
-        let existing = engine
+        let existing = match engine
             .inspect(&c.spec.name)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+        {
+            Some(cur) => Some(cur),
+            None => self.adopt_twin(engine, c).await?,
+        };
         let want = c.spec.labels.get(LABEL_SPEC);
         let mut existed = existing.is_some();
         let action = existing
@@ -382,7 +386,11 @@ impl Imon {
         })
     }
 
-    async fn create(&mut self, engine: &Engine, c: &ContainerResource) -> Result<String, String> {
+    pub(crate) async fn create(
+        &mut self,
+        engine: &Engine,
+        c: &ContainerResource,
+    ) -> Result<String, String> {
         // A deployed version pins the image to the digest it resolved, so
         // a tag moved since cannot mix versions.
         let pin = self.pinned_image(&c.rid);

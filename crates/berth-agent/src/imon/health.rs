@@ -185,7 +185,7 @@ fn now_ms() -> u64 {
 
 /// The container's address on its network; the node's loopback when it
 /// shares the host's network.
-async fn address(engine: &Engine, id: &str, port: u16) -> Option<SocketAddr> {
+pub(super) async fn address(engine: &Engine, id: &str, port: u16) -> Option<SocketAddr> {
     let facts = engine.facts(id).await.ok().flatten()?;
     let ip = if facts.ip.is_empty() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)

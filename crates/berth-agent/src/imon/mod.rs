@@ -16,6 +16,7 @@ mod converge;
 mod drain;
 mod health;
 mod refresh;
+mod replace;
 mod status;
 mod warnings;
 
@@ -508,6 +509,12 @@ impl Imon {
                 }
                 self.may_start(&rec)?;
                 self.converge_started(&rec, true).await
+            }
+            ActionKind::Replace => {
+                let rec = self.set_target(Some(Target::Started), false).await?;
+                self.may_start(&rec)?;
+                self.replace_start_first(&rec).await?;
+                self.converge_started(&rec, false).await
             }
             ActionKind::Stop => {
                 let rec = self.set_target(Some(Target::Stopped), true).await?;
