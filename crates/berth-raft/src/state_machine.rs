@@ -293,7 +293,10 @@ fn apply_request(
     index: u64,
     touched: &mut Vec<String>,
 ) -> io::Result<Response> {
-    req.keys(touched);
+    // A batch's requests each name their own keys as they are applied.
+    if !matches!(req, Request::Batch(_)) {
+        req.keys(touched);
+    }
     let previous = match req {
         Request::Put { key, value } => kv
             .insert(key.as_str(), value.as_str())
@@ -548,6 +551,26 @@ impl RaftSnapshotBuilder<C> for StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Subscribers act once per touched key (the audit relay logs each
+    /// record it sees): a batch names each of its keys once.
+    #[test]
+    fn a_batch_touches_each_key_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("t.redb")).expect("create");
+        let txn = db.begin_write().expect("txn");
+        let mut touched = Vec::new();
+        {
+            let mut kv = txn.open_table(KV).expect("kv");
+            let put = |k: &str| Request::Put {
+                key: k.into(),
+                value: "{}".into(),
+            };
+            let batch = Request::Batch(vec![put("a"), Request::Batch(vec![put("b")])]);
+            apply_request(&mut kv, batch, 1, &mut touched).expect("apply");
+        }
+        assert_eq!(touched, ["a", "b"]);
+    }
 
     #[test]
     fn a_map_entry_is_set_and_removed_and_the_empty_map_goes() {
