@@ -151,12 +151,17 @@ impl Command {
     }
 }
 
+/// The records' puts. Their keys carry one entry's own id: commands of
+/// one request written in one millisecond must not share a key (a later
+/// one would replace an earlier one's record).
 fn puts(records: &[AuditRecord]) -> Result<Vec<Request>, berth_store::StoreError> {
+    let entry = uuid::Uuid::new_v4().simple().to_string();
     records
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            berth_store::put_json(&audit_key(r.time_ms, &format!("{}.{i}", r.request)), r)
+            let id = format!("{}.{}.{i}", r.request, &entry[..12]);
+            berth_store::put_json(&audit_key(r.time_ms, &id), r)
         })
         .collect()
 }
@@ -164,7 +169,11 @@ fn puts(records: &[AuditRecord]) -> Result<Vec<Request>, berth_store::StoreError
 /// `req`, preceded in the same entry by the audit records of `cmd` (so
 /// the entry's reply is still the change's).
 pub(crate) fn with_audit(cmd: &Command, req: Request) -> Result<Request, ClusterError> {
-    let records = cmd.audit_records(Outcome::Allowed, None, now_ms());
+    with_audit_at(cmd, req, now_ms())
+}
+
+fn with_audit_at(cmd: &Command, req: Request, now: u64) -> Result<Request, ClusterError> {
+    let records = cmd.audit_records(Outcome::Allowed, None, now);
     if records.is_empty() {
         return Ok(req);
     }
@@ -328,4 +337,43 @@ async fn compact_once(c: &Cluster, retention: Duration) -> Result<usize, Cluster
         .await?;
     }
     Ok(old.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::ObjectOp;
+
+    fn audit_keys(req: &Request) -> Vec<String> {
+        let mut keys = Vec::new();
+        req.keys(&mut keys);
+        keys.retain(|k| k.starts_with(AUDIT_PREFIX));
+        keys
+    }
+
+    /// One CLI request can make several commands in one millisecond (a
+    /// `set` on many objects records a baseline version for each): each
+    /// keeps its own audit record.
+    #[test]
+    fn commands_of_one_request_in_one_millisecond_keep_their_own_records() {
+        let cmd = |path: &str| Command::Object {
+            by: UserRef {
+                request: Some("req-1".into()),
+                ..UserRef::root_on("n1")
+            },
+            op: ObjectOp::Deployed {
+                path: path.into(),
+                history: Default::default(),
+            },
+        };
+        let mut seen = Vec::new();
+        for path in ["a/web0", "a/web1", "a/web1"] {
+            let req = with_audit_at(&cmd(path), Request::Batch(vec![]), 1_000).expect("audit");
+            seen.extend(audit_keys(&req));
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 3, "{seen:?}");
+    }
 }

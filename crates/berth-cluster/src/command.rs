@@ -608,7 +608,12 @@ impl Command {
                     key: berth_auth::secret::value_key(path, key),
                 },
             },
-            Command::Audit(r) => put_json(&berth_auth::audit::audit_key(r.time_ms, &r.request), r)?,
+            // Refusals of one request in one millisecond keep a key each.
+            Command::Audit(r) => {
+                let entry = uuid::Uuid::new_v4().simple().to_string();
+                let id = format!("{}.{}", r.request, &entry[..12]);
+                put_json(&berth_auth::audit::audit_key(r.time_ms, &id), r)?
+            }
             Command::AuditCompact { keys } => Request::Batch(
                 keys.iter()
                     .map(|k| Request::Delete { key: k.clone() })
