@@ -135,15 +135,19 @@ fn pass(
     let facts = node_facts(&nodes, &objects, &me, &liveness, now, leader_since);
     let next = next_release(&facts, &liveness, leader_since);
     let decided = decide(&objects, &facts, &reports);
-    complaints.retain(|p, _| decided.unplaced.contains_key(p));
-    for (path, why) in decided.unplaced {
+    let said = decided
+        .unplaced
+        .into_iter()
+        .map(|(path, why)| (path, format!("not placed: {why}")))
+        .chain(decided.short);
+    let mut now_said = HashMap::new();
+    for (path, why) in said {
         if complaints.get(&path) != Some(&why) {
-            cluster
-                .events
-                .emit(Some(&path), None, format!("not placed: {why}"), None);
-            complaints.insert(path, why);
+            cluster.events.emit(Some(&path), None, why.clone(), None);
         }
+        now_said.insert(path, why);
     }
+    *complaints = now_said;
     let placements = decided
         .placements
         .into_iter()

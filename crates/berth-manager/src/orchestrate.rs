@@ -92,6 +92,8 @@ pub struct Pass {
     pub placements: Vec<(String, Vec<String>)>,
     /// Objects that could not be placed, and why.
     pub unplaced: BTreeMap<String, String>,
+    /// Flex objects placed on fewer nodes than `flex_target`, and why.
+    pub short: BTreeMap<String, String>,
 }
 
 /// One pass over every object.
@@ -116,12 +118,26 @@ pub fn decide(
         };
         let avoid = near(&settings.hard_anti_affinity);
         let prefer_not = near(&settings.soft_anti_affinity);
-        match placement_for(o, settings, facts, reports, avoid, prefer_not) {
-            Ok(Some(nodes)) => decisions.push((settings.priority, o.path.clone(), nodes)),
-            Ok(None) => {}
+        let placed = match placement_for(o, settings, facts, reports, avoid, prefer_not) {
+            Ok(Some(nodes)) => {
+                let n = nodes.len();
+                decisions.push((settings.priority, o.path.clone(), nodes));
+                n
+            }
+            Ok(None) => o.placement.len(),
             Err(why) => {
                 pass.unplaced.insert(o.path.clone(), why);
+                0
             }
+        };
+        let want = settings.instances();
+        if !settings.is_failover() && placed > 0 && placed < want {
+            pass.short.insert(
+                o.path.clone(),
+                format!(
+                    "runs {placed} of flex_target {want} instances: a flex service runs at most one instance per node, and {placed} eligible node(s) can take one"
+                ),
+            );
         }
     }
     restart_order(&mut decisions);

@@ -151,11 +151,36 @@ fn a_failover_object_moves_off_the_nodes_it_was_unhealthy_on_while_it_can() {
 fn flex_takes_as_many_nodes_as_there_is_room_for() {
     let flex = settings(Topology::Flex, Orchestrate::No, 5);
     let p = decide(
-        &[obj("a/web", &[], flex)],
+        &[obj("a/web", &[], flex.clone())],
         &nodes(3, &[], &[]),
         &BTreeMap::new(),
     );
     assert_eq!(placements(&p), vec![("a/web", vec!["n0", "n1", "n2"])]);
+    // Said, not silent: 3 of 5.
+    let short = p
+        .short
+        .get("a/web")
+        .expect("a note on the missing instances");
+    assert!(short.contains("3 of flex_target 5"), "{short}");
+    // Placed already, nothing changes, and it is still said.
+    let p = decide(
+        &[obj("a/web", &["n0", "n1", "n2"], flex.clone())],
+        &nodes(3, &[], &[]),
+        &BTreeMap::new(),
+    );
+    assert!(p.placements.is_empty(), "{p:?}");
+    assert!(p.short.contains_key("a/web"), "{p:?}");
+    // Room for all: nothing to say.
+    let p = decide(
+        &[obj(
+            "a/web",
+            &[],
+            settings(Topology::Flex, Orchestrate::No, 2),
+        )],
+        &nodes(3, &[], &[]),
+        &BTreeMap::new(),
+    );
+    assert!(p.short.is_empty(), "{p:?}");
 }
 
 #[test]
