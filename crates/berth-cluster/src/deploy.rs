@@ -42,6 +42,15 @@ pub struct DeployArgs {
     pub pins_of: Option<u64>,
 }
 
+/// What a rollout replaces, how, and for whom.
+#[derive(Clone, Copy)]
+struct Rollout<'a> {
+    path: &'a ObjectPath,
+    todo: &'a [String],
+    policy: &'a UpdatePolicy,
+    by: &'a UserRef,
+}
+
 /// How long a forwarded deploy may take on the leader.
 const FORWARD_TTL: Duration = Duration::from_secs(3600);
 
@@ -205,7 +214,17 @@ impl Cluster {
         };
         self.emit_for(&key, format!("deploy: version {version} failed: {why}"));
         let error = self
-            .fail(path, &todo, &policy, by, &history, &mut v, &why)
+            .fail(
+                Rollout {
+                    path,
+                    todo: &todo,
+                    policy: &policy,
+                    by,
+                },
+                &history,
+                &mut v,
+                &why,
+            )
             .await?;
         self.record_version(&key, by, &mut history, v.clone())
             .await?;
@@ -270,17 +289,19 @@ impl Cluster {
 
     /// After a failed gate: back to the previous deployed version, or a
     /// pause, as `update_failure_action` says. Returns the error to report.
-    #[allow(clippy::too_many_arguments)]
     async fn fail(
         self: &Arc<Self>,
-        path: &ObjectPath,
-        todo: &[String],
-        policy: &UpdatePolicy,
-        by: &UserRef,
+        r: Rollout<'_>,
         history: &DeployHistory,
         v: &mut DeployVersion,
         why: &str,
     ) -> Result<String, ClusterError> {
+        let Rollout {
+            path,
+            todo,
+            policy,
+            by,
+        } = r;
         let key = path.to_string();
         let version = v.version;
         let previous = history.before(version).cloned();
