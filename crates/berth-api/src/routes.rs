@@ -205,6 +205,13 @@ async fn action(
     Caller(by): Caller,
     Json(r): Json<ActionRequest>,
 ) -> Reply<ObjectAction> {
+    if r.action == berth_model::ActionKind::Replace {
+        return Err(berth_agent::AgentError::BadInput(
+            "replace is a deploy's start-first step: run `deploy` (update_order=start-first)"
+                .into(),
+        )
+        .into());
+    }
     Ok(Json(
         a.action(&by, &parse_path(&r.path)?, r.action, r.local)
             .await?,

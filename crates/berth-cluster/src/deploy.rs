@@ -7,7 +7,7 @@
 //! batch. A failed gate rolls the whole service back to the previous
 //! deployed version, or pauses, as `update_failure_action` says.
 
-use crate::command::{Command, ConfigText, ObjectOp, UserRef};
+use crate::command::{Authorizer, Command, ConfigText, ObjectOp, UserRef};
 use crate::{Cluster, ClusterError};
 use berth_model::cluster::InstanceReport;
 use berth_model::deploy::{
@@ -111,6 +111,13 @@ impl Cluster {
                 "this node is not the leader; retry".into(),
             )));
         }
+        // Checked before anything runs (the pins reach out to registries);
+        // each command the rollout submits is checked again.
+        let may = ObjectOp::Deployed {
+            path: d.path.clone(),
+            history: Default::default(),
+        };
+        self.authorizer.object(&d.by, &may)?;
         self.desired
             .catch_up(d.applied, Duration::from_secs(10))
             .await;

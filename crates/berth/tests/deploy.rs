@@ -419,7 +419,7 @@ fn now_ms() -> u64 {
 
 #[test]
 fn start_first_starts_the_new_container_before_the_old_stops_and_keeps_the_old_on_failure() {
-    let env = Env::start();
+    let mut env = Env::start();
     let ns = unique("sf");
     let path = format!("{ns}/web");
     let repo = format!("berth-test/{ns}");
@@ -497,4 +497,37 @@ fn start_first_starts_the_new_container_before_the_old_stops_and_keeps_the_old_o
     assert!(container_field(&twin, "{{.Id}}").is_empty(), "{twin} left");
     let last = history(&env, &path).last().cloned().unwrap_or_default();
     assert_eq!(last["outcome"]["state"], "rolled-back", "{last:#}");
+    leftover_twins_are_settled(&mut env, &ctr, &twin, &new_id);
+}
+
+/// An agent that died mid-replacement: a twin alone is adopted (the same
+/// container, not a new one); a twin next to the container goes.
+fn leftover_twins_are_settled(env: &mut Env, ctr: &str, twin: &str, id: &str) {
+    env.stop_daemon();
+    let out = common::docker(&["rename", ctr, twin]);
+    assert!(out.status.success(), "{out:?}");
+    env.start_daemon();
+    wait_until("the twin adopted under the name", 30, || {
+        container_field(ctr, "{{.Id}}") == id
+    });
+    assert!(container_field(twin, "{{.Id}}").is_empty(), "{twin} left");
+    assert_eq!(container_field(ctr, "{{.State.Running}}"), "true");
+
+    env.stop_daemon();
+    let out = common::docker(&[
+        "run",
+        "-d",
+        "--name",
+        twin,
+        common::IMAGE,
+        "/bin/busybox",
+        "sleep",
+        "300",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    env.start_daemon();
+    wait_until("the stray twin removed", 30, || {
+        container_field(twin, "{{.Id}}").is_empty()
+    });
+    assert_eq!(container_field(ctr, "{{.Id}}"), id);
 }

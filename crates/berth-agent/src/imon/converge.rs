@@ -217,7 +217,16 @@ impl Imon {
             .await
             .map_err(|e| e.to_string())?
         {
-            Some(cur) => Some(cur),
+            Some(cur) => {
+                // Once per monitor's life, and at each start: a twin left
+                // by an agent that died mid-replacement goes.
+                let st = self.res.entry(c.rid.clone()).or_default();
+                if fresh || !st.twin_checked {
+                    st.twin_checked = true;
+                    self.drop_twin(engine, c).await?;
+                }
+                Some(cur)
+            }
             None => self.adopt_twin(engine, c).await?,
         };
         let want = c.spec.labels.get(LABEL_SPEC);

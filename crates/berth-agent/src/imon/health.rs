@@ -307,12 +307,15 @@ impl super::Imon {
                 None
             }
         };
+        // After a move was asked in this spell, the next look is one grace
+        // after the asking (not at once, again and again).
+        let asked = st.move_asked.map(Instant::from_std);
         st.health_due = st
             .health
             .as_ref()
             .filter(|h| h.state == HealthState::Unhealthy)
             .filter(|_| c.on_unhealthy != OnUnhealthy::None && !st.failed)
-            .map(|h| h.since + c.health_grace);
+            .map(|h| asked.filter(|t| *t >= h.since).unwrap_or(h.since) + c.health_grace);
         st.health.as_ref().map(Seen::report)
     }
 

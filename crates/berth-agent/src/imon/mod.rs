@@ -95,6 +95,9 @@ pub(crate) struct ResourceState {
     /// When `on_unhealthy=failover` asked the orchestrator to move the
     /// service away from this node.
     pub move_asked: Option<std::time::Instant>,
+    /// A twin left by an interrupted start-first replacement was looked
+    /// for (`imon/replace.rs`).
+    pub twin_checked: bool,
     /// The container this monitor started last (not one it adopted).
     pub started_here: Option<String>,
     /// The container was made from an older config ("config changed").
@@ -513,6 +516,18 @@ impl Imon {
             ActionKind::Replace => {
                 let rec = self.set_target(Some(Target::Started), false).await?;
                 self.may_start(&rec)?;
+                // As a start: a deploy may be the fix of a failed instance.
+                for r in self.res.values_mut() {
+                    r.restarts = 0;
+                    r.failed = false;
+                }
+                if self.is_failover(&rec) {
+                    // Never two containers of a failover service.
+                    self.say("a failover service is replaced stop-first".into());
+                    self.converge_stopped(&rec, true).await?;
+                    self.res.clear();
+                    return self.converge_started(&rec, true).await;
+                }
                 self.replace_start_first(&rec).await?;
                 self.converge_started(&rec, false).await
             }

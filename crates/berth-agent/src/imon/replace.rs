@@ -62,23 +62,26 @@ impl Imon {
         else {
             return Ok(());
         };
-        let current = old.labels.get(LABEL_SPEC) == c.spec.labels.get(LABEL_SPEC);
-        if !old.state.running || current {
-            // Nothing runs to overlap with, or it is current already: the
-            // converge that follows starts or keeps it.
+        if !old.state.running {
+            // Nothing runs to overlap with: the converge that follows makes
+            // it from the current config and starts it now.
+            engine.remove(&old.id).await.map_err(|e| e.to_string())?;
             return Ok(());
         }
-        if let Some(p) = c.spec.ports.iter().find_map(|p| p.host_port) {
-            self.say(format!(
-                "{}: publishes host port {p}, which two containers cannot share: replaced stop-first",
-                c.rid
-            ));
+        if old.labels.get(LABEL_SPEC) == c.spec.labels.get(LABEL_SPEC) {
+            return Ok(());
+        }
+        if let Some(why) = no_twin(c) {
+            self.say(format!("{}: {why}: replaced stop-first", c.rid));
             return self.replace_stop_first(engine, rec, c, &old.id).await;
         }
         let mut next = c.clone();
         next.spec.name = twin.clone();
         let id = self.create(engine, &next).await?;
-        engine.start(&id).await.map_err(|e| e.to_string())?;
+        if let Err(e) = engine.start(&id).await {
+            let _ = engine.remove(&id).await;
+            return Err(format!("starting {twin}: {e}; the old one keeps running"));
+        }
         self.say(format!("{}: started {twin} next to the running one", c.rid));
         if let Err(why) = ready(engine, c, &id).await {
             let _ = engine.remove(&id).await;
@@ -98,6 +101,21 @@ impl Imon {
         st.health = None;
         st.health_due = None;
         st.started_here = None;
+        Ok(())
+    }
+
+    /// A twin an agent that died mid-replacement left: with the container
+    /// gone, the twin, running, takes the name rather than a new one being
+    /// made; with the container there, the twin goes.
+    pub(crate) async fn drop_twin(
+        &self,
+        engine: &Engine,
+        c: &ContainerResource,
+    ) -> Result<(), String> {
+        let twin = next_name(&c.spec.name);
+        if let Some(t) = engine.inspect(&twin).await.map_err(|e| e.to_string())? {
+            engine.remove(&t.id).await.map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 
@@ -147,6 +165,29 @@ impl Imon {
         self.undrain(&c.rid);
         stopped.and(removed).map_err(|e| e.to_string())
     }
+}
+
+/// Why `c` cannot run next to a twin, if it cannot.
+fn no_twin(c: &ContainerResource) -> Option<String> {
+    if let Some(p) = c.spec.ports.iter().find_map(|p| p.host_port) {
+        return Some(format!(
+            "it publishes host port {p}, which two containers cannot share"
+        ));
+    }
+    if let Some(m) = c
+        .spec
+        .network_mode
+        .as_deref()
+        .filter(|m| *m == "host" || m.starts_with("container:"))
+    {
+        return Some(format!(
+            "it shares a network namespace (network_mode {m}), where a twin would answer its checks"
+        ));
+    }
+    if !c.files.is_empty() {
+        return Some("its secrets and configs files are delivered per container name".to_string());
+    }
+    None
 }
 
 /// Waits until container `id` passes its check (berth's `check`, else

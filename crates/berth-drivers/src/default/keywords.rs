@@ -161,7 +161,7 @@ pub static TABLE: KeywordTable = KeywordTable {
             default: Some("stop-first"),
             required: false,
             scopable: false,
-            text: "stop-first: an instance is stopped (drained from the ingress first) before its replacement starts; the only order of a failover service, which never runs twice. start-first (flex services): on each node the replacement starts next to the running container and must pass its check before the old one is drained and stopped; a replacement that never gets healthy is removed and the old one keeps running. A container publishing a fixed host port cannot have a twin and is replaced stop-first.",
+            text: "stop-first: an instance is stopped (drained from the ingress first) before its replacement starts; the only order of a failover service, which never runs twice. start-first (flex services): on each node the replacement starts next to the running container and must pass its check before the old one is drained and stopped; a replacement that never gets healthy is removed and the old one keeps running. A container that publishes a fixed host port, shares a network namespace or has secrets/configs files cannot have a twin and is replaced stop-first.",
             example: Some("stop-first"),
             rule: Rule::None,
         },
