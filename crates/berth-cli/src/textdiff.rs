@@ -72,8 +72,9 @@ fn range(start: usize, len: usize) -> String {
 
 /// The unified diff of `old` → `new`, or "" when they are equal.
 pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
+    // Lines keep their ends, so a missing last newline or a CR differs.
+    let a: Vec<&str> = old.split_inclusive('\n').collect();
+    let b: Vec<&str> = new.split_inclusive('\n').collect();
     let ops = ops(&a, &b);
     let hunks = hunks(&ops);
     if hunks.is_empty() {
@@ -92,17 +93,17 @@ pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
                     b0.get_or_insert(j);
                     alen += 1;
                     blen += 1;
-                    body.push_str(&format!(" {}\n", a[i]));
+                    line(&mut body, ' ', a[i]);
                 }
                 Op::Del(i) => {
                     a0.get_or_insert(i);
                     alen += 1;
-                    body.push_str(&format!("-{}\n", a[i]));
+                    line(&mut body, '-', a[i]);
                 }
                 Op::Add(j) => {
                     b0.get_or_insert(j);
                     blen += 1;
-                    body.push_str(&format!("+{}\n", b[j]));
+                    line(&mut body, '+', b[j]);
                 }
             }
         }
@@ -115,6 +116,15 @@ pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
         ));
     }
     out
+}
+
+/// One line of a hunk, as `diff -u` writes it, ending included.
+fn line(body: &mut String, mark: char, l: &str) {
+    body.push(mark);
+    body.push_str(l);
+    if !l.ends_with('\n') {
+        body.push_str("\n\\ No newline at end of file\n");
+    }
 }
 
 /// Lines of one side consumed by `ops`: where a hunk with nothing on
@@ -159,6 +169,14 @@ mod tests {
         assert!(
             d.contains("@@ -18,3 +18,4 @@\n l18\n l19\n l20\n+l21\n"),
             "{d}"
+        );
+    }
+
+    #[test]
+    fn a_missing_last_newline_differs_as_diff_u_says() {
+        assert_eq!(
+            unified("a\n", "a", "x", "y"),
+            "--- x\n+++ y\n@@ -1 +1 @@\n-a\n+a\n\\ No newline at end of file\n"
         );
     }
 
