@@ -17,8 +17,10 @@ fn image(tag: &str, version: &str, healthy: bool) -> String {
     } else {
         ""
     };
+    // The tag in the content: tests building the same version must not
+    // share an image (one's cleanup would delete the other's).
     let dockerfile = format!(
-        "FROM {}\nRUN mkdir -p /www && echo {version} > /www/index.html{health}\n",
+        "FROM {}\nRUN mkdir -p /www && echo {version} {tag} > /www/index.html{health}\n",
         common::IMAGE
     );
     let out = common::run_with_stdin(

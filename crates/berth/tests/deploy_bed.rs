@@ -20,7 +20,8 @@ const INGRESS: u16 = 8080;
 fn images(bed: &Testbed, tags: &[String]) -> Vec<String> {
     let mut ids = Vec::new();
     for (i, tag) in tags.iter().enumerate() {
-        let dockerfile = format!("FROM {IMAGE}\nRUN echo v{} > /version\n", i + 1);
+        // The tag in the content: no other test shares the image.
+        let dockerfile = format!("FROM {IMAGE}\nRUN echo v{} {tag} > /version\n", i + 1);
         let mut c = Command::new("docker");
         c.args(["build", "-q", "-t", tag, "-"]);
         let out = common::run_with_stdin(c, &dockerfile);
