@@ -135,6 +135,54 @@ pub struct Testbed {
     agent_args: Vec<String>,
     /// The host's address on the bed's bridge, where test clients come from.
     pub gateway: String,
+    /// This bed's claim on its subnet, removed with the bed.
+    subnet_claim: std::path::PathBuf,
+}
+
+/// Claims a 10.214.<n>.0/24 no other bed of any test process uses: a file
+/// per subnet, made with create_new (a claim whose process is gone is
+/// taken over), and no interface of the host already in it. Two beds on
+/// one subnet make routes ambiguous ("no route to host").
+fn claim_subnet(seed: u64) -> (u8, std::path::PathBuf) {
+    let dir = std::path::Path::new("/run/berth-testbed");
+    std::fs::create_dir_all(dir).expect("claims dir");
+    for k in 0..240u64 {
+        let subnet = 10 + ((seed + k) % 240) as u8;
+        let in_use = Command::new("ip")
+            .args(["-o", "addr", "show", "to", &format!("10.214.{subnet}.0/24")])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(true);
+        if in_use {
+            continue;
+        }
+        let path = dir.join(subnet.to_string());
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = write!(f, "{}", std::process::id());
+                    return (subnet, path);
+                }
+                Err(_) => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = holder
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+                    if alive {
+                        break;
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+    panic!("no free 10.214.x.0/24 subnet for a bed");
 }
 
 fn sh(program: &str, args: &[&str]) -> bool {
@@ -174,13 +222,14 @@ impl Testbed {
             .expect("tempdir");
         // Interface names are limited to 15 characters.
         let short = format!("{:x}", fnv(&id) & 0xff_ffff);
-        let subnet = 10 + (fnv(&id) % 240) as u8;
+        let (subnet, subnet_claim) = claim_subnet(fnv(&id));
         let mut bed = Testbed {
             nodes: Vec::new(),
             bridge: format!("tb{short}"),
             dir,
             agent_args: args.iter().map(|a| a.to_string()).collect(),
             gateway: format!("10.214.{subnet}.1"),
+            subnet_claim,
         };
         must("ip", &["link", "add", &bed.bridge, "type", "bridge"]);
         must(
@@ -468,6 +517,7 @@ impl Drop for Testbed {
         }
         let _ = sh("iptables", &self.forward_rule("-D"));
         let _ = sh("ip", &["link", "del", &self.bridge]);
+        let _ = std::fs::remove_file(&self.subnet_claim);
     }
 }
 
