@@ -254,8 +254,6 @@ impl berth_kv::Table for KvTable<'_, '_> {
     }
 }
 
-/// Applies one request, the log entry at `index`, to the key/value table;
-/// returns what it returns, and appends the keys it wrote to `touched`.
 /// `text` with entry `entry` of map `field` set or removed; `None` when
 /// `text` is no JSON object or `field` holds no map (kept as is rather
 /// than failing the whole log).
@@ -287,6 +285,34 @@ fn patch_entry(
     Some(serde_json::Value::Object(obj).to_string())
 }
 
+/// `text` with `fields` set; `None` when `text` is no JSON object.
+fn patch_fields(text: &str, fields: serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let serde_json::Value::Object(mut obj) = serde_json::from_str(text).ok()? else {
+        return None;
+    };
+    obj.extend(fields);
+    Some(serde_json::Value::Object(obj).to_string())
+}
+
+/// The value at `key` rewritten by `edit`, returning the value before;
+/// nothing happens when the key is absent, and a value `edit` cannot
+/// rewrite (`None`) is kept as is rather than failing the whole log.
+fn rewrite(
+    kv: &mut redb::Table<&'static str, &'static str>,
+    key: &str,
+    edit: impl FnOnce(&str) -> Option<String>,
+) -> io::Result<Option<String>> {
+    let Some(text) = kv.get(key).map_err(io)?.map(|v| v.value().to_string()) else {
+        return Ok(None);
+    };
+    if let Some(new) = edit(&text) {
+        kv.insert(key, new.as_str()).map_err(io)?;
+    }
+    Ok(Some(text))
+}
+
+/// Applies one request, the log entry at `index`, to the key/value table;
+/// returns what it returns, and appends the keys it wrote to `touched`.
 fn apply_request(
     kv: &mut redb::Table<&'static str, &'static str>,
     req: Request,
@@ -306,53 +332,13 @@ fn apply_request(
             .remove(key.as_str())
             .map_err(io)?
             .map(|v| v.value().to_string()),
-        Request::Patch { key, fields } => {
-            let current = kv
-                .get(key.as_str())
-                .map_err(io)?
-                .map(|v| v.value().to_string());
-            let Some(text) = current else {
-                return Ok(Response::default());
-            };
-            // A value that is not a JSON object cannot be patched; it is kept
-            // as is rather than failing the whole log.
-            let Ok(serde_json::Value::Object(mut obj)) =
-                serde_json::from_str::<serde_json::Value>(&text)
-            else {
-                return Ok(Response {
-                    previous: Some(text),
-                    kv: None,
-                });
-            };
-            for (k, v) in fields {
-                obj.insert(k, v);
-            }
-            let new = serde_json::Value::Object(obj).to_string();
-            kv.insert(key.as_str(), new.as_str()).map_err(io)?;
-            Some(text)
-        }
+        Request::Patch { key, fields } => rewrite(kv, &key, |t| patch_fields(t, fields))?,
         Request::PatchEntry {
             key,
             field,
             entry,
             value,
-        } => {
-            let current = kv
-                .get(key.as_str())
-                .map_err(io)?
-                .map(|v| v.value().to_string());
-            let Some(text) = current else {
-                return Ok(Response::default());
-            };
-            let Some(new) = patch_entry(&text, &field, entry, value) else {
-                return Ok(Response {
-                    previous: Some(text),
-                    kv: None,
-                });
-            };
-            kv.insert(key.as_str(), new.as_str()).map_err(io)?;
-            Some(text)
-        }
+        } => rewrite(kv, &key, |t| patch_entry(t, &field, entry, value))?,
         Request::Batch(reqs) => {
             let mut last = Response::default();
             for r in reqs {
