@@ -60,6 +60,34 @@ impl Drop for Images {
     }
 }
 
+/// Creates `path` as busybox httpd from `image` with a check on
+/// /health every 300 ms, a 1 s stop timeout and `extra` keywords, starts
+/// it, waits until it is healthy, and returns its container's name.
+fn start_web(env: &Env, path: &str, image: &str, extra: &[&str]) -> String {
+    let image_kw = format!("container#0.image={image}");
+    let mut args = vec!["create", path];
+    for kw in [
+        image_kw.as_str(),
+        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
+        "container#0.check=http://:80/health",
+        "container#0.health_interval=300ms",
+        // busybox httpd as PID 1 ignores SIGTERM: no 10 s wait per stop.
+        "container#0.stop_timeout=1s",
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    {
+        args.extend(["--kw", kw]);
+    }
+    env.ok(&args);
+    env.ok(&[path, "start"]);
+    env.wait_status(path, 30, |s| {
+        s["resources"][0]["health"]["state"] == "healthy"
+    });
+    let p: Vec<&str> = path.splitn(2, '/').collect();
+    format!("{}..{}.container.0", p[0], p[1])
+}
+
 #[test]
 fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
     let env = Env::start();
@@ -73,30 +101,12 @@ fn deploy_rolls_out_rolls_back_a_broken_version_and_keeps_the_history() {
         image(&tags[1], "v2", true),
         image(&tags[2], "v3", false),
     ];
-    env.ok(&[
-        "create",
+    let ctr = start_web(
+        &env,
         &path,
-        "--kw",
-        &format!("container#0.image={}", tags[0]),
-        "--kw",
-        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
-        "--kw",
-        "container#0.check=http://:80/health",
-        "--kw",
-        "container#0.health_interval=300ms",
-        "--kw",
-        "container#0.health_retries=2",
-        "--kw",
-        "update_monitor=1s",
-        // busybox httpd as PID 1 ignores SIGTERM: no 10 s wait per stop.
-        "--kw",
-        "container#0.stop_timeout=1s",
-    ]);
-    env.ok(&[&path, "start"]);
-    let ctr = format!("{ns}..web.container.0");
-    env.wait_status(&path, 30, |s| {
-        s["resources"][0]["health"]["state"] == "healthy"
-    });
+        &tags[0],
+        &["container#0.health_retries=2", "update_monitor=1s"],
+    );
 
     // Nothing changed: said, exit 0, and the config is version 1.
     let said = env.ok(&[&path, "deploy"]);
@@ -314,28 +324,8 @@ fn an_agent_restart_mid_rollout_resumes_it_without_a_bounce() {
     let tags: Vec<String> = (1..=2).map(|n| format!("{repo}:{n}")).collect();
     let _images = Images(tags.clone());
     let ids = [image(&tags[0], "v1", true), image(&tags[1], "v2", true)];
-    env.ok(&[
-        "create",
-        &path,
-        "--kw",
-        &format!("container#0.image={}", tags[0]),
-        "--kw",
-        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
-        "--kw",
-        "container#0.check=http://:80/health",
-        "--kw",
-        "container#0.health_interval=300ms",
-        "--kw",
-        "container#0.stop_timeout=1s",
-        // A long gate, for the agent to die in.
-        "--kw",
-        "update_monitor=20s",
-    ]);
-    env.ok(&[&path, "start"]);
-    let ctr = format!("{ns}..web.container.0");
-    env.wait_status(&path, 30, |s| {
-        s["resources"][0]["health"]["state"] == "healthy"
-    });
+    // A long gate, for the agent to die in.
+    let ctr = start_web(&env, &path, &tags[0], &["update_monitor=20s"]);
     env.ok(&[
         &path,
         "set",
@@ -432,32 +422,17 @@ fn start_first_starts_the_new_container_before_the_old_stops_and_keeps_the_old_o
         image(&tags[1], "v2", true),
         image(&tags[2], "v3", false),
     ];
-    env.ok(&[
-        "create",
+    let ctr = start_web(
+        &env,
         &path,
-        "--kw",
-        "topology=flex",
-        "--kw",
-        "update_order=start-first",
-        "--kw",
-        &format!("container#0.image={}", tags[0]),
-        "--kw",
-        "container#0.command=/bin/busybox httpd -f -p 80 -h /www",
-        "--kw",
-        "container#0.check=http://:80/health",
-        "--kw",
-        "container#0.health_interval=300ms",
-        "--kw",
-        "update_monitor=1s",
-        "--kw",
-        "container#0.stop_timeout=1s",
-    ]);
-    env.ok(&[&path, "start"]);
-    let ctr = format!("{ns}..web.container.0");
+        &tags[0],
+        &[
+            "topology=flex",
+            "update_order=start-first",
+            "update_monitor=1s",
+        ],
+    );
     let twin = format!("{ctr}.next");
-    env.wait_status(&path, 30, |s| {
-        s["resources"][0]["health"]["state"] == "healthy"
-    });
     let old_id = container_field(&ctr, "{{.Id}}");
     let since = now_ms() / 1000;
 

@@ -47,6 +47,16 @@ fn running_image(node: &Node, name: &str) -> Option<String> {
     text.strip_prefix("true ").map(str::to_string)
 }
 
+/// `path`'s history as `node` tells it, and its newest version.
+fn last_version(node: &Node, path: &str) -> (serde_json::Value, serde_json::Value) {
+    let h = node.json(&[path, "history"]);
+    let last = h[0]["versions"]
+        .as_array()
+        .and_then(|v| v.last().cloned())
+        .unwrap_or_default();
+    (h, last)
+}
+
 #[test]
 fn a_flex_rollout_across_three_nodes_fails_no_request_and_runs_one_digest() {
     let bed = Testbed::with_args(3, &["--ingress-http", &format!("{{addr}}:{INGRESS}")]);
@@ -131,11 +141,7 @@ fn a_flex_rollout_across_three_nodes_fails_no_request_and_runs_one_digest() {
             n.name
         );
     }
-    let h = n0.json(&[&path, "history"]);
-    let last = h[0]["versions"]
-        .as_array()
-        .and_then(|v| v.last().cloned())
-        .unwrap_or_default();
+    let (h, last) = last_version(n0, &path);
     assert_eq!(last["outcome"]["state"], "deployed", "{h:#}");
     let batches = last["log"].as_array().map(|l| {
         l.iter()
@@ -250,10 +256,6 @@ fn a_failover_service_is_updated_stop_first_and_never_runs_twice() {
     assert!(said.contains("deployed"), "{said}");
     assert_eq!(most, 1, "the failover service ran on {most} nodes at once");
     assert_eq!(runs(&ids[1]), vec![home], "updated in place, on its node");
-    let h = n0.json(&[&path, "history"]);
-    let last = h[0]["versions"]
-        .as_array()
-        .and_then(|v| v.last().cloned())
-        .unwrap_or_default();
+    let (h, last) = last_version(n0, &path);
     assert_eq!(last["outcome"]["state"], "deployed", "{h:#}");
 }

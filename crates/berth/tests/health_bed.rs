@@ -27,6 +27,14 @@ fn events(n: &Node, path: &str) -> Vec<String> {
         .collect()
 }
 
+/// When `action` happened, from [`Node::lifecycle`]'s events.
+fn times<'a>(events: &'a [(u128, String)], action: &'a str) -> impl Iterator<Item = u128> + 'a {
+    events
+        .iter()
+        .filter(move |(_, a)| a == action)
+        .map(|(t, _)| *t)
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -91,17 +99,9 @@ fn on_unhealthy_failover_moves_the_service_to_another_node() {
     // Never on two nodes: the new node's start comes after home's stop.
     let until = unix_now() + 1;
     let died = bed.nodes[home].lifecycle(&name, since, until);
-    let last_die = died
-        .iter()
-        .filter(|(_, a)| a == "die")
-        .map(|(t, _)| *t)
-        .max()
-        .expect("home's container died");
+    let last_die = times(&died, "die").max().expect("home's container died");
     let started = bed.nodes[away].lifecycle(&name, since, until);
-    let first_start = started
-        .iter()
-        .filter(|(_, a)| a == "start")
-        .map(|(t, _)| *t)
+    let first_start = times(&started, "start")
         .min()
         .expect("the new node started it");
     assert!(
