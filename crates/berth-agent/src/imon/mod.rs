@@ -458,6 +458,21 @@ impl Imon {
         (outcome, gone)
     }
 
+    /// A start's clean slate: restart budgets and failed states.
+    fn forget_failures(&mut self) {
+        for r in self.res.values_mut() {
+            r.restarts = 0;
+            r.failed = false;
+        }
+    }
+
+    /// Stops the containers (drained) and makes them again from `rec`.
+    async fn recreate(&mut self, rec: &ObjectRecord) -> Result<(), String> {
+        self.converge_stopped(rec, true).await?;
+        self.res.clear();
+        self.converge_started(rec, true).await
+    }
+
     /// Sets target and frozen in one command, leaving the config as a
     /// concurrent `set` may have just written it; returns the record.
     async fn set_target(
@@ -506,10 +521,7 @@ impl Imon {
             ActionKind::Start => {
                 let rec = self.set_target(Some(Target::Started), false).await?;
                 self.say("target state set to started".into());
-                for r in self.res.values_mut() {
-                    r.restarts = 0;
-                    r.failed = false;
-                }
+                self.forget_failures();
                 self.may_start(&rec)?;
                 self.converge_started(&rec, true).await
             }
@@ -517,16 +529,11 @@ impl Imon {
                 let rec = self.set_target(Some(Target::Started), false).await?;
                 self.may_start(&rec)?;
                 // As a start: a deploy may be the fix of a failed instance.
-                for r in self.res.values_mut() {
-                    r.restarts = 0;
-                    r.failed = false;
-                }
+                self.forget_failures();
                 if self.is_failover(&rec) {
                     // Never two containers of a failover service.
                     self.say("a failover service is replaced stop-first".into());
-                    self.converge_stopped(&rec, true).await?;
-                    self.res.clear();
-                    return self.converge_started(&rec, true).await;
+                    return self.recreate(&rec).await;
                 }
                 self.replace_start_first(&rec).await?;
                 self.converge_started(&rec, false).await
@@ -540,9 +547,7 @@ impl Imon {
                 self.say("restart: recreating containers from the current config".into());
                 let rec = self.set_target(Some(Target::Started), false).await?;
                 self.may_start(&rec)?;
-                self.converge_stopped(&rec, true).await?;
-                self.res.clear();
-                self.converge_started(&rec, true).await
+                self.recreate(&rec).await
             }
             ActionKind::Refresh => self.refresh().await,
             ActionKind::Clear => {

@@ -48,13 +48,7 @@ impl Imon {
         c: &ContainerResource,
     ) -> Result<(), String> {
         let twin = next_name(&c.spec.name);
-        // A twin left by an interrupted replacement.
-        if let Some(old_twin) = engine.inspect(&twin).await.map_err(|e| e.to_string())? {
-            engine
-                .remove(&old_twin.id)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        self.drop_twin(engine, c).await?;
         let Some(old) = engine
             .inspect(&c.spec.name)
             .await
