@@ -309,13 +309,12 @@ impl super::Imon {
         };
         // After a move was asked in this spell, the next look is one grace
         // after the asking (not at once, again and again).
-        let asked = st.move_asked.map(Instant::from_std);
         st.health_due = st
             .health
             .as_ref()
             .filter(|h| h.state == HealthState::Unhealthy)
             .filter(|_| c.on_unhealthy != OnUnhealthy::None && !st.failed)
-            .map(|h| asked.filter(|t| *t >= h.since).unwrap_or(h.since) + c.health_grace);
+            .map(|h| st.move_asked_since(h.since).unwrap_or(h.since) + c.health_grace);
         st.health.as_ref().map(Seen::report)
     }
 
@@ -353,12 +352,11 @@ impl super::Imon {
                 h.output.as_str()
             }
         );
-        // A request made in this unhealthy spell, not an earlier one.
-        let asked = st.move_asked.filter(|t| *t >= h.since.into_std());
+        let asked = st.move_asked_since(h.since);
         if movable && failover {
             match asked {
                 None => {
-                    st.move_asked = Some(std::time::Instant::now());
+                    st.move_asked = Some(Instant::now());
                     let msg = format!("{unwell}; moving to another node");
                     st.note(msg.clone());
                     self.agent

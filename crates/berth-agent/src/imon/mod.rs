@@ -94,7 +94,7 @@ pub(crate) struct ResourceState {
     pub health_due: Option<tokio::time::Instant>,
     /// When `on_unhealthy=failover` asked the orchestrator to move the
     /// service away from this node.
-    pub move_asked: Option<std::time::Instant>,
+    pub move_asked: Option<tokio::time::Instant>,
     /// A twin left by an interrupted start-first replacement was looked
     /// for (`imon/replace.rs`).
     pub twin_checked: bool,
@@ -105,6 +105,12 @@ pub(crate) struct ResourceState {
 }
 
 impl ResourceState {
+    /// When a move was asked in the unhealthy spell that began at
+    /// `since`, not in an earlier one.
+    pub fn move_asked_since(&self, since: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.move_asked.filter(|t| *t >= since)
+    }
+
     pub(crate) fn note(&mut self, line: String) {
         self.log.note(line);
     }
