@@ -423,16 +423,25 @@ struct StatusOut<'a> {
 async fn print_status(ctx: &Ctx, selector: &str) -> anyhow::Result<ExitCode> {
     let st = statuses(ctx, selector).await?;
     let view = view(ctx).await;
-    let mut out = Vec::with_capacity(st.len());
-    for s in &st {
-        let history = crate::deploy::history_of(ctx, &s.path)
-            .await
-            .unwrap_or_default();
-        out.push(StatusOut {
+    // The deploy histories (for the versions instances run), a few at a
+    // time rather than one after the other.
+    let histories: Vec<_> = stream::iter(&st)
+        .map(|s| async move {
+            crate::deploy::history_of(ctx, &s.path)
+                .await
+                .unwrap_or_default()
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let out: Vec<StatusOut> = st
+        .iter()
+        .zip(&histories)
+        .map(|(s, history)| StatusOut {
             status: s,
-            instances: crate::instances::of(s, &view, &history),
-        });
-    }
+            instances: crate::instances::of(s, &view, history),
+        })
+        .collect();
     if ctx.json() {
         print_json(&out)?;
     } else {
