@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long a failed backend stays out of rotation.
@@ -25,7 +25,8 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// Requests and tunnels open to it now ([`InFlight`]).
     pub inflight: AtomicU64,
-    ejected_until: Mutex<Option<Instant>>,
+    /// Out of rotation until this many ms after [`epoch`]; 0: never was.
+    ejected_until: AtomicU64,
     /// Out of rotation by the ingress's active check.
     pub check_failing: AtomicBool,
     /// Its active check passed at least once. A checked backend takes no
@@ -47,14 +48,32 @@ impl Stats {
     }
 
     pub fn ejected(&self) -> bool {
-        let g = self.ejected_until.lock().unwrap_or_else(|e| e.into_inner());
-        g.is_some_and(|t| Instant::now() < t)
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if since_epoch_ms() < until {
+            return true;
+        }
+        // Over: back to the clock-free path, unless ejected again meanwhile.
+        let _ = self
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        false
     }
 
     pub fn eject(&self) {
-        *self.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + EJECTION);
+        let until = since_epoch_ms() + EJECTION.as_millis() as u64;
+        self.ejected_until.store(until, Ordering::Relaxed);
     }
+}
+
+/// Milliseconds since the first call, at least 1: a lock-free clock for
+/// ejections, which every request reads.
+fn since_epoch_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
 /// One request or tunnel to a backend, counted while it lives.
@@ -134,33 +153,38 @@ impl Balancer {
 
     /// The next backend of `r`, skipping `tried`; `None` when no instance
     /// is healthy.
-    pub fn pick(&self, r: &Route, tried: &[SocketAddr]) -> Option<Backend> {
-        let healthy: Vec<(&Backend, Arc<Stats>)> = r
-            .backends
-            .iter()
-            .filter(|b| b.health != Health::Critical && !tried.contains(&b.addr))
-            .map(|b| (b, self.stats(b.addr)))
-            .filter(|(b, s)| !s.held_by_check(b))
-            .collect();
+    pub fn pick<'r>(&self, r: &'r Route, tried: &[SocketAddr]) -> Option<&'r Backend> {
+        let mut healthy: Vec<(&'r Backend, Arc<Stats>, bool)> =
+            Vec::with_capacity(r.backends.len());
+        for b in &r.backends {
+            if b.health == Health::Critical || tried.contains(&b.addr) {
+                continue;
+            }
+            let s = self.stats(b.addr);
+            if !s.held_by_check(b) {
+                let live = !s.ejected();
+                healthy.push((b, s, live));
+            }
+        }
+        let live = healthy.iter().filter(|c| c.2).count();
+        // Only some ejected: the others take the requests. All ejected:
+        // all are tried rather than none.
+        if live > 0 && live < healthy.len() {
+            healthy.retain(|c| c.2);
+        }
         if healthy.is_empty() {
             return None;
         }
-        let live: Vec<&(&Backend, Arc<Stats>)> =
-            healthy.iter().filter(|(_, s)| !s.ejected()).collect();
-        let from: Vec<&(&Backend, Arc<Stats>)> = if live.is_empty() {
-            healthy.iter().collect()
-        } else {
-            live
-        };
         let n = self.cursor(r).fetch_add(1, Ordering::Relaxed);
+        let from = &healthy;
         let chosen = match r.balance {
-            Balance::RoundRobin => from[n % from.len()],
+            Balance::RoundRobin => &from[n % from.len()],
             // The cursor breaks ties, so equal loads still take turns.
             Balance::LeastConn => (0..from.len())
-                .map(|i| from[(n + i) % from.len()])
-                .min_by_key(|(_, s)| s.inflight.load(Ordering::Relaxed))?,
+                .map(|i| &from[(n + i) % from.len()])
+                .min_by_key(|(_, s, _)| s.inflight.load(Ordering::Relaxed))?,
         };
-        Some(chosen.0.clone())
+        Some(chosen.0)
     }
 }
 

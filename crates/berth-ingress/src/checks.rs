@@ -7,6 +7,7 @@
 use crate::Ingress;
 use berth_model::status::ActiveCheck;
 use http_body_util::{BodyExt, Empty};
+use hyper::header::{HeaderValue, HOST};
 use hyper::{Request, Uri};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -74,19 +75,19 @@ async fn check_loop(ingress: Arc<Ingress>, addr: SocketAddr, check: ActiveCheck)
 
 /// One GET of the check path: an answer under 400 in time passes.
 async fn probe(addr: SocketAddr, check: &ActiveCheck) -> bool {
-    let Ok(uri) = Uri::try_from(format!("http://{addr}{}", check.path)) else {
+    let (Ok(uri), Ok(host)) = (
+        Uri::try_from(check.path.as_str()),
+        HeaderValue::from_str(&addr.to_string()),
+    ) else {
         return false;
     };
     let mut req = Request::new(Empty::new().map_err(|n| match n {}).boxed());
     *req.uri_mut() = uri;
+    req.headers_mut().insert(HOST, host);
     let wait = Duration::from_millis(check.timeout_ms);
-    match tokio::time::timeout(wait, crate::workers::backend_client().request(req)).await {
-        Ok(Ok(resp)) => {
-            let ok = resp.status().as_u16() < 400;
-            // Read the body so the connection goes back to the pool.
-            let _ = tokio::time::timeout(wait, resp.into_body().collect()).await;
-            ok
-        }
+    // On a connection of its own, closed once the answer is in.
+    match tokio::time::timeout(wait, crate::backends::send_once(addr, req)).await {
+        Ok(Ok(resp)) => resp.status().as_u16() < 400,
         _ => false,
     }
 }

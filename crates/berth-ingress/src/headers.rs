@@ -109,15 +109,17 @@ pub fn set_forwarded(
         }
     }
     for (name, value) in pairs {
-        h.remove(&name);
         let v = match (&name, &proto_value) {
             (n, Some(p)) if *n == X_FORWARDED_PROTO => Some(p.clone()),
             _ if value.is_empty() => None,
-            _ => HeaderValue::from_str(&value).ok(),
+            // Taken as it is, not copied.
+            _ => HeaderValue::try_from(value).ok(),
         };
-        if let Some(v) = v {
-            h.insert(name, v);
-        }
+        // An insert replaces every value the request had.
+        match v {
+            Some(v) => h.insert(name, v),
+            None => h.remove(&name),
+        };
     }
 }
 

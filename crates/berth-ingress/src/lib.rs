@@ -16,6 +16,7 @@
 //! Architecture invariant: the ingress only reads the local replica, as
 //! DNS does; it never writes to the store.
 
+mod backends;
 mod balance;
 mod checks;
 mod conn;

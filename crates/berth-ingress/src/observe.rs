@@ -20,10 +20,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub struct RouteMetrics {
     route: String,
     service: String,
-    codes: Mutex<BTreeMap<u16, u64>>,
+    /// Counts of [`COMMON_CODES`], taken without a lock by every request.
+    common: [AtomicU64; COMMON_CODES.len()],
+    other_codes: Mutex<BTreeMap<u16, u64>>,
     backend_errors: AtomicU64,
     latency: Histogram,
 }
+
+/// The status codes counted in atomics; the rare others behind a lock.
+const COMMON_CODES: [u16; 16] = [
+    200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 413, 500, 502, 503, 504,
+];
 
 /// Read-mostly: a request takes a read lock once its route was seen.
 pub struct Observer {
@@ -149,7 +156,12 @@ impl Observer {
         Exchange {
             metrics,
             started: Instant::now(),
-            when: SystemTime::now(),
+            // Read only for the log; the clock is not free.
+            when: if log.is_some() {
+                SystemTime::now()
+            } else {
+                UNIX_EPOCH
+            },
             client: client.to_canonical(),
             request_line: if log.is_some() {
                 format!(
@@ -194,8 +206,7 @@ impl Observer {
             "Requests the ingress answered, by route, service and status code.",
         );
         for ((route, service), m) in &routes {
-            let codes = m.codes.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            for (code, n) in codes {
+            for (code, n) in m.codes() {
                 let code = code.to_string();
                 let labels = [
                     ("route", route.as_str()),
@@ -250,10 +261,43 @@ impl RouteMetrics {
         RouteMetrics {
             route: route.to_string(),
             service: service.to_string(),
-            codes: Mutex::default(),
+            common: Default::default(),
+            other_codes: Mutex::default(),
             backend_errors: AtomicU64::new(0),
             latency: Histogram::new(LATENCY_BOUNDS),
         }
+    }
+
+    fn count(&self, code: u16) {
+        match COMMON_CODES.iter().position(|c| *c == code) {
+            Some(i) => {
+                self.common[i].fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                *self
+                    .other_codes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(code)
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Each status code answered at least once, with its count.
+    fn codes(&self) -> BTreeMap<u16, u64> {
+        let mut all = self
+            .other_codes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (code, n) in COMMON_CODES.iter().zip(&self.common) {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                all.insert(*code, n);
+            }
+        }
+        all
     }
 
     pub fn backend_error(&self) {
@@ -264,13 +308,7 @@ impl RouteMetrics {
 impl Drop for Exchange {
     fn drop(&mut self) {
         let took = self.started.elapsed();
-        *self
-            .metrics
-            .codes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(self.status)
-            .or_default() += 1;
+        self.metrics.count(self.status);
         self.metrics.latency.observe(took.as_secs_f64());
         if let Some((log, dropped)) = &self.log {
             let bytes = if self.bytes == 0 {
@@ -350,5 +388,15 @@ mod tests {
         assert_eq!(at(951_868_799), "29/Feb/2000:23:59:59 +0000");
         assert_eq!(at(1_796_220_000), "02/Dec/2026:14:00:00 +0000");
         assert_eq!(quote("a\"b\\c\n"), "a\\\"b\\\\c\\x0A");
+    }
+
+    #[test]
+    fn common_and_rare_status_codes_are_all_counted() {
+        let m = RouteMetrics::new("a.test/", "a");
+        for code in [200, 200, 503, 418, 200, 418, 599] {
+            m.count(code);
+        }
+        let want: BTreeMap<u16, u64> = [(200, 3), (418, 2), (503, 1), (599, 1)].into();
+        assert_eq!(m.codes(), want);
     }
 }

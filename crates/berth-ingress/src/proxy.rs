@@ -5,6 +5,7 @@
 //! another backend; upgrades (WebSocket) are tunnelled once the backend
 //! answers 101.
 
+use crate::backends::{Lease, Returning};
 use crate::balance::InFlight;
 use crate::conn::Peer;
 use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_of};
@@ -51,6 +52,16 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
             .to_string()
     };
     (!host.is_empty()).then_some(host)
+}
+
+/// The request's target as a backend takes it: `/path?query`, also
+/// when the client sent the absolute form.
+fn origin_form(uri: &Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri.clone();
+    }
+    uri.path_and_query()
+        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
 }
 
 /// Safe to send twice: an idempotent method and no body to replay.
@@ -149,11 +160,7 @@ impl Ingress {
                 headers.insert(HOST, h);
             }
         }
-        let pq = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
+        let target = origin_form(&parts.uri);
         let mut tried = Vec::new();
         loop {
             let Some(backend) = self.balancer.pick(route, &tried) else {
@@ -173,15 +180,12 @@ impl Ingress {
             let stats = self.balancer.stats(backend.addr);
             stats.requests.fetch_add(1, Ordering::Relaxed);
             let inflight = InFlight::start(stats.clone());
-            let Ok(uri) = Uri::try_from(format!("http://{}{pq}", backend.addr)) else {
-                return plain(StatusCode::BAD_REQUEST, "a bad request target\n".into());
-            };
             let mut out = Request::new(match body.take() {
                 Some(b) if !replay => b,
                 _ => Empty::new().map_err(|n| match n {}).boxed(),
             });
             *out.method_mut() = parts.method.clone();
-            *out.uri_mut() = uri;
+            *out.uri_mut() = target.clone();
             // Only a replayable request is sent twice.
             *out.headers_mut() = if replay {
                 headers.clone()
@@ -190,11 +194,11 @@ impl Ingress {
             };
             let sent = tokio::time::timeout(
                 self.opts.backend_timeout,
-                crate::workers::backend_client().request(out),
+                crate::backends::send(backend.addr, out),
             )
             .await;
             let failure = match sent {
-                Ok(Ok(resp)) => return self.answer(resp, client_upgrade, inflight),
+                Ok(Ok((resp, lease))) => return self.answer(resp, lease, client_upgrade, inflight),
                 Ok(Err(e)) => {
                     // Refused, reset or closed before an answer: out of
                     // rotation for a while.
@@ -223,6 +227,7 @@ impl Ingress {
     fn answer(
         &self,
         mut resp: Response<Incoming>,
+        lease: Lease,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         inflight: InFlight,
     ) -> Response<Body> {
@@ -244,7 +249,7 @@ impl Ingress {
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let body = body.map_frame(move |f| {
+        let body = Returning::new(body, lease).map_frame(move |f| {
             let _held = &inflight;
             f
         });

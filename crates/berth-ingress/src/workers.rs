@@ -1,46 +1,15 @@
 //! The threads that serve the ingress's connections: a current-thread
 //! runtime per core, as haproxy runs a thread per core. A connection is
 //! handed to one of them when accepted and stays there with its backend
-//! exchanges, whose client (and its pool of kept connections) is that
-//! thread's own. A request and its backend's answer then wake tasks on
+//! exchanges, whose pool of kept backend connections (`backends.rs`) is
+//! that thread's own. A request and its backend's answer then wake tasks on
 //! one thread only: on the daemon's shared runtime the two sides' tasks
 //! were woken across threads, behind one pool lock, and half the proxy's
 //! time went to futex waits and context switches.
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
-
-pub type BackendClient = Client<HttpConnector, crate::proxy::OutBody>;
-
-/// Kept-alive connections to one backend, per thread. Each holds hyper's
-/// buffers while it waits; unbounded, a burst of clients left hundreds
-/// of them in the pool for a minute.
-const POOL_IDLE_PER_BACKEND: usize = 128;
-
-thread_local! {
-    static CLIENT: BackendClient = new_client();
-}
-
-fn new_client() -> BackendClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(POOL_IDLE_PER_BACKEND)
-        .build(connector)
-}
-
-/// This thread's client for backends: its kept connections run on the
-/// thread's runtime, next to the requests that use them.
-pub fn backend_client() -> BackendClient {
-    CLIENT.with(Clone::clone)
-}
 
 pub struct Workers {
     handles: Vec<tokio::runtime::Handle>,
@@ -59,6 +28,7 @@ impl Workers {
                 .enable_all()
                 .build()?;
             handles.push(rt.handle().clone());
+            rt.spawn(crate::backends::reap_idle());
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             stops.push(stop);
             std::thread::Builder::new()
