@@ -25,7 +25,7 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// Requests and tunnels open to it now ([`InFlight`]).
     pub inflight: AtomicU64,
-    /// Out of rotation until this many ms after [`epoch`]; 0: never was.
+    /// Out of rotation until this [`since_epoch_ms`] reading; 0: not ejected.
     ejected_until: AtomicU64,
     /// Out of rotation by the ingress's active check.
     pub check_failing: AtomicBool,
