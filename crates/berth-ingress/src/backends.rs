@@ -270,23 +270,23 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_kept_connection_serves_the_next_requests() {
-        let (addr, accepted) = backend(false).await;
+    /// The connections a backend accepted for 3 requests in a row.
+    async fn connections_for_three(close: bool) -> usize {
+        let (addr, accepted) = backend(close).await;
         for _ in 0..3 {
             assert_eq!(get(addr).await, "hello");
             settle().await;
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        accepted.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_serves_the_next_requests() {
+        assert_eq!(connections_for_three(false).await, 1);
     }
 
     #[tokio::test]
     async fn a_connection_the_backend_closes_is_not_reused() {
-        let (addr, accepted) = backend(true).await;
-        for _ in 0..3 {
-            assert_eq!(get(addr).await, "hello");
-            settle().await;
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(connections_for_three(true).await, 3);
     }
 }

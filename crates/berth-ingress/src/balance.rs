@@ -76,6 +76,20 @@ fn since_epoch_ms() -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
+/// A backend [`Balancer::pick`] chose, and its stats.
+pub struct Picked<'r> {
+    pub backend: &'r Backend,
+    pub stats: Arc<Stats>,
+}
+
+impl std::ops::Deref for Picked<'_> {
+    type Target = Backend;
+
+    fn deref(&self) -> &Backend {
+        self.backend
+    }
+}
+
 /// One request or tunnel to a backend, counted while it lives.
 pub struct InFlight(Arc<Stats>);
 
@@ -151,9 +165,9 @@ impl Balancer {
         b.health != Health::Critical && !s.held_by_check(b) && !s.ejected()
     }
 
-    /// The next backend of `r`, skipping `tried`; `None` when no instance
-    /// is healthy.
-    pub fn pick<'r>(&self, r: &'r Route, tried: &[SocketAddr]) -> Option<&'r Backend> {
+    /// The next backend of `r`, skipping `tried`, with its stats; `None`
+    /// when no instance is healthy.
+    pub fn pick<'r>(&self, r: &'r Route, tried: &[SocketAddr]) -> Option<Picked<'r>> {
         let mut healthy: Vec<(&'r Backend, Arc<Stats>, bool)> =
             Vec::with_capacity(r.backends.len());
         for b in &r.backends {
@@ -176,15 +190,16 @@ impl Balancer {
             return None;
         }
         let n = self.cursor(r).fetch_add(1, Ordering::Relaxed);
-        let from = &healthy;
-        let chosen = match r.balance {
-            Balance::RoundRobin => &from[n % from.len()],
+        let len = healthy.len();
+        let i = match r.balance {
+            Balance::RoundRobin => n % len,
             // The cursor breaks ties, so equal loads still take turns.
-            Balance::LeastConn => (0..from.len())
-                .map(|i| &from[(n + i) % from.len()])
-                .min_by_key(|(_, s, _)| s.inflight.load(Ordering::Relaxed))?,
+            Balance::LeastConn => (0..len)
+                .map(|i| (n + i) % len)
+                .min_by_key(|i| healthy[*i].1.inflight.load(Ordering::Relaxed))?,
         };
-        Some(chosen.0)
+        let (backend, stats, _) = healthy.swap_remove(i);
+        Some(Picked { backend, stats })
     }
 }
 

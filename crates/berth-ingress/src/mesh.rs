@@ -105,7 +105,7 @@ async fn connect(ingress: &Ingress, mesh: &MeshRoute) -> Option<(TcpStream, InFl
     while tried.len() < 2 {
         let b = ingress.balancer.pick(&mesh.route, &tried)?;
         tried.push(b.addr);
-        let stats = ingress.balancer.stats(b.addr);
+        let stats = b.stats.clone();
         stats
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

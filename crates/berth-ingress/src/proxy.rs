@@ -177,7 +177,7 @@ impl Ingress {
                 return plain(status, text);
             };
             tried.push(backend.addr);
-            let stats = self.balancer.stats(backend.addr);
+            let stats = backend.stats.clone();
             stats.requests.fetch_add(1, Ordering::Relaxed);
             let inflight = InFlight::start(stats.clone());
             let mut out = Request::new(match body.take() {

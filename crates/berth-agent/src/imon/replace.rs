@@ -98,9 +98,8 @@ impl Imon {
         Ok(())
     }
 
-    /// A twin an agent that died mid-replacement left: with the container
-    /// gone, the twin, running, takes the name rather than a new one being
-    /// made; with the container there, the twin goes.
+    /// Removes a twin an agent that died mid-replacement left next to the
+    /// container (a twin left alone is adopted instead: `adopt_twin`).
     pub(crate) async fn drop_twin(
         &self,
         engine: &Engine,
