@@ -12,7 +12,6 @@ use common::{free_port, unique};
 use ingress_util::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 #[test]
 fn host_routes_balance_keep_the_client_address_and_survive_a_dead_backend() {
@@ -146,15 +145,13 @@ fn a_route_added_under_load_drops_nothing_and_a_tunnel_outlives_it() {
     let other_port = free_port();
     let _other_be = backend(other_port, "added");
     register(&n, &other, &other, other_port, &format!("{other}.test"), "");
-    let t0 = Instant::now();
     wait_until("the added route", 10, || {
         get(&n, &format!("{other}.test"), "/", &[]).0 == 200
     });
-    let took = t0.elapsed();
+    // How soon a route takes effect is measured by bench I4, not here.
     let (count, failed) = load.join().expect("load thread");
     assert_eq!(count, 1000);
     assert!(failed.is_empty(), "failed requests: {failed:?}");
-    assert!(took < Duration::from_secs(5), "the route took {took:?}");
 
     let stdin = tunnel.stdin.as_mut().expect("stdin");
     writeln!(stdin).expect("go on");
@@ -199,8 +196,11 @@ fn an_instance_failing_its_active_check_leaves_rotation_and_comes_back() {
     let ns = unique("ichk");
     let host = format!("{ns}.test");
     for i in 1..=2 {
+        // httpd -vv logs each answer's status, so the test counts the
+        // checks that failed. The default thresholds (2 in a row) and
+        // interval (2 s, far longer than a look at the route takes).
         let cmd = format!(
-            r#"container#0.command=/bin/sh -c "mkdir -p /www && echo web{i} > /www/index.html && echo ok > /www/health && exec /bin/busybox httpd -f -p 80 -h /www""#
+            r#"container#0.command=/bin/sh -c "mkdir -p /www && echo web{i} > /www/index.html && echo ok > /www/health && exec /bin/busybox httpd -f -vv -p 80 -h /www""#
         );
         n.env.create_svc(
             &format!("{ns}/web{i}"),
@@ -210,7 +210,6 @@ fn an_instance_failing_its_active_check_leaves_rotation_and_comes_back() {
                 "container#0.service_name=checked",
                 &format!("container#0.ingress_hosts={host}"),
                 "container#0.ingress_check=/health",
-                "container#0.ingress_check_interval=300ms",
             ],
         );
         n.env.ok(&[&format!("{ns}/web{i}"), "start"]);
@@ -224,12 +223,21 @@ fn an_instance_failing_its_active_check_leaves_rotation_and_comes_back() {
     let ctr = format!("{ns}..web1.container.0");
     let rm = common::docker(&["exec", &ctr, "/bin/busybox", "rm", "/www/health"]);
     assert!(rm.status.success(), "{rm:?}");
-    // Two failed checks, 300 ms apart: out of rotation well within 3 s.
-    let t0 = Instant::now();
-    wait_until("web1 out of rotation", 10, || {
-        bodies(4).iter().all(|b| b == "web2\n")
-    });
-    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // Only the checks ask for /health, and only failing ones get 404.
+    let failed_checks = || {
+        let logs = common::docker(&["logs", &ctr]);
+        let text = [logs.stdout, logs.stderr].concat();
+        String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|l| l.ends_with("response:404"))
+            .count()
+    };
+    wait_until("web1 out of rotation", 20, || in_rotation(&n, &host) == 1);
+    let failed = failed_checks();
+    assert!(
+        (1..=2).contains(&failed),
+        "out of rotation after {failed} failed checks, not within 2"
+    );
     for b in bodies(20) {
         assert_eq!(b, "web2\n");
     }
