@@ -83,6 +83,14 @@ fn crashed_container_is_restarted_then_marked_failed() {
     assert!(log.contains("restart budget of 2 spent"), "{st:#}");
     assert!(log.contains("code 3"), "{st:#}");
     assert_eq!(st["avail"], "down");
+    // Still failed after a later pass (a config change wakes the
+    // monitor): the reason stays with it.
+    let hash = st["config_hash"].clone();
+    env.ok(&["crash/svc", "set", "--kw", "env=DEV"]);
+    let st = env.wait_status("crash/svc", 30, |s| s["config_hash"] != hash);
+    assert_eq!(st["resources"][0]["failed"], true, "{st:#}");
+    let log = st["resources"][0]["log"].to_string();
+    assert!(log.contains("restart budget of 2 spent"), "{st:#}");
     // An explicit start resets the budget.
     env.ok(&["crash/svc", "start"]);
     let st = env.status("crash/svc");

@@ -240,10 +240,12 @@ impl Imon {
     }
 
     /// A pass that started at `t` succeeded: what was noted before is no
-    /// longer true.
+    /// longer true. A failed resource stays failed, until `clear` or a
+    /// start, with what it noted: a pass leaves it alone, so its success
+    /// says nothing of why it failed.
     fn conditions_cleared(&mut self, t: tokio::time::Instant) {
         self.obj_log.clear_before(t);
-        for r in self.res.values_mut() {
+        for r in self.res.values_mut().filter(|r| !r.failed) {
             r.log.clear_before(t);
         }
     }

@@ -56,7 +56,8 @@ impl Imon {
     pub(crate) async fn refresh_status(&mut self, rec: &ObjectRecord, probe: bool) {
         let ttl = self.agent.opts.warn_ttl;
         self.obj_log.expire(ttl);
-        for r in self.res.values_mut() {
+        // A failed resource keeps why until it is cleared or started.
+        for r in self.res.values_mut().filter(|r| !r.failed) {
             r.log.expire(ttl);
         }
         let mut log: Vec<String> = self.obj_log.lines().cloned().collect();

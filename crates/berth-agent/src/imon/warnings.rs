@@ -1,7 +1,9 @@
 //! What a monitor warns about (the `!` in `mon`, the `warn:` lines of
 //! `print status`): each warning is removed when its condition clears (a
 //! later pass that succeeds), ages out after the daemon's `--warn-ttl`,
-//! and `berth <sel> clear` removes it by hand.
+//! and `berth <sel> clear` removes it by hand. A failed resource's
+//! warnings say why it failed, so they stay until it is cleared or
+//! started again.
 
 use std::collections::VecDeque;
 use std::time::Duration;
