@@ -197,8 +197,9 @@ fn an_instance_failing_its_active_check_leaves_rotation_and_comes_back() {
     let host = format!("{ns}.test");
     for i in 1..=2 {
         // httpd -vv logs each answer's status, so the test counts the
-        // checks that failed. The default thresholds (2 in a row) and
-        // interval (2 s, far longer than a look at the route takes).
+        // checks that failed. The checks run at the default thresholds
+        // (2 in a row) and interval (2 s, far longer than a look at the
+        // route takes).
         let cmd = format!(
             r#"container#0.command=/bin/sh -c "mkdir -p /www && echo web{i} > /www/index.html && echo ok > /www/health && exec /bin/busybox httpd -f -vv -p 80 -h /www""#
         );
