@@ -10,7 +10,7 @@
 //! already open are left to finish. A port that cannot be bound (in use)
 //! is tried again at the next look.
 
-use crate::balance::InFlight;
+use crate::balance::{InFlight, Picked};
 use crate::table::MeshRoute;
 use crate::Ingress;
 use std::collections::HashMap;
@@ -103,9 +103,8 @@ async fn forward(ingress: Arc<Ingress>, mut client: TcpStream, peer: SocketAddr,
 async fn connect(ingress: &Ingress, mesh: &MeshRoute) -> Option<(TcpStream, InFlight)> {
     let mut tried = Vec::new();
     while tried.len() < 2 {
-        let b = ingress.balancer.pick(&mesh.route, &tried)?;
+        let Picked { backend: b, stats } = ingress.balancer.pick(&mesh.route, &tried)?;
         tried.push(b.addr);
-        let stats = b.stats.clone();
         stats
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -6,7 +6,7 @@
 //! answers 101.
 
 use crate::backends::{Lease, Returning};
-use crate::balance::InFlight;
+use crate::balance::{InFlight, Picked};
 use crate::conn::Peer;
 use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_of};
 use crate::observe::Exchange;
@@ -163,7 +163,7 @@ impl Ingress {
         let target = origin_form(&parts.uri);
         let mut tried = Vec::new();
         loop {
-            let Some(backend) = self.balancer.pick(route, &tried) else {
+            let Some(Picked { backend, stats }) = self.balancer.pick(route, &tried) else {
                 let text = if tried.is_empty() {
                     format!("no healthy backend for {}\n", route.service)
                 } else {
@@ -177,7 +177,6 @@ impl Ingress {
                 return plain(status, text);
             };
             tried.push(backend.addr);
-            let stats = backend.stats.clone();
             stats.requests.fetch_add(1, Ordering::Relaxed);
             let inflight = InFlight::start(stats.clone());
             let mut out = Request::new(match body.take() {
