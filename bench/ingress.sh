@@ -12,6 +12,7 @@
 # Prints the medians of ROUNDS (3) alternated runs of rps and p99 at 50 and
 # 200 connections, and the ratios.
 set -euo pipefail
+. "$(dirname "$0")/lib/memory_backends.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 command -v wrk >/dev/null && command -v haproxy >/dev/null \
@@ -46,21 +47,8 @@ CONSUL=18690
 "$B" daemon start --nodename ibench --consul-addr 127.0.0.1:$CONSUL --dns-addr none \
   --ingress-http 127.0.0.1:$ING --ingress-https 127.0.0.1:$INGS >/dev/null
 if [ "${BACKENDS:-containers}" = host ]; then
-  cat >"$WORK/backends.cfg" <<CFG
-global
-  maxconn 5000
-defaults
-  mode http
-  timeout client 60s
-frontend b1
-  bind 127.0.0.1:$P1
-  http-request return status 200 content-type text/plain string hello
-frontend b2
-  bind 127.0.0.1:$P2
-  http-request return status 200 content-type text/plain string hello
-CFG
-  haproxy -f "$WORK/backends.cfg" -db >/dev/null 2>&1 &
-  BEID=$!
+  memory_backends "$WORK" "$P1" "$P2"
+  BEID=$MEMORY_BACKENDS_PID
   for i in 1 2; do
     port=$((i == 1 ? P1 : P2))
     curl -sf -X PUT --data-binary "{\"ID\":\"ibench$i\",\"Name\":\"ibench\",\"Address\":\"127.0.0.1\",\"Port\":$port,\"Tags\":[\"dns=bench.test\"],\"Meta\":{\"berth-ingress-tls\":\"$WORK/tls.pem\\n$WORK/tls.key\"}}" \

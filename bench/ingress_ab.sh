@@ -9,6 +9,7 @@
 # Usage: bench/ingress_ab.sh BIN_A BIN_B [SECONDS]   (root; wrk, haproxy).
 # Env: ROUNDS (4), C (connections, 50).
 set -euo pipefail
+. "$(dirname "$0")/lib/memory_backends.sh"
 A=${1:?BIN_A}; B=${2:?BIN_B}; SECS=${3:-5}; ROUNDS=${ROUNDS:-4}; C=${C:-50}
 command -v wrk >/dev/null && command -v haproxy >/dev/null \
   || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk haproxy >/dev/null
@@ -23,21 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cat >"$WORK/backends.cfg" <<CFG
-global
-  maxconn 5000
-defaults
-  mode http
-  timeout client 60s
-frontend b1
-  bind 127.0.0.1:$P1
-  http-request return status 200 content-type text/plain string hello
-frontend b2
-  bind 127.0.0.1:$P2
-  http-request return status 200 content-type text/plain string hello
-CFG
-haproxy -f "$WORK/backends.cfg" -db >/dev/null 2>&1 &
-BEID=$!
+memory_backends "$WORK" "$P1" "$P2"
+BEID=$MEMORY_BACKENDS_PID
 start() { # binary home consul-port ingress-port
   BERTH_HOME=$2 "$1" daemon start --nodename "ab$3" --consul-addr "127.0.0.1:$3" \
     --dns-addr none --ingress-http "127.0.0.1:$4" >/dev/null
