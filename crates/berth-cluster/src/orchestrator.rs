@@ -87,12 +87,9 @@ fn pass(
     let (liveness, leader_since, reports) = {
         let mut view = cluster.view.lock().unwrap_or_else(|e| e.into_inner());
         view.sync(true, cluster.desired.current_term(), now);
-        // Every acknowledgement the previous leader gave was sent at least
-        // one election quiet period before this leader won.
         let since = view
-            .leader_since
-            .unwrap_or(now)
-            .saturating_sub(berth_store::ELECTION_QUIET);
+            .lease_origin()
+            .unwrap_or(now.saturating_sub(berth_store::ELECTION_QUIET));
         (view.liveness.clone(), since, view.reports.clone())
     };
     let Ok(records) = cluster.desired.list() else {

@@ -47,6 +47,21 @@ impl LeaderView {
         }
     }
 
+    /// The earliest time a lease the previous leader acknowledged could
+    /// still have run from: every acknowledgement it gave was sent at least
+    /// one election quiet period before this leader won. Failover and the
+    /// node states shown both count from here.
+    pub(crate) fn lease_origin(&self) -> Option<Duration> {
+        self.leader_since
+            .map(|t| t.saturating_sub(berth_store::ELECTION_QUIET))
+    }
+
+    /// The state `cluster status` shows for `node`: never "unknown" once
+    /// its failover instances may run elsewhere.
+    pub(crate) fn shown_state(&self, node: &str, now: Duration) -> NodeState {
+        self.liveness.shown_state(node, now, self.lease_origin())
+    }
+
     /// A heartbeat from `node` arrived at `now`.
     pub(crate) fn record(
         &mut self,
@@ -138,7 +153,7 @@ impl Cluster {
                 (NodeState::Up, Some(Duration::ZERO))
             } else {
                 (
-                    view.liveness.shown_state(&rec.name, now, view.leader_since),
+                    view.shown_state(&rec.name, now),
                     view.liveness.last_seen(&rec.name, now),
                 )
             };
@@ -157,5 +172,19 @@ impl Cluster {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_whose_services_may_fail_over_is_shown_down() {
+        let mut v = LeaderView::new(Timing::default());
+        v.sync(true, 2, Duration::from_secs(100));
+        let origin = v.lease_origin().expect("leader");
+        let at = v.liveness.failover_at("node0", origin);
+        assert_eq!(v.shown_state("node0", at), NodeState::Down);
     }
 }

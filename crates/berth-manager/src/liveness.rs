@@ -125,8 +125,9 @@ impl Liveness {
     }
 
     /// The state `cluster status` shows for `node`: a node this leader has
-    /// not heard from for as long as it has led (`led_since`, at least
-    /// `down_after` ago) is as good as down.
+    /// not heard from since `led_since` (when the leadership, or the last
+    /// lease the previous leader could have granted, began), at least
+    /// `down_after` ago, is as good as down.
     pub fn shown_state(
         &self,
         node: &str,
