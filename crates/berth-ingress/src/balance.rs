@@ -165,42 +165,74 @@ impl Balancer {
         b.health != Health::Critical && !s.held_by_check(b) && !s.ejected()
     }
 
+    fn bind(&self, r: &Route) -> Bound {
+        Bound {
+            cursor: self.cursor(r),
+            stats: r.backends.iter().map(|b| self.stats(b.addr)).collect(),
+        }
+    }
+
     /// The next backend of `r`, skipping `tried`, with its stats; `None`
     /// when no instance is healthy.
     pub fn pick<'r>(&self, r: &'r Route, tried: &[SocketAddr]) -> Option<Picked<'r>> {
-        let mut healthy: Vec<(&'r Backend, Arc<Stats>, bool)> =
-            Vec::with_capacity(r.backends.len());
-        for b in &r.backends {
-            if b.health == Health::Critical || tried.contains(&b.addr) {
-                continue;
+        let fresh;
+        let bound = match r.ties.balance.get_or_init(|| self.bind(r)) {
+            b if b.stats.len() == r.backends.len() => b,
+            // Backends changed after the route was tied: not in a table,
+            // whose routes do not change, but a route is plain data.
+            _ => {
+                fresh = self.bind(r);
+                &fresh
             }
-            let s = self.stats(b.addr);
-            if !s.held_by_check(b) {
-                let live = !s.ejected();
-                healthy.push((b, s, live));
+        };
+        let candidate = |i: usize| {
+            let b = &r.backends[i];
+            b.health != Health::Critical
+                && !tried.contains(&b.addr)
+                && !bound.stats[i].held_by_check(b)
+        };
+        let (mut healthy, mut live) = (0, 0);
+        for i in 0..r.backends.len() {
+            if candidate(i) {
+                healthy += 1;
+                live += usize::from(!bound.stats[i].ejected());
             }
         }
-        let live = healthy.iter().filter(|c| c.2).count();
         // Only some ejected: the others take the requests. All ejected:
         // all are tried rather than none.
-        if live > 0 && live < healthy.len() {
-            healthy.retain(|c| c.2);
-        }
-        if healthy.is_empty() {
+        let live_only = live > 0 && live < healthy;
+        let len = if live_only { live } else { healthy };
+        if len == 0 {
             return None;
         }
-        let n = self.cursor(r).fetch_add(1, Ordering::Relaxed);
-        let len = healthy.len();
+        let mut eligible = (0..r.backends.len())
+            .filter(|&i| candidate(i) && (!live_only || !bound.stats[i].ejected()));
+        let start = bound.cursor.fetch_add(1, Ordering::Relaxed) % len;
         let i = match r.balance {
-            Balance::RoundRobin => n % len,
+            Balance::RoundRobin => eligible.nth(start)?,
             // The cursor breaks ties, so equal loads still take turns.
-            Balance::LeastConn => (0..len)
-                .map(|i| (n + i) % len)
-                .min_by_key(|i| healthy[*i].1.inflight.load(Ordering::Relaxed))?,
+            Balance::LeastConn => {
+                eligible
+                    .enumerate()
+                    .min_by_key(|&(k, i)| {
+                        let load = bound.stats[i].inflight.load(Ordering::Relaxed);
+                        (load, (k + len - start) % len)
+                    })?
+                    .1
+            }
         };
-        let (backend, stats, _) = healthy.swap_remove(i);
-        Some(Picked { backend, stats })
+        Some(Picked {
+            backend: &r.backends[i],
+            stats: bound.stats[i].clone(),
+        })
     }
+}
+
+/// A route's backends' stats, in its order, and its round-robin cursor
+/// (kept in the route's [`crate::table::Ties`]).
+pub(crate) struct Bound {
+    cursor: Arc<AtomicUsize>,
+    stats: Vec<Arc<Stats>>,
 }
 
 #[cfg(test)]
@@ -223,6 +255,7 @@ mod tests {
                     check: None,
                 })
                 .collect(),
+            ties: Default::default(),
         }
     }
 

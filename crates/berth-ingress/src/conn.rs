@@ -3,6 +3,7 @@
 //! handshake, then HTTP/2 (ALPN `h2`, or h2c's preface) or HTTP/1.1 with
 //! upgrades, parked whenever it idles (`park.rs`).
 
+use crate::headers::Forwarding;
 use crate::park::{self, Exchanges, Wait, Watched};
 use crate::proxy_protocol::{self, Prefixed};
 use crate::Ingress;
@@ -26,13 +27,27 @@ const HEAD_WAIT: Duration = Duration::from_secs(30);
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Who a request is from, as far as the ingress can tell.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub client: SocketAddr,
-    /// A trusted proxy that forwarded the request itself (no PROXY
-    /// header): its forwarding headers are kept and extended.
-    pub extend: bool,
-    pub scheme: &'static str,
+    /// The forwarding headers its requests get. A trusted proxy that
+    /// forwarded the request itself (no PROXY header) has its own kept
+    /// and extended.
+    pub forwarding: Arc<Forwarding>,
+}
+
+impl Peer {
+    fn new(client: SocketAddr, extend: bool, scheme: &'static str) -> Peer {
+        Peer {
+            client,
+            forwarding: Arc::new(Forwarding::new(client.ip(), scheme, extend)),
+        }
+    }
+
+    fn over_tls(self) -> Peer {
+        let extend = self.forwarding.extends();
+        Peer::new(self.client, extend, "https")
+    }
 }
 
 type Plain = Prefixed<TcpStream>;
@@ -162,12 +177,12 @@ impl Ingress {
     async fn serve_tls(
         self: Arc<Self>,
         io: Plain,
-        mut peer: Peer,
+        peer: Peer,
         acceptor: tokio_rustls::TlsAcceptor,
     ) {
         match tokio::time::timeout(HANDSHAKE_WAIT, acceptor.accept(io)).await {
             Ok(Ok(io)) => {
-                peer.scheme = "https";
+                let peer = peer.over_tls();
                 if io.get_ref().1.alpn_protocol() == Some(b"h2") {
                     self.serve_h2(io, peer).await
                 } else {
@@ -183,7 +198,8 @@ impl Ingress {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let svc = hyper::service::service_fn(move |req| self.clone().handle(req, peer, None));
+        let svc =
+            hyper::service::service_fn(move |req| self.clone().handle(req, peer.clone(), None));
         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(io), svc)
@@ -201,9 +217,9 @@ impl Ingress {
         let mut io = io;
         loop {
             let watched = Watched::new(io, slot.clone(), exchanges.clone());
-            let (me, ex) = (self.clone(), exchanges.clone());
+            let (me, ex, peer) = (self.clone(), exchanges.clone(), peer.clone());
             let svc = hyper::service::service_fn(move |req| {
-                me.clone().handle(req, peer, Some(ex.clone()))
+                me.clone().handle(req, peer.clone(), Some(ex.clone()))
             });
             // Boxed, so a parked connection's task is small: the task keeps
             // room for its largest state, and hyper's is kilobytes.
@@ -231,18 +247,16 @@ impl Ingress {
     /// (boxed: it is rare, and its buffer would weigh on every task);
     /// `None` when the connection is to be dropped (a bad or late header).
     async fn open(&self, mut stream: TcpStream, peer: SocketAddr) -> Option<(Plain, Peer)> {
-        let mut who = Peer {
-            client: peer,
-            extend: false,
-            scheme: "http",
-        };
         let trusted = self
             .opts
             .trusted_proxies
             .iter()
             .any(|c| c.contains(peer.ip()));
         if !trusted {
-            return Some((Prefixed::new(Vec::new(), stream), who));
+            return Some((
+                Prefixed::new(Vec::new(), stream),
+                Peer::new(peer, false, "http"),
+            ));
         }
         let read = tokio::time::timeout(PROXY_HEADER_WAIT, proxy_protocol::read(&mut stream));
         let (client, head) = match Box::pin(read).await {
@@ -253,10 +267,10 @@ impl Ingress {
             }
             Err(_) => return None,
         };
-        match client {
-            Some(c) => who.client = c,
-            None => who.extend = true,
-        }
+        let who = match client {
+            Some(c) => Peer::new(c, false, "http"),
+            None => Peer::new(peer, true, "http"),
+        };
         Some((Prefixed::new(head, stream), who))
     }
 }

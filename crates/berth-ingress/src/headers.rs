@@ -42,6 +42,10 @@ pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
 
 /// Removes the hop-by-hop headers, and those `Connection` names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages have none: one pass over the names, no lookups.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if h.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = h
             .get_all(CONNECTION)
@@ -59,27 +63,77 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Sets who asked, for which host, over which scheme. With `extend` (the
-/// peer is a trusted proxy that forwarded the request itself), the
-/// client is appended to the proxy's `X-Forwarded-For` and `Forwarded`,
-/// and its `X-Forwarded-Proto` and `-Host` are kept.
-pub fn set_forwarded(
-    h: &mut HeaderMap,
-    client: IpAddr,
-    host: &str,
+/// Who a connection's requests come from, as the forwarding headers say
+/// it: rendered once per connection, not per request.
+#[derive(Debug)]
+pub struct Forwarding {
+    ip: IpAddr,
     proto: &'static str,
+    /// The peer is a trusted proxy that forwarded the request itself: the
+    /// client is appended to its `X-Forwarded-For` and `Forwarded`, and
+    /// its `X-Forwarded-Proto` and `-Host` are kept.
     extend: bool,
-) {
-    use std::fmt::Write;
-    let ip = client.to_canonical();
-    let mut forwarded = String::with_capacity(64);
-    let _ = match ip {
-        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto={proto}"),
-        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto={proto}"),
-    };
-    if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
-        let _ = write!(forwarded, ";host=\"{host}\"");
+    /// `X-Forwarded-For` of an untrusted peer.
+    xff: HeaderValue,
+    /// `Forwarded` up to its host: `for=...;proto=...`.
+    forwarded: String,
+}
+
+impl Forwarding {
+    pub fn new(client: IpAddr, proto: &'static str, extend: bool) -> Forwarding {
+        let ip = client.to_canonical();
+        let text = ip.to_string();
+        let forwarded = match ip {
+            IpAddr::V4(_) => format!("for={text};proto={proto}"),
+            IpAddr::V6(_) => format!("for=\"[{text}]\";proto={proto}"),
+        };
+        Forwarding {
+            ip,
+            proto,
+            extend,
+            xff: HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("unknown")),
+            forwarded,
+        }
     }
+
+    pub fn extends(&self) -> bool {
+        self.extend
+    }
+
+    /// `Forwarded` for a request to `host`.
+    fn forwarded(&self, host: &str) -> String {
+        let mut f = String::with_capacity(self.forwarded.len() + host.len() + 8);
+        f.push_str(&self.forwarded);
+        if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+            f.push_str(";host=\"");
+            f.push_str(host);
+            f.push('"');
+        }
+        f
+    }
+}
+
+/// Sets who asked, for which host (given without its port, as a header
+/// value), over which scheme. What an untrusted peer sent is replaced.
+pub fn set_forwarded(h: &mut HeaderMap, from: &Forwarding, host: &HeaderValue) {
+    let host_text = host.to_str().unwrap_or("");
+    if from.extend {
+        return extend_forwarded(h, from, host_text);
+    }
+    h.insert(X_FORWARDED_FOR, from.xff.clone());
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(from.proto));
+    if host_text.is_empty() {
+        h.remove(X_FORWARDED_HOST);
+    } else {
+        h.insert(X_FORWARDED_HOST, host.clone());
+    }
+    if let Ok(v) = HeaderValue::try_from(from.forwarded(host_text)) {
+        h.insert(FORWARDED, v);
+    }
+}
+
+/// A trusted proxy's forwarding headers, extended with its client.
+fn extend_forwarded(h: &mut HeaderMap, from: &Forwarding, host: &str) {
     let joined = |h: &HeaderMap, name: &HeaderName| -> Option<String> {
         let v: Vec<&str> = h
             .get_all(name)
@@ -89,24 +143,22 @@ pub fn set_forwarded(
         (!v.is_empty()).then(|| v.join(", "))
     };
     let mut pairs = [
-        (X_FORWARDED_FOR, ip.to_string()),
+        (X_FORWARDED_FOR, from.ip.to_string()),
         (X_FORWARDED_PROTO, String::new()),
         (X_FORWARDED_HOST, host.to_string()),
-        (FORWARDED, forwarded),
+        (FORWARDED, from.forwarded(host)),
     ];
-    let mut proto_value = Some(HeaderValue::from_static(proto));
-    if extend {
-        for (name, value) in pairs.iter_mut() {
-            let Some(old) = joined(h, name) else { continue };
-            if *name == X_FORWARDED_PROTO {
-                proto_value = None;
-            }
-            *value = if *name == X_FORWARDED_FOR || *name == FORWARDED {
-                format!("{old}, {value}")
-            } else {
-                old
-            };
+    let mut proto_value = Some(HeaderValue::from_static(from.proto));
+    for (name, value) in pairs.iter_mut() {
+        let Some(old) = joined(h, name) else { continue };
+        if *name == X_FORWARDED_PROTO {
+            proto_value = None;
         }
+        *value = if *name == X_FORWARDED_FOR || *name == FORWARDED {
+            format!("{old}, {value}")
+        } else {
+            old
+        };
     }
     for (name, value) in pairs {
         let v = match (&name, &proto_value) {
@@ -165,13 +217,8 @@ mod tests {
     #[test]
     fn forwarded_headers_are_replaced_not_appended() {
         let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")]);
-        set_forwarded(
-            &mut h,
-            "::ffff:127.0.0.1".parse().unwrap(),
-            "shop.test",
-            "http",
-            false,
-        );
+        let from = Forwarding::new("::ffff:127.0.0.1".parse().unwrap(), "http", false);
+        set_forwarded(&mut h, &from, &HeaderValue::from_static("shop.test"));
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-host"], "shop.test");
@@ -179,7 +226,8 @@ mod tests {
             h["forwarded"],
             "for=127.0.0.1;proto=http;host=\"shop.test\""
         );
-        set_forwarded(&mut h, "::1".parse().unwrap(), "", "http", false);
+        let from = Forwarding::new("::1".parse().unwrap(), "http", false);
+        set_forwarded(&mut h, &from, &HeaderValue::from_static(""));
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         assert!(h.get("x-forwarded-host").is_none());
     }
@@ -192,13 +240,8 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("forwarded", "for=203.0.113.9"),
         ]);
-        set_forwarded(
-            &mut h,
-            "10.0.0.8".parse().unwrap(),
-            "shop.test",
-            "http",
-            true,
-        );
+        let from = Forwarding::new("10.0.0.8".parse().unwrap(), "http", true);
+        set_forwarded(&mut h, &from, &HeaderValue::from_static("shop.test"));
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.7, 10.0.0.8");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "shop.test");

@@ -122,6 +122,14 @@ impl Observer {
         })
     }
 
+    /// [`Observer::route`] for `r`, kept in the route.
+    pub fn route_of(&self, r: &crate::table::Route) -> Arc<RouteMetrics> {
+        r.ties
+            .metrics
+            .get_or_init(|| self.route(&r.host.host, &r.host.path, &r.service))
+            .clone()
+    }
+
     /// Drops the series of routes no longer in `table`: a route that comes
     /// back starts from zero, which Prometheus reads as a counter reset.
     pub fn forget_absent(&self, table: &crate::table::Table) {

@@ -37,21 +37,28 @@ fn plain(status: StatusCode, text: String) -> Response<Body> {
     r
 }
 
-/// The request's host, without a port.
-fn host_of(req: &Request<Incoming>) -> Option<String> {
-    let raw = match req.headers().get(HOST) {
-        Some(h) => h.to_str().ok()?.to_string(),
-        None => req.uri().authority()?.as_str().to_string(),
+/// The request's host, without a port: the `Host` header itself when it
+/// has none, as it mostly has not.
+fn host_of(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let header = req.headers().get(HOST);
+    let raw = match header {
+        Some(h) => h.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
     };
     let host = if let Some(rest) = raw.strip_prefix('[') {
-        format!("[{}]", rest.split(']').next()?)
+        &raw[..rest.find(']')? + 2]
     } else {
         raw.rsplit_once(':')
             .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(raw.as_str(), |(h, _)| h)
-            .to_string()
+            .map_or(raw, |(h, _)| h)
     };
-    (!host.is_empty()).then_some(host)
+    if host.is_empty() {
+        return None;
+    }
+    match header {
+        Some(h) if host.len() == raw.len() => Some(h.clone()),
+        _ => HeaderValue::from_str(host).ok(),
+    }
 }
 
 /// The request's target as a backend takes it: `/path?query`, also
@@ -115,16 +122,16 @@ impl Ingress {
         peer: Peer,
         ex: &mut Exchange,
     ) -> Response<Body> {
-        let Some(host) = host_of(&req) else {
+        let Some(host_value) = host_of(&req) else {
             return plain(StatusCode::BAD_REQUEST, "a request needs a Host\n".into());
         };
+        // Checked by host_of.
+        let host = host_value.to_str().unwrap_or_default();
         let table = self.table();
-        let Some(route) = table.find(&host, req.uri().path()) else {
+        let Some(route) = table.find(host, req.uri().path()) else {
             return plain(StatusCode::NOT_FOUND, format!("no route for host {host}\n"));
         };
-        ex.metrics = self
-            .observer
-            .route(&route.host.host, &route.host.path, &route.service);
+        ex.metrics = self.observer.route_of(route);
         let too_big = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -144,21 +151,13 @@ impl Ingress {
         let mut body: Option<OutBody> = Some(Limited::new(body, limit).boxed());
         let mut headers = std::mem::take(&mut parts.headers);
         strip_hop_by_hop(&mut headers);
-        set_forwarded(
-            &mut headers,
-            peer.client.ip(),
-            &host,
-            peer.scheme,
-            peer.extend,
-        );
+        set_forwarded(&mut headers, &peer.forwarding, &host_value);
         if let Some(u) = &upgrade {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(UPGRADE, u.clone());
         }
         if !headers.contains_key(HOST) {
-            if let Ok(h) = HeaderValue::from_str(&host) {
-                headers.insert(HOST, h);
-            }
+            headers.insert(HOST, host_value.clone());
         }
         let target = origin_form(&parts.uri);
         let mut tried = Vec::new();

@@ -13,6 +13,7 @@ use berth_registrator::rules::{
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 /// One instance behind a route.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +49,37 @@ pub struct Route {
     pub balance: Balance,
     pub tls: Option<TlsFiles>,
     pub backends: Vec<Backend>,
+    pub ties: Ties,
+}
+
+/// A route's ties to what the ingress keeps across tables (its backends'
+/// stats, its round-robin cursor, its counters), looked up at its first
+/// request rather than at every one. Not part of what the route is: any
+/// two compare equal, and a clone starts untied.
+#[derive(Default)]
+pub struct Ties {
+    pub(crate) balance: OnceLock<crate::balance::Bound>,
+    pub(crate) metrics: OnceLock<Arc<crate::observe::RouteMetrics>>,
+}
+
+impl Clone for Ties {
+    fn clone(&self) -> Ties {
+        Ties::default()
+    }
+}
+
+impl PartialEq for Ties {
+    fn eq(&self, _: &Ties) -> bool {
+        true
+    }
+}
+
+impl Eq for Ties {}
+
+impl std::fmt::Debug for Ties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ties")
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -153,6 +185,7 @@ impl Table {
                             .get(INGRESS_TLS_META)
                             .and_then(|m| TlsFiles::decode(m)),
                         backends: Vec::new(),
+                        ties: Ties::default(),
                     });
                 // Two services claiming one route: the first by name keeps it.
                 if r.service == s.name {
@@ -170,6 +203,7 @@ impl Table {
                         balance: Balance::RoundRobin,
                         tls: None,
                         backends: Vec::new(),
+                        ties: Ties::default(),
                     },
                     proxy_v2: s.meta.get(MESH_PROXY_META).is_some_and(|v| v == "v2"),
                 });
