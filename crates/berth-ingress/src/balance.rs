@@ -205,22 +205,27 @@ impl Balancer {
         if len == 0 {
             return None;
         }
-        let mut eligible = (0..r.backends.len())
-            .filter(|&i| candidate(i) && (!live_only || !bound.stats[i].ejected()));
         let start = bound.cursor.fetch_add(1, Ordering::Relaxed) % len;
-        let i = match r.balance {
-            Balance::RoundRobin => eligible.nth(start)?,
-            // The cursor breaks ties, so equal loads still take turns.
-            Balance::LeastConn => {
-                eligible
+        // Another thread may eject a backend between the count and the
+        // choice: then any candidate left will do.
+        let choose = |live_only: bool| {
+            let eligible = || {
+                (0..r.backends.len())
+                    .filter(move |&i| candidate(i) && (!live_only || !bound.stats[i].ejected()))
+            };
+            match r.balance {
+                Balance::RoundRobin => eligible().nth(start).or_else(|| eligible().next()),
+                // The cursor breaks ties, so equal loads still take turns.
+                Balance::LeastConn => eligible()
                     .enumerate()
                     .min_by_key(|&(k, i)| {
                         let load = bound.stats[i].inflight.load(Ordering::Relaxed);
                         (load, (k + len - start) % len)
-                    })?
-                    .1
+                    })
+                    .map(|(_, i)| i),
             }
         };
+        let i = choose(live_only).or_else(|| choose(false))?;
         Some(Picked {
             backend: &r.backends[i],
             stats: bound.stats[i].clone(),
