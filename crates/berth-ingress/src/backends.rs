@@ -5,7 +5,7 @@
 //! and spawned a task per request to wait for the connection to come
 //! back; here nothing of a request crosses to another task or thread.
 
-use crate::proxy::OutBody;
+use crate::body::OutBody;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -265,7 +265,7 @@ impl Body for Returning {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, Empty};
+    use http_body_util::BodyExt;
     use hyper::header::{HeaderValue, CONNECTION, HOST};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -300,7 +300,7 @@ mod tests {
     }
 
     async fn get(addr: SocketAddr) -> String {
-        let mut req = Request::new(Empty::new().map_err(|n| match n {}).boxed());
+        let mut req = Request::new(OutBody::Empty);
         req.headers_mut()
             .insert(HOST, HeaderValue::from_static("a.test"));
         let (resp, lease) = send(addr, req).await.expect("send");

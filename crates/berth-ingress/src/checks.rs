@@ -6,7 +6,6 @@
 
 use crate::Ingress;
 use berth_model::status::ActiveCheck;
-use http_body_util::{BodyExt, Empty};
 use hyper::header::{HeaderValue, HOST};
 use hyper::{Request, Uri};
 use std::collections::HashMap;
@@ -81,7 +80,7 @@ async fn probe(addr: SocketAddr, check: &ActiveCheck) -> bool {
     ) else {
         return false;
     };
-    let mut req = Request::new(Empty::new().map_err(|n| match n {}).boxed());
+    let mut req = Request::new(crate::body::OutBody::Empty);
     *req.uri_mut() = uri;
     req.headers_mut().insert(HOST, host);
     let wait = Duration::from_millis(check.timeout_ms);

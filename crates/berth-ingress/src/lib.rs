@@ -18,6 +18,7 @@
 
 mod backends;
 mod balance;
+mod body;
 mod checks;
 mod conn;
 pub mod headers;

@@ -7,14 +7,13 @@
 
 use crate::backends::{Lease, Returning};
 use crate::balance::{InFlight, Picked};
+use crate::body::{Answer, OutBody, Reply};
 use crate::conn::Peer;
 use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_of};
 use crate::observe::Exchange;
 use crate::park::Exchanges;
 use crate::Ingress;
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::Limited;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
 use hyper::{Method, Request, Response, StatusCode, Uri};
@@ -23,12 +22,8 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type OutBody = BoxBody<Bytes, BoxError>;
-
-fn plain(status: StatusCode, text: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(text)).map_err(|n| match n {}).boxed());
+fn plain(status: StatusCode, text: String) -> Response<Reply> {
+    let mut r = Response::new(Reply::text(text));
     *r.status_mut() = status;
     r.headers_mut().insert(
         "content-type",
@@ -95,7 +90,7 @@ impl Ingress {
         req: Request<Incoming>,
         peer: Peer,
         exchanges: Option<Arc<Exchanges>>,
-    ) -> Result<Response<Body>, Infallible> {
+    ) -> Result<Response<Answer>, Infallible> {
         let open = exchanges.as_ref().map(|e| e.begin());
         let mut ex = self
             .observer
@@ -106,14 +101,7 @@ impl Ingress {
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(e)) = (parts.status, &exchanges) {
             e.upgraded();
         }
-        let body = body.map_frame(move |f| {
-            let _open = &open;
-            if let Some(d) = f.data_ref() {
-                ex.sent(d.len());
-            }
-            f
-        });
-        Ok(Response::from_parts(parts, body.boxed()))
+        Ok(Response::from_parts(parts, Answer::new(body, ex, open)))
     }
 
     async fn route(
@@ -121,7 +109,7 @@ impl Ingress {
         mut req: Request<Incoming>,
         peer: Peer,
         ex: &mut Exchange,
-    ) -> Response<Body> {
+    ) -> Response<Reply> {
         let Some(host_value) = host_of(&req) else {
             return plain(StatusCode::BAD_REQUEST, "a request needs a Host\n".into());
         };
@@ -148,7 +136,7 @@ impl Ingress {
         let replay = upgrade.is_none() && replayable(&req);
         let (mut parts, body) = req.into_parts();
         let limit = usize::try_from(self.opts.max_body).unwrap_or(usize::MAX);
-        let mut body: Option<OutBody> = Some(Limited::new(body, limit).boxed());
+        let mut body = Some(OutBody::Client(Limited::new(body, limit)));
         let mut headers = std::mem::take(&mut parts.headers);
         strip_hop_by_hop(&mut headers);
         set_forwarded(&mut headers, &peer.forwarding, &host_value);
@@ -180,7 +168,7 @@ impl Ingress {
             let inflight = InFlight::start(stats.clone());
             let mut out = Request::new(match body.take() {
                 Some(b) if !replay => b,
-                _ => Empty::new().map_err(|n| match n {}).boxed(),
+                _ => OutBody::Empty,
             });
             *out.method_mut() = parts.method.clone();
             *out.uri_mut() = target.clone();
@@ -228,7 +216,7 @@ impl Ingress {
         lease: Lease,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         inflight: InFlight,
-    ) -> Response<Body> {
+    ) -> Response<Reply> {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client) = client_upgrade {
                 let backend = hyper::upgrade::on(&mut resp);
@@ -242,15 +230,18 @@ impl Ingress {
                             .await;
                 });
                 let (parts, _) = resp.into_parts();
-                return Response::from_parts(parts, Empty::new().map_err(|n| match n {}).boxed());
+                return Response::from_parts(parts, Reply::Empty);
             }
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let body = Returning::new(body, lease).map_frame(move |f| {
-            let _held = &inflight;
-            f
-        });
-        Response::from_parts(parts, body.boxed())
+        let body = Returning::new(body, lease);
+        Response::from_parts(
+            parts,
+            Reply::Upstream {
+                body,
+                _inflight: inflight,
+            },
+        )
     }
 }
