@@ -109,10 +109,15 @@ impl<I> Watched<I> {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if timer.deadline() != due {
+        // Moved only when it fires early: a busy connection's requests
+        // would otherwise re-arm it each time.
+        while timer.as_mut().poll(cx).is_ready() {
+            if timer.deadline() >= due {
+                return true;
+            }
             timer.as_mut().reset(due);
         }
-        timer.as_mut().poll(cx).is_ready()
+        false
     }
 }
 
