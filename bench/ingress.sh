@@ -8,6 +8,10 @@
 # answering from memory with keep-alive (registered through the Consul API
 # with a dns= tag), so the figures are the proxies' own rather than busybox
 # httpd's, which accepts 9 pending connections and keeps none alive.
+# haproxy sets the forwarding headers berth sets on every request
+# (X-Forwarded-For, -Proto, -Host and Forwarded, replacing the client's),
+# so both do the same work and the backends parse the same requests;
+# ANCHOR_HEADERS=none leaves them out of haproxy's configuration.
 # Usage: [BACKENDS=host] bench/ingress.sh [SECONDS]   (root; wrk, haproxy, openssl, a running dockerd).
 # Prints the medians of ROUNDS (3) alternated runs of rps and p99 at 50 and
 # 200 connections, and the ratios.
@@ -70,6 +74,21 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# What berth's ingress sets (crates/berth-ingress/src/headers.rs), in
+# haproxy 2.6's usual idiom (its `option forwarded` came in 2.7); wrk's
+# Host has no port, so it needs no stripping.
+anchor_headers() {
+  [ "${ANCHOR_HEADERS:-same}" = none ] && return
+  cat <<'HDR'
+  option forwardfor
+  http-request del-header X-Forwarded-For
+  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+  http-request set-header X-Forwarded-Proto https if { ssl_fc }
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\"" if !{ ssl_fc }
+  http-request set-header Forwarded "for=%[src];proto=https;host=\"%[req.hdr(host)]\"" if { ssl_fc }
+HDR
+}
 cat >"$WORK/haproxy.cfg" <<CFG
 global
   maxconn 5000
@@ -83,6 +102,7 @@ frontend fe
   bind 127.0.0.1:$HAP
   bind 127.0.0.1:$HAPS ssl crt $WORK/haproxy.pem
   acl bench hdr(host) -i bench.test
+$(anchor_headers)
   use_backend be if bench
 backend be
   balance roundrobin
