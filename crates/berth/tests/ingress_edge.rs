@@ -363,3 +363,39 @@ fn at_its_connection_limit_the_ingress_keeps_new_clients_waiting_rather_than_clo
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
     assert!(ask(&mut held[0]).starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn a_request_over_tls_is_forwarded_as_https() {
+    let https = free_port();
+    let n = node_with(&["--ingress-https", &format!("127.0.0.1:{https}")]);
+    let certs = tempfile::tempdir().expect("tempdir");
+    let svc = unique("fwtls");
+    let host = format!("{svc}.test");
+    let (cert, key) = self_signed(certs.path(), "fw", &host);
+    let port = free_port();
+    let _be = backend(port, "fw");
+    let tls_meta = format!(
+        r#","Meta":{{"berth-ingress-tls":"{}\n{}"}}"#,
+        cert.display(),
+        key.display()
+    )
+    .replace('\n', "\\n");
+    register(&n, &format!("{svc}-1"), &svc, port, &host, &tls_meta);
+    wait_until("the TLS route", 10, || {
+        get_tls(https, &host, &cert, &[]).0 == 200
+    });
+    for version in ["--http1.1", "--http2"] {
+        let (code, _, body) = get_tls(https, &host, &cert, &[version]);
+        assert_eq!(code, 200, "{body}");
+        let v = json(&body);
+        assert_eq!(v["proto"], "https", "{v}");
+        assert_eq!(
+            v["forwarded"],
+            format!("for=127.0.0.1;proto=https;host=\"{host}\""),
+            "{v}"
+        );
+    }
+    // The same backend over plain HTTP is told so.
+    let (_, body) = get(&n, &host, "/", &[]);
+    assert_eq!(json(&body)["proto"], "http", "{body}");
+}
