@@ -17,20 +17,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a request is answered with, before it is counted.
 pub enum Reply {
-    /// A short text of the ingress's own (404, 503...).
+    /// A short text of the ingress's own (404, 503...); `None` once sent,
+    /// or for no body at all (a tunnel's 101).
     Text(Option<Bytes>),
     /// The backend's body; the request counts as in flight until it ends.
     Upstream {
         body: Returning,
         _inflight: InFlight,
     },
-    /// No body (a tunnel's 101).
-    Empty,
 }
 
 impl Reply {
     pub fn text(s: String) -> Reply {
         Reply::Text(Some(Bytes::from(s)))
+    }
+
+    pub fn empty() -> Reply {
+        Reply::Text(None)
     }
 }
 
@@ -45,7 +48,6 @@ impl Body for Reply {
         match self.get_mut() {
             Reply::Text(t) => Poll::Ready(t.take().map(|b| Ok(Frame::data(b)))),
             Reply::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
-            Reply::Empty => Poll::Ready(None),
         }
     }
 
@@ -53,7 +55,6 @@ impl Body for Reply {
         match self {
             Reply::Text(t) => t.is_none(),
             Reply::Upstream { body, .. } => body.is_end_stream(),
-            Reply::Empty => true,
         }
     }
 
@@ -61,7 +62,6 @@ impl Body for Reply {
         match self {
             Reply::Text(t) => SizeHint::with_exact(t.as_ref().map_or(0, |b| b.len() as u64)),
             Reply::Upstream { body, .. } => body.size_hint(),
-            Reply::Empty => SizeHint::with_exact(0),
         }
     }
 }
@@ -160,7 +160,7 @@ mod tests {
         assert!(!r.is_end_stream());
         let got = r.collect().await.expect("body").to_bytes();
         assert_eq!(&got[..], b"no route\n");
-        assert!(Reply::Empty.is_end_stream());
+        assert!(Reply::empty().is_end_stream());
         assert_eq!(OutBody::Empty.size_hint().exact(), Some(0));
     }
 }

@@ -43,11 +43,6 @@ impl Peer {
             forwarding: Arc::new(Forwarding::new(client.ip(), scheme, extend)),
         }
     }
-
-    fn over_tls(self) -> Peer {
-        let extend = self.forwarding.extends();
-        Peer::new(self.client, extend, "https")
-    }
 }
 
 type Plain = Prefixed<TcpStream>;
@@ -160,7 +155,9 @@ impl Ingress {
     ) {
         let me = self.clone();
         let _open = me.census.open();
-        let Some((mut io, peer)) = self.open(stream, peer).await else {
+        // A connection that fails its handshake makes no request.
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let Some((mut io, peer)) = self.open(stream, peer, scheme).await else {
             return;
         };
         if let Some(acceptor) = tls {
@@ -182,7 +179,6 @@ impl Ingress {
     ) {
         match tokio::time::timeout(HANDSHAKE_WAIT, acceptor.accept(io)).await {
             Ok(Ok(io)) => {
-                let peer = peer.over_tls();
                 if io.get_ref().1.alpn_protocol() == Some(b"h2") {
                     self.serve_h2(io, peer).await
                 } else {
@@ -246,7 +242,12 @@ impl Ingress {
     /// The connection as served: a trusted peer's PROXY header read
     /// (boxed: it is rare, and its buffer would weigh on every task);
     /// `None` when the connection is to be dropped (a bad or late header).
-    async fn open(&self, mut stream: TcpStream, peer: SocketAddr) -> Option<(Plain, Peer)> {
+    async fn open(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        scheme: &'static str,
+    ) -> Option<(Plain, Peer)> {
         let trusted = self
             .opts
             .trusted_proxies
@@ -255,7 +256,7 @@ impl Ingress {
         if !trusted {
             return Some((
                 Prefixed::new(Vec::new(), stream),
-                Peer::new(peer, false, "http"),
+                Peer::new(peer, false, scheme),
             ));
         }
         let read = tokio::time::timeout(PROXY_HEADER_WAIT, proxy_protocol::read(&mut stream));
@@ -268,8 +269,8 @@ impl Ingress {
             Err(_) => return None,
         };
         let who = match client {
-            Some(c) => Peer::new(c, false, "http"),
-            None => Peer::new(peer, true, "http"),
+            Some(c) => Peer::new(c, false, scheme),
+            None => Peer::new(peer, true, scheme),
         };
         Some((Prefixed::new(head, stream), who))
     }

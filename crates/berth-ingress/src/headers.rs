@@ -67,13 +67,12 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// it: rendered once per connection, not per request.
 #[derive(Debug)]
 pub struct Forwarding {
-    ip: IpAddr,
     proto: &'static str,
     /// The peer is a trusted proxy that forwarded the request itself: the
     /// client is appended to its `X-Forwarded-For` and `Forwarded`, and
     /// its `X-Forwarded-Proto` and `-Host` are kept.
     extend: bool,
-    /// `X-Forwarded-For` of an untrusted peer.
+    /// The client's address, as `X-Forwarded-For` of an untrusted peer.
     xff: HeaderValue,
     /// `Forwarded` up to its host: `for=...;proto=...`.
     forwarded: String,
@@ -88,16 +87,11 @@ impl Forwarding {
             IpAddr::V6(_) => format!("for=\"[{text}]\";proto={proto}"),
         };
         Forwarding {
-            ip,
             proto,
             extend,
             xff: HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("unknown")),
             forwarded,
         }
-    }
-
-    pub fn extends(&self) -> bool {
-        self.extend
     }
 
     /// `Forwarded` for a request to `host`.
@@ -143,7 +137,10 @@ fn extend_forwarded(h: &mut HeaderMap, from: &Forwarding, host: &str) {
         (!v.is_empty()).then(|| v.join(", "))
     };
     let mut pairs = [
-        (X_FORWARDED_FOR, from.ip.to_string()),
+        (
+            X_FORWARDED_FOR,
+            from.xff.to_str().unwrap_or_default().to_string(),
+        ),
         (X_FORWARDED_PROTO, String::new()),
         (X_FORWARDED_HOST, host.to_string()),
         (FORWARDED, from.forwarded(host)),

@@ -230,7 +230,7 @@ impl Ingress {
                             .await;
                 });
                 let (parts, _) = resp.into_parts();
-                return Response::from_parts(parts, Reply::Empty);
+                return Response::from_parts(parts, Reply::empty());
             }
         }
         let (mut parts, body) = resp.into_parts();
