@@ -17,6 +17,7 @@
 # 200 connections, and the ratios.
 set -euo pipefail
 . "$(dirname "$0")/lib/memory_backends.sh"
+. "$(dirname "$0")/lib/haproxy_anchor.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 command -v wrk >/dev/null && command -v haproxy >/dev/null \
@@ -74,41 +75,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-# What berth's ingress sets (crates/berth-ingress/src/headers.rs), in
-# haproxy 2.6's usual idiom (its `option forwarded` came in 2.7); wrk's
-# Host has no port, so it needs no stripping.
-anchor_headers() {
-  [ "${ANCHOR_HEADERS:-same}" = none ] && return
-  cat <<'HDR'
-  option forwardfor
-  http-request del-header X-Forwarded-For
-  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
-  http-request set-header X-Forwarded-Proto https if { ssl_fc }
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  http-request set-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\"" if !{ ssl_fc }
-  http-request set-header Forwarded "for=%[src];proto=https;host=\"%[req.hdr(host)]\"" if { ssl_fc }
-HDR
-}
-cat >"$WORK/haproxy.cfg" <<CFG
-global
-  maxconn 5000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-frontend fe
-  bind 127.0.0.1:$HAP
-  bind 127.0.0.1:$HAPS ssl crt $WORK/haproxy.pem
-  acl bench hdr(host) -i bench.test
-$(anchor_headers)
-  use_backend be if bench
-backend be
-  balance roundrobin
-  server s1 127.0.0.1:$P1
-  server s2 127.0.0.1:$P2
-CFG
+haproxy_anchor_cfg "$WORK/haproxy.cfg" "$HAP" "$P1" "$P2" "$HAPS" "$WORK/haproxy.pem"
 # At the daemon's niceness (-10 by default), so neither proxy gets more of
 # the two cores than the other against wrk and the backends.
 nice -n "$(ps -o ni= -p "$(cat "$BERTH_HOME/berth.pid")" | tr -d ' ')" haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &

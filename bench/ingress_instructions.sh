@@ -12,6 +12,7 @@
 # Env: C (connections, 1).
 set -euo pipefail
 . "$(dirname "$0")/lib/memory_backends.sh"
+. "$(dirname "$0")/lib/haproxy_anchor.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-15}; C=${C:-1}
 need=()
@@ -64,29 +65,7 @@ done
 berth=$(measure berth "$VP" "$ING")
 kill "$VP"; wait "$VP" 2>/dev/null || true; VP=
 
-cat >"$WORK/haproxy.cfg" <<CFG
-global
-  maxconn 5000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-frontend fe
-  bind 127.0.0.1:$HAP
-  acl bench hdr(host) -i bench.test
-  option forwardfor
-  http-request del-header X-Forwarded-For
-  http-request set-header X-Forwarded-Proto http
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  http-request set-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\""
-  use_backend be if bench
-backend be
-  balance roundrobin
-  server s1 127.0.0.1:$P1
-  server s2 127.0.0.1:$P2
-CFG
+haproxy_anchor_cfg "$WORK/haproxy.cfg" "$HAP" "$P1" "$P2"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/haproxy.out.%p" \
   haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 VP=$!
