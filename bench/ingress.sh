@@ -12,7 +12,8 @@
 # (X-Forwarded-For, -Proto, -Host and Forwarded, replacing the client's),
 # so both do the same work and the backends parse the same requests;
 # ANCHOR_HEADERS=none leaves them out of haproxy's configuration.
-# Usage: [BACKENDS=host] bench/ingress.sh [SECONDS]   (root; wrk, haproxy, openssl, a running dockerd).
+# Usage: [BACKENDS=host] bench/ingress.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy, openssl, a running dockerd).
+# Without BERTH_BIN it builds release berth first.
 # Prints the medians of ROUNDS (3) alternated runs of rps and p99 at 50 and
 # 200 connections, and the ratios.
 set -euo pipefail
@@ -22,8 +23,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 command -v wrk >/dev/null && command -v haproxy >/dev/null \
   || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk haproxy >/dev/null
-cargo build --release -q
-B=$PWD/target/release/berth
+if [ -n "${2:-}" ]; then B=$(realpath "$2"); else cargo build --release -q; B=$PWD/target/release/berth; fi
 IMG=berth-bench/pause:1
 scripts/demo-image "$IMG" >/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
