@@ -19,6 +19,7 @@
 mod backends;
 mod balance;
 mod body;
+mod burst;
 mod checks;
 mod conn;
 pub mod headers;

@@ -6,10 +6,20 @@
 //! one thread only: on the daemon's shared runtime the two sides' tasks
 //! were woken across threads, behind one pool lock, and half the proxy's
 //! time went to futex waits and context switches.
+//!
+//! A worker that has run [`YIELD_AFTER`] without sleeping yields its core
+//! once (`burst.rs`): under load it would otherwise run until it ran out
+//! of work or until the next tick (4 ms at 250 Hz, with no forced
+//! preemption), while the other worker, the node's containers and the
+//! clients woken behind it waited. haproxy's threads are preempted at
+//! about their slice's end instead; BENCHMARKS.md (I1) has the traces.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+/// How long a worker runs without sleeping before it yields its core.
+const YIELD_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
 
 pub struct Workers {
     handles: Vec<tokio::runtime::Handle>,
@@ -26,6 +36,8 @@ impl Workers {
         for i in 0..n.max(1) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_park(crate::burst::parking)
+                .on_thread_unpark(|| crate::burst::unparked(YIELD_AFTER))
                 .build()?;
             handles.push(rt.handle().clone());
             rt.spawn(crate::backends::reap_idle());
