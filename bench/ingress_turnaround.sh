@@ -13,44 +13,18 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/memory_backends.sh"
 . "$(dirname "$0")/lib/haproxy_anchor.sh"
+. "$(dirname "$0")/lib/berth_and_haproxy.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; C=${C:-50}
 need=()
 for c in wrk haproxy tcpdump; do command -v $c >/dev/null || need+=("$c"); done
 [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
 if [ -n "${2:-}" ]; then B=$2; else cargo build --release -q; B=$PWD/target/release/berth; fi
-WORK=$(mktemp -d /tmp/berth-turn.XXXXXX)
+WORK=$(mktemp -d /tmp/berth-turnaround.XXXXXX)
 P1=18871; P2=18872; CONSUL=18873; ING=18874; HAP=18875
-BEID=; HAPID=
-cleanup() {
-  [ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null || true
-  [ -n "$BEID" ] && kill "$BEID" 2>/dev/null || true
-  BERTH_HOME=$WORK/home "$B" daemon stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap berth_and_haproxy_stop EXIT
 trap 'exit 130' INT TERM
-memory_backends "$WORK" "$P1" "$P2"
-BEID=$MEMORY_BACKENDS_PID
-BERTH_HOME=$WORK/home "$B" daemon start --nodename turn --consul-addr 127.0.0.1:$CONSUL \
-  --dns-addr none --ingress-http 127.0.0.1:$ING >/dev/null
-for i in 1 2; do
-  port=$((i == 1 ? P1 : P2))
-  curl -sf -X PUT --data-binary "{\"ID\":\"turn$i\",\"Name\":\"turn\",\"Address\":\"127.0.0.1\",\"Port\":$port,\"Tags\":[\"dns=bench.test\"]}" \
-    "http://127.0.0.1:$CONSUL/v1/agent/service/register" >/dev/null
-done
-haproxy_anchor_cfg "$WORK/haproxy.cfg" "$HAP" "$P1" "$P2"
-# At the daemon's niceness, as in bench/ingress.sh.
-nice -n "$(ps -o ni= -p "$(cat "$WORK/home/berth.pid")" | tr -d ' ')" \
-  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
-HAPID=$!
-for port in $ING $HAP; do
-  for i in $(seq 100); do
-    [ "$(curl -s -H 'Host: bench.test' "http://127.0.0.1:$port/")" = hello ] && break
-    [ "$i" = 100 ] && { echo "no answer on $port" >&2; exit 1; }
-    sleep 0.1
-  done
-done
+berth_and_haproxy "$B" "$WORK" turn "$P1" "$P2" "$CONSUL" "$ING" "$HAP"
 
 for who in berth:$ING haproxy:$HAP; do
   name=${who%%:*}; port=${who#*:}
