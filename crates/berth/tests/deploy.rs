@@ -23,16 +23,7 @@ fn image(tag: &str, version: &str, healthy: bool) -> String {
         "FROM {}\nRUN mkdir -p /www && echo {version} {tag} > /www/index.html{health}\n",
         common::IMAGE
     );
-    let out = common::run_with_stdin(
-        {
-            let mut c = std::process::Command::new("docker");
-            c.args(["build", "-q", "-t", tag, "-"]);
-            c
-        },
-        &dockerfile,
-    );
-    assert!(out.status.success(), "docker build {tag}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::build_image(tag, &dockerfile)
 }
 
 fn remove_images(tags: &[String]) {

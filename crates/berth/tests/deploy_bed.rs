@@ -22,11 +22,7 @@ fn images(bed: &Testbed, tags: &[String]) -> Vec<String> {
     for (i, tag) in tags.iter().enumerate() {
         // The tag in the content: no other test shares the image.
         let dockerfile = format!("FROM {IMAGE}\nRUN echo v{} {tag} > /version\n", i + 1);
-        let mut c = Command::new("docker");
-        c.args(["build", "-q", "-t", tag, "-"]);
-        let out = common::run_with_stdin(c, &dockerfile);
-        assert!(out.status.success(), "docker build {tag}: {out:?}");
-        ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        ids.push(common::build_image(tag, &dockerfile));
         let tar = bed.dir.path().join(format!("img{i}.tar"));
         let tar = tar.display().to_string();
         let saved = common::docker(&["save", "-o", &tar, tag]);

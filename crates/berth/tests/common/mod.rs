@@ -70,6 +70,19 @@ pub fn files_holding(dir: &Path, needles: &[Vec<u8>], skip: Option<&Path>) -> Ve
     found
 }
 
+/// Builds `dockerfile` (read from stdin, no context) as `tag` on the
+/// host's dockerd and returns the image id. `--no-cache`: the legacy
+/// builder's cache probe reads every child of the `FROM` image, and fails
+/// the build ("unable to find image") when a parallel test deletes its own
+/// child of the same base in that moment.
+pub fn build_image(tag: &str, dockerfile: &str) -> String {
+    let mut c = Command::new("docker");
+    c.args(["build", "--no-cache", "-q", "-t", tag, "-"]);
+    let out = run_with_stdin(c, dockerfile);
+    assert!(out.status.success(), "docker build {tag}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Runs `cmd` with `input` on its standard input.
 pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
     use std::io::Write;
