@@ -15,7 +15,8 @@
 # Usage: [BACKENDS=host] bench/ingress.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy, openssl, a running dockerd).
 # Without BERTH_BIN it builds release berth first.
 # Prints the medians of ROUNDS (3) alternated runs of rps and p99 at 50 and
-# 200 connections, and the ratios.
+# 200 connections, and the ratios; each run's figures go to stderr.
+# ONLY=I1 or ONLY=I2 runs one of the two.
 set -euo pipefail
 . "$(dirname "$0")/lib/memory_backends.sh"
 . "$(dirname "$0")/lib/haproxy_anchor.sh"
@@ -112,6 +113,7 @@ point() { # label berth-port haproxy-port connections [scheme]
   for i in $(seq "$ROUNDS"); do
     read -r b0 b1 b2 < <(run "$2" "$4" "${5:-http}")
     read -r h0 h1 h2 < <(run "$3" "$4" "${5:-http}")
+    echo "  $1 c=$4 round $i: berth $b0 rps p99 $b1 ms | haproxy $h0 rps p99 $h1 ms" >&2
     br+=("$b0"); bp+=("$b1"); bb=$((bb + b2)); hr+=("$h0"); hp+=("$h1"); hb=$((hb + h2))
   done
   local brps bp99 hrps hp99
@@ -119,5 +121,5 @@ point() { # label berth-port haproxy-port connections [scheme]
   hrps=$(printf '%s\n' "${hr[@]}" | median); hp99=$(printf '%s\n' "${hp[@]}" | median)
   echo "$1 c=$4  berth $brps rps p99 ${bp99} ms (non-2xx $bb) | haproxy $hrps rps p99 ${hp99} ms (non-2xx $hb) | rps $(ratio "$brps" "$hrps")x (goal >= 1.0), p99 $(ratio "$bp99" "$hp99")x of haproxy's (goal <= 1.1); medians of $ROUNDS"
 }
-for c in 50 200; do point I1 $ING $HAP $c; done
-for c in 50 200; do point I2 $INGS $HAPS $c https; done
+if [ "${ONLY:-I2}" != I2 ]; then for c in 50 200; do point I1 $ING $HAP $c; done; fi
+if [ "${ONLY:-I1}" != I1 ]; then for c in 50 200; do point I2 $INGS $HAPS $c https; done; fi

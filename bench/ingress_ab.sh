@@ -7,7 +7,8 @@
 # 2-core VM a proxy's rps varies by 20% between runs minutes apart, so
 # only pairs run back to back tell a change from noise.
 # Usage: bench/ingress_ab.sh BIN_A BIN_B [SECONDS]   (root; wrk, haproxy).
-# Env: ROUNDS (4), C (connections, 50).
+# Env: ROUNDS (4), C (connections, 50), HOGS (0: how many CPU-bound busy
+# loops run beside, at niceness 0, as a container crunching numbers would).
 set -euo pipefail
 . "$(dirname "$0")/lib/memory_backends.sh"
 A=${1:?BIN_A}; B=${2:?BIN_B}; SECS=${3:-5}; ROUNDS=${ROUNDS:-4}; C=${C:-50}
@@ -16,7 +17,9 @@ command -v wrk >/dev/null && command -v haproxy >/dev/null \
 WORK=$(mktemp -d /tmp/berth-ab.XXXXXX)
 P1=18791; P2=18792
 BEID=
+HOG_PIDS=()
 cleanup() {
+  [ ${#HOG_PIDS[@]} -gt 0 ] && kill "${HOG_PIDS[@]}" 2>/dev/null || true
   [ -n "$BEID" ] && kill "$BEID" 2>/dev/null || true
   BERTH_HOME=$WORK/a "$A" daemon stop >/dev/null 2>&1 || true
   BERTH_HOME=$WORK/b "$B" daemon stop >/dev/null 2>&1 || true
@@ -45,6 +48,10 @@ start() { # binary home consul-port ingress-port
 start "$A" "$WORK/a" 18793 18794
 start "$B" "$WORK/b" 18795 18796
 PA=$(cat "$WORK/a/berth.pid"); PB=$(cat "$WORK/b/berth.pid")
+for _ in $(seq "${HOGS:-0}"); do
+  nice -n 0 sh -c 'while :; do :; done' &
+  HOG_PIDS+=($!)
+done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 ratios=()
@@ -53,7 +60,7 @@ for _ in $(seq "$ROUNDS"); do
   for who in A B; do
     if [ $who = A ]; then pid=$PA; port=18794; else pid=$PB; port=18796; fi
     t0=$(ticks "$pid")
-    out=$(wrk -t 2 -c "$C" -d "${SECS}s" --latency -H 'Host: bench.test' "http://127.0.0.1:$port/")
+    out=$(wrk -t $((C < 2 ? C : 2)) -c "$C" -d "${SECS}s" --latency -H 'Host: bench.test' "http://127.0.0.1:$port/")
     t1=$(ticks "$pid")
     n=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
