@@ -3,13 +3,13 @@
 # berth's ingress against haproxy 2.6 in the same run, both routing to the
 # same busybox httpd container. Prints each one's RSS before and with the
 # connections open (berth's once they are parked, see below).
-# Usage: bench/ingress_idle.sh [CONNECTIONS]   (root; haproxy, a running dockerd).
+# Usage: bench/ingress_idle.sh [CONNECTIONS] [BERTH_BIN]   (root; haproxy, a running dockerd).
+# Without BERTH_BIN it builds release berth first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 command -v haproxy >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy >/dev/null
-cargo build --release -q
-B=$PWD/target/release/berth
+if [ -n "${2:-}" ]; then B=$(realpath "$2"); else cargo build --release -q; B=$PWD/target/release/berth; fi
 IMG=berth-bench/pause:1
 scripts/demo-image "$IMG" >/dev/null
 ulimit -n "$(ulimit -Hn)"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Single-node benchmarks B1-B4, each against raw Docker in the same run.
-# Usage: bench/single_node.sh [runs]   (needs root, a running dockerd, a release build)
+# Usage: bench/single_node.sh [runs] [BERTH_BIN]   (needs root, a running dockerd)
+# Without BERTH_BIN it builds release berth first.
 # Prints medians and ratios; copy the output into BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
-cargo build --release -q
-B=$PWD/target/release/berth
+if [ -n "${2:-}" ]; then B=$(realpath "$2"); else cargo build --release -q; B=$PWD/target/release/berth; fi
 IMG=berth-bench/pause:1
 scripts/demo-image "$IMG" >/dev/null
 export BERTH_HOME=$(mktemp -d /tmp/berth-bench.XXXXXX)
