@@ -18,13 +18,13 @@
 # 200 connections, and the ratios; each run's figures go to stderr.
 # ONLY=I1 or ONLY=I2 runs one of the two.
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 . "$(dirname "$0")/lib/memory_backends.sh"
 . "$(dirname "$0")/lib/haproxy_anchor.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
-command -v wrk >/dev/null && command -v haproxy >/dev/null \
-  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk haproxy >/dev/null
-if [ -n "${2:-}" ]; then B=$(realpath "$2"); else cargo build --release -q; B=$PWD/target/release/berth; fi
+bench_tools wrk haproxy
+bench_berth "${2:-}"
 IMG=berth-bench/pause:1
 scripts/demo-image "$IMG" >/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -10,10 +10,10 @@
 # Env: ROUNDS (4), C (connections, 50), HOGS (0: how many CPU-bound busy
 # loops run beside, at niceness 0, as a container crunching numbers would).
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 . "$(dirname "$0")/lib/memory_backends.sh"
 A=${1:?BIN_A}; B=${2:?BIN_B}; SECS=${3:-5}; ROUNDS=${ROUNDS:-4}; C=${C:-50}
-command -v wrk >/dev/null && command -v haproxy >/dev/null \
-  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk haproxy >/dev/null
+bench_tools wrk haproxy
 WORK=$(mktemp -d /tmp/berth-ab.XXXXXX)
 P1=18791; P2=18792
 BEID=

@@ -9,16 +9,15 @@
 # Usage: bench/ingress_bursts.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy, bpftrace).
 # Env: C (connections, 50).
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 . "$(dirname "$0")/lib/memory_backends.sh"
 . "$(dirname "$0")/lib/haproxy_anchor.sh"
 . "$(dirname "$0")/lib/berth_and_haproxy.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; C=${C:-50}
 [ "$SECS" -ge 6 ] || { echo "SECONDS must be 6 or more (3 s are traced)" >&2; exit 2; }
-need=()
-for c in wrk haproxy bpftrace; do command -v $c >/dev/null || need+=("$c"); done
-[ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
-if [ -n "${2:-}" ]; then B=$2; else cargo build --release -q; B=$PWD/target/release/berth; fi
+bench_tools wrk haproxy bpftrace
+bench_berth "${2:-}"
 WORK=$(mktemp -d /tmp/berth-bursts.XXXXXX)
 P1=18861; P2=18862; CONSUL=18863; ING=18864; HAP=18865
 trap berth_and_haproxy_stop EXIT

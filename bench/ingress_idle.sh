@@ -6,10 +6,11 @@
 # Usage: bench/ingress_idle.sh [CONNECTIONS] [BERTH_BIN]   (root; haproxy, a running dockerd).
 # Without BERTH_BIN it builds release berth first.
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 cd "$(dirname "$0")/.."
 N=${1:-10000}
-command -v haproxy >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy >/dev/null
-if [ -n "${2:-}" ]; then B=$(realpath "$2"); else cargo build --release -q; B=$PWD/target/release/berth; fi
+bench_tools haproxy
+bench_berth "${2:-}"
 IMG=berth-bench/pause:1
 scripts/demo-image "$IMG" >/dev/null
 ulimit -n "$(ulimit -Hn)"

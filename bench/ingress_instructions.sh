@@ -11,14 +11,13 @@
 # Usage: bench/ingress_instructions.sh [SECONDS] [BERTH_BIN]   (root; valgrind, wrk, haproxy).
 # Env: C (connections, 1).
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 . "$(dirname "$0")/lib/memory_backends.sh"
 . "$(dirname "$0")/lib/haproxy_anchor.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-15}; C=${C:-1}
-need=()
-for c in valgrind wrk haproxy; do command -v $c >/dev/null || need+=("$c"); done
-[ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
-if [ -n "${2:-}" ]; then B=$2; else cargo build --release -q; B=$PWD/target/release/berth; fi
+bench_tools valgrind wrk haproxy
+bench_berth "${2:-}"
 WORK=$(mktemp -d /tmp/berth-instr.XXXXXX)
 P1=18891; P2=18892; CONSUL=18893; ING=18894; HAP=18895
 BEID=; VP=

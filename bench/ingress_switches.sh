@@ -10,14 +10,14 @@
 # Usage: bench/ingress_switches.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy).
 # Env: C (connections, 50), ROUNDS (2).
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 . "$(dirname "$0")/lib/memory_backends.sh"
 . "$(dirname "$0")/lib/haproxy_anchor.sh"
 . "$(dirname "$0")/lib/berth_and_haproxy.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; C=${C:-50}; ROUNDS=${ROUNDS:-2}
-command -v wrk >/dev/null && command -v haproxy >/dev/null \
-  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk haproxy >/dev/null
-if [ -n "${2:-}" ]; then B=$2; else cargo build --release -q; B=$PWD/target/release/berth; fi
+bench_tools wrk haproxy
+bench_berth "${2:-}"
 WORK=$(mktemp -d /tmp/berth-switches.XXXXXX)
 P1=18851; P2=18852; CONSUL=18853; ING=18854; HAP=18855
 trap berth_and_haproxy_stop EXIT

@@ -11,15 +11,14 @@
 # Usage: bench/ingress_turnaround.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy, tcpdump, python3).
 # Env: C (connections, 50).
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 . "$(dirname "$0")/lib/memory_backends.sh"
 . "$(dirname "$0")/lib/haproxy_anchor.sh"
 . "$(dirname "$0")/lib/berth_and_haproxy.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; C=${C:-50}
-need=()
-for c in wrk haproxy tcpdump; do command -v $c >/dev/null || need+=("$c"); done
-[ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
-if [ -n "${2:-}" ]; then B=$2; else cargo build --release -q; B=$PWD/target/release/berth; fi
+bench_tools wrk haproxy tcpdump
+bench_berth "${2:-}"
 WORK=$(mktemp -d /tmp/berth-turnaround.XXXXXX)
 P1=18871; P2=18872; CONSUL=18873; ING=18874; HAP=18875
 trap berth_and_haproxy_stop EXIT

@@ -4,9 +4,10 @@
 # Without BERTH_BIN it builds release berth first.
 # Prints medians and ratios; copy the output into BENCHMARKS.md.
 set -euo pipefail
+. "$(dirname "$0")/lib/tools.sh"
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
-if [ -n "${2:-}" ]; then B=$(realpath "$2"); else cargo build --release -q; B=$PWD/target/release/berth; fi
+bench_berth "${2:-}"
 IMG=berth-bench/pause:1
 scripts/demo-image "$IMG" >/dev/null
 export BERTH_HOME=$(mktemp -d /tmp/berth-bench.XXXXXX)
