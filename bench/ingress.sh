@@ -121,5 +121,5 @@ point() { # label berth-port haproxy-port connections [scheme]
   hrps=$(printf '%s\n' "${hr[@]}" | median); hp99=$(printf '%s\n' "${hp[@]}" | median)
   echo "$1 c=$4  berth $brps rps p99 ${bp99} ms (non-2xx $bb) | haproxy $hrps rps p99 ${hp99} ms (non-2xx $hb) | rps $(ratio "$brps" "$hrps")x (goal >= 1.0), p99 $(ratio "$bp99" "$hp99")x of haproxy's (goal <= 1.1); medians of $ROUNDS"
 }
-if [ "${ONLY:-I2}" != I2 ]; then for c in 50 200; do point I1 $ING $HAP $c; done; fi
-if [ "${ONLY:-I1}" != I1 ]; then for c in 50 200; do point I2 $INGS $HAPS $c https; done; fi
+if [ "${ONLY:-}" != I2 ]; then for c in 50 200; do point I1 $ING $HAP $c; done; fi
+if [ "${ONLY:-}" != I1 ]; then for c in 50 200; do point I2 $INGS $HAPS $c https; done; fi
