@@ -61,7 +61,9 @@ $B 'bench2/*' start >/dev/null
 sleep 15
 pid=$($B daemon status --format json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-echo "B3 daemon RSS idle with 100 running services: $((rss / 1024)) MB (goal <= 30 MB)"
+anon=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
+file=$(awk '/RssFile/ {print $2}' /proc/$pid/status)
+echo "B3 daemon RSS idle with 100 running services: $((rss / 1024)) MB (goal <= 30 MB): $((anon / 1024)) MB private, $((file / 1024)) MB mapped from the binary and libraries"
 
 # B4: berth mon with 1000 defined services.
 for i in $(seq 101 1000); do $B create bench2/s$i --kw container#0.image=$IMG >/dev/null; done
