@@ -47,7 +47,7 @@ pub enum TimingError {
 
 impl Timing {
     /// The whole timing from the two operator settings. A node tolerates
-    /// one lost heartbeat before it fences (`lease = down_after -
+    /// one lost heartbeat period before it fences (`lease = down_after -
     /// heartbeat`), and is fenced by the time the leader calls it down;
     /// the stop grace is at most 1 s and a third of `down_after`. With the
     /// defaults (1 s, 3 s) failover waits exactly `down_after`.

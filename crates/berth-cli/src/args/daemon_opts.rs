@@ -37,7 +37,8 @@ pub struct DaemonOpts {
     /// Move it where 10.213.0.0/16 is in use on the site.
     #[arg(long, default_value = "10.213.0.0/16")]
     pub private_bridge_pool: berth_model::settings::BridgePool,
-    /// Cluster heartbeat period.
+    /// Cluster heartbeat period: a node heartbeats to the leader twice in
+    /// each, and its failover lease lasts --down-after minus one period.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub heartbeat: std::time::Duration,
     /// Silence after which the leader considers a node down; also the
