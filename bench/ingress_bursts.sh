@@ -9,9 +9,6 @@
 # Usage: bench/ingress_bursts.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy, bpftrace).
 # Env: C (connections, 50).
 set -euo pipefail
-. "$(dirname "$0")/lib/tools.sh"
-. "$(dirname "$0")/lib/memory_backends.sh"
-. "$(dirname "$0")/lib/haproxy_anchor.sh"
 . "$(dirname "$0")/lib/berth_and_haproxy.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; C=${C:-50}
@@ -24,13 +21,8 @@ trap berth_and_haproxy_stop EXIT
 trap 'exit 130' INT TERM
 berth_and_haproxy "$B" "$WORK" bursts "$P1" "$P2" "$CONSUL" "$ING" "$HAP"
 
-# The worker threads: berth's ingress-N, the anchor's threads.
-workers() {
-  local t
-  for t in /proc/"$1"/task/*; do
-    case $(cat "$t/comm") in ingress-*|haproxy) echo "${t##*/}" ;; esac
-  done | head -2 | tr '\n' ' '
-}
+# The first 2 worker threads' ids.
+workers() { proxy_workers "$1" | head -2 | xargs -n1 basename | tr '\n' ' '; }
 for who in berth:$(cat "$WORK/home/berth.pid"):$ING haproxy:$HAPROXY_PID:$HAP; do
   IFS=: read -r name pid port <<<"$who"
   read -r t1 t2 <<<"$(workers "$pid")"

@@ -10,9 +10,6 @@
 # Usage: bench/ingress_switches.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy).
 # Env: C (connections, 50), ROUNDS (2).
 set -euo pipefail
-. "$(dirname "$0")/lib/tools.sh"
-. "$(dirname "$0")/lib/memory_backends.sh"
-. "$(dirname "$0")/lib/haproxy_anchor.sh"
 . "$(dirname "$0")/lib/berth_and_haproxy.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; C=${C:-50}; ROUNDS=${ROUNDS:-2}
@@ -29,8 +26,7 @@ HZ=$(getconf CLK_TCK)
 # (berth's ingress-N, the anchor's haproxy threads).
 counters() {
   local t ticks=0 vol=0 inv=0
-  for t in /proc/"$1"/task/*; do
-    case $(cat "$t/comm") in ingress-*|haproxy) ;; *) continue ;; esac
+  for t in $(proxy_workers "$1"); do
     ticks=$((ticks + $(awk '{print $14 + $15}' "$t/stat")))
     vol=$((vol + $(awk '/^voluntary_ctxt_switches/ {print $2}' "$t/status")))
     inv=$((inv + $(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "$t/status")))

@@ -11,9 +11,6 @@
 # Usage: bench/ingress_turnaround.sh [SECONDS] [BERTH_BIN]   (root; wrk, haproxy, tcpdump, python3).
 # Env: C (connections, 50).
 set -euo pipefail
-. "$(dirname "$0")/lib/tools.sh"
-. "$(dirname "$0")/lib/memory_backends.sh"
-. "$(dirname "$0")/lib/haproxy_anchor.sh"
 . "$(dirname "$0")/lib/berth_and_haproxy.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; C=${C:-50}

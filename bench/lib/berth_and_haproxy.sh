@@ -1,11 +1,16 @@
 # A berth ingress and the haproxy anchor side by side, in front of the
 # same 2 in-memory backends (memory_backends.sh, registered through the
 # daemon's Consul API with a dns= tag), haproxy at the daemon's niceness
-# as in bench/ingress.sh, both answering before it returns. Source it
-# (with memory_backends.sh and haproxy_anchor.sh), then
+# as in bench/ingress.sh, both answering before it returns. Source it (it
+# sources tools.sh, memory_backends.sh and haproxy_anchor.sh), then
 #   berth_and_haproxy BIN WORK NAME BACKEND1 BACKEND2 CONSUL INGRESS HAPROXY
 #   berth_and_haproxy_stop    # from the EXIT trap
+#   proxy_workers PID         # the task directories of a proxy's worker threads
 # The daemon's home is WORK/home; haproxy's pid is in HAPROXY_PID.
+. "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/memory_backends.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/haproxy_anchor.sh"
+
 berth_and_haproxy() {
   local bin=$1 work=$2 name=$3 p1=$4 p2=$5 consul=$6 ing=$7 hap=$8 i port
   BAH_BIN=$bin; BAH_WORK=$work
@@ -37,4 +42,12 @@ berth_and_haproxy_stop() {
   [ -n "${BAH_WORK:-}" ] && BERTH_HOME=$BAH_WORK/home "$BAH_BIN" daemon stop >/dev/null 2>&1
   [ -n "${BAH_WORK:-}" ] && rm -rf "$BAH_WORK"
   return 0
+}
+
+# berth's ingress-N threads, or the anchor's haproxy threads.
+proxy_workers() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    case $(cat "$t/comm") in ingress-*|haproxy) echo "$t" ;; esac
+  done
 }
